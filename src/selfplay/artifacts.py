@@ -1,0 +1,65 @@
+"""Run-directory I/O. Every artifact is written under a temporary name and renamed into place,
+so a killed run never leaves a half-written file that looks finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def write_parquet(path: Path, records: list[dict]) -> None:
+    """Records -> Parquet (via ``datasets``, so ``load_dataset('parquet', ...)`` reads it back)."""
+    from datasets import Dataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    Dataset.from_list(records).to_parquet(str(tmp))
+    os.replace(tmp, path)
+
+
+def read_parquet(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path)).to_pylist()
+
+
+def save_model_dir(path: Path, model, tokenizer) -> None:
+    """``save_pretrained`` into a temporary directory, then rename it to ``path``."""
+    tmp = _tmp(path)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    if path.exists():  # a stale directory from an older layout; the stage was not marked done
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def clean_temporaries(run_dir: Path) -> None:
+    """Remove temporaries left by a killed run."""
+    for p in run_dir.rglob(".*.tmp-*"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)

@@ -1,0 +1,135 @@
+"""``selfplay`` command line.
+
+    selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e-4 output_dir=runs/x)
+    selfplay summary RUN_DIR                print the per-iteration table of a run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def summary_table(rows: list[dict], title: str = "selfplay"):
+    """A rich table: one row per stage (seed, iter_001, ...)."""
+    from rich.table import Table
+
+    diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
+    t = Table(title=title, title_justify="left")
+    for col in ["stage", "pass", "valid", "kept", *[f"acc d{d}" for d in diffs], "in", "harder", "train tok", "gen tok", "sec"]:
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    for r in rows:
+        g = r.get("generate", {})
+        acc = r["eval"]["accuracy"]
+        t.add_row(
+            r["stage"],
+            _fmt(g.get("pass_rate")),
+            _fmt(g.get("valid_rate")),
+            str(r.get("filter", {}).get("kept", "-")),
+            *[_fmt(acc.get(d)) for d in diffs],
+            _fmt(r["eval"].get("accuracy_in")),
+            _fmt(r["eval"].get("accuracy_harder")),
+            f"{r['train']['tokens']:,}",
+            f"{g.get('generated_tokens', 0):,}",
+            f"{r['seconds']['total']:.0f}",
+        )
+    return t
+
+
+def _console():
+    from rich.console import Console
+
+    # A pipe or log file gets a wide table rather than rich's 80-column default.
+    return Console(width=None if sys.stdout.isatty() else 150)
+
+
+def _quiet_libraries() -> None:
+    """Our own bars cover long work; the libraries' per-step bars and notices are noise here."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _cmd_run(args) -> int:
+    from selfplay.config import load_config
+
+    console = _console()
+    cfg = load_config(args.config, args.overrides)  # ConfigError -> one line, below
+    _quiet_libraries()
+    from selfplay.loop import run
+
+    def on_stage(row):
+        r = row["eval"]
+        acc = "  ".join(f"d{d}={v:.2f}" for d, v in r["accuracy"].items() if d != "all")
+        extra = ""
+        if "generate" in row:
+            extra = f"pass {row['generate']['pass_rate']:.2f}  kept {row['filter']['kept']}  "
+        console.print(f"[green]done[/] {row['stage']}: {extra}accuracy {acc}  ({row['seconds']['total']:.0f}s)")
+
+    rows = run(cfg, console=console, progress=not args.no_progress, on_stage=on_stage)
+    console.print(summary_table(rows, title=f"{cfg.name}: accuracy by difficulty (greedy, held-out); raw corpus difficulties {cfg.raw.difficulties}"))
+    console.print(f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/samples.parquet)")
+    return 0
+
+
+def _cmd_summary(args) -> int:
+    from selfplay.config import ConfigError
+    from selfplay.loop import write_metrics_log
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    rows = write_metrics_log(run_dir)
+    if not rows:
+        raise ConfigError(f"{run_dir}: no finished stage yet")
+    _console().print(summary_table(rows, title=str(run_dir)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="selfplay", description="Self-play (expert iteration) with verified reasoning chains.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run or resume the loop on a config")
+    r.add_argument("config", help="YAML config, e.g. configs/arith/default.yaml")
+    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4 loop.iterations=2")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=_cmd_run)
+    s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
+    s.add_argument("run_dir")
+    s.set_defaults(func=_cmd_summary)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    args = build_parser().parse_args(argv)
+    from selfplay.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"selfplay: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("selfplay: interrupted; rerun the same command to resume from the last finished stage", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"selfplay: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Evaluation: greedy accuracy per difficulty, pass@k (unbiased), maj@k and chain validity.
+
+Uses the same generator and verifier as the loop, on the task's held-out test split.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from math import comb
+
+from selfplay.config import RunConfig
+from selfplay.generation import get_backend
+from selfplay.tasks import Problem, Task
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` samples of which ``c`` are correct (Chen et al., 2021).
+
+    >>> pass_at_k(4, 0, 1), pass_at_k(4, 4, 2), round(pass_at_k(4, 1, 2), 3)
+    (0.0, 1.0, 0.5)
+    """
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def majority_answer(answers: list[str | None]) -> str | None:
+    """The most common non-empty answer; ties go to the one seen first."""
+    votes = Counter(a for a in answers if a)
+    if not votes:
+        return None
+    best = max(votes.values())
+    return next(a for a in answers if a and votes[a] == best)
+
+
+def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
+    """The run's fixed held-out test set: the same problems at every evaluation."""
+    rng = random.Random(f"test-{cfg.seed}")
+    out = []
+    for d in cfg.eval.difficulties:
+        out += task.sample_problems("test", d, cfg.eval.n_per_difficulty, rng)
+    return out
+
+
+def _norm(a: str | None) -> str | None:
+    return None if a is None else (a.lstrip("0") or "0")
+
+
+def evaluate(model, tokenizer, task: Task, problems: list[Problem], cfg: RunConfig, *, seed: int, progress: bool = True) -> dict:
+    """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``."""
+    generate = get_backend(cfg.generation.backend)
+    max_new = cfg.generation.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
+    prompts = [p.prompt for p in problems]
+    common = dict(max_new_tokens=max_new, batch_size=cfg.generation.batch_size)
+    greedy = generate(model, tokenizer, prompts, greedy=True, seed=seed, progress="eval greedy" if progress else None, **common)
+    per: dict[int, dict[str, list[float]]] = {}
+    for comp in greedy:
+        p = problems[comp.prompt_idx]
+        v = task.verify(p, comp.text)
+        row = per.setdefault(p.difficulty, {})
+        row.setdefault("accuracy", []).append(float(v.status == "correct"))
+        row.setdefault("valid", []).append(float(v.valid))
+        row.setdefault("truncated", []).append(float(comp.finish_reason == "length"))
+    k = cfg.eval.k
+    if k > 0:
+        sampled = generate(model, tokenizer, prompts, n=k, temperature=cfg.eval.temperature, seed=seed + 1, progress="eval sample" if progress else None, **common)
+        by_prompt: dict[int, list] = {}
+        for comp in sampled:
+            by_prompt.setdefault(comp.prompt_idx, []).append(comp)
+        for i, comps in by_prompt.items():
+            p = problems[i]
+            verdicts = [task.verify(p, c.text) for c in comps]
+            c = sum(v.status == "correct" for v in verdicts)
+            row = per[p.difficulty]
+            row.setdefault("pass@1", []).append(pass_at_k(k, c, 1))
+            row.setdefault(f"pass@{k}", []).append(pass_at_k(k, c, k))
+            maj = majority_answer([_norm(v.answer) for v in verdicts])
+            row.setdefault(f"maj@{k}", []).append(float(maj is not None and maj == _norm(p.answer)))
+    metrics: dict[str, dict] = {}
+    for d in sorted(per):
+        for name, values in per[d].items():
+            metrics.setdefault(name, {})[str(d)] = sum(values) / len(values)
+    for name, by_d in metrics.items():
+        by_d["all"] = sum(by_d.values()) / len(by_d)  # mean over difficulties, each weighted equally
+    metrics["n"] = {str(d): len(per[d]["accuracy"]) for d in sorted(per)}
+    return metrics

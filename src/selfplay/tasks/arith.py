@@ -1,0 +1,369 @@
+"""``arith``: multi-digit addition and multiplication with a scratchpad whose every step is checkable.
+
+Addition works column by column from the right; each step names the two digits, the carry in (from
+the second column on), the column sum and the carry out; the last segment is the answer::
+
+    Q:4729+386=  ->  9+6=15 c1|2+8+1=11 c1|7+3+1=11 c1|4+0+1=5 c0|5115
+
+Multiplication writes one partial product per digit of the second factor (the digit already
+shifted), then the running sums::
+
+    Q:47*36=  ->  47*6=282|47*30=1410|282+1410=1692|1692
+
+Difficulty is the digit count of the longer operand. The raw corpus can carry realistic slips (a
+dropped carry, a wrong column sum, a wrong partial product) that propagate to a wrong answer, and
+answer-only items.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import TYPE_CHECKING
+
+from selfplay.config import ConfigError
+from selfplay.tasks.base import Example, Problem, split_of
+from selfplay.verify import Deadline, StepMark, Verdict
+
+if TYPE_CHECKING:
+    from selfplay.config import RunConfig
+
+OPS = {"add": "+", "mul": "*"}
+MAX_DIGITS = 18
+"""Largest difficulty the task generates."""
+MAX_CHARS = 20_000
+"""Completions longer than this are judged unparseable without being read."""
+MAX_NUMBER_CHARS = 64
+"""A number longer than this in a step is never right for problems of at most MAX_DIGITS digits."""
+VERIFY_SECONDS = 1.0
+
+_PROMPT_RE = re.compile(r"^Q:(\d{1,18})([+*])(\d{1,18})=$")
+_ADD_STEP_RE = re.compile(r"^(\d+)\+(\d+)(?:\+(\d+))?=(\d+) c(\d+)$")
+_MUL_STEP_RE = re.compile(r"^(\d+)\*(\d+)=(\d+)$")
+_SUM_STEP_RE = re.compile(r"^(\d+)\+(\d+)=(\d+)$")
+_NUM_RE = re.compile(r"\d+")
+
+
+def _num(digits: int, rng: random.Random) -> int:
+    return rng.randrange(10) if digits == 1 else rng.randrange(10 ** (digits - 1), 10**digits)
+
+
+def _norm(s: str) -> str:
+    return s.lstrip("0") or "0"
+
+
+def _digit(n: int, i: int) -> int:
+    return (n // 10**i) % 10
+
+
+# ------------------------------------------------------------------------------------------------
+# Chains
+
+
+def add_chain(a: int, b: int, slip: str | None = None, rng: random.Random | None = None) -> str:
+    """The column-addition chain for ``a + b``; with ``slip``, one realistic error that propagates."""
+    cols = max(len(str(a)), len(str(b)))
+    slip_col = None
+    if slip == "dropped_carry":
+        # Drop a carry that should be there: a column (from the 2nd) whose true carry-in is 1.
+        carries, c = [], 0
+        for i in range(cols):
+            carries.append(c)
+            c = (_digit(a, i) + _digit(b, i) + c) // 10
+        candidates = [i for i in range(1, cols) if carries[i] == 1]
+        if not candidates:
+            slip = "wrong_sum"
+        else:
+            slip_col = rng.choice(candidates)
+    if slip == "wrong_sum":
+        slip_col = rng.randrange(cols)
+    steps, digits, c = [], [], 0
+    for i in range(cols):
+        x, y = _digit(a, i), _digit(b, i)
+        if slip == "dropped_carry" and i == slip_col:
+            c = 0
+        s = x + y + c
+        if slip == "wrong_sum" and i == slip_col:
+            s = s + 1 if s < 19 and (s == 0 or rng.random() < 0.5) else s - 1
+        carry_in = "" if i == 0 else f"+{c}"
+        c = s // 10
+        steps.append(f"{x}+{y}{carry_in}={s} c{c}")
+        digits.append(str(s % 10))
+    answer = (str(c) if c else "") + "".join(reversed(digits))
+    return "|".join(steps + [_norm(answer)])
+
+
+def mul_chain(a: int, b: int, slip: str | None = None, rng: random.Random | None = None) -> str:
+    """The partial-product chain for ``a * b``; with ``slip``, one wrong partial product."""
+    b_digits = len(str(b))
+    slip_at = rng.randrange(b_digits) if slip else None
+    partials = []
+    for j in range(b_digits):
+        factor = _digit(b, j) * 10**j
+        p = a * factor
+        if j == slip_at:
+            # A slipped digit in a partial product: off by one in the digit above the shift.
+            p = p + 10**j if (p // 10**j) % 10 < 9 else p - 10**j
+        partials.append((factor, p))
+    steps = [f"{a}*{factor}={p}" for factor, p in partials]
+    total = partials[0][1]
+    for _, p in partials[1:]:
+        steps.append(f"{total}+{p}={total + p}")
+        total += p
+    return "|".join(steps + [str(total)])
+
+
+# ------------------------------------------------------------------------------------------------
+# Verifiers
+
+
+def _too_long(*nums: str) -> bool:
+    return any(len(n) > MAX_NUMBER_CHARS for n in nums)
+
+
+def _verify_add(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[list[StepMark], str | None]:
+    """Marks for each step, and the result the chain computes (None if any step is off)."""
+    cols = max(len(str(a)), len(str(b)))
+    marks: list[StepMark] = []
+    prev_carry: int | None = 0
+    digits: list[str] = []
+    chain_ok = True
+    for i, seg in enumerate(segs):
+        if deadline.expired():
+            raise TimeoutError
+        m = _ADD_STEP_RE.match(seg)
+        if i >= cols:
+            marks.append(StepMark(seg, False, f"extra step: the problem has {cols} columns"))
+            chain_ok = False
+            continue
+        if not m:
+            marks.append(StepMark(seg, False, "unparseable step"))
+            prev_carry, chain_ok = None, False
+            continue
+        xs, ys, cs, ss, cos = m.groups()
+        if _too_long(xs, ys, cs or "", ss, cos):
+            marks.append(StepMark(seg, False, "number too long"))
+            prev_carry, chain_ok = None, False
+            continue
+        x, y, s, co = int(xs), int(ys), int(ss), int(cos)
+        c = int(cs) if cs is not None else None
+        why = ""
+        if x != _digit(a, i):
+            why = f"wrong digit: column {i + 1} of {a} is {_digit(a, i)}, not {x}"
+        elif y != _digit(b, i):
+            why = f"wrong digit: column {i + 1} of {b} is {_digit(b, i)}, not {y}"
+        elif i == 0 and c is not None:
+            why = "the first column has no carry in"
+        elif i > 0 and c is None:
+            why = f"missing carry in (should be {prev_carry})" if prev_carry is not None else "missing carry in"
+        elif i > 0 and prev_carry is not None and c != prev_carry:
+            why = "dropped carry" if (prev_carry == 1 and c == 0) else f"wrong carry in: should be {prev_carry}, not {c}"
+        elif s != x + y + (c or 0):
+            why = f"wrong sum: {x}+{y}{'' if c is None else '+' + str(c)}={x + y + (c or 0)}, not {s}"
+        elif co != s // 10:
+            why = f"wrong carry out: {s} carries {s // 10}, not {co}"
+        marks.append(StepMark(seg, not why, why))
+        chain_ok = chain_ok and not why
+        prev_carry = co
+        digits.append(str(s % 10))
+    if len(segs) < cols:
+        marks.append(StepMark("", False, f"missing steps: the chain has {len(segs)} of {cols} columns"))
+        chain_ok = False
+    if not chain_ok:
+        return marks, None
+    return marks, _norm((str(prev_carry) if prev_carry else "") + "".join(reversed(digits)))
+
+
+def _verify_mul(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[list[StepMark], str | None]:
+    b_digits = len(str(b))
+    marks: list[StepMark] = []
+    partials: list[int | None] = []
+    chain_ok = True
+    for j, seg in enumerate(segs[:b_digits]):
+        if deadline.expired():
+            raise TimeoutError
+        m = _MUL_STEP_RE.match(seg)
+        if not m:
+            marks.append(StepMark(seg, False, "unparseable step (expected a partial product)"))
+            partials.append(None)
+            chain_ok = False
+            continue
+        xs, fs, ps = m.groups()
+        if _too_long(xs, fs, ps):
+            marks.append(StepMark(seg, False, "number too long"))
+            partials.append(None)
+            chain_ok = False
+            continue
+        x, f, p = int(xs), int(fs), int(ps)
+        want_f = _digit(b, j) * 10**j
+        why = ""
+        if x != a:
+            why = f"wrong factor: {x}, not {a}"
+        elif f != want_f:
+            why = f"wrong partial factor: digit {j + 1} of {b} shifted is {want_f}, not {f}"
+        elif p != x * f:
+            why = f"wrong product: {x}*{f}={x * f}, not {p}"
+        marks.append(StepMark(seg, not why, why))
+        chain_ok = chain_ok and not why
+        partials.append(p)
+    total = partials[0] if partials else None
+    sum_segs = segs[b_digits:]
+    for j, seg in enumerate(sum_segs, start=1):
+        if deadline.expired():
+            raise TimeoutError
+        if j >= b_digits:
+            marks.append(StepMark(seg, False, f"extra step: the problem has {b_digits} partial products"))
+            chain_ok = False
+            continue
+        m = _SUM_STEP_RE.match(seg)
+        if not m or _too_long(*m.groups()):
+            marks.append(StepMark(seg, False, "unparseable step (expected a running sum)"))
+            total, chain_ok = None, False
+            continue
+        r, p, s = (int(g) for g in m.groups())
+        why = ""
+        if total is not None and r != total:
+            why = f"wrong running total: {total}, not {r}"
+        elif j < len(partials) and partials[j] is not None and p != partials[j]:
+            why = f"wrong addend: partial product {j + 1} is {partials[j]}, not {p}"
+        elif s != r + p:
+            why = f"wrong sum: {r}+{p}={r + p}, not {s}"
+        marks.append(StepMark(seg, not why, why))
+        chain_ok = chain_ok and not why
+        total = s
+    expected_steps = 2 * b_digits - 1
+    if len(segs) < expected_steps:
+        marks.append(StepMark("", False, f"missing steps: the chain has {len(segs)} of {expected_steps}"))
+        chain_ok = False
+    return marks, (str(total) if chain_ok and total is not None else None)
+
+
+def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECONDS) -> Verdict:
+    """Judge an ``arith`` completion: answer against the gold, every step against the arithmetic."""
+    try:
+        if not isinstance(completion, str):
+            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+        if len(completion) > MAX_CHARS:
+            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+        deadline = Deadline(seconds)
+        a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
+        segs = [s.strip() for s in completion.strip().split("|")]
+        answer = segs[-1]
+        if not answer.isascii() or not answer.isdigit():
+            return Verdict("unparseable", why="no final answer (the last segment is not a number)")
+        marks: list[StepMark] = []
+        if len(segs) > 1:
+            verify_steps = _verify_add if op == "+" else _verify_mul
+            marks, result = verify_steps(a, b, segs[:-1], deadline)
+            if result is not None:
+                # The answer itself is a step: it must be what the chain computed.
+                follows = _norm(answer) == result
+                why = "" if follows else f"answer does not follow from the chain (it gives {result})"
+                marks.append(StepMark(answer, follows, why))
+        ok = _norm(answer) == _norm(problem.answer)
+        return Verdict(
+            "correct" if ok else "wrong",
+            answer=answer if len(answer) <= MAX_NUMBER_CHARS else answer[:MAX_NUMBER_CHARS] + "...",
+            steps=tuple(marks),
+            why="" if ok else "wrong answer",
+        )
+    except TimeoutError:
+        return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
+    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
+        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+
+
+# ------------------------------------------------------------------------------------------------
+# The task
+
+
+class ArithTask:
+    name = "arith"
+
+    def __init__(self, ops: list[str] = ("add",)):
+        self.ops = list(ops)
+
+    @classmethod
+    def check_config(cls, cfg: RunConfig) -> None:
+        bad = [op for op in cfg.task.ops if op not in OPS]
+        if bad or not cfg.task.ops:
+            raise ConfigError(f"task.ops: unknown operation {bad[0] if bad else '(none)'!r}; valid: {', '.join(OPS)}")
+        for key, ds in [("raw.difficulties", cfg.raw.difficulties), ("loop.pool_difficulties", cfg.loop.pool_difficulties), ("eval.difficulties", cfg.eval.difficulties)]:
+            if max(ds) > MAX_DIGITS:
+                raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> ArithTask:
+        return cls(cfg.task.ops)
+
+    def make_problem(self, a: int, op: str, b: int) -> Problem:
+        answer = a + b if op == "+" else a * b
+        pid = f"{a}{op}{b}"
+        return Problem(
+            id=pid,
+            difficulty=max(len(str(a)), len(str(b))),
+            prompt=f"Q:{pid}=",
+            answer=str(answer),
+            meta={"a": a, "b": b, "op": op},
+        )
+
+    def parse_prompt(self, prompt: str) -> Problem:
+        m = _PROMPT_RE.match(prompt.strip())
+        if not m:
+            raise ValueError(f"not an arith prompt: {prompt[:40]!r}")
+        return self.make_problem(int(m.group(1)), m.group(2), int(m.group(3)))
+
+    def _draw(self, difficulty: int, rng: random.Random) -> Problem:
+        op = OPS[rng.choice(self.ops)]
+        a = _num(difficulty, rng)
+        b = _num(rng.randint(1, difficulty), rng)
+        if rng.random() < 0.5:
+            a, b = b, a
+        return self.make_problem(a, op, b)
+
+    def sample_problems(self, split: str, difficulty: int, n: int, rng: random.Random) -> list[Problem]:
+        seen: dict[str, Problem] = {}
+        attempts = 0
+        while len(seen) < n and attempts < 50 * n + 1000:
+            attempts += 1
+            p = self._draw(difficulty, rng)
+            if p.id not in seen and split_of(p.id) == split:
+                seen[p.id] = p
+        return list(seen.values())
+
+    def gold_chain(self, problem: Problem, slip: str | None = None, rng: random.Random | None = None) -> str:
+        a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
+        return add_chain(a, b, slip, rng) if op == "+" else mul_chain(a, b, slip, rng)
+
+    def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
+        raw = cfg.raw
+        per_difficulty = {d: 0 for d in raw.difficulties}
+        for _ in range(raw.size):
+            per_difficulty[rng.choice(raw.difficulties)] += 1
+        problems = []
+        for d, n in per_difficulty.items():
+            drawn = self.sample_problems("train", d, n, rng)
+            # Small difficulties have few distinct problems: repeat them rather than shrink U.
+            while drawn and len(drawn) < n:
+                drawn += drawn[: n - len(drawn)]
+            problems += drawn
+        rng.shuffle(problems)
+        out = []
+        for p in problems:
+            u = rng.random()
+            if u < raw.answer_only_rate:
+                out.append(Example(p.prompt, p.answer, p.id, p.difficulty, "raw-answer-only"))
+            elif u < raw.answer_only_rate + raw.slip_rate:
+                slip = "wrong_product" if p.meta["op"] == "*" else rng.choice(["dropped_carry", "wrong_sum"])
+                out.append(Example(p.prompt, self.gold_chain(p, slip, rng), p.id, p.difficulty, "raw-slip"))
+            else:
+                out.append(Example(p.prompt, self.gold_chain(p), p.id, p.difficulty, "raw"))
+        return out
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        return verify_arith(problem, completion)
+
+    def max_new_tokens(self, difficulty: int) -> int:
+        worst = 10**difficulty - 1
+        longest = max(len(self.gold_chain(self.make_problem(worst, OPS[op], worst))) for op in self.ops)
+        return longest + 8

@@ -1,0 +1,61 @@
+"""Records and the Task protocol every task implements."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from selfplay.verify import Verdict
+
+if TYPE_CHECKING:
+    from selfplay.config import RunConfig
+
+
+@dataclass
+class Problem:
+    id: str
+    """Stable identifier, unique within the task (e.g. ``'4729+386'``)."""
+    difficulty: int
+    prompt: str
+    answer: str
+    """Gold final answer, as text."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Example:
+    """One training item: the prompt and the completion the loss is taken on."""
+
+    prompt: str
+    completion: str
+    problem_id: str
+    difficulty: int
+    source: str
+    """Where it came from: ``raw``, ``raw-slip``, ``raw-answer-only``, ``selfplay``."""
+
+
+class Task(Protocol):
+    name: str
+
+    def sample_problems(self, split: str, difficulty: int, n: int, rng: random.Random) -> list[Problem]:
+        """Up to ``n`` distinct problems of one difficulty from ``split`` (``train`` or ``test``)."""
+
+    def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
+        """The raw corpus U described by ``cfg.raw``, drawn from the train split."""
+
+    def gold_chain(self, problem: Problem) -> str:
+        """A correct completion for ``problem``."""
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        """Judge a completion; pure and bounded in time."""
+
+    def max_new_tokens(self, difficulty: int) -> int:
+        """A completion-length bound that fits any correct chain of this difficulty (in characters)."""
+
+
+def split_of(problem_id: str, test_fraction: float = 0.2) -> str:
+    """Deterministic train/test assignment by a hash of the id, stable across runs and machines."""
+    h = int.from_bytes(hashlib.blake2b(problem_id.encode(), digest_size=8).digest(), "big")
+    return "test" if (h % 10_000) < test_fraction * 10_000 else "train"
