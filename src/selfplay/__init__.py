@@ -1,2 +1,3 @@
-from importlib.metadata import version as _v
+"""selfplay: can a model train itself past the data wall? Expert iteration with verified chains."""
+
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """``selfplay`` command line.
 
-    selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e-4 output_dir=runs/x)
-    selfplay summary RUN_DIR                print the per-iteration table of a run
+selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e-4 output_dir=runs/x)
+selfplay summary RUN_DIR                print the per-iteration table of a run
 """
 
 from __future__ import annotations
@@ -22,7 +22,18 @@ def summary_table(rows: list[dict], title: str = "selfplay"):
 
     diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
     t = Table(title=title, title_justify="left")
-    for col in ["stage", "pass", "valid", "kept", *[f"acc d{d}" for d in diffs], "in", "harder", "train tok", "gen tok", "sec"]:
+    for col in [
+        "stage",
+        "pass",
+        "valid",
+        "kept",
+        *[f"acc d{d}" for d in diffs],
+        "in",
+        "harder",
+        "train tok",
+        "gen tok",
+        "sec",
+    ]:
         t.add_column(col, justify="left" if col == "stage" else "right")
     for r in rows:
         g = r.get("generate", {})
@@ -74,10 +85,17 @@ def _cmd_run(args) -> int:
         extra = ""
         if "generate" in row:
             extra = f"pass {row['generate']['pass_rate']:.2f}  kept {row['filter']['kept']}  "
-        console.print(f"[green]done[/] {row['stage']}: {extra}accuracy {acc}  ({row['seconds']['total']:.0f}s)")
+        console.print(
+            f"[green]done[/] {row['stage']}: {extra}accuracy {acc}  ({row['seconds']['total']:.0f}s)"
+        )
 
     rows = run(cfg, console=console, progress=not args.no_progress, on_stage=on_stage)
-    console.print(summary_table(rows, title=f"{cfg.name}: accuracy by difficulty (greedy, held-out); raw corpus difficulties {cfg.raw.difficulties}"))
+    console.print(
+        summary_table(
+            rows,
+            title=f"{cfg.name}: accuracy by difficulty (greedy, held-out); raw corpus difficulties {cfg.raw.difficulties}",
+        )
+    )
     console.print(f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/samples.parquet)")
     return 0
 
@@ -97,11 +115,15 @@ def _cmd_summary(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="selfplay", description="Self-play (expert iteration) with verified reasoning chains.")
+    p = argparse.ArgumentParser(
+        prog="selfplay", description="Self-play (expert iteration) with verified reasoning chains."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run or resume the loop on a config")
     r.add_argument("config", help="YAML config, e.g. configs/arith/default.yaml")
-    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4 loop.iterations=2")
+    r.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4 loop.iterations=2"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
@@ -124,10 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfplay: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("selfplay: interrupted; rerun the same command to resume from the last finished stage", file=sys.stderr)
+        print(
+            "selfplay: interrupted; rerun the same command to resume from the last finished stage",
+            file=sys.stderr,
+        )
         return 130
     except OSError as exc:
-        print(f"selfplay: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(
+            f"selfplay: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
         return 1
 
 

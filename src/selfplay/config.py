@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration problem, reported to the user as one line."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass
@@ -59,6 +63,8 @@ class SeedConfig:
 
     tokens: int = 600_000
     """Training-token budget for the seed model (U is repeated as needed)."""
+    lr: float = 3e-3
+    """Learning rate from scratch; the rounds use ``train.lr`` (lower: they continue a trained model)."""
 
 
 @dataclass
@@ -107,6 +113,9 @@ class TrainConfig:
     """Fraction of each round's training examples drawn from the raw corpus U."""
     tokens: int = 300_000
     """Training-token budget per round."""
+    max_epochs: float | None = None
+    """Cap on passes over a round's training set: spend at most ``max_epochs x its tokens`` of the
+    budget (``null``: always spend the whole budget, repeating a small kept set as often as needed)."""
     lr: float = 1e-3
     batch_size: int = 64
     max_length: int = 128
@@ -149,6 +158,9 @@ class RunConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Parsing and validation
+
+
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def _type_name(tp: Any) -> str:
@@ -207,6 +219,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise bad
         return value
     if tp is float:
+        # YAML 1.1 reads 1e-3 (no dot) as a string: accept it where a float is expected.
+        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
@@ -238,9 +253,21 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.raw.size > 0, "raw.size", "must be > 0")
     need(0.0 <= cfg.raw.slip_rate <= 1.0, "raw.slip_rate", "must be in [0, 1]")
     need(0.0 <= cfg.raw.answer_only_rate <= 1.0, "raw.answer_only_rate", "must be in [0, 1]")
-    need(cfg.raw.slip_rate + cfg.raw.answer_only_rate <= 1.0, "raw.slip_rate", "slip_rate + answer_only_rate must be <= 1")
-    for key, ds in [("raw.difficulties", cfg.raw.difficulties), ("loop.pool_difficulties", cfg.loop.pool_difficulties), ("eval.difficulties", cfg.eval.difficulties)]:
-        need(len(ds) > 0 and all(d >= 1 for d in ds), key, "must be a non-empty list of integers >= 1")
+    need(
+        cfg.raw.slip_rate + cfg.raw.answer_only_rate <= 1.0,
+        "raw.slip_rate",
+        "slip_rate + answer_only_rate must be <= 1",
+    )
+    for key, ds in [
+        ("raw.difficulties", cfg.raw.difficulties),
+        ("loop.pool_difficulties", cfg.loop.pool_difficulties),
+        ("eval.difficulties", cfg.eval.difficulties),
+    ]:
+        need(
+            len(ds) > 0 and all(d >= 1 for d in ds),
+            key,
+            "must be a non-empty list of integers >= 1",
+        )
     need(cfg.seed_train.tokens >= 0, "seed_train.tokens", "must be >= 0")
     need(cfg.loop.iterations >= 0, "loop.iterations", "must be >= 0")
     need(cfg.loop.problems_per_iter > 0, "loop.problems_per_iter", "must be > 0")
@@ -248,11 +275,21 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.generation.temperature > 0, "generation.temperature", "must be > 0")
     need(0 < cfg.generation.top_p <= 1, "generation.top_p", "must be in (0, 1]")
     need(cfg.generation.batch_size >= 1, "generation.batch_size", "must be >= 1")
-    need(cfg.generation.max_new_tokens is None or cfg.generation.max_new_tokens >= 1, "generation.max_new_tokens", "must be >= 1")
+    need(
+        cfg.generation.max_new_tokens is None or cfg.generation.max_new_tokens >= 1,
+        "generation.max_new_tokens",
+        "must be >= 1",
+    )
     need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
     need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")
     need(cfg.train.tokens >= 0, "train.tokens", "must be >= 0")
     need(cfg.train.lr > 0, "train.lr", "must be > 0")
+    need(cfg.seed_train.lr > 0, "seed_train.lr", "must be > 0")
+    need(
+        cfg.train.max_epochs is None or cfg.train.max_epochs > 0,
+        "train.max_epochs",
+        "must be > 0 or null",
+    )
     need(cfg.train.batch_size >= 1, "train.batch_size", "must be >= 1")
     need(cfg.train.max_length >= 8, "train.max_length", "must be >= 8")
     need(cfg.eval.n_per_difficulty >= 1, "eval.n_per_difficulty", "must be >= 1")
@@ -261,7 +298,11 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
     from selfplay.tasks import TASKS
 
-    need(cfg.task.name in TASKS, "task.name", f"unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))}")
+    need(
+        cfg.task.name in TASKS,
+        "task.name",
+        f"unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))}",
+    )
     TASKS[cfg.task.name].check_config(cfg)
 
 
@@ -277,27 +318,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    # YAML reads 1e-3 as a string; accept it as the float the user meant.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value.lower() for c in "e.") else value
-        except ValueError:
-            pass
     return key.split("."), value
-
-
-def _fix_floats(node: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string; turn such strings into floats."""
-    if isinstance(node, dict):
-        return {k: _fix_floats(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_fix_floats(v) for v in node]
-    if isinstance(node, str):
-        try:
-            return float(node) if "e" in node.lower() and node.strip()[0] in "0123456789+-." else node
-        except ValueError:
-            return node
-    return node
 
 
 def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
@@ -313,7 +334,7 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
                 raise ConfigError(f"{'.'.join(path)}: '{part}' is not a section")
             node = child
         node[path[-1]] = value
-    cfg = _build(RunConfig, _fix_floats(data))
+    cfg = _build(RunConfig, data)
     _check_ranges(cfg)
     return cfg
 

@@ -49,13 +49,32 @@ def _norm(a: str | None) -> str | None:
     return None if a is None else (a.lstrip("0") or "0")
 
 
-def evaluate(model, tokenizer, task: Task, problems: list[Problem], cfg: RunConfig, *, seed: int, progress: bool = True) -> dict:
+def evaluate(
+    model,
+    tokenizer,
+    task: Task,
+    problems: list[Problem],
+    cfg: RunConfig,
+    *,
+    seed: int,
+    progress: bool = True,
+) -> dict:
     """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``."""
     generate = get_backend(cfg.generation.backend)
-    max_new = cfg.generation.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
+    max_new = cfg.generation.max_new_tokens or task.max_new_tokens(
+        max(p.difficulty for p in problems)
+    )
     prompts = [p.prompt for p in problems]
     common = dict(max_new_tokens=max_new, batch_size=cfg.generation.batch_size)
-    greedy = generate(model, tokenizer, prompts, greedy=True, seed=seed, progress="eval greedy" if progress else None, **common)
+    greedy = generate(
+        model,
+        tokenizer,
+        prompts,
+        greedy=True,
+        seed=seed,
+        progress="eval greedy" if progress else None,
+        **common,
+    )
     per: dict[int, dict[str, list[float]]] = {}
     for comp in greedy:
         p = problems[comp.prompt_idx]
@@ -66,7 +85,16 @@ def evaluate(model, tokenizer, task: Task, problems: list[Problem], cfg: RunConf
         row.setdefault("truncated", []).append(float(comp.finish_reason == "length"))
     k = cfg.eval.k
     if k > 0:
-        sampled = generate(model, tokenizer, prompts, n=k, temperature=cfg.eval.temperature, seed=seed + 1, progress="eval sample" if progress else None, **common)
+        sampled = generate(
+            model,
+            tokenizer,
+            prompts,
+            n=k,
+            temperature=cfg.eval.temperature,
+            seed=seed + 1,
+            progress="eval sample" if progress else None,
+            **common,
+        )
         by_prompt: dict[int, list] = {}
         for comp in sampled:
             by_prompt.setdefault(comp.prompt_idx, []).append(comp)
@@ -83,7 +111,9 @@ def evaluate(model, tokenizer, task: Task, problems: list[Problem], cfg: RunConf
     for d in sorted(per):
         for name, values in per[d].items():
             metrics.setdefault(name, {})[str(d)] = sum(values) / len(values)
-    for name, by_d in metrics.items():
-        by_d["all"] = sum(by_d.values()) / len(by_d)  # mean over difficulties, each weighted equally
+    for by_d in metrics.values():
+        by_d["all"] = sum(by_d.values()) / len(
+            by_d
+        )  # mean over difficulties, each weighted equally
     metrics["n"] = {str(d): len(per[d]["accuracy"]) for d in sorted(per)}
     return metrics

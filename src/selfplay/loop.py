@@ -14,6 +14,7 @@ exists is skipped, so rerunning a killed run resumes from the last finished stag
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -28,7 +29,7 @@ from selfplay.filters import filter_samples
 from selfplay.generation import get_backend
 from selfplay.models import count_params, init_model, load_model, resolve_device
 from selfplay.tasks import Example, Problem, Task, make_task
-from selfplay.training import train_sft
+from selfplay.training import count_tokens, train_sft
 
 STOP_ENV = "SELFPLAY_STOP_AFTER"
 """Name of a stage (e.g. ``iter_001/generate``) after which the run stops as if killed: for tests."""
@@ -63,7 +64,13 @@ def _environment() -> dict:
     from selfplay import __version__
 
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return {
@@ -99,14 +106,22 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     if path.exists():
         old = _flatten(yaml.safe_load(path.read_text()) or {})
         new = _flatten(config_to_dict(cfg))
-        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES]
+        diff = [
+            k
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES
+        ]
         if diff:
             k = diff[0]
-            raise ConfigError(f"{run_dir} holds a run with another config ({k}: {old.get(k)!r} there, {new.get(k)!r} now); use another output_dir or delete it")
+            raise ConfigError(
+                f"{run_dir} holds a run with another config ({k}: {old.get(k)!r} there, {new.get(k)!r} now); use another output_dir or delete it"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.clean_temporaries(run_dir)
     env = _environment()
-    header = "# resolved config of this run; " + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n"
+    header = (
+        "# resolved config of this run; " + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n"
+    )
     header += f"# rerun (resumes): selfplay run {path}\n"
     artifacts.write_text(path, header + dump_config(cfg))
     return run_dir
@@ -133,7 +148,10 @@ def _examples_to_records(examples: list[Example]) -> list[dict]:
 
 
 def _records_to_examples(records: list[dict]) -> list[Example]:
-    return [Example(r["prompt"], r["completion"], r["problem_id"], r["difficulty"], r["source"]) for r in records]
+    return [
+        Example(r["prompt"], r["completion"], r["problem_id"], r["difficulty"], r["source"])
+        for r in records
+    ]
 
 
 def _in_and_harder(cfg: RunConfig, accuracy: dict) -> tuple[float | None, float | None]:
@@ -149,7 +167,9 @@ def _eval_block(cfg: RunConfig, metrics: dict) -> dict:
     return {**metrics, "accuracy_in": acc_in, "accuracy_harder": acc_harder}
 
 
-def run_seed(cfg: RunConfig, task: Task, tests: list[Problem], device: str, console=None, progress=True) -> list[Example]:
+def run_seed(
+    cfg: RunConfig, task: Task, tests: list[Problem], device: str, console=None, progress=True
+) -> list[Example]:
     """Build the raw corpus U and train model_0 on it."""
     d = cfg.run_dir / "seed"
     raw_path = d / "raw.parquet"
@@ -166,8 +186,22 @@ def run_seed(cfg: RunConfig, task: Task, tests: list[Problem], device: str, cons
     if not (model_dir.exists() and (d / "train.json").exists()):
         model, tok = init_model(cfg)
         model.to(device)
-        _log(console, f"[bold]seed[/]: training model_0 ({count_params(model) / 1e6:.2f}M params) on U = {len(raw)} examples, {cfg.seed_train.tokens:,} tokens")
-        result = train_sft(model, tok, raw, cfg.train, budget_tokens=cfg.seed_train.tokens, seed=cfg.seed, work_dir=d / ".trainer", device=device, progress="seed train" if progress else None)
+        _log(
+            console,
+            f"[bold]seed[/]: training model_0 ({count_params(model) / 1e6:.2f}M params) on U = {len(raw)} examples, {cfg.seed_train.tokens:,} tokens",
+        )
+        seed_cfg = dataclasses.replace(cfg.train, lr=cfg.seed_train.lr)
+        result = train_sft(
+            model,
+            tok,
+            raw,
+            seed_cfg,
+            budget_tokens=cfg.seed_train.tokens,
+            seed=cfg.seed,
+            work_dir=d / ".trainer",
+            device=device,
+            progress="seed train" if progress else None,
+        )
         artifacts.save_model_dir(model_dir, model, tok)
         artifacts.write_json(d / "train.json", {**asdict(result), "params": count_params(model)})
         shutil.rmtree(d / ".trainer", ignore_errors=True)
@@ -180,11 +214,25 @@ def run_seed(cfg: RunConfig, task: Task, tests: list[Problem], device: str, cons
     out = {
         "stage": "seed",
         "iteration": 0,
-        "raw": {"examples": len(raw), "sources": {s: sum(e.source == s for e in raw) for s in sorted({e.source for e in raw})}},
+        "raw": {
+            "examples": len(raw),
+            "sources": {
+                s: sum(e.source == s for e in raw) for s in sorted({e.source for e in raw})
+            },
+        },
         "train": train,
         "eval": _eval_block(cfg, metrics),
-        "seconds": {"train": train["seconds"], "eval": time.perf_counter() - t1, "total": train["seconds"] + time.perf_counter() - t1},
-        "cumulative": {"train_tokens": train["tokens"], "generated_tokens": 0, "verifier_calls": 0, "flops": 6 * n_params * train["tokens"]},
+        "seconds": {
+            "train": train["seconds"],
+            "eval": time.perf_counter() - t1,
+            "total": train["seconds"] + time.perf_counter() - t1,
+        },
+        "cumulative": {
+            "train_tokens": train["tokens"],
+            "generated_tokens": 0,
+            "verifier_calls": 0,
+            "flops": 6 * n_params * train["tokens"],
+        },
     }
     del t0
     artifacts.write_json(d / "metrics.json", out)
@@ -196,20 +244,36 @@ def draw_pool(task: Task, cfg: RunConfig, k: int) -> list[Problem]:
     """The round's practice problems: ``problems_per_iter`` from the train split, spread over the pool."""
     rng = random.Random(f"pool-{cfg.seed}-{k}")
     ds = cfg.loop.pool_difficulties
-    counts = {d: cfg.loop.problems_per_iter // len(ds) + (i < cfg.loop.problems_per_iter % len(ds)) for i, d in enumerate(ds)}
+    counts = {
+        d: cfg.loop.problems_per_iter // len(ds) + (i < cfg.loop.problems_per_iter % len(ds))
+        for i, d in enumerate(ds)
+    }
     problems = []
     for d, n in counts.items():
         problems += task.sample_problems("train", d, n, rng)
     return problems
 
 
-def generate_samples(model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int, progress=True) -> tuple[list[dict], dict]:
+def generate_samples(
+    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int, progress=True
+) -> tuple[list[dict], dict]:
     """n chains per problem, each with its verdict and step marks."""
     generate = get_backend(cfg.generation.backend)
     g = cfg.generation
     max_new = g.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
     t0 = time.perf_counter()
-    comps = generate(model, tok, [p.prompt for p in problems], n=g.n, temperature=g.temperature, top_p=g.top_p, max_new_tokens=max_new, batch_size=g.batch_size, seed=seed, progress="generate" if progress else None)
+    comps = generate(
+        model,
+        tok,
+        [p.prompt for p in problems],
+        n=g.n,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        max_new_tokens=max_new,
+        batch_size=g.batch_size,
+        seed=seed,
+        progress="generate" if progress else None,
+    )
     t_gen = time.perf_counter() - t0
     samples = []
     for c in comps:
@@ -260,7 +324,9 @@ def training_set(cfg: RunConfig, k: int, raw: list[Example]) -> list[Example]:
     data: list[Example] = []
     for j in rounds:
         for r in artifacts.read_parquet(cfg.run_dir / f"iter_{j:03d}" / "kept.parquet"):
-            data.append(Example(r["prompt"], r["text"], r["problem_id"], r["difficulty"], "selfplay"))
+            data.append(
+                Example(r["prompt"], r["text"], r["problem_id"], r["difficulty"], "selfplay")
+            )
     if cfg.train.raw_mix > 0 and raw:
         n_raw = round(cfg.train.raw_mix / (1 - cfg.train.raw_mix) * max(len(data), 1))
         rng = random.Random(f"mix-{cfg.seed}-{k}")
@@ -268,7 +334,16 @@ def training_set(cfg: RunConfig, k: int, raw: list[Example]) -> list[Example]:
     return data
 
 
-def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests: list[Problem], device: str, console=None, progress=True) -> dict:
+def run_iteration(
+    cfg: RunConfig,
+    task: Task,
+    k: int,
+    raw: list[Example],
+    tests: list[Problem],
+    device: str,
+    console=None,
+    progress=True,
+) -> dict:
     """One round of expert iteration; returns its metrics (read back if the round already finished)."""
     it = cfg.run_dir / f"iter_{k:03d}"
     if (it / "metrics.json").exists():
@@ -280,7 +355,9 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
     if not ((it / "samples.parquet").exists() and (it / "generate.json").exists()):
         model, tok = load_model(prev_dir, device)
         problems = draw_pool(task, cfg, k)
-        samples, gen_stats = generate_samples(model, tok, task, problems, cfg, seed=cfg.seed * 1000 + k, progress=progress)
+        samples, gen_stats = generate_samples(
+            model, tok, task, problems, cfg, seed=cfg.seed * 1000 + k, progress=progress
+        )
         # 3. Filter: verified, de-duplicated, capped per problem; every sample keeps its reason.
         filter_samples(samples, cfg.filters)
         artifacts.write_parquet(it / "samples.parquet", samples)
@@ -290,7 +367,9 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
     gen_stats = artifacts.read_json(it / "generate.json")
     if not (it / "kept.parquet").exists():
         samples = artifacts.read_parquet(it / "samples.parquet")
-        artifacts.write_parquet(it / "kept.parquet", [s for s in samples if s["kept"]] or [_EMPTY_KEPT])
+        artifacts.write_parquet(
+            it / "kept.parquet", [s for s in samples if s["kept"]] or [_EMPTY_KEPT]
+        )
         _stage_done(f"iter_{k:03d}/kept")
     samples = artifacts.read_parquet(it / "samples.parquet")
 
@@ -298,12 +377,42 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
     if not ((it / "model").exists() and (it / "train.json").exists()):
         model, tok = load_model(init_dir, device)
         data = [e for e in training_set(cfg, k, raw) if e.problem_id]
+        budget = cfg.train.tokens
+        if data and cfg.train.max_epochs is not None:
+            budget = min(budget, round(cfg.train.max_epochs * sum(count_tokens(tok, data))))
         if data:
-            result = asdict(train_sft(model, tok, data, cfg.train, budget_tokens=cfg.train.tokens, seed=cfg.seed * 1000 + k, work_dir=it / ".trainer", device=device, progress=f"train {k}" if progress else None))
+            result = asdict(
+                train_sft(
+                    model,
+                    tok,
+                    data,
+                    cfg.train,
+                    budget_tokens=budget,
+                    seed=cfg.seed * 1000 + k,
+                    work_dir=it / ".trainer",
+                    device=device,
+                    progress=f"train {k}" if progress else None,
+                )
+            )
         else:
-            result = {"tokens": 0, "steps": 0, "examples": 0, "epochs": 0.0, "final_loss": None, "seconds": 0.0, "note": "nothing kept: model unchanged"}
+            result = {
+                "tokens": 0,
+                "steps": 0,
+                "examples": 0,
+                "epochs": 0.0,
+                "final_loss": None,
+                "seconds": 0.0,
+                "note": "nothing kept: model unchanged",
+            }
         artifacts.save_model_dir(it / "model", model, tok)
-        artifacts.write_json(it / "train.json", {**result, "init_from": str(init_dir.relative_to(cfg.run_dir)), "selfplay_examples": sum(e.source == "selfplay" for e in data)})
+        artifacts.write_json(
+            it / "train.json",
+            {
+                **result,
+                "init_from": str(init_dir.relative_to(cfg.run_dir)),
+                "selfplay_examples": sum(e.source == "selfplay" for e in data),
+            },
+        )
         shutil.rmtree(it / ".trainer", ignore_errors=True)
         _stage_done(f"iter_{k:03d}/train")
     train = artifacts.read_json(it / "train.json")
@@ -312,14 +421,24 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
     model, tok = load_model(it / "model", device)
     t0 = time.perf_counter()
     metrics = evaluate(model, tok, task, tests, cfg, seed=cfg.seed, progress=progress)
-    prev = artifacts.read_json(cfg.run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}") / "metrics.json")
+    prev = artifacts.read_json(
+        cfg.run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}") / "metrics.json"
+    )
     n_params = count_params(model)
     kept = [s for s in samples if s["kept"]]
     reasons: dict[str, int] = {}
     for s in samples:
         if not s["kept"]:
-            key = s["filter_reason"].split(":")[0] if s["filter_reason"].startswith("invalid step") else s["filter_reason"]
-            key = key.split(":")[0] if key.startswith(("wrong", "unparseable", "timeout", "error")) else key
+            key = (
+                s["filter_reason"].split(":")[0]
+                if s["filter_reason"].startswith("invalid step")
+                else s["filter_reason"]
+            )
+            key = (
+                key.split(":")[0]
+                if key.startswith(("wrong", "unparseable", "timeout", "error"))
+                else key
+            )
             reasons[key] = reasons.get(key, 0) + 1
     out = {
         "stage": f"iter_{k:03d}",
@@ -329,17 +448,27 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
             "pass_rate": _rate(samples, lambda s: s["status"] == "correct"),
             "valid_rate": _rate(samples, lambda s: s["valid"]),
             "pass_rate_by_difficulty": _by_difficulty(samples, lambda s: s["status"] == "correct"),
-            "status_counts": {st: sum(s["status"] == st for s in samples) for st in ("correct", "wrong", "unparseable", "timeout", "error")},
+            "status_counts": {
+                st: sum(s["status"] == st for s in samples)
+                for st in ("correct", "wrong", "unparseable", "timeout", "error")
+            },
         },
         "filter": {
             "kept": len(kept),
             "kept_problems": len({s["problem_id"] for s in kept}),
-            "kept_by_difficulty": {str(d): sum(s["difficulty"] == d for s in kept) for d in sorted({s["difficulty"] for s in samples})},
+            "kept_by_difficulty": {
+                str(d): sum(s["difficulty"] == d for s in kept)
+                for d in sorted({s["difficulty"] for s in samples})
+            },
             "rejected": reasons,
         },
         "train": train,
         "eval": _eval_block(cfg, metrics),
-        "seconds": {"generate": gen_stats["seconds"] + gen_stats["verify_seconds"], "train": train["seconds"], "eval": time.perf_counter() - t0},
+        "seconds": {
+            "generate": gen_stats["seconds"] + gen_stats["verify_seconds"],
+            "train": train["seconds"],
+            "eval": time.perf_counter() - t0,
+        },
     }
     out["seconds"]["total"] = sum(out["seconds"].values())
     c = prev["cumulative"]
@@ -347,7 +476,9 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
         "train_tokens": c["train_tokens"] + train["tokens"],
         "generated_tokens": c["generated_tokens"] + gen_stats["generated_tokens"],
         "verifier_calls": c["verifier_calls"] + len(samples),
-        "flops": c["flops"] + 6 * n_params * train["tokens"] + 2 * n_params * gen_stats["generated_tokens"],
+        "flops": c["flops"]
+        + 6 * n_params * train["tokens"]
+        + 2 * n_params * gen_stats["generated_tokens"],
     }
     artifacts.write_json(it / "metrics.json", out)
     _stage_done(f"iter_{k:03d}/eval")
@@ -355,7 +486,14 @@ def run_iteration(cfg: RunConfig, task: Task, k: int, raw: list[Example], tests:
 
 
 # A Parquet file needs a schema: an empty kept set is stored as one placeholder row with no problem.
-_EMPTY_KEPT = {"problem_id": "", "difficulty": 0, "prompt": "", "text": "", "kept": False, "filter_reason": "placeholder: nothing kept"}
+_EMPTY_KEPT = {
+    "problem_id": "",
+    "difficulty": 0,
+    "prompt": "",
+    "text": "",
+    "kept": False,
+    "filter_reason": "placeholder: nothing kept",
+}
 
 
 def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> list[dict]:
@@ -364,7 +502,10 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
     device = resolve_device(cfg.device)
     task = make_task(cfg)
     tests = test_problems(task, cfg)
-    _log(console, f"run dir [bold]{run_dir}[/]  device {device}  task {cfg.task.name}  test problems {len(tests)}")
+    _log(
+        console,
+        f"run dir [bold]{run_dir}[/]  device {device}  task {cfg.task.name}  test problems {len(tests)}",
+    )
 
     # Seed: raw corpus U -> model_0.
     raw = run_seed(cfg, task, tests, device, console, progress)

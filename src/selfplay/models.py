@@ -48,7 +48,9 @@ def build_char_tokenizer(max_length: int = 1024) -> PreTrainedTokenizerBase:
     )
 
 
-def build_model(preset: str, tokenizer: PreTrainedTokenizerBase, max_positions: int = 1024, seed: int = 0) -> PreTrainedModel:
+def build_model(
+    preset: str, tokenizer: PreTrainedTokenizerBase, max_positions: int = 1024, seed: int = 0
+) -> PreTrainedModel:
     """A randomly initialised Llama of the given size preset, sized to the tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -83,7 +85,9 @@ def init_model(cfg: RunConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
     return build_model(cfg.model.preset, tok, seed=cfg.seed), tok
 
 
-def load_model(name_or_path: str | Path, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_model(
+    name_or_path: str | Path, device: str = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer (hub name or ``save_pretrained`` directory)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging

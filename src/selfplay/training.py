@@ -30,7 +30,13 @@ class _ProgressBar(TrainerCallback):
         self.desc, self.bar = desc, None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.bar = tqdm(total=state.max_steps, desc=self.desc, unit="step", disable=self.desc is None, leave=False)
+        self.bar = tqdm(
+            total=state.max_steps,
+            desc=self.desc,
+            unit="step",
+            disable=self.desc is None,
+            leave=False,
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         self.bar.update(1)
@@ -99,7 +105,9 @@ def train_sft(
     rng = random.Random(seed)
     order = list(range(len(examples)))
     rng.shuffle(order)
-    data = Dataset.from_list([{"prompt": examples[i].prompt, "completion": examples[i].completion} for i in order])
+    data = Dataset.from_list(
+        [{"prompt": examples[i].prompt, "completion": examples[i].completion} for i in order]
+    )
     on_gpu = device.startswith("cuda")
     args = dict(
         output_dir=str(work_dir),
@@ -136,7 +144,9 @@ def train_sft(
     seconds = time.perf_counter() - t0
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
-    tokens = int(trainer.state.num_input_tokens_seen or 0) or next((int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0)
+    tokens = int(trainer.state.num_input_tokens_seen or 0) or next(
+        (int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0
+    )
     if not tokens:
         tokens = round(steps * cfg.batch_size * sum(lengths) / len(lengths))
     seen_examples = steps * cfg.batch_size

@@ -37,13 +37,21 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     per_batch = max(1, batch_size // n)
     out: list[Completion] = []
-    bar = tqdm(total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False)
+    bar = tqdm(
+        total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
+    )
     for b, start in enumerate(range(0, len(order), per_batch)):
         idx = order[start : start + per_batch]
-        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(
+            [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+        )
         enc = {k: v.to(device) for k, v in enc.items()}
         torch.manual_seed(seed * 1_000_003 + b)
-        kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        kwargs = (
+            dict(do_sample=False)
+            if greedy
+            else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        )
         seqs = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,

@@ -37,10 +37,11 @@ MAX_NUMBER_CHARS = 64
 """A number longer than this in a step is never right for problems of at most MAX_DIGITS digits."""
 VERIFY_SECONDS = 1.0
 
-_PROMPT_RE = re.compile(r"^Q:(\d{1,18})([+*])(\d{1,18})=$")
-_ADD_STEP_RE = re.compile(r"^(\d+)\+(\d+)(?:\+(\d+))?=(\d+) c(\d+)$")
-_MUL_STEP_RE = re.compile(r"^(\d+)\*(\d+)=(\d+)$")
-_SUM_STEP_RE = re.compile(r"^(\d+)\+(\d+)=(\d+)$")
+_PROMPT_RE = re.compile(r"^Q:(\d{1,18})([+*])(\d{1,18})=$", re.ASCII)
+# re.ASCII: ``\d`` must mean 0-9 only, as for the answer; Unicode digits (e.g. '٣') are not steps.
+_ADD_STEP_RE = re.compile(r"^(\d+)\+(\d+)(?:\+(\d+))?=(\d+) c(\d+)$", re.ASCII)
+_MUL_STEP_RE = re.compile(r"^(\d+)\*(\d+)=(\d+)$", re.ASCII)
+_SUM_STEP_RE = re.compile(r"^(\d+)\+(\d+)=(\d+)$", re.ASCII)
 _NUM_RE = re.compile(r"\d+")
 
 
@@ -121,7 +122,9 @@ def _too_long(*nums: str) -> bool:
     return any(len(n) > MAX_NUMBER_CHARS for n in nums)
 
 
-def _verify_add(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[list[StepMark], str | None]:
+def _verify_add(
+    a: int, b: int, segs: list[str], deadline: Deadline
+) -> tuple[list[StepMark], str | None]:
     """Marks for each step, and the result the chain computes (None if any step is off)."""
     cols = max(len(str(a)), len(str(b)))
     marks: list[StepMark] = []
@@ -155,11 +158,21 @@ def _verify_add(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[li
         elif i == 0 and c is not None:
             why = "the first column has no carry in"
         elif i > 0 and c is None:
-            why = f"missing carry in (should be {prev_carry})" if prev_carry is not None else "missing carry in"
+            why = (
+                f"missing carry in (should be {prev_carry})"
+                if prev_carry is not None
+                else "missing carry in"
+            )
         elif i > 0 and prev_carry is not None and c != prev_carry:
-            why = "dropped carry" if (prev_carry == 1 and c == 0) else f"wrong carry in: should be {prev_carry}, not {c}"
+            why = (
+                "dropped carry"
+                if (prev_carry == 1 and c == 0)
+                else f"wrong carry in: should be {prev_carry}, not {c}"
+            )
         elif s != x + y + (c or 0):
-            why = f"wrong sum: {x}+{y}{'' if c is None else '+' + str(c)}={x + y + (c or 0)}, not {s}"
+            why = (
+                f"wrong sum: {x}+{y}{'' if c is None else '+' + str(c)}={x + y + (c or 0)}, not {s}"
+            )
         elif co != s // 10:
             why = f"wrong carry out: {s} carries {s // 10}, not {co}"
         marks.append(StepMark(seg, not why, why))
@@ -167,14 +180,18 @@ def _verify_add(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[li
         prev_carry = co
         digits.append(str(s % 10))
     if len(segs) < cols:
-        marks.append(StepMark("", False, f"missing steps: the chain has {len(segs)} of {cols} columns"))
+        marks.append(
+            StepMark("", False, f"missing steps: the chain has {len(segs)} of {cols} columns")
+        )
         chain_ok = False
     if not chain_ok:
         return marks, None
     return marks, _norm((str(prev_carry) if prev_carry else "") + "".join(reversed(digits)))
 
 
-def _verify_mul(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[list[StepMark], str | None]:
+def _verify_mul(
+    a: int, b: int, segs: list[str], deadline: Deadline
+) -> tuple[list[StepMark], str | None]:
     b_digits = len(str(b))
     marks: list[StepMark] = []
     partials: list[int | None] = []
@@ -212,7 +229,9 @@ def _verify_mul(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[li
         if deadline.expired():
             raise TimeoutError
         if j >= b_digits:
-            marks.append(StepMark(seg, False, f"extra step: the problem has {b_digits} partial products"))
+            marks.append(
+                StepMark(seg, False, f"extra step: the problem has {b_digits} partial products")
+            )
             chain_ok = False
             continue
         m = _SUM_STEP_RE.match(seg)
@@ -233,7 +252,9 @@ def _verify_mul(a: int, b: int, segs: list[str], deadline: Deadline) -> tuple[li
         total = s
     expected_steps = 2 * b_digits - 1
     if len(segs) < expected_steps:
-        marks.append(StepMark("", False, f"missing steps: the chain has {len(segs)} of {expected_steps}"))
+        marks.append(
+            StepMark("", False, f"missing steps: the chain has {len(segs)} of {expected_steps}")
+        )
         chain_ok = False
     return marks, (str(total) if chain_ok and total is not None else None)
 
@@ -258,7 +279,9 @@ def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECO
             if result is not None:
                 # The answer itself is a step: it must be what the chain computed.
                 follows = _norm(answer) == result
-                why = "" if follows else f"answer does not follow from the chain (it gives {result})"
+                why = (
+                    "" if follows else f"answer does not follow from the chain (it gives {result})"
+                )
                 marks.append(StepMark(answer, follows, why))
         ok = _norm(answer) == _norm(problem.answer)
         return Verdict(
@@ -287,8 +310,14 @@ class ArithTask:
     def check_config(cls, cfg: RunConfig) -> None:
         bad = [op for op in cfg.task.ops if op not in OPS]
         if bad or not cfg.task.ops:
-            raise ConfigError(f"task.ops: unknown operation {bad[0] if bad else '(none)'!r}; valid: {', '.join(OPS)}")
-        for key, ds in [("raw.difficulties", cfg.raw.difficulties), ("loop.pool_difficulties", cfg.loop.pool_difficulties), ("eval.difficulties", cfg.eval.difficulties)]:
+            raise ConfigError(
+                f"task.ops: unknown operation {bad[0] if bad else '(none)'!r}; valid: {', '.join(OPS)}"
+            )
+        for key, ds in [
+            ("raw.difficulties", cfg.raw.difficulties),
+            ("loop.pool_difficulties", cfg.loop.pool_difficulties),
+            ("eval.difficulties", cfg.eval.difficulties),
+        ]:
             if max(ds) > MAX_DIGITS:
                 raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
 
@@ -321,7 +350,9 @@ class ArithTask:
             a, b = b, a
         return self.make_problem(a, op, b)
 
-    def sample_problems(self, split: str, difficulty: int, n: int, rng: random.Random) -> list[Problem]:
+    def sample_problems(
+        self, split: str, difficulty: int, n: int, rng: random.Random
+    ) -> list[Problem]:
         seen: dict[str, Problem] = {}
         attempts = 0
         while len(seen) < n and attempts < 50 * n + 1000:
@@ -331,7 +362,9 @@ class ArithTask:
                 seen[p.id] = p
         return list(seen.values())
 
-    def gold_chain(self, problem: Problem, slip: str | None = None, rng: random.Random | None = None) -> str:
+    def gold_chain(
+        self, problem: Problem, slip: str | None = None, rng: random.Random | None = None
+    ) -> str:
         a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
         return add_chain(a, b, slip, rng) if op == "+" else mul_chain(a, b, slip, rng)
 
@@ -354,8 +387,14 @@ class ArithTask:
             if u < raw.answer_only_rate:
                 out.append(Example(p.prompt, p.answer, p.id, p.difficulty, "raw-answer-only"))
             elif u < raw.answer_only_rate + raw.slip_rate:
-                slip = "wrong_product" if p.meta["op"] == "*" else rng.choice(["dropped_carry", "wrong_sum"])
-                out.append(Example(p.prompt, self.gold_chain(p, slip, rng), p.id, p.difficulty, "raw-slip"))
+                slip = (
+                    "wrong_product"
+                    if p.meta["op"] == "*"
+                    else rng.choice(["dropped_carry", "wrong_sum"])
+                )
+                out.append(
+                    Example(p.prompt, self.gold_chain(p, slip, rng), p.id, p.difficulty, "raw-slip")
+                )
             else:
                 out.append(Example(p.prompt, self.gold_chain(p), p.id, p.difficulty, "raw"))
         return out
@@ -365,5 +404,7 @@ class ArithTask:
 
     def max_new_tokens(self, difficulty: int) -> int:
         worst = 10**difficulty - 1
-        longest = max(len(self.gold_chain(self.make_problem(worst, OPS[op], worst))) for op in self.ops)
+        longest = max(
+            len(self.gold_chain(self.make_problem(worst, OPS[op], worst))) for op in self.ops
+        )
         return longest + 8

@@ -39,7 +39,9 @@ class Example:
 class Task(Protocol):
     name: str
 
-    def sample_problems(self, split: str, difficulty: int, n: int, rng: random.Random) -> list[Problem]:
+    def sample_problems(
+        self, split: str, difficulty: int, n: int, rng: random.Random
+    ) -> list[Problem]:
         """Up to ``n`` distinct problems of one difficulty from ``split`` (``train`` or ``test``)."""
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:

@@ -1,0 +1,41 @@
+# Quick start: `make run` (set up, then run the default config) and `make test` (set up, then test).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/arith/default.yaml
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-slow lint format bench clean
+
+$(BIN)/selfplay: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU wheel on a machine that has it.
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(BIN)/selfplay
+
+run: setup
+	$(BIN)/selfplay run $(CONFIG)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: setup
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
+
+bench: setup
+	$(BIN)/python scripts/cpu_bench.py --out benchmarks/results/cpu_bench.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,180 @@
+"""The loop end to end on a micro budget: artifacts, accounting, resume, CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from selfplay import artifacts
+from selfplay.cli import main
+from selfplay.config import ConfigError, config_from_dict
+from selfplay.loop import STOP_ENV, StageInterrupt, run
+
+MICRO = {
+    "name": "micro",
+    "raw": {"size": 200, "difficulties": [1, 2]},
+    "seed_train": {"tokens": 4000},
+    "loop": {"iterations": 2, "pool_difficulties": [1, 2, 3], "problems_per_iter": 12},
+    "generation": {"n": 2, "batch_size": 32},
+    # Keep every sample, so the round really trains on self-generated data even from a weak model.
+    "filters": {"verified": False, "max_per_problem": 0},
+    "train": {"tokens": 3000, "batch_size": 16},
+    "eval": {"difficulties": [1, 2, 3], "n_per_difficulty": 4, "k": 2},
+}
+
+
+def micro_config(tmp_path, name="run", **sections):
+    data = json.loads(json.dumps(MICRO))
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    data["output_dir"] = str(tmp_path / name)
+    return config_from_dict(data)
+
+
+def model_state(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path)).state_dict()
+
+
+def test_one_iteration_writes_every_artifact(tmp_path):
+    cfg = micro_config(tmp_path, loop={"iterations": 1})
+    rows = run(cfg, progress=False)
+    d = cfg.run_dir
+    for rel in [
+        "config.yaml",
+        "metrics.jsonl",
+        "seed/raw.parquet",
+        "seed/model/config.json",
+        "seed/metrics.json",
+        "iter_001/samples.parquet",
+        "iter_001/kept.parquet",
+        "iter_001/model/model.safetensors",
+        "iter_001/metrics.json",
+    ]:
+        assert (d / rel).exists(), rel
+    assert [r["stage"] for r in rows] == ["seed", "iter_001"]
+    samples = artifacts.read_parquet(d / "iter_001" / "samples.parquet")
+    assert len(samples) == 12 * 2
+    for s in samples:
+        assert s["status"] in {"correct", "wrong", "unparseable", "timeout", "error"}
+        assert s["finish_reason"] in {"stop", "length"}
+        assert s["tokens"] >= 1
+        assert s["filter_reason"]
+    it = rows[1]
+    # The round trained on its own samples and the accounting adds up.
+    assert it["train"]["selfplay_examples"] == it["filter"]["kept"] > 0
+    assert it["cumulative"]["train_tokens"] == rows[0]["train"]["tokens"] + it["train"]["tokens"]
+    assert (
+        it["cumulative"]["generated_tokens"]
+        == sum(s["tokens"] for s in samples)
+        == it["generate"]["generated_tokens"]
+    )
+    assert 2000 <= it["train"]["tokens"] <= 6000
+    # Training changed every parameter tensor of the model.
+    before, after = model_state(d / "seed" / "model"), model_state(d / "iter_001" / "model")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert set(changed) == {k for k in before if before[k].is_floating_point()} - {
+        k for k in before if "rotary" in k
+    }
+    # metrics.jsonl has one line per stage.
+    lines = (d / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["stage"] for x in lines] == ["seed", "iter_001"]
+    ev = it["eval"]
+    assert set(ev["accuracy"]) == {"1", "2", "3", "all"}
+    assert {"pass@1", "pass@2", "maj@2", "valid"} <= set(ev)
+
+
+def test_verified_filter_keeps_only_valid_chains(tmp_path):
+    cfg = micro_config(
+        tmp_path, loop={"iterations": 1}, filters={"verified": True, "max_per_problem": 1}
+    )
+    run(cfg, progress=False)
+    samples = artifacts.read_parquet(cfg.run_dir / "iter_001" / "samples.parquet")
+    for s in samples:
+        assert s["kept"] == (s["valid"] and s["filter_reason"] == "kept")
+        if not s["kept"]:
+            assert s["filter_reason"] != "kept"
+
+
+@pytest.mark.parametrize(
+    "stop_after",
+    [
+        "seed/raw",
+        "seed/train",
+        "iter_001/generate",
+        "iter_001/kept",
+        "iter_001/train",
+        "iter_002/eval",
+    ],
+)
+def test_resume_after_interrupt_gives_same_artifacts(tmp_path, monkeypatch, stop_after):
+    ref_cfg = micro_config(tmp_path, "ref")
+    ref = run(ref_cfg, progress=False)
+
+    cfg = micro_config(tmp_path, "resumed")
+    monkeypatch.setenv(STOP_ENV, stop_after)
+    with pytest.raises(StageInterrupt):
+        run(cfg, progress=False)
+    # A temporary left by a kill in the middle of a write must not survive or count as done.
+    (cfg.run_dir / "seed" / ".raw.parquet.tmp-999").write_text("half")
+    monkeypatch.delenv(STOP_ENV)
+    rows = run(cfg, progress=False)
+
+    assert not list(cfg.run_dir.rglob("*.tmp-*"))
+    assert [r["eval"] for r in rows] == [r["eval"] for r in ref]
+    assert [r["train"]["tokens"] for r in rows] == [r["train"]["tokens"] for r in ref]
+    for k in (1, 2):
+        a = artifacts.read_parquet(ref_cfg.run_dir / f"iter_{k:03d}" / "samples.parquet")
+        b = artifacts.read_parquet(cfg.run_dir / f"iter_{k:03d}" / "samples.parquet")
+        assert a == b
+    sa, sb = (
+        model_state(ref_cfg.run_dir / "iter_002" / "model"),
+        model_state(cfg.run_dir / "iter_002" / "model"),
+    )
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_rerun_of_finished_run_is_a_no_op(tmp_path):
+    cfg = micro_config(tmp_path, loop={"iterations": 1})
+    first = run(cfg, progress=False)
+    mtime = (cfg.run_dir / "iter_001" / "metrics.json").stat().st_mtime_ns
+    again = run(cfg, progress=False)
+    assert again == first
+    assert (cfg.run_dir / "iter_001" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    run(micro_config(tmp_path, loop={"iterations": 1}), progress=False)
+    with pytest.raises(ConfigError, match="train.lr"):
+        run(micro_config(tmp_path, loop={"iterations": 1}, train={"lr": 0.01}), progress=False)
+
+
+def test_cli_bad_config_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train:\n  lrr: 0.1\n")
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train.lrr" in err and "train.lr" in err
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["run", str(cfg).replace("bad", "x"), "generation.n=zero"]) == 2
+
+
+def test_cli_run_prints_summary(tmp_path, capsys):
+    cfg = tmp_path / "micro.yaml"
+    import yaml
+
+    data = {
+        **MICRO,
+        "loop": {**MICRO["loop"], "iterations": 1},
+        "output_dir": str(tmp_path / "out"),
+    }
+    cfg.write_text(yaml.safe_dump(data))
+    assert main(["run", str(cfg), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "iter_001" in out and "acc d3" in out
+    assert main(["summary", str(tmp_path / "out")]) == 0
+    assert main(["summary", str(tmp_path)]) == 2
