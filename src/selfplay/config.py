@@ -31,8 +31,6 @@ class ModelConfig:
     """Size of a from-scratch Llama with a character tokenizer: tiny ~1M, small ~10M, base ~100M params."""
     name_or_path: str | None = None
     """Any Hugging Face causal LM (hub name or local directory); overrides ``preset`` when set."""
-    position: Literal["rope"] = "rope"
-    """Position encoding of from-scratch models."""
 
 
 @dataclass
