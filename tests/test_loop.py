@@ -178,3 +178,22 @@ def test_cli_run_prints_summary(tmp_path, capsys):
     assert "iter_001" in out and "acc d3" in out
     assert main(["summary", str(tmp_path / "out")]) == 0
     assert main(["summary", str(tmp_path)]) == 2
+
+
+def test_model_loaded_by_path(tmp_path):
+    """Any causal LM saved with save_pretrained can seed a run (here: a tiny one saved locally)."""
+    from selfplay.models import build_char_tokenizer, build_model
+
+    tok = build_char_tokenizer()
+    model = build_model("tiny", tok, seed=7)
+    model.save_pretrained(tmp_path / "local-lm")
+    tok.save_pretrained(tmp_path / "local-lm")
+    cfg = micro_config(
+        tmp_path, model={"name_or_path": str(tmp_path / "local-lm")}, loop={"iterations": 1}
+    )
+    rows = run(cfg, progress=False)
+    assert rows[-1]["stage"] == "iter_001"
+    trained = model_state(cfg.run_dir / "seed" / "model")
+    assert any(
+        not torch.equal(trained[k], v) for k, v in model.state_dict().items() if k in trained
+    )

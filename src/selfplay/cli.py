@@ -100,6 +100,20 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from selfplay.bench import load_bench_config, run_bench
+
+    console = _console()
+    bench, arms = load_bench_config(args.config, args.overrides)  # ConfigError -> one line
+    _quiet_libraries()
+    console.print(f"bench [bold]{bench.bench_dir}[/]: {len(arms)} arms x {len(bench.seeds)} seeds")
+    run_bench(bench, arms, console=console, progress=not args.no_progress)
+    report = bench.bench_dir / "report.md"
+    console.print(report.read_text().split("## Paired")[0])
+    console.print(f"report: {report}")
+    return 0
+
+
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.loop import write_metrics_log
@@ -126,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
+    b = sub.add_parser(
+        "bench", help="run arms under equal budgets over seeds; write results and a report"
+    )
+    b.add_argument("config", help="bench YAML, e.g. configs/arith/bench.yaml")
+    b.add_argument(
+        "overrides", nargs="*", help="key=value overrides (seeds=[0], run.train.lr=3e-4, ...)"
+    )
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    b.set_defaults(func=_cmd_bench)
     s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(func=_cmd_summary)

@@ -6,6 +6,7 @@ with one line that names the key, e.g. ``train.lrr: unknown key (did you mean 't
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import re
@@ -73,6 +74,12 @@ class LoopConfig:
     """Difficulties of the problems the model practises on in each round."""
     problems_per_iter: int = 1000
     """Problems drawn (from the training split) per round."""
+    data_source: Literal["selfplay", "raw-repeat", "raw-fresh"] = "selfplay"
+    """What each round trains on. ``selfplay``: the model's own filtered chains. The baselines
+    generate nothing: ``raw-repeat`` walks through U again (the data wall); ``raw-fresh`` through a
+    fresh corpus of ``fresh_multiplier x raw.size`` problems from the same source (more internet)."""
+    fresh_multiplier: float = 1.0
+    """Size of the ``raw-fresh`` corpus, in multiples of U."""
 
 
 @dataclass
@@ -99,6 +106,11 @@ class FilterConfig:
     """Drop a chain identical to one already kept for the same problem."""
     max_per_problem: int = 2
     """Cap on kept chains per problem (0 = no cap)."""
+    majority: bool = False
+    """Keep only samples whose answer wins the vote among the problem's samples (no ground truth
+    needed; combine with ``verified: false`` for the label-free arm)."""
+    majority_min_votes: int = 2
+    """The winning answer needs at least this many votes."""
 
 
 @dataclass
@@ -202,7 +214,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise bad
         (item_tp,) = typing.get_args(tp)
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise bad
         return dict(value)
@@ -278,6 +290,8 @@ def _check_ranges(cfg: RunConfig) -> None:
         "generation.max_new_tokens",
         "must be >= 1",
     )
+    need(cfg.loop.fresh_multiplier > 0, "loop.fresh_multiplier", "must be > 0")
+    need(cfg.filters.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
     need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
     need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")
     need(cfg.train.tokens >= 0, "train.tokens", "must be >= 0")
@@ -320,7 +334,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
-    data = dict(data or {})
+    data = copy.deepcopy(dict(data or {}))
     for text in overrides:
         path, value = parse_override(text)
         node = data

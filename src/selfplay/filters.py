@@ -8,6 +8,8 @@ a rejected sample keeps its reason (``wrong answer``, ``invalid step 2: dropped 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from selfplay.config import FilterConfig
 
 
@@ -30,13 +32,41 @@ def verification_reason(sample: dict, require_valid_steps: bool) -> str | None:
     return None
 
 
+def majority_answers(samples: list[dict], min_votes: int) -> dict[str, str | None]:
+    """Per problem, the answer most samples agree on (ties: first seen), if it has ``min_votes``."""
+    by_problem: dict[str, list[str]] = {}
+    for s in samples:
+        by_problem.setdefault(s["problem_id"], []).append(_norm_answer(s.get("answer")))
+    out = {}
+    for pid, answers in by_problem.items():
+        votes = Counter(a for a in answers if a is not None)
+        best = max(votes.values(), default=0)
+        out[pid] = (
+            next(a for a in answers if a is not None and votes[a] == best)
+            if best >= min_votes
+            else None
+        )
+    return out
+
+
+def _norm_answer(a: str | None) -> str | None:
+    return None if not a else (a.lstrip("0") or "0")
+
+
 def filter_samples(samples: list[dict], cfg: FilterConfig) -> list[dict]:
     """Mark every sample ``kept`` or not, with ``filter_reason``; return the kept ones in order."""
     seen: dict[str, set[str]] = {}
     count: dict[str, int] = {}
     kept = []
+    winners = majority_answers(samples, cfg.majority_min_votes) if cfg.majority else {}
     for s in samples:
         reason = verification_reason(s, cfg.require_valid_steps) if cfg.verified else None
+        if reason is None and cfg.majority:
+            win = winners[s["problem_id"]]
+            if win is None:
+                reason = "no majority"
+            elif _norm_answer(s.get("answer")) != win:
+                reason = "not the majority answer"
         key = normalize_chain(s["text"])
         pid = s["problem_id"]
         if reason is None and cfg.dedup and key in seen.get(pid, ()):
@@ -50,3 +80,15 @@ def filter_samples(samples: list[dict], cfg: FilterConfig) -> list[dict]:
             count[pid] = count.get(pid, 0) + 1
             kept.append(s)
     return kept
+
+
+def reason_kind(filter_reason: str) -> str:
+    """A reason without its particulars, for counting: ``'invalid step 2: wrong sum: 7+8=16, not 15'``
+    -> ``'invalid step: wrong sum'``; ``'wrong: wrong answer'`` -> ``'wrong answer'``.
+    """
+    head, _, rest = filter_reason.partition(": ")
+    if head.startswith("invalid step"):
+        return "invalid step: " + rest.split(":")[0]
+    if head in ("wrong", "unparseable", "timeout", "error"):
+        return head if head != "wrong" else "wrong answer"
+    return filter_reason

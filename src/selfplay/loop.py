@@ -25,11 +25,12 @@ from pathlib import Path
 from selfplay import artifacts
 from selfplay.config import ConfigError, RunConfig, config_to_dict, dump_config
 from selfplay.evaluation import evaluate, test_problems
-from selfplay.filters import filter_samples
+from selfplay.filters import filter_samples, reason_kind
 from selfplay.generation import get_backend
 from selfplay.models import count_params, init_model, load_model, resolve_device
 from selfplay.tasks import Example, Problem, Task, make_task
 from selfplay.training import count_tokens, train_sft
+from selfplay.verify import STATUSES
 
 STOP_ENV = "SELFPLAY_STOP_AFTER"
 """Name of a stage (e.g. ``iter_001/generate``) after which the run stops as if killed: for tests."""
@@ -181,7 +182,6 @@ def run_seed(
         _stage_done("seed/raw")
     if (d / "metrics.json").exists():
         return raw
-    t0 = time.perf_counter()
     model_dir = d / "model"
     if not (model_dir.exists() and (d / "train.json").exists()):
         model, tok = init_model(cfg)
@@ -216,6 +216,7 @@ def run_seed(
         "iteration": 0,
         "raw": {
             "examples": len(raw),
+            "tokens": sum(count_tokens(tok, raw)),
             "sources": {
                 s: sum(e.source == s for e in raw) for s in sorted({e.source for e in raw})
             },
@@ -232,9 +233,9 @@ def run_seed(
             "generated_tokens": 0,
             "verifier_calls": 0,
             "flops": 6 * n_params * train["tokens"],
+            "seconds": train["seconds"] + time.perf_counter() - t1,
         },
     }
-    del t0
     artifacts.write_json(d / "metrics.json", out)
     _stage_done("seed/eval")
     return raw
@@ -318,8 +319,47 @@ def _by_difficulty(samples: list[dict], pred) -> dict:
     return {str(d): _rate([s for s in samples if s["difficulty"] == d], pred) for d in ds}
 
 
-def training_set(cfg: RunConfig, k: int, raw: list[Example]) -> list[Example]:
-    """This round's kept chains (or every round's, with ``accumulate``), plus the raw-data mix."""
+def raw_stream_slice(cfg: RunConfig, k: int, data: list[Example], tok) -> list[Example]:
+    """Round ``k``'s share of a raw baseline's data: one stream of shuffled passes over ``data``,
+    cut into rounds of ``train.tokens`` each, so the arm repeats data only once it has used it all."""
+    if not data:
+        return []
+    mean = sum(count_tokens(tok, data[:2000])) / min(len(data), 2000)
+    per_round = max(1, round(cfg.train.tokens / mean))
+    start, stop = (k - 1) * per_round, k * per_round
+    out, n = [], len(data)
+    for epoch in range(start // n, (stop - 1) // n + 1):
+        order = list(range(n))
+        random.Random(f"stream-{cfg.seed}-{epoch}").shuffle(order)
+        lo, hi = max(start - epoch * n, 0), min(stop - epoch * n, n)
+        out += [data[i] for i in order[lo:hi]]
+    return out
+
+
+def fresh_corpus(cfg: RunConfig, task: Task) -> list[Example]:
+    """The ``raw-fresh`` baseline's corpus: ``fresh_multiplier x raw.size`` new problems from U's source."""
+    path = cfg.run_dir / "fresh.parquet"
+    if path.exists():
+        return _records_to_examples(artifacts.read_parquet(path))
+    size = max(1, round(cfg.loop.fresh_multiplier * cfg.raw.size))
+    fresh_cfg = dataclasses.replace(cfg, raw=dataclasses.replace(cfg.raw, size=size))
+    data = task.raw_corpus(fresh_cfg, random.Random(f"fresh-{cfg.seed}"))
+    artifacts.write_parquet(path, _examples_to_records(data))
+    return data
+
+
+def training_set(
+    cfg: RunConfig, k: int, raw: list[Example], tok=None, task: Task | None = None
+) -> list[Example]:
+    """Round ``k``'s training examples.
+
+    ``selfplay``: this round's kept chains (every round's, with ``accumulate``) plus the raw mix.
+    ``raw-repeat`` / ``raw-fresh``: the round's slice of the stream over U / the fresh corpus.
+    """
+    if cfg.loop.data_source == "raw-repeat":
+        return raw_stream_slice(cfg, k, raw, tok)
+    if cfg.loop.data_source == "raw-fresh":
+        return raw_stream_slice(cfg, k, fresh_corpus(cfg, task), tok)
     rounds = range(1, k + 1) if cfg.train.data == "accumulate" else [k]
     data: list[Example] = []
     for j in rounds:
@@ -334,6 +374,22 @@ def training_set(cfg: RunConfig, k: int, raw: list[Example]) -> list[Example]:
     return data
 
 
+def diversity(samples: list[dict]) -> dict:
+    """Distinct correct chains and distinct answers per practice problem (means over problems)."""
+    chains: dict[str, set] = {}
+    answers: dict[str, set] = {}
+    for s in samples:
+        chains.setdefault(s["problem_id"], set())
+        answers.setdefault(s["problem_id"], set()).add(s["answer"])
+        if s["valid"]:
+            chains[s["problem_id"]].add("".join(s["text"].split()))
+    n = max(len(chains), 1)
+    return {
+        "distinct_correct_chains_per_problem": sum(len(v) for v in chains.values()) / n,
+        "unique_answers_per_problem": sum(len(v) for v in answers.values()) / n,
+    }
+
+
 def run_iteration(
     cfg: RunConfig,
     task: Task,
@@ -344,41 +400,52 @@ def run_iteration(
     console=None,
     progress=True,
 ) -> dict:
-    """One round of expert iteration; returns its metrics (read back if the round already finished)."""
+    """One round; returns its metrics (read back if the round already finished).
+
+    With ``loop.data_source: selfplay`` it generates, verifies, filters, trains and evaluates; the
+    raw baselines skip straight to training on their slice of raw data, then evaluate.
+    """
     it = cfg.run_dir / f"iter_{k:03d}"
     if (it / "metrics.json").exists():
         return artifacts.read_json(it / "metrics.json")
-    prev_dir = cfg.run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}") / "model"
-    init_dir = prev_dir if cfg.train.init_from == "previous" else cfg.run_dir / "seed" / "model"
+    prev_stage = cfg.run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}")
+    init_dir = (
+        prev_stage / "model"
+        if cfg.train.init_from == "previous"
+        else cfg.run_dir / "seed" / "model"
+    )
+    selfplay = cfg.loop.data_source == "selfplay"
+    samples: list[dict] = []
+    gen_stats = {"generated_tokens": 0, "seconds": 0.0, "verify_seconds": 0.0}
 
-    # 1-2. Generate n chains per practice problem with model_{k-1}; verify each, step by step.
-    if not ((it / "samples.parquet").exists() and (it / "generate.json").exists()):
-        model, tok = load_model(prev_dir, device)
-        problems = draw_pool(task, cfg, k)
-        samples, gen_stats = generate_samples(
-            model, tok, task, problems, cfg, seed=cfg.seed * 1000 + k, progress=progress
-        )
-        # 3. Filter: verified, de-duplicated, capped per problem; every sample keeps its reason.
-        filter_samples(samples, cfg.filters)
-        artifacts.write_parquet(it / "samples.parquet", samples)
-        artifacts.write_json(it / "generate.json", gen_stats)
-        _stage_done(f"iter_{k:03d}/generate")
-        del model
-    gen_stats = artifacts.read_json(it / "generate.json")
-    if not (it / "kept.parquet").exists():
+    if selfplay:
+        # 1-2. Generate n chains per practice problem with model_{k-1}; verify each, step by step.
+        if not ((it / "samples.parquet").exists() and (it / "generate.json").exists()):
+            model, tok = load_model(prev_stage / "model", device)
+            problems = draw_pool(task, cfg, k)
+            samples, gen_stats = generate_samples(
+                model, tok, task, problems, cfg, seed=cfg.seed * 1000 + k, progress=progress
+            )
+            # 3. Filter: verified, de-duplicated, capped per problem; every sample keeps its reason.
+            filter_samples(samples, cfg.filters)
+            artifacts.write_parquet(it / "samples.parquet", samples)
+            artifacts.write_json(it / "generate.json", gen_stats)
+            _stage_done(f"iter_{k:03d}/generate")
+            del model
+        gen_stats = artifacts.read_json(it / "generate.json")
         samples = artifacts.read_parquet(it / "samples.parquet")
-        artifacts.write_parquet(
-            it / "kept.parquet", [s for s in samples if s["kept"]] or [_EMPTY_KEPT]
-        )
-        _stage_done(f"iter_{k:03d}/kept")
-    samples = artifacts.read_parquet(it / "samples.parquet")
+        if not (it / "kept.parquet").exists():
+            artifacts.write_parquet(
+                it / "kept.parquet", [s for s in samples if s["kept"]] or [_EMPTY_KEPT]
+            )
+            _stage_done(f"iter_{k:03d}/kept")
 
-    # 4. Retrain: from the seed model or model_{k-1}, on the kept chains (+ raw mix), for the round's token budget.
+    # 4. Retrain from the seed model or model_{k-1}, for the round's token budget.
     if not ((it / "model").exists() and (it / "train.json").exists()):
         model, tok = load_model(init_dir, device)
-        data = [e for e in training_set(cfg, k, raw) if e.problem_id]
+        data = [e for e in training_set(cfg, k, raw, tok, task) if e.problem_id]
         budget = cfg.train.tokens
-        if data and cfg.train.max_epochs is not None:
+        if selfplay and data and cfg.train.max_epochs is not None:
             budget = min(budget, round(cfg.train.max_epochs * sum(count_tokens(tok, data))))
         if data:
             result = asdict(
@@ -405,14 +472,12 @@ def run_iteration(
                 "note": "nothing kept: model unchanged",
             }
         artifacts.save_model_dir(it / "model", model, tok)
-        artifacts.write_json(
-            it / "train.json",
-            {
-                **result,
-                "init_from": str(init_dir.relative_to(cfg.run_dir)),
-                "selfplay_examples": sum(e.source == "selfplay" for e in data),
-            },
-        )
+        result |= {
+            "init_from": str(init_dir.relative_to(cfg.run_dir)),
+            "selfplay_examples": sum(e.source == "selfplay" for e in data),
+            "distinct_examples": len({(e.prompt, e.completion) for e in data}),
+        }
+        artifacts.write_json(it / "train.json", result)
         shutil.rmtree(it / ".trainer", ignore_errors=True)
         _stage_done(f"iter_{k:03d}/train")
     train = artifacts.read_json(it / "train.json")
@@ -421,39 +486,24 @@ def run_iteration(
     model, tok = load_model(it / "model", device)
     t0 = time.perf_counter()
     metrics = evaluate(model, tok, task, tests, cfg, seed=cfg.seed, progress=progress)
-    prev = artifacts.read_json(
-        cfg.run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}") / "metrics.json"
-    )
-    n_params = count_params(model)
-    kept = [s for s in samples if s["kept"]]
-    reasons: dict[str, int] = {}
-    for s in samples:
-        if not s["kept"]:
-            key = (
-                s["filter_reason"].split(":")[0]
-                if s["filter_reason"].startswith("invalid step")
-                else s["filter_reason"]
-            )
-            key = (
-                key.split(":")[0]
-                if key.startswith(("wrong", "unparseable", "timeout", "error"))
-                else key
-            )
-            reasons[key] = reasons.get(key, 0) + 1
-    out = {
-        "stage": f"iter_{k:03d}",
-        "iteration": k,
-        "generate": {
+    out = {"stage": f"iter_{k:03d}", "iteration": k, "source": cfg.loop.data_source}
+    if selfplay:
+        kept = [s for s in samples if s["kept"]]
+        reasons: dict[str, int] = {}
+        for s in samples:
+            if not s["kept"]:
+                reasons[reason_kind(s["filter_reason"])] = (
+                    reasons.get(reason_kind(s["filter_reason"]), 0) + 1
+                )
+        out["generate"] = {
             **gen_stats,
             "pass_rate": _rate(samples, lambda s: s["status"] == "correct"),
             "valid_rate": _rate(samples, lambda s: s["valid"]),
             "pass_rate_by_difficulty": _by_difficulty(samples, lambda s: s["status"] == "correct"),
-            "status_counts": {
-                st: sum(s["status"] == st for s in samples)
-                for st in ("correct", "wrong", "unparseable", "timeout", "error")
-            },
-        },
-        "filter": {
+            "status_counts": {st: sum(s["status"] == st for s in samples) for st in STATUSES},
+            **diversity(samples),
+        }
+        out["filter"] = {
             "kept": len(kept),
             "kept_problems": len({s["problem_id"] for s in kept}),
             "kept_by_difficulty": {
@@ -461,24 +511,25 @@ def run_iteration(
                 for d in sorted({s["difficulty"] for s in samples})
             },
             "rejected": reasons,
-        },
-        "train": train,
-        "eval": _eval_block(cfg, metrics),
-        "seconds": {
-            "generate": gen_stats["seconds"] + gen_stats["verify_seconds"],
-            "train": train["seconds"],
-            "eval": time.perf_counter() - t0,
-        },
+        }
+    out["train"] = train
+    out["eval"] = _eval_block(cfg, metrics)
+    out["seconds"] = {
+        "generate": gen_stats["seconds"] + gen_stats["verify_seconds"],
+        "train": train["seconds"],
+        "eval": time.perf_counter() - t0,
     }
     out["seconds"]["total"] = sum(out["seconds"].values())
-    c = prev["cumulative"]
+    prev = artifacts.read_json(prev_stage / "metrics.json")["cumulative"]
+    n_params = count_params(model)
     out["cumulative"] = {
-        "train_tokens": c["train_tokens"] + train["tokens"],
-        "generated_tokens": c["generated_tokens"] + gen_stats["generated_tokens"],
-        "verifier_calls": c["verifier_calls"] + len(samples),
-        "flops": c["flops"]
+        "train_tokens": prev["train_tokens"] + train["tokens"],
+        "generated_tokens": prev["generated_tokens"] + gen_stats["generated_tokens"],
+        "verifier_calls": prev["verifier_calls"] + len(samples),
+        "flops": prev["flops"]
         + 6 * n_params * train["tokens"]
         + 2 * n_params * gen_stats["generated_tokens"],
+        "seconds": prev.get("seconds", 0.0) + out["seconds"]["total"],
     }
     artifacts.write_json(it / "metrics.json", out)
     _stage_done(f"iter_{k:03d}/eval")

@@ -102,9 +102,16 @@ def train_sft(
     steps = plan_steps(lengths, budget_tokens, cfg.batch_size)
     if steps == 0:
         return TrainResult(0, 0, len(examples), 0.0, None, 0.0)
+    # Lay out exactly steps x batch examples as whole shuffled passes over the data, so every batch
+    # is full (a small set would otherwise end each pass on a short batch and miss the budget) and
+    # the number of repeats is exact.
     rng = random.Random(seed)
-    order = list(range(len(examples)))
-    rng.shuffle(order)
+    order: list[int] = []
+    while len(order) < steps * cfg.batch_size:
+        one_pass = list(range(len(examples)))
+        rng.shuffle(one_pass)
+        order += one_pass
+    order = order[: steps * cfg.batch_size]
     data = Dataset.from_list(
         [{"prompt": examples[i].prompt, "completion": examples[i].completion} for i in order]
     )
