@@ -502,12 +502,9 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
                 ms.append(m)
                 hs.append(0.0 if math.isnan(h) else h)
             ax.plot(xs, ms, marker="o", label=arm)
-            ax.fill_between(
-                xs,
-                [m - h for m, h in zip(ms, hs, strict=True)],
-                [m + h for m, h in zip(ms, hs, strict=True)],
-                alpha=0.15,
-            )
+            lo = [max(0.0, m - h) for m, h in zip(ms, hs, strict=True)]  # accuracy lives in [0, 1]
+            hi = [min(1.0, m + h) for m, h in zip(ms, hs, strict=True)]
+            ax.fill_between(xs, lo, hi, alpha=0.15)
         ax.set_xlabel("training tokens after the seed model")
         ax.set_ylabel("greedy accuracy")
         ax.set_title(title)

@@ -1,0 +1,78 @@
+"""Heavier checks (marked slow; `make test-slow`, run by .ci/run): a real SIGKILL mid-run, and the
+shipped smoke bench config end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from selfplay import artifacts
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).parents[1]
+
+MICRO = {
+    "name": "killed",
+    "raw": {"size": 300, "difficulties": [1, 2]},
+    "seed_train": {"tokens": 20000},
+    "loop": {"iterations": 2, "pool_difficulties": [1, 2], "problems_per_iter": 60},
+    "generation": {"n": 4, "batch_size": 64},
+    "filters": {"verified": False},
+    "train": {"tokens": 15000, "batch_size": 16},
+    "eval": {"difficulties": [1, 2], "n_per_difficulty": 20, "k": 2},
+}
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "selfplay.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("kill_after", [4.0, 9.0, 14.0])
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, kill_after):
+    cfg = tmp_path / "killed.yaml"
+    cfg.write_text(yaml.safe_dump(MICRO))
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert _cli("run", str(cfg), f"output_dir={ref}", "--no-progress").wait(timeout=600) == 0
+
+    proc = _cli("run", str(cfg), f"output_dir={out}", "--no-progress", start_new_session=True)
+    time.sleep(kill_after)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    rerun = _cli("run", str(cfg), f"output_dir={out}", "--no-progress")
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err.decode()[-2000:]
+
+    for rel in ["iter_001/samples.parquet", "iter_002/samples.parquet", "iter_002/kept.parquet"]:
+        assert artifacts.read_parquet(ref / rel) == artifacts.read_parquet(out / rel), rel
+    ref_rows = [artifacts.read_json(p) for p in sorted(ref.glob("iter_*/metrics.json"))]
+    out_rows = [artifacts.read_json(p) for p in sorted(out.glob("iter_*/metrics.json"))]
+    assert [r["eval"] for r in ref_rows] == [r["eval"] for r in out_rows]
+    assert not list(out.rglob("*.tmp-*"))
+
+
+def test_quick_bench_config_runs(tmp_path):
+    from selfplay.bench import load_bench_config, run_bench
+
+    bench, arms = load_bench_config(
+        REPO / "configs" / "arith" / "bench-quick.yaml",
+        ["seeds=[0]", f"output_dir={tmp_path / 'b'}"],
+    )
+    rows = run_bench(bench, arms, progress=False)
+    assert {r["arm"] for r in rows} == set(arms)
+    report = (tmp_path / "b" / "report.md").read_text()
+    for arm in arms:
+        assert f"| {arm} |" in report
