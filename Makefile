@@ -6,7 +6,7 @@ CONFIG ?= configs/arith/default.yaml
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-slow lint format bench clean
+.PHONY: setup run test test-slow test-browser lint format bench clean
 
 $(BIN)/selfplay: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Needs Debian's chromium (`apt-get install chromium`); .ci/run installs it.
+test-browser: setup
+	$(BIN)/python -m pip install -q -e '.[test,browser]'
+	$(BIN)/python -m pytest -q -m browser
 
 lint: setup
 	$(BIN)/ruff check src tests scripts

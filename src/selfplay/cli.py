@@ -114,6 +114,51 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_inspect(args) -> int:
+    from selfplay.config import ConfigError
+    from selfplay.view import (
+        finished_iterations,
+        load_samples,
+        render_compare,
+        render_sample,
+        select,
+    )
+
+    console = _console()
+    its = finished_iterations(args.run_dir)
+    if not its:
+        raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
+    if args.compare:
+        if not args.problem:
+            raise ConfigError("--compare needs --problem ID")
+        console.print(render_compare(args.run_dir, args.problem, args.limit))
+        return 0
+    it = args.iter if args.iter is not None else its[-1]
+    if it not in its:
+        raise ConfigError(
+            f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
+        )
+    samples = load_samples(args.run_dir, it)
+    kept = {"kept": True, "rejected": False}.get(args.decision)
+    rows = select(
+        samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept
+    )
+    for s in rows[: args.limit]:
+        console.print(render_sample(s))
+    console.print(
+        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown (iteration {it}: {len(samples)} samples)"
+    )
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from selfplay.html_report import build_report
+
+    out = build_report(args.dir)
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.loop import write_metrics_log
@@ -149,6 +194,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_bench)
+    i = sub.add_parser("inspect", help="show generated chains with the verifier's step marks")
+    i.add_argument("run_dir", type=Path)
+    i.add_argument("--iter", type=int, help="iteration (default: the last with samples)")
+    i.add_argument("--status", choices=["correct", "wrong", "unparseable", "timeout", "error"])
+    i.add_argument("--difficulty", type=int)
+    i.add_argument("--problem", help="problem id, e.g. 4729+386")
+    i.add_argument("--decision", choices=["kept", "rejected"], help="the filter's decision")
+    i.add_argument("--limit", type=int, default=10)
+    i.add_argument(
+        "--compare",
+        action="store_true",
+        help="one problem's samples across iterations side by side",
+    )
+    i.set_defaults(func=_cmd_inspect)
+    rp = sub.add_parser(
+        "report", help="write a self-contained report.html into a run or bench directory"
+    )
+    rp.add_argument("dir", type=Path)
+    rp.set_defaults(func=_cmd_report)
     s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(func=_cmd_summary)

@@ -1,0 +1,114 @@
+"""Read what the model wrote: ``selfplay inspect RUN`` renders chains with the verifier's marks.
+
+Each chain is shown with every step marked ok or failed (and why), the extracted vs gold answer,
+the filter's decision and reason, its token count and whether it was truncated. ``--compare`` shows
+one problem's samples across iterations side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfplay import artifacts
+from selfplay.config import ConfigError
+
+STATUS_STYLE = {
+    "correct": "green",
+    "wrong": "red",
+    "unparseable": "yellow",
+    "timeout": "magenta",
+    "error": "magenta",
+}
+
+
+def finished_iterations(run_dir: Path) -> list[int]:
+    """Iterations whose samples were written (generation finished), in order."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    its = sorted(
+        int(p.parent.name[5:])
+        for p in run_dir.glob("iter_*/samples.parquet")
+        if p.parent.name[5:].isdigit()
+    )
+    return its
+
+
+def load_samples(run_dir: Path, iteration: int) -> list[dict]:
+    path = Path(run_dir) / f"iter_{iteration:03d}" / "samples.parquet"
+    if not path.exists():
+        raise ConfigError(
+            f"{path.parent}: iteration {iteration} has no samples (not run yet, or a raw-data baseline)"
+        )
+    rows = artifacts.read_parquet(path)
+    for r in rows:
+        r["iteration"] = iteration
+    return rows
+
+
+def select(
+    samples: list[dict],
+    status: str | None = None,
+    difficulty: int | None = None,
+    problem: str | None = None,
+    kept: bool | None = None,
+) -> list[dict]:
+    return [
+        s
+        for s in samples
+        if (status is None or s["status"] == status)
+        and (difficulty is None or s["difficulty"] == difficulty)
+        and (problem is None or s["problem_id"] == problem)
+        and (kept is None or s["kept"] == kept)
+    ]
+
+
+def render_sample(s: dict):
+    """A rich renderable for one sample: header line, then one line per step."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    head = Text()
+    head.append(f"{s['prompt']}", style="bold")
+    head.append(f"  #{s['sample_idx']}  d{s['difficulty']}  ")
+    head.append(s["status"], style=STATUS_STYLE.get(s["status"], ""))
+    head.append(f"  answer {s['answer']!s} (gold {s['gold']})  {s['tokens']} tok")
+    if s["finish_reason"] == "length":
+        head.append("  TRUNCATED", style="yellow")
+    lines = [head]
+    for i, st in enumerate(s.get("steps") or [], start=1):
+        line = Text("  ✓ " if st["ok"] else "  ✗ ", style="green" if st["ok"] else "bold red")
+        line.append(f"{i:>2}  ")
+        line.append(st["text"] or "(missing)", style="" if st["ok"] else "red")
+        if st["why"]:
+            line.append(f"   ← {st['why']}", style="italic red")
+        lines.append(line)
+    if not s.get("steps"):
+        lines.append(Text("  (no steps) " + repr(s["text"][:200]), style="dim"))
+    if s.get("why") and s["status"] != "correct":
+        lines.append(Text(f"  verdict: {s['why']}", style="dim"))
+    decision = Text(
+        "  kept" if s["kept"] else f"  rejected: {s['filter_reason']}",
+        style="green" if s["kept"] else "dim red",
+    )
+    lines.append(decision)
+    return Panel(
+        Group(*lines),
+        title=f"iter {s['iteration']} · {s['problem_id']}",
+        title_align="left",
+        expand=True,
+    )
+
+
+def render_compare(run_dir: Path, problem: str, limit: int):
+    """One column per iteration with that problem's samples."""
+    from rich.columns import Columns
+
+    cols = []
+    for it in finished_iterations(run_dir):
+        rows = select(load_samples(run_dir, it), problem=problem)[:limit]
+        cols += [render_sample(s) for s in rows]
+    if not cols:
+        raise ConfigError(f"problem {problem!r} was not practised in any iteration of {run_dir}")
+    return Columns(cols, equal=True, expand=True)

@@ -1,0 +1,217 @@
+"""The terminal view and the HTML report, on synthetic run directories (no model needed).
+
+Tests marked ``browser`` open the page in Debian's headless Chromium through Playwright."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from selfplay import artifacts
+from selfplay.cli import main
+from selfplay.config import ConfigError
+from selfplay.html_report import _safe_json, build_report
+
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
+
+
+def _sample(it, pid, idx, status, text, kept, reason, steps=()):
+    return {
+        "problem_id": pid, "difficulty": len(pid.split("+")[0]), "prompt": f"Q:{pid}=", "gold": "5", "sample_idx": idx,
+        "text": text, "tokens": len(text) + 1, "finish_reason": "stop", "status": status, "answer": text.split("|")[-1][:10],
+        "valid": status == "correct" and all(s[1] for s in steps), "why": "" if status == "correct" else "wrong answer",
+        "first_bad_step": None, "steps": [{"text": t, "ok": ok, "why": why} for t, ok, why in steps],
+        "kept": kept, "filter_reason": reason,
+    }  # fmt: skip
+
+
+def make_run(root: Path, n_extra: int = 0) -> Path:
+    d = root / "run"
+    (d / "iter_001").mkdir(parents=True)
+    (d / "iter_002").mkdir()
+    (d / "config.yaml").write_text("name: run\n")
+    ev = {"accuracy": {"1": 0.5, "2": 0.25, "all": 0.375}}
+    base = {"train": {"tokens": 100}, "seconds": {"total": 1.0}, "cumulative": {}}
+    artifacts.write_json(
+        d / "seed" / "metrics.json", {"stage": "seed", "iteration": 0, "eval": ev, **base}
+    )
+    for k in (1, 2):
+        gen = {
+            "pass_rate": 0.5,
+            "valid_rate": 0.4,
+            "generated_tokens": 50,
+            "pass_rate_by_difficulty": {"1": 0.5},
+        }
+        artifacts.write_json(
+            d / f"iter_{k:03d}" / "metrics.json",
+            {
+                "stage": f"iter_{k:03d}",
+                "iteration": k,
+                "eval": ev,
+                "generate": gen,
+                "filter": {"kept": 1},
+                **base,
+            },
+        )
+    it1 = [
+        _sample(
+            1,
+            "2+3",
+            0,
+            "correct",
+            "2+3=5 c0|5",
+            True,
+            "kept",
+            [("2+3=5 c0", True, ""), ("5", True, "")],
+        ),
+        _sample(
+            1,
+            "2+3",
+            1,
+            "wrong",
+            "2+3=6 c0|6",
+            False,
+            "wrong: wrong answer",
+            [("2+3=6 c0", False, "wrong sum: 2+3=5, not 6"), ("6", True, "")],
+        ),
+        _sample(1, "14+1", 0, "unparseable", HOSTILE, False, "unparseable: no final answer"),
+    ]
+    it2 = [
+        _sample(
+            2,
+            "2+3",
+            0,
+            "correct",
+            "2+3=5 c0|5",
+            True,
+            "kept",
+            [("2+3=5 c0", True, ""), ("5", True, "")],
+        )
+    ]
+    it2 += [
+        _sample(2, f"{i % 9}+{i % 7}", i, "wrong", f"x|{i}", False, "wrong: wrong answer")
+        for i in range(n_extra)
+    ]
+    artifacts.write_parquet(d / "iter_001" / "samples.parquet", it1)
+    artifacts.write_parquet(d / "iter_002" / "samples.parquet", it2)
+    return d
+
+
+def test_safe_json_cannot_close_the_script_element():
+    text = _safe_json({"t": "</script><!-- & \u2028"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"t": "</script><!-- & \u2028"}
+
+
+def test_report_is_self_contained_and_escapes_model_text(tmp_path):
+    out = build_report(make_run(tmp_path))
+    page = out.read_text()
+    assert HOSTILE not in page and "<script>window.__pwned" not in page
+    assert "http://" not in page and "https://" not in page  # no CDN, no network
+    assert page.count("<script") == 2  # the data island and the page's own code
+    assert "data:image/png;base64," in page
+
+
+def test_report_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="neither a run directory"):
+        build_report(tmp_path)
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_inspect_terminal_view(tmp_path, capsys):
+    d = make_run(tmp_path)
+    assert main(["inspect", str(d), "--iter", "1", "--status", "wrong"]) == 0
+    out = capsys.readouterr().out
+    assert "wrong sum: 2+3=5, not 6" in out and "rejected: wrong: wrong answer" in out
+    assert "1 of 1 matching samples" in out
+    assert main(["inspect", str(d), "--problem", "2+3", "--compare"]) == 0
+    out = capsys.readouterr().out
+    assert "iter 1" in out and "iter 2" in out
+    assert main(["inspect", str(d), "--iter", "7"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# In a real browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def page():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright not installed (make test-browser installs it)"
+    )
+    if not CHROMIUM:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        args = [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        pg = browser.new_page()
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        browser.close()
+        assert not errors, errors
+
+
+@pytest.mark.browser
+def test_browser_filters_search_and_history(tmp_path, page):
+    out = build_report(make_run(tmp_path))
+    page.goto(out.as_uri())
+    assert page.inner_text("#count") == "4 of 4 samples"
+    page.select_option("#f-status", "wrong")
+    assert page.inner_text("#count") == "1 of 4 samples"
+    card = page.locator(".sample").first
+    assert "wrong sum: 2+3=5, not 6" in card.inner_text()
+    assert page.locator(".sample li.bad").count() == 1  # the failed step is marked
+    page.select_option("#f-status", "")
+    page.select_option("#f-kept", "kept")
+    assert page.inner_text("#count") == "2 of 4 samples"
+    page.select_option("#f-kept", "")
+    page.fill("#f-search", "14+1")
+    assert page.inner_text("#count") == "1 of 4 samples"
+    page.fill("#f-search", "")
+    # A problem's history across iterations.
+    page.locator(".sample a.pid", has_text="2+3").first.click()
+    assert page.inner_text("#count") == "3 of 4 samples"
+    iters = page.locator(".sample .iter").all_inner_texts()
+    assert iters == ["iter 1", "iter 1", "iter 2"]
+    page.click("#f-problem-clear")
+    assert page.inner_text("#count") == "4 of 4 samples"
+
+
+@pytest.mark.browser
+def test_browser_model_text_is_inert(tmp_path, page):
+    out = build_report(make_run(tmp_path))
+    page.goto(out.as_uri())
+    page.fill("#f-search", "pwned")
+    assert page.inner_text("#count") == "1 of 4 samples"
+    assert HOSTILE in page.locator(".sample pre.text").inner_text()  # shown as text
+    assert page.evaluate("window.__pwned") is None  # and never run
+    assert page.locator("img[src=x]").count() == 0
+
+
+@pytest.mark.browser
+def test_browser_paginates_fifty_thousand_samples(tmp_path, page):
+    out = build_report(make_run(tmp_path, n_extra=50_000))
+    page.goto(out.as_uri())
+    assert page.inner_text("#count") == "50,004 of 50,004 samples"
+    assert page.locator(".sample").count() == 50  # only one page is in the DOM
+    page.select_option("#f-iter", "1")
+    assert page.inner_text("#count") == "3 of 50,004 samples"
+    page.select_option("#f-iter", "")
+    page.click("#next")
+    assert page.inner_text("#page").startswith("page 2 of")
