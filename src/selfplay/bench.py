@@ -345,7 +345,7 @@ def build_report(
         + " | ".join(f"d{d}" for d in diffs)
         + " | valid | "
         + " | ".join(ks)
-        + " | gen tokens | FLOPs | wall s | epochs of U | distinct correct chains / problem |",
+        + " | gen tokens | FLOPs | wall s | budget in epochs of U | distinct correct chains / problem |",
         "|---" * (10 + len(diffs) + len(ks)) + "|",
     ]
     for name in arms:
