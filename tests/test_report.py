@@ -215,3 +215,20 @@ def test_browser_paginates_fifty_thousand_samples(tmp_path, page):
     page.select_option("#f-iter", "")
     page.click("#next")
     assert page.inner_text("#page").startswith("page 2 of")
+
+
+def test_bench_directory_report_shows_the_arms_table(tmp_path):
+    d = tmp_path / "bench"
+    d.mkdir()
+    (d / "bench.yaml").write_text("name: b\n")
+    (d / "report.md").write_text(
+        "# Bench `b`\n\n| arm | acc in |\n|---|---|\n| raw-repeat | 0.705 ± 0.145 |\n| <b>x</b> | 1 |\n"
+    )
+    (d / "accuracy_vs_tokens.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    page = build_report(d).read_text()
+    assert "<td>raw-repeat</td><td>0.705 ± 0.145</td>" in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert page.count("data:image/png;base64,") == 1
+    (d / "report.md").unlink()
+    with pytest.raises(ConfigError, match="has not finished"):
+        build_report(d)
