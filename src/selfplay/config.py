@@ -54,6 +54,9 @@ class RawConfig:
     """Fraction of U whose chain carries a realistic slip (dropped carry, wrong digit sum) that propagates."""
     answer_only_rate: float = 0.0
     """Fraction of U that carries only the final answer, no chain."""
+    hint_rate: float = 0.0
+    """Fraction of U shown with its answer as a hint in the prompt, so a from-scratch model learns to
+    read hints (needed for ``loop.rationalize``)."""
 
 
 @dataclass
@@ -80,6 +83,15 @@ class LoopConfig:
     fresh corpus of ``fresh_multiplier x raw.size`` problems from the same source (more internet)."""
     fresh_multiplier: float = 1.0
     """Size of the ``raw-fresh`` corpus, in multiples of U."""
+    rationalize: bool = False
+    """STaR's rationalization: problems with no correct sample are retried with the answer given as a
+    hint (``task.hint_prompt``); chains that verify are trained on with the plain prompt."""
+    curriculum: bool = False
+    """Practise mostly at a frontier difficulty that moves up the pool as the model passes it."""
+    curriculum_threshold: float = 0.5
+    """Pass rate at the frontier that moves it one pool difficulty up for the next round."""
+    curriculum_easy_mix: float = 0.3
+    """With ``curriculum``: fraction of the round's problems from easier pool difficulties."""
 
 
 @dataclass
@@ -94,6 +106,11 @@ class GenerationConfig:
     """Upper bound on completion length; ``null`` asks the task for a bound that fits the hardest problem."""
     batch_size: int = 256
     """Sequences per forward pass (prompts x n)."""
+    adaptive_max_n: int = 0
+    """Difficulty-aware sampling (DART-Math): keep sampling problems with fewer than
+    ``adaptive_target`` valid chains, ``n`` at a time, up to this many samples (0 = off)."""
+    adaptive_target: int = 1
+    """Valid chains wanted per problem before adaptive sampling stops for it."""
 
 
 @dataclass
@@ -111,6 +128,9 @@ class FilterConfig:
     needed; combine with ``verified: false`` for the label-free arm)."""
     majority_min_votes: int = 2
     """The winning answer needs at least this many votes."""
+    balance_difficulty: bool = False
+    """Cap every difficulty's kept chains at the count of the difficulty with the fewest (among
+    those with any), so easy problems do not dominate the training set."""
 
 
 @dataclass
@@ -291,6 +311,19 @@ def _check_ranges(cfg: RunConfig) -> None:
         "must be >= 1",
     )
     need(cfg.loop.fresh_multiplier > 0, "loop.fresh_multiplier", "must be > 0")
+    need(
+        0.0 <= cfg.loop.curriculum_threshold <= 1.0,
+        "loop.curriculum_threshold",
+        "must be in [0, 1]",
+    )
+    need(0.0 <= cfg.loop.curriculum_easy_mix < 1.0, "loop.curriculum_easy_mix", "must be in [0, 1)")
+    need(
+        cfg.generation.adaptive_max_n == 0 or cfg.generation.adaptive_max_n > cfg.generation.n,
+        "generation.adaptive_max_n",
+        "must be 0 (off) or more than generation.n",
+    )
+    need(cfg.generation.adaptive_target >= 1, "generation.adaptive_target", "must be >= 1")
+    need(0.0 <= cfg.raw.hint_rate <= 1.0, "raw.hint_rate", "must be in [0, 1]")
     need(cfg.filters.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
     need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
     need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")

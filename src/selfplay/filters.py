@@ -79,7 +79,24 @@ def filter_samples(samples: list[dict], cfg: FilterConfig) -> list[dict]:
             seen.setdefault(pid, set()).add(key)
             count[pid] = count.get(pid, 0) + 1
             kept.append(s)
+    if cfg.balance_difficulty and kept:
+        kept = _balance(kept)
     return kept
+
+
+def _balance(kept: list[dict]) -> list[dict]:
+    """Keep at most as many chains per difficulty as the least-represented difficulty has."""
+    per: dict[int, int] = {}
+    for s in kept:
+        per[s["difficulty"]] = per.get(s["difficulty"], 0) + 1
+    cap, seen, out = min(per.values()), {}, []
+    for s in kept:
+        seen[s["difficulty"]] = seen.get(s["difficulty"], 0) + 1
+        if seen[s["difficulty"]] > cap:
+            s["kept"], s["filter_reason"] = False, "over difficulty balance"
+        else:
+            out.append(s)
+    return out
 
 
 def reason_kind(filter_reason: str) -> str:

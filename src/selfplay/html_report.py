@@ -285,7 +285,7 @@ BROWSER_JS = r"""
     const pid = el('a', 'pid', r[F.problem_id]); pid.href = '#'; pid.title = 'history of this problem across iterations';
     pid.addEventListener('click', (ev) => { ev.preventDefault(); problem = r[F.problem_id]; $('f-problem').textContent = problem; $('f-problem-box').hidden = false; apply(); });
     h.append(el('span', 'iter', 'iter ' + r[F.iteration]), pid, el('span', 'meta', '#' + r[F.sample_idx] + ' · d' + r[F.difficulty] + ' · ' + r[F.tokens] + ' tok' + (r[F.finish_reason] === 'length' ? ' · TRUNCATED' : '')),
-      el('span', 'status ' + r[F.status], r[F.status]), el('span', 'ans', 'answer ' + (r[F.answer] === null ? '–' : r[F.answer]) + ' · gold ' + r[F.gold]));
+      el('span', 'status ' + r[F.status], r[F.status]), el('span', 'origin', r[F.origin] && r[F.origin] !== 'sampled' ? r[F.origin] + (r[F.origin] === 'rationalized' ? ' from ' + r[F.generation_prompt] : '') : ''), el('span', 'ans', 'answer ' + (r[F.answer] === null ? '–' : r[F.answer]) + ' · gold ' + r[F.gold]));
     c.appendChild(h);
     const steps = r[F.steps] || [];
     const ol = el('ol', 'steps');

@@ -26,8 +26,8 @@ from selfplay import artifacts
 from selfplay.config import ConfigError, RunConfig, config_to_dict, dump_config
 from selfplay.evaluation import evaluate, test_problems
 from selfplay.filters import filter_samples, reason_kind
-from selfplay.generation import get_backend
 from selfplay.models import count_params, init_model, load_model, resolve_device
+from selfplay.sampling import curriculum_frontier, draw_pool, generate_samples
 from selfplay.tasks import Example, Problem, Task, make_task
 from selfplay.training import count_tokens, train_sft
 from selfplay.verify import STATUSES
@@ -241,75 +241,6 @@ def run_seed(
     return raw
 
 
-def draw_pool(task: Task, cfg: RunConfig, k: int) -> list[Problem]:
-    """The round's practice problems: ``problems_per_iter`` from the train split, spread over the pool."""
-    rng = random.Random(f"pool-{cfg.seed}-{k}")
-    ds = cfg.loop.pool_difficulties
-    counts = {
-        d: cfg.loop.problems_per_iter // len(ds) + (i < cfg.loop.problems_per_iter % len(ds))
-        for i, d in enumerate(ds)
-    }
-    problems = []
-    for d, n in counts.items():
-        problems += task.sample_problems("train", d, n, rng)
-    return problems
-
-
-def generate_samples(
-    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int, progress=True
-) -> tuple[list[dict], dict]:
-    """n chains per problem, each with its verdict and step marks."""
-    generate = get_backend(cfg.generation.backend)
-    g = cfg.generation
-    max_new = g.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
-    t0 = time.perf_counter()
-    comps = generate(
-        model,
-        tok,
-        [p.prompt for p in problems],
-        n=g.n,
-        temperature=g.temperature,
-        top_p=g.top_p,
-        max_new_tokens=max_new,
-        batch_size=g.batch_size,
-        seed=seed,
-        progress="generate" if progress else None,
-    )
-    t_gen = time.perf_counter() - t0
-    samples = []
-    for c in comps:
-        p = problems[c.prompt_idx]
-        v = task.verify(p, c.text)
-        samples.append(
-            {
-                "problem_id": p.id,
-                "difficulty": p.difficulty,
-                "prompt": p.prompt,
-                "gold": p.answer,
-                "sample_idx": c.sample_idx,
-                "text": c.text,
-                "tokens": c.tokens,
-                "finish_reason": c.finish_reason,
-                "status": v.status,
-                "answer": v.answer,
-                "valid": v.valid,
-                "why": v.why,
-                "first_bad_step": v.first_bad_step,
-                "steps": [asdict(s) for s in v.steps],
-            }
-        )
-    stats = {
-        "problems": len(problems),
-        "samples": len(samples),
-        "generated_tokens": sum(c.tokens for c in comps),
-        "truncated": sum(c.finish_reason == "length" for c in comps),
-        "seconds": t_gen,
-        "verify_seconds": time.perf_counter() - t0 - t_gen,
-        "tokens_per_second": sum(c.tokens for c in comps) / max(t_gen, 1e-9),
-    }
-    return samples, stats
-
-
 def _rate(samples: list[dict], pred) -> float:
     return sum(map(pred, samples)) / len(samples) if samples else 0.0
 
@@ -422,14 +353,23 @@ def run_iteration(
         # 1-2. Generate n chains per practice problem with model_{k-1}; verify each, step by step.
         if not ((it / "samples.parquet").exists() and (it / "generate.json").exists()):
             model, tok = load_model(prev_stage / "model", device)
-            problems = draw_pool(task, cfg, k)
+            frontier = None
+            if cfg.loop.curriculum:
+                earlier = [
+                    artifacts.read_json(cfg.run_dir / f"iter_{j:03d}" / "metrics.json")
+                    for j in range(1, k)
+                ]
+                frontier = curriculum_frontier(
+                    cfg, [m["generate"]["pass_rate_by_difficulty"] for m in earlier]
+                )
+            problems = draw_pool(task, cfg, k, frontier)
             samples, gen_stats = generate_samples(
                 model, tok, task, problems, cfg, seed=cfg.seed * 1000 + k, progress=progress
             )
             # 3. Filter: verified, de-duplicated, capped per problem; every sample keeps its reason.
             filter_samples(samples, cfg.filters)
             artifacts.write_parquet(it / "samples.parquet", samples)
-            artifacts.write_json(it / "generate.json", gen_stats)
+            artifacts.write_json(it / "generate.json", {**gen_stats, "frontier": frontier})
             _stage_done(f"iter_{k:03d}/generate")
             del model
         gen_stats = artifacts.read_json(it / "generate.json")

@@ -76,6 +76,10 @@ def render_sample(s: dict):
     head.append(f"  answer {s['answer']!s} (gold {s['gold']})  {s['tokens']} tok")
     if s["finish_reason"] == "length":
         head.append("  TRUNCATED", style="yellow")
+    if s.get("origin") and s["origin"] != "sampled":
+        head.append(f"  {s['origin'].upper()}", style="cyan")
+        if s["origin"] == "rationalized":
+            head.append(f" (generated from {s['generation_prompt']!r})", style="dim")
     lines = [head]
     for i, st in enumerate(s.get("steps") or [], start=1):
         line = Text("  ✓ " if st["ok"] else "  ✗ ", style="green" if st["ok"] else "bold red")

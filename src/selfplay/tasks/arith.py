@@ -397,7 +397,21 @@ class ArithTask:
                 )
             else:
                 out.append(Example(p.prompt, self.gold_chain(p), p.id, p.difficulty, "raw"))
+        # A fraction shown with the answer as a hint, so the model learns to read one.
+        for i, e in enumerate(out):
+            if raw.hint_rate and rng.random() < raw.hint_rate and e.source == "raw":
+                out[i] = Example(
+                    f"H:{e.completion.split('|')[-1]} {e.prompt}",
+                    e.completion,
+                    e.problem_id,
+                    e.difficulty,
+                    "raw-hinted",
+                )
         return out
+
+    def hint_prompt(self, problem: Problem) -> str:
+        """The prompt with the answer given as a hint (STaR's rationalization)."""
+        return f"H:{problem.answer} {problem.prompt}"
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return verify_arith(problem, completion)

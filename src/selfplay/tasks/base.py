@@ -50,6 +50,9 @@ class Task(Protocol):
     def gold_chain(self, problem: Problem) -> str:
         """A correct completion for ``problem``."""
 
+    def hint_prompt(self, problem: Problem) -> str:
+        """The prompt with the gold answer as a hint (for rationalization)."""
+
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Judge a completion; pure and bounded in time."""
 

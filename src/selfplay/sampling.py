@@ -1,0 +1,173 @@
+"""How a round spends its samples: the practice pool (with an optional curriculum), extra samples
+for hard problems (difficulty-aware, as in DART-Math), and rationalization (STaR).
+
+All of it is a deterministic function of the config, the round and earlier rounds' artifacts, so a
+resumed run draws the same problems and seeds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict
+
+from selfplay.config import RunConfig
+from selfplay.generation import get_backend
+from selfplay.tasks import Problem, Task
+
+
+def curriculum_frontier(cfg: RunConfig, pass_rates: list[dict[str, float]]) -> int:
+    """The hardest pool difficulty practised in the next round.
+
+    It starts at the first pool difficulty above the raw corpus's hardest (or the hardest pool
+    difficulty) and moves one pool step up whenever the previous round's pass rate at the frontier
+    reached ``loop.curriculum_threshold``. ``pass_rates``: one ``{difficulty: rate}`` per earlier round.
+    """
+    pool = sorted(cfg.loop.pool_difficulties)
+    above = [d for d in pool if d > max(cfg.raw.difficulties)]
+    frontier = above[0] if above else pool[-1]
+    for rates in pass_rates:
+        if rates.get(str(frontier), 0.0) >= cfg.loop.curriculum_threshold and frontier != pool[-1]:
+            frontier = pool[pool.index(frontier) + 1]
+    return frontier
+
+
+def pool_counts(cfg: RunConfig, frontier: int | None) -> dict[int, int]:
+    """Problems per difficulty in a round: spread evenly, or (curriculum) most at the frontier and
+    ``curriculum_easy_mix`` of them spread over the easier pool difficulties, so they are not forgotten."""
+    n = cfg.loop.problems_per_iter
+    if frontier is None:
+        ds = cfg.loop.pool_difficulties
+        return {d: n // len(ds) + (i < n % len(ds)) for i, d in enumerate(ds)}
+    easier = [d for d in cfg.loop.pool_difficulties if d < frontier]
+    n_easy = round(cfg.loop.curriculum_easy_mix * n) if easier else 0
+    counts = {d: n_easy // len(easier) + (i < n_easy % len(easier)) for i, d in enumerate(easier)}
+    counts[frontier] = n - n_easy
+    return counts
+
+
+def draw_pool(task: Task, cfg: RunConfig, k: int, frontier: int | None = None) -> list[Problem]:
+    """The round's practice problems from the train split."""
+    rng = random.Random(f"pool-{cfg.seed}-{k}")
+    problems = []
+    for d, n in pool_counts(cfg, frontier).items():
+        problems += task.sample_problems("train", d, n, rng)
+    return problems
+
+
+def sample_record(p: Problem, c, v, sample_idx: int, origin: str, generation_prompt: str) -> dict:
+    """One generated chain with its verdict. ``prompt`` is always the plain problem prompt: it is what
+    the chain is trained on; ``generation_prompt`` is what the model actually saw (e.g. with a hint)."""
+    return {
+        "problem_id": p.id,
+        "difficulty": p.difficulty,
+        "prompt": p.prompt,
+        "gold": p.answer,
+        "sample_idx": sample_idx,
+        "origin": origin,
+        "generation_prompt": generation_prompt,
+        "text": c.text,
+        "tokens": c.tokens,
+        "finish_reason": c.finish_reason,
+        "status": v.status,
+        "answer": v.answer,
+        "valid": v.valid,
+        "why": v.why,
+        "first_bad_step": v.first_bad_step,
+        "steps": [asdict(s) for s in v.steps],
+    }
+
+
+def generate_samples(
+    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int, progress=True
+) -> tuple[list[dict], dict]:
+    """n chains per problem, each verified step by step; then, if configured, more samples for
+    problems with too few verified chains (DART), then hinted retries of problems with none (STaR)."""
+    generate = get_backend(cfg.generation.backend)
+    g = cfg.generation
+    max_new = g.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
+    common = dict(
+        temperature=g.temperature, top_p=g.top_p, max_new_tokens=max_new, batch_size=g.batch_size
+    )
+    samples: list[dict] = []
+    counts = {"sampled": 0, "adaptive": 0, "rationalized": 0}
+    t_gen = t_ver = 0.0
+    n_done = {p.id: 0 for p in problems}
+
+    def run(batch: list[Problem], prompts: list[str], n: int, seed_: int, origin: str, desc: str):
+        nonlocal t_gen, t_ver
+        t0 = time.perf_counter()
+        comps = generate(
+            model, tok, prompts, n=n, seed=seed_, progress=desc if progress else None, **common
+        )
+        t1 = time.perf_counter()
+        for c in comps:
+            p = batch[c.prompt_idx]
+            samples.append(
+                sample_record(
+                    p,
+                    c,
+                    task.verify(p, c.text),
+                    n_done[p.id] + c.sample_idx,
+                    origin,
+                    prompts[c.prompt_idx],
+                )
+            )
+        for p in batch:
+            n_done[p.id] += n
+        counts[origin] += len(comps)
+        t_gen += t1 - t0
+        t_ver += time.perf_counter() - t1
+
+    run(problems, [p.prompt for p in problems], g.n, seed, "sampled", "generate")
+
+    # Difficulty-aware sampling: keep sampling the problems that have fewer than `adaptive_target`
+    # valid chains, n at a time, until they do or reach `adaptive_max_n` samples.
+    extra_pass = 0
+    while g.adaptive_max_n > g.n:
+        good = {}
+        for s in samples:
+            good[s["problem_id"]] = good.get(s["problem_id"], 0) + bool(s["valid"])
+        todo = [
+            p
+            for p in problems
+            if good.get(p.id, 0) < g.adaptive_target and n_done[p.id] < g.adaptive_max_n
+        ]
+        if not todo:
+            break
+        extra_pass += 1
+        run(
+            todo,
+            [p.prompt for p in todo],
+            min(g.n, g.adaptive_max_n - n_done[todo[0].id]),
+            seed + 7919 * extra_pass,
+            "adaptive",
+            f"resample {extra_pass}",
+        )
+
+    # Rationalization: retry problems with no correct sample with the answer as a hint; a chain that
+    # verifies is trained on with the plain prompt (the hint never reaches the training text).
+    if cfg.loop.rationalize:
+        solved = {s["problem_id"] for s in samples if s["status"] == "correct"}
+        failed = [p for p in problems if p.id not in solved]
+        if failed:
+            run(
+                failed,
+                [task.hint_prompt(p) for p in failed],
+                g.n,
+                seed + 104_729,
+                "rationalized",
+                "rationalize",
+            )
+
+    stats = {
+        "problems": len(problems),
+        "samples": len(samples),
+        "samples_by_origin": counts,
+        "generated_tokens": sum(s["tokens"] for s in samples),
+        "truncated": sum(s["finish_reason"] == "length" for s in samples),
+        "seconds": t_gen,
+        "verify_seconds": t_ver,
+        "tokens_per_second": sum(s["tokens"] for s in samples) / max(t_gen, 1e-9),
+    }
+    return samples, stats
