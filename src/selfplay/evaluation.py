@@ -6,10 +6,10 @@ Uses the same generator and verifier as the loop, on the task's held-out test sp
 from __future__ import annotations
 
 import random
-from collections import Counter
 from math import comb
 
 from selfplay.config import RunConfig
+from selfplay.filters import majority_answer, normalize_answer
 from selfplay.generation import get_backend
 from selfplay.tasks import Problem, Task
 
@@ -27,15 +27,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def majority_answer(answers: list[str | None]) -> str | None:
-    """The most common non-empty answer; ties go to the one seen first."""
-    votes = Counter(a for a in answers if a)
-    if not votes:
-        return None
-    best = max(votes.values())
-    return next(a for a in answers if a and votes[a] == best)
-
-
 def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
     """The run's fixed held-out test set: the same problems at every evaluation."""
     rng = random.Random(f"test-{cfg.seed}")
@@ -43,10 +34,6 @@ def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
     for d in cfg.eval.difficulties:
         out += task.sample_problems("test", d, cfg.eval.n_per_difficulty, rng)
     return out
-
-
-def _norm(a: str | None) -> str | None:
-    return None if a is None else (a.lstrip("0") or "0")
 
 
 def evaluate(
@@ -105,8 +92,10 @@ def evaluate(
             row = per[p.difficulty]
             row.setdefault("pass@1", []).append(pass_at_k(k, c, 1))
             row.setdefault(f"pass@{k}", []).append(pass_at_k(k, c, k))
-            maj = majority_answer([_norm(v.answer) for v in verdicts])
-            row.setdefault(f"maj@{k}", []).append(float(maj is not None and maj == _norm(p.answer)))
+            maj = majority_answer([normalize_answer(v.answer) for v in verdicts])
+            row.setdefault(f"maj@{k}", []).append(
+                float(maj is not None and maj == normalize_answer(p.answer))
+            )
     metrics: dict[str, dict] = {}
     for d in sorted(per):
         for name, values in per[d].items():

@@ -32,25 +32,26 @@ def verification_reason(sample: dict, require_valid_steps: bool) -> str | None:
     return None
 
 
-def majority_answers(samples: list[dict], min_votes: int) -> dict[str, str | None]:
-    """Per problem, the answer most samples agree on (ties: first seen), if it has ``min_votes``."""
-    by_problem: dict[str, list[str]] = {}
-    for s in samples:
-        by_problem.setdefault(s["problem_id"], []).append(_norm_answer(s.get("answer")))
-    out = {}
-    for pid, answers in by_problem.items():
-        votes = Counter(a for a in answers if a is not None)
-        best = max(votes.values(), default=0)
-        out[pid] = (
-            next(a for a in answers if a is not None and votes[a] == best)
-            if best >= min_votes
-            else None
-        )
-    return out
-
-
-def _norm_answer(a: str | None) -> str | None:
+def normalize_answer(a: str | None) -> str | None:
+    """Answers compare without leading zeros; an empty answer is no answer."""
     return None if not a else (a.lstrip("0") or "0")
+
+
+def majority_answer(answers: list[str | None], min_votes: int = 1) -> str | None:
+    """The most common non-empty answer (ties: the one seen first), if it has ``min_votes``."""
+    votes = Counter(a for a in answers if a)
+    best = max(votes.values(), default=0)
+    if best < max(min_votes, 1):
+        return None
+    return next(a for a in answers if a and votes[a] == best)
+
+
+def majority_answers(samples: list[dict], min_votes: int) -> dict[str, str | None]:
+    """Per problem, the answer most of its samples agree on."""
+    by_problem: dict[str, list] = {}
+    for s in samples:
+        by_problem.setdefault(s["problem_id"], []).append(normalize_answer(s.get("answer")))
+    return {pid: majority_answer(answers, min_votes) for pid, answers in by_problem.items()}
 
 
 def filter_samples(samples: list[dict], cfg: FilterConfig) -> list[dict]:
@@ -65,7 +66,7 @@ def filter_samples(samples: list[dict], cfg: FilterConfig) -> list[dict]:
             win = winners[s["problem_id"]]
             if win is None:
                 reason = "no majority"
-            elif _norm_answer(s.get("answer")) != win:
+            elif normalize_answer(s.get("answer")) != win:
                 reason = "not the majority answer"
         key = normalize_chain(s["text"])
         pid = s["problem_id"]

@@ -60,46 +60,53 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
+def _line_plot(
+    title: str, xs: list, series: dict[str, list], xlabel: str, ylabel: str
+) -> tuple[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = []
-    diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for d in diffs:
-        ax.plot(
-            [r["iteration"] for r in rows],
-            [r["eval"]["accuracy"].get(d) for r in rows],
-            marker="o",
-            label=f"{d} digits",
-        )
-    ax.set_xlabel("iteration (0 = seed model)")
-    ax.set_ylabel("greedy accuracy (held-out)")
+    for label, ys in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    out.append(("Accuracy by difficulty", _png(fig)))
+    return title, _png(fig)
+
+
+def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
+    diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
+    acc = {f"{d} digits": [r["eval"]["accuracy"].get(d) for r in rows] for d in diffs}
+    out = [
+        _line_plot(
+            "Accuracy by difficulty",
+            [r["iteration"] for r in rows],
+            acc,
+            "iteration (0 = seed model)",
+            "greedy accuracy (held-out)",
+        )
+    ]
     its = [r for r in rows if "generate" in r]
     if its:
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
-        for d in sorted(
-            {d for r in its for d in r["generate"]["pass_rate_by_difficulty"]}, key=int
-        ):
-            ax.plot(
+        ds = sorted({d for r in its for d in r["generate"]["pass_rate_by_difficulty"]}, key=int)
+        rates = {
+            f"{d} digits": [r["generate"]["pass_rate_by_difficulty"].get(d) for r in its]
+            for d in ds
+        }
+        out.append(
+            _line_plot(
+                "Sample pass rate by difficulty",
                 [r["iteration"] for r in its],
-                [r["generate"]["pass_rate_by_difficulty"].get(d) for r in its],
-                marker="o",
-                label=f"{d} digits",
+                rates,
+                "iteration",
+                "sample pass rate",
             )
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("sample pass rate")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        out.append(("Sample pass rate by difficulty", _png(fig)))
+        )
     return out
 
 
