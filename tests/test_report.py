@@ -18,7 +18,7 @@ from selfplay.html_report import _safe_json, build_report
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
 
 
-def _sample(it, pid, idx, status, text, kept, reason, steps=()):
+def _sample(pid, idx, status, text, kept, reason, steps=()):
     return {
         "problem_id": pid, "difficulty": len(pid.split("+")[0]), "prompt": f"Q:{pid}=", "gold": "5", "sample_idx": idx,
         "text": text, "tokens": len(text) + 1, "finish_reason": "stop", "status": status, "answer": text.split("|")[-1][:10],
@@ -56,19 +56,13 @@ def make_run(root: Path, n_extra: int = 0) -> Path:
                 **base,
             },
         )
+    # The same problem solved the same way in both iterations: its history spans them.
+    good = _sample(
+        "2+3", 0, "correct", "2+3=5 c0|5", True, "kept", [("2+3=5 c0", True, ""), ("5", True, "")]
+    )
     it1 = [
+        good,
         _sample(
-            1,
-            "2+3",
-            0,
-            "correct",
-            "2+3=5 c0|5",
-            True,
-            "kept",
-            [("2+3=5 c0", True, ""), ("5", True, "")],
-        ),
-        _sample(
-            1,
             "2+3",
             1,
             "wrong",
@@ -77,22 +71,11 @@ def make_run(root: Path, n_extra: int = 0) -> Path:
             "wrong: wrong answer",
             [("2+3=6 c0", False, "wrong sum: 2+3=5, not 6"), ("6", True, "")],
         ),
-        _sample(1, "14+1", 0, "unparseable", HOSTILE, False, "unparseable: no final answer"),
+        _sample("14+1", 0, "unparseable", HOSTILE, False, "unparseable: no final answer"),
     ]
-    it2 = [
-        _sample(
-            2,
-            "2+3",
-            0,
-            "correct",
-            "2+3=5 c0|5",
-            True,
-            "kept",
-            [("2+3=5 c0", True, ""), ("5", True, "")],
-        )
-    ]
+    it2 = [dict(good)]
     it2 += [
-        _sample(2, f"{i % 9}+{i % 7}", i, "wrong", f"x|{i}", False, "wrong: wrong answer")
+        _sample(f"{i % 9}+{i % 7}", i, "wrong", f"x|{i}", False, "wrong: wrong answer")
         for i in range(n_extra)
     ]
     artifacts.write_parquet(d / "iter_001" / "samples.parquet", it1)

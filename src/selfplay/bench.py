@@ -12,12 +12,13 @@ ordinary loop with config overrides, so each one is a normal, resumable run dire
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -81,16 +82,14 @@ def load_bench_config(
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
     data.setdefault("name", path.stem)
-    run_overrides = []
-    for text in overrides:
+    for text in overrides:  # run.<key>=... lands in the arms' shared run config like any key
         keys, value = parse_override(text)
-        if keys[0] == "run":
-            run_overrides.append(text.split(".", 1)[1])
-        else:
-            node = data
-            for k in keys[:-1]:
-                node = node.setdefault(k, {})
-            node[keys[-1]] = value
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{text}: '{k}' is not a section")
+        node[keys[-1]] = value
     bench = _build(BenchConfig, data)
     if not bench.seeds:
         raise ConfigError("seeds: need at least one seed")
@@ -105,28 +104,27 @@ def load_bench_config(
         if "/" in str(name) or not str(name):
             raise ConfigError(f"arms.{name}: an arm name must be non-empty, without '/'")
         try:
-            arms[name] = arm_config(bench, name, bench.seeds[0], run_overrides)
+            arms[name] = arm_config(bench, name, bench.seeds[0])
         except ConfigError as exc:
             raise ConfigError(f"arms.{name}: {exc}") from None
     first_name, first = next(iter(arms.items()))
+    first_dict = config_to_dict(first)
     for name, cfg in arms.items():
+        cfg_dict = config_to_dict(cfg)
         for key in SEED_KEYS:
-            a, b = _get(config_to_dict(first), key), _get(config_to_dict(cfg), key)
-            if a != b:
+            if _get(first_dict, key) != _get(cfg_dict, key):
                 raise ConfigError(
                     f"arms.{name}: changes {key}, which the seed model depends on; arms must share it with '{first_name}'"
                 )
     if bench.reference not in arms:
         raise ConfigError(f"reference: {bench.reference!r} is not an arm; arms: {', '.join(arms)}")
-    bench._run_overrides = run_overrides  # type: ignore[attr-defined]
     return bench, arms
 
 
-def arm_config(bench: BenchConfig, arm: str, seed: int, run_overrides: list[str] = ()) -> RunConfig:
+def arm_config(bench: BenchConfig, arm: str, seed: int) -> RunConfig:
     out = bench.bench_dir / f"seed_{seed}" / arm
     return config_from_dict(
-        dict(bench.run),
-        [*run_overrides, *bench.arms[arm], f"seed={seed}", f"name={arm}", f"output_dir={out}"],
+        bench.run, [*bench.arms[arm], f"seed={seed}", f"name={arm}", f"output_dir={out}"]
     )
 
 
@@ -151,20 +149,14 @@ def run_bench(
 
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
-    artifacts.write_text(
-        bench_dir / "bench.yaml",
-        yaml.safe_dump(
-            {k: v for k, v in bench.__dict__.items() if not k.startswith("_")}, sort_keys=False
-        ),
-    )
-    overrides = getattr(bench, "_run_overrides", [])
+    artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
     t0 = time.perf_counter()
     total = len(bench.seeds) * len(arms)
     done = 0
     for seed in bench.seeds:
         shared = None
         for name in arms:
-            cfg = arm_config(bench, name, seed, overrides)
+            cfg = arm_config(bench, name, seed)
             done += 1
             if console is not None:
                 console.print(
@@ -191,15 +183,11 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
     rows = []
     for seed in bench.seeds:
         for name in arms:
-            cfg = arm_config(bench, name, seed, getattr(bench, "_run_overrides", []))
+            cfg = arm_config(bench, name, seed)
             path = cfg.run_dir / "metrics.jsonl"
             if not path.exists():
                 continue
-            stages = [
-                __import__("json").loads(line)
-                for line in path.read_text().splitlines()
-                if line.strip()
-            ]
+            stages = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             seed_row = stages[0]
             u_tokens = seed_row["raw"].get("tokens") or 1
             for st in stages:
@@ -324,9 +312,7 @@ def build_report(
     final = _final(rows)
     any_cfg = next(iter(arms.values()))
     budget = any_cfg.loop.iterations * any_cfg.train.tokens
-    diffs = sorted(
-        {k[4:] for r in rows for k in r if k.startswith("acc_") and k[4:].isdigit()}, key=int
-    )
+    diffs = _difficulties(rows)
     ks = sorted({k for r in rows for k in r if k.startswith(("pass@", "maj@"))})
     lines = [
         f"# Bench `{bench.name}`",
@@ -449,14 +435,26 @@ def build_report(
     return "\n".join(lines) + "\n"
 
 
-def _mean_curve(rows: list[dict], arm: str, x: str, y: str) -> list[tuple[float, float]]:
+def _difficulties(rows: list[dict]) -> list[str]:
+    """The difficulties that have an ``acc_<d>`` column, in order."""
+    return sorted(
+        {k[4:] for r in rows for k in r if k.startswith("acc_") and k[4:].isdigit()}, key=int
+    )
+
+
+def _by_iteration(rows: list[dict], arm: str) -> list[list[dict]]:
+    """An arm's rows (all seeds) grouped by checkpoint, in order."""
     by_it: dict[int, list[dict]] = {}
     for r in rows:
         if r["arm"] == arm:
             by_it.setdefault(r["iteration"], []).append(r)
+    return [rs for _, rs in sorted(by_it.items())]
+
+
+def _mean_curve(rows: list[dict], arm: str, x: str, y: str) -> list[tuple[float, float]]:
     return [
         (statistics.fmean(r[x] for r in rs), statistics.fmean(r[y] for r in rs if r[y] is not None))
-        for _, rs in sorted(by_it.items())
+        for rs in _by_iteration(rows, arm)
     ]
 
 
@@ -491,12 +489,8 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
         (axes[1], "acc_harder", "harder than U"),
     ]:
         for arm in arms:
-            by_it: dict[int, list[dict]] = {}
-            for r in rows:
-                if r["arm"] == arm:
-                    by_it.setdefault(r["iteration"], []).append(r)
             xs, ms, hs = [], [], []
-            for _, rs in sorted(by_it.items()):
+            for rs in _by_iteration(rows, arm):
                 m, h = mean_ci([r[key] for r in rs])
                 xs.append(statistics.fmean(r["train_tokens"] for r in rs))
                 ms.append(m)
@@ -514,9 +508,7 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
 
     # 2. Final accuracy by difficulty.
     final = _final(rows)
-    diffs = sorted(
-        {k[4:] for r in rows for k in r if k.startswith("acc_") and k[4:].isdigit()}, key=int
-    )
+    diffs = _difficulties(rows)
     fig, ax = plt.subplots(figsize=(11, 4))
     width = 0.8 / max(len(arms), 1)
     for i, arm in enumerate(arms):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import ConfigError
+from selfplay.view import finished_iterations, load_samples
 
 FIELDS = [
     "iteration",
@@ -232,10 +233,8 @@ def _run_body(d: Path) -> str:
     if not rows:
         raise ConfigError(f"{d}: no finished stage yet")
     samples = []
-    for p in sorted(d.glob("iter_*/samples.parquet")):
-        it = int(p.parent.name[5:])
-        for s in artifacts.read_parquet(p):
-            s["iteration"] = it
+    for it in finished_iterations(d):
+        for s in load_samples(d, it):
             s["steps"] = [[st["text"], bool(st["ok"]), st["why"]] for st in (s.get("steps") or [])]
             samples.append([s.get(f) for f in FIELDS])
     plots = "".join(

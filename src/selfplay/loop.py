@@ -19,13 +19,14 @@ import os
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import ConfigError, RunConfig, config_to_dict, dump_config
 from selfplay.evaluation import evaluate, test_problems
-from selfplay.filters import filter_samples, reason_kind
+from selfplay.filters import filter_samples, normalize_chain, reason_kind
 from selfplay.models import count_params, init_model, load_model, resolve_device
 from selfplay.sampling import curriculum_frontier, draw_pool, generate_samples
 from selfplay.tasks import Example, Problem, Task, make_task
@@ -313,7 +314,7 @@ def diversity(samples: list[dict]) -> dict:
         chains.setdefault(s["problem_id"], set())
         answers.setdefault(s["problem_id"], set()).add(s["answer"])
         if s["valid"]:
-            chains[s["problem_id"]].add("".join(s["text"].split()))
+            chains[s["problem_id"]].add(normalize_chain(s["text"]))
     n = max(len(chains), 1)
     return {
         "distinct_correct_chains_per_problem": sum(len(v) for v in chains.values()) / n,
@@ -429,12 +430,7 @@ def run_iteration(
     out = {"stage": f"iter_{k:03d}", "iteration": k, "source": cfg.loop.data_source}
     if selfplay:
         kept = [s for s in samples if s["kept"]]
-        reasons: dict[str, int] = {}
-        for s in samples:
-            if not s["kept"]:
-                reasons[reason_kind(s["filter_reason"])] = (
-                    reasons.get(reason_kind(s["filter_reason"]), 0) + 1
-                )
+        reasons = Counter(reason_kind(s["filter_reason"]) for s in samples if not s["kept"])
         out["generate"] = {
             **gen_stats,
             "pass_rate": _rate(samples, lambda s: s["status"] == "correct"),
@@ -450,7 +446,7 @@ def run_iteration(
                 str(d): sum(s["difficulty"] == d for s in kept)
                 for d in sorted({s["difficulty"] for s in samples})
             },
-            "rejected": reasons,
+            "rejected": dict(reasons),
         }
     out["train"] = train
     out["eval"] = _eval_block(cfg, metrics)
