@@ -41,6 +41,7 @@ format: setup
 
 bench: setup
 	$(BIN)/python scripts/cpu_bench.py --out benchmarks/results/cpu_bench.json
+	$(BIN)/python scripts/verifier_bench.py --out benchmarks/results/verifier_bench.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -197,3 +197,22 @@ def test_model_loaded_by_path(tmp_path):
     assert any(
         not torch.equal(trained[k], v) for k, v in model.state_dict().items() if k in trained
     )
+
+
+def test_a_run_saved_by_an_older_version_resumes(tmp_path):
+    """A saved config without a key added since reads as that key's default; a real change is refused."""
+    import yaml
+
+    from selfplay.loop import prepare_run_dir
+
+    cfg = micro_config(tmp_path)
+    prepare_run_dir(cfg)
+    path = cfg.run_dir / "config.yaml"
+    saved = yaml.safe_load(path.read_text())
+    del saved["loop"]["fill_budget"], saved["model"]["lora"]
+    path.write_text(yaml.safe_dump(saved))
+    prepare_run_dir(cfg)  # accepted
+    saved["train"]["lr"] = 0.5
+    path.write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match="train.lr"):
+        prepare_run_dir(cfg)

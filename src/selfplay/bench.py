@@ -37,6 +37,8 @@ SEED_KEYS = (
     "train.batch_size",
     "train.max_length",
     "train.sft",
+    "train.packing",
+    "train.compile",
     "generation.backend",
 )
 
@@ -54,6 +56,10 @@ class BenchConfig:
     """Arm name -> list of ``key=value`` overrides of ``run``."""
     reference: str = "raw-fresh-1x"
     """The arm that paired differences are taken against."""
+    sweep: dict = field(default_factory=dict)
+    """Regime axes: axis -> {level -> list of ``key=value`` overrides of ``run``}. Every
+    combination of levels (one per axis) is a regime, and every arm runs in every regime, in
+    ``<bench>/<level>-<level>/``. Empty: a single regime (the plain bench)."""
 
     @property
     def bench_dir(self) -> Path:
@@ -118,6 +124,16 @@ def load_bench_config(
                 )
     if bench.reference not in arms:
         raise ConfigError(f"reference: {bench.reference!r} is not an arm; arms: {', '.join(arms)}")
+    if bench.sweep:
+        from selfplay.sweep import regimes, sub_bench
+
+        for name, _, regime_overrides in regimes(bench):
+            sub = sub_bench(bench, name, regime_overrides)
+            for arm in sub.arms:
+                try:
+                    arm_config(sub, arm, bench.seeds[0])
+                except ConfigError as exc:
+                    raise ConfigError(f"sweep regime {name}, arm {arm}: {exc}") from None
     return bench, arms
 
 
@@ -146,6 +162,11 @@ def run_bench(
 ) -> list[dict]:
     """Run (or resume) every arm for every seed, then write results, report and plots."""
     from selfplay.loop import run
+
+    if bench.sweep:
+        from selfplay.sweep import run_sweep
+
+        return run_sweep(bench, console=console, progress=progress)
 
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +238,8 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
                         "distinct_correct_chains_per_problem"
                     ),
                     "unique_answers": st.get("generate", {}).get("unique_answers_per_problem"),
+                    "reuse": st["train"].get("reuse") if st["iteration"] else None,
+                    "seed_train_tokens": seed_row["train"]["tokens"],
                 }
                 for key, by_d in ev.items():
                     if isinstance(by_d, dict) and key.startswith(("pass@", "maj@")):
@@ -311,15 +334,16 @@ def build_report(
 
     final = _final(rows)
     any_cfg = next(iter(arms.values()))
-    budget = any_cfg.loop.iterations * any_cfg.train.tokens
+    budget = statistics.fmean(r["train_tokens"] for r in final.values()) if final else 0
     diffs = _difficulties(rows)
     ks = sorted({k for r in rows for k in r if k.startswith(("pass@", "maj@"))})
     lines = [
         f"# Bench `{bench.name}`",
         "",
         f"Seeds {bench.seeds}; every arm of a seed starts from that seed's model_0 (trained on U: "
-        f"{any_cfg.raw.size} problems, difficulties {any_cfg.raw.difficulties}, {any_cfg.seed_train.tokens:,} tokens) "
-        f"and trains a budget of {budget:,} tokens in {any_cfg.loop.iterations} rounds. "
+        f"{any_cfg.raw.size} problems, difficulties {any_cfg.raw.difficulties}, "
+        f"{rows[0]['seed_train_tokens'] if rows else 0:,} tokens) "
+        f"and trains a budget of {budget:,.0f} tokens in {any_cfg.loop.iterations} rounds. "
         f"Accuracy is greedy exact match on held-out problems; *in* = difficulties {any_cfg.raw.difficulties}, "
         f"*harder* = the rest of {any_cfg.eval.difficulties}. Mean ± 95% CI over seeds (t distribution).",
         "",

@@ -2,6 +2,7 @@
 
 selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e-4 output_dir=runs/x)
 selfplay summary RUN_DIR                print the per-iteration table of a run
+selfplay verify TASK FILE [--gold]      verify a file of completions; status counts and reasons
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _cmd_bench(args) -> int:
     console.print(f"bench [bold]{bench.bench_dir}[/]: {len(arms)} arms x {len(bench.seeds)} seeds")
     run_bench(bench, arms, console=console, progress=not args.no_progress)
     report = bench.bench_dir / "report.md"
-    console.print(report.read_text().split("## Paired")[0])
+    console.print(report.read_text().split("## Paired")[0], markup=False)
     console.print(f"report: {report}")
     return 0
 
@@ -156,6 +157,31 @@ def _cmd_report(args) -> int:
 
     out = build_report(args.dir)
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from selfplay import artifacts
+    from selfplay.verify_file import summarize, summary_tables, verify_file
+
+    _quiet_libraries()
+    verdicts = verify_file(
+        args.task,
+        args.file,
+        gold=args.gold,
+        timeout=args.timeout,
+        memory_mb=args.memory_mb,
+        progress=not args.no_progress,
+    )
+    console = _console()
+    what = "gold solutions" if args.gold else "completions"
+    for table in summary_tables(
+        summarize(verdicts, args.top), f"{args.task}: {what} in {args.file}"
+    ):
+        console.print(table)
+    if args.out:
+        artifacts.write_parquet(args.out, [v.row() for v in verdicts])
+        console.print(f"verdicts in {args.out}")
     return 0
 
 
@@ -213,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("dir", type=Path)
     rp.set_defaults(func=_cmd_report)
+    v = sub.add_parser(
+        "verify",
+        help="verify a JSONL/Parquet file of problems with completions; print status counts",
+    )
+    v.add_argument("task", help="task name, e.g. arith, gsm8k, math, countdown, code")
+    v.add_argument("file", type=Path, help="JSONL, JSONL.gz or Parquet; one problem per line")
+    v.add_argument(
+        "--gold",
+        action="store_true",
+        help="verify the task's gold solutions instead of 'completion'",
+    )
+    v.add_argument("--out", type=Path, help="write every verdict to this Parquet file")
+    v.add_argument("--timeout", type=float, default=10.0, help="seconds per completion")
+    v.add_argument("--memory-mb", type=int, default=1024, help="memory per sandboxed program")
+    v.add_argument("--top", type=int, default=10, help="reasons to list")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=_cmd_verify)
     s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(func=_cmd_summary)

@@ -27,11 +27,41 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class LoraConfig:
+    """Low-rank adapters (``peft``) instead of full fine-tuning. After each training stage the
+    adapters are merged into the weights, so every checkpoint is a plain model directory."""
+
+    r: int = 0
+    """Adapter rank (0 = off: full fine-tuning)."""
+    alpha: float = 16.0
+    """Scale numerator: the update is ``alpha / r x B A``."""
+    dropout: float = 0.0
+    """Dropout on the adapter's input."""
+    target_modules: list[str] | str = "all-linear"
+    """Modules that get adapters: names (e.g. ``[q_proj, v_proj]``), a regex matched against full
+    module names, or ``all-linear``."""
+
+
+@dataclass
 class ModelConfig:
     preset: Literal["tiny", "small", "base"] = "tiny"
     """Size of a from-scratch Llama with a character tokenizer: tiny ~1M, small ~10M, base ~100M params."""
     name_or_path: str | None = None
     """Any Hugging Face causal LM (hub name or local directory); overrides ``preset`` when set."""
+    chat_template: Literal["auto", "none"] = "auto"
+    """``auto``: if the tokenizer has a chat template, a prompt is rendered as a user turn with the
+    generation prompt (generation) and the completion as the assistant turn (training); ``none``:
+    plain text. The character tokenizer of the presets has no template."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights for generation. ``auto``: bfloat16 on a GPU that supports it, else the checkpoint's
+    dtype. Training keeps float32 weights under ``auto`` (bf16 autocast on a GPU); any other value
+    is used for training too."""
+    attn_implementation: str = "auto"
+    """Attention kernel passed to transformers. ``auto``: ``flash_attention_2`` on a GPU when the
+    ``flash-attn`` package is installed, else ``sdpa``."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA adapters (``r > 0``) for the rounds, and for the seed stage of a pretrained
+    ``name_or_path`` (a from-scratch preset's seed stage always trains every weight)."""
 
 
 @dataclass
@@ -40,6 +70,21 @@ class TaskConfig:
     """Task name; see ``selfplay.tasks.TASKS``."""
     ops: list[str] = field(default_factory=lambda: ["add"])
     """Operations of the ``arith`` task: ``add`` (column addition with carries), ``mul`` (partial products)."""
+    index_hints: bool = False
+    """``arith`` addition with index hints: every prompt digit and chain step carries its column's
+    letter, so the chain format itself does not tie the model to the lengths it was trained on."""
+    data: str | None = None
+    """Problems of a dataset task (``gsm8k``, ``math``, ``code``): a local JSONL / JSONL.gz / Parquet
+    file, or a Hugging Face hub dataset name (e.g. ``openai/gsm8k``). ``null``: the task's default."""
+    data_subset: str | None = None
+    """Hub dataset configuration (e.g. ``main`` for ``openai/gsm8k``)."""
+    data_split: str | None = None
+    """Hub dataset split to read (``null``: the task's default, e.g. ``train`` for GSM8K, ``test``
+    for HumanEval). Held-out problems are a fixed hash-based 20% of the problems read."""
+    timeout: float = 10.0
+    """Verifier wall-clock limit per completion, in seconds (the code sandbox, math-verify)."""
+    memory_mb: int = 1024
+    """Memory limit of one sandboxed program (``code``), in MiB."""
 
 
 @dataclass
@@ -65,6 +110,9 @@ class SeedConfig:
 
     tokens: int = 600_000
     """Training-token budget for the seed model (U is repeated as needed)."""
+    epochs: float | None = None
+    """If set, the seed budget in passes over U instead (``tokens`` is then ignored), so the seed
+    model of a small and of a large corpus see each item equally often."""
     lr: float = 3e-3
     """Learning rate from scratch; the rounds use ``train.lr`` (lower: they continue a trained model)."""
 
@@ -92,20 +140,44 @@ class LoopConfig:
     """Pass rate at the frontier that moves it one pool difficulty up for the next round."""
     curriculum_easy_mix: float = 0.3
     """With ``curriculum``: fraction of the round's problems from easier pool difficulties."""
+    fill_budget: bool = False
+    """Fill the budget: after the round's first draw, keep drawing ``problems_per_iter`` new
+    problems and sampling them until the round's training set holds at least the round's token
+    budget in *unique* kept chains (so nothing is repeated) or ``fill_max_draws`` draws were made."""
+    fill_max_draws: int = 4
+    """With ``fill_budget``: extra problem draws allowed per round (the sampling cap)."""
 
 
 @dataclass
 class GenerationConfig:
-    backend: Literal["hf"] = "hf"
-    """Generation backend."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """Generation backend: ``hf`` (transformers ``generate``, in process) or ``vllm`` (offline
+    ``vllm.LLM`` in a subprocess per call, so its GPU memory is returned; ``pip install '.[vllm]'``)."""
     n: int = 4
     """Samples per problem."""
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int | None = None
     """Upper bound on completion length; ``null`` asks the task for a bound that fits the hardest problem."""
-    batch_size: int = 256
-    """Sequences per forward pass (prompts x n)."""
+    batch_size: int | Literal["auto"] = 256
+    """Sequences per forward pass (prompts x n) of the ``hf`` backend. ``auto``: as many as fit in
+    free GPU memory (estimated from the KV cache and activations; 256 on CPU). vLLM batches itself."""
+    cache: Literal["dynamic", "static"] = "dynamic"
+    """KV cache of the ``hf`` backend: ``dynamic`` grows per step; ``static`` is preallocated, the
+    shape ``compile`` needs."""
+    compile: bool = False
+    """``hf`` backend on a GPU: compile the decoding step (``torch.compile``, CUDA graphs); needs
+    ``cache: static``. Ignored on CPU."""
+    tensor_parallel_size: int = 1
+    """``vllm``: GPUs that hold one copy of the model."""
+    data_parallel_size: int = 1
+    """``vllm``: copies of the model, each generating for its own shard of the prompts on its own
+    ``tensor_parallel_size`` GPUs (results do not depend on it: every prompt has its own seed)."""
+    gpu_memory_utilization: float = 0.85
+    """``vllm``: fraction of each GPU's memory the engine may take (weights + KV cache)."""
+    vllm: dict[str, Any] = field(default_factory=dict)
+    """Passed through to ``vllm.LLM`` (e.g. ``enforce_eager``, ``max_model_len``); overrides the
+    values above."""
     adaptive_max_n: int = 0
     """Difficulty-aware sampling (DART-Math): keep sampling problems with fewer than
     ``adaptive_target`` valid chains, ``n`` at a time, up to this many samples (0 = off)."""
@@ -143,12 +215,28 @@ class TrainConfig:
     """Fraction of each round's training examples drawn from the raw corpus U."""
     tokens: int = 300_000
     """Training-token budget per round."""
+    budget_epochs: list[float] | None = None
+    """Per-round budgets in passes over U's tokens (one entry per round, e.g. ``[1, 3, 12]`` puts
+    checkpoints at 1, 4 and 16 epochs of U); overrides ``tokens``, so budgets scale with U's size."""
     max_epochs: float | None = None
     """Cap on passes over a round's training set: spend at most ``max_epochs x its tokens`` of the
     budget (``null``: always spend the whole budget, repeating a small kept set as often as needed)."""
     lr: float = 1e-3
     batch_size: int = 64
+    """Examples per optimizer step, over all processes."""
     max_length: int = 128
+    packing: bool = False
+    """Padding-free training: pack examples into rows of ``max_length`` tokens (TRL best-fit
+    packing with per-example position ids, so no example attends to another); the loss stays on
+    completions. Each step still processes about ``batch_size`` examples' tokens."""
+    compile: bool = False
+    """``torch.compile`` the model for training (TRL ``torch_compile``)."""
+    num_processes: int = 1
+    """Training processes (one per GPU). More than 1, or an ``accelerate_config``, runs each
+    training stage under ``accelerate launch`` in a subprocess (DDP, FSDP or DeepSpeed)."""
+    accelerate_config: str | None = None
+    """An ``accelerate`` config file for the training stage, e.g. ``configs/accelerate/fsdp.yaml``
+    (``ddp``, ``fsdp``, ``zero2``, ``zero3``); ``num_processes`` overrides the file's."""
     sft: dict[str, Any] = field(default_factory=dict)
     """Passed through to ``trl.SFTConfig`` (overrides the values above)."""
 
@@ -304,13 +392,65 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.generation.n >= 1, "generation.n", "must be >= 1")
     need(cfg.generation.temperature > 0, "generation.temperature", "must be > 0")
     need(0 < cfg.generation.top_p <= 1, "generation.top_p", "must be in (0, 1]")
-    need(cfg.generation.batch_size >= 1, "generation.batch_size", "must be >= 1")
+    need(
+        cfg.generation.batch_size == "auto" or cfg.generation.batch_size >= 1,
+        "generation.batch_size",
+        "must be >= 1 or 'auto'",
+    )
+    need(
+        not cfg.generation.compile or cfg.generation.cache == "static",
+        "generation.compile",
+        "needs generation.cache: static",
+    )
+    need(
+        cfg.generation.tensor_parallel_size >= 1,
+        "generation.tensor_parallel_size",
+        "must be >= 1",
+    )
+    need(cfg.generation.data_parallel_size >= 1, "generation.data_parallel_size", "must be >= 1")
+    need(
+        0 < cfg.generation.gpu_memory_utilization <= 1,
+        "generation.gpu_memory_utilization",
+        "must be in (0, 1]",
+    )
+    lora = cfg.model.lora
+    need(lora.r >= 0, "model.lora.r", "must be >= 0 (0 = off)")
+    need(lora.alpha > 0, "model.lora.alpha", "must be > 0")
+    need(0.0 <= lora.dropout < 1.0, "model.lora.dropout", "must be in [0, 1)")
+    need(
+        len(lora.target_modules) > 0,
+        "model.lora.target_modules",
+        "must be 'all-linear', a regex or a non-empty list of module names",
+    )
+    need(cfg.train.num_processes >= 1, "train.num_processes", "must be >= 1")
+    need(
+        cfg.train.batch_size % cfg.train.num_processes == 0,
+        "train.batch_size",
+        f"must be a multiple of train.num_processes ({cfg.train.num_processes})",
+    )
+    need(
+        cfg.train.accelerate_config is None or Path(cfg.train.accelerate_config).is_file(),
+        "train.accelerate_config",
+        f"file not found: {cfg.train.accelerate_config}",
+    )
     need(
         cfg.generation.max_new_tokens is None or cfg.generation.max_new_tokens >= 1,
         "generation.max_new_tokens",
         "must be >= 1",
     )
     need(cfg.loop.fresh_multiplier > 0, "loop.fresh_multiplier", "must be > 0")
+    need(cfg.loop.fill_max_draws >= 0, "loop.fill_max_draws", "must be >= 0")
+    need(
+        cfg.seed_train.epochs is None or cfg.seed_train.epochs >= 0,
+        "seed_train.epochs",
+        "must be >= 0 or null",
+    )
+    be = cfg.train.budget_epochs
+    need(
+        be is None or (len(be) == cfg.loop.iterations and all(x >= 0 for x in be)),
+        "train.budget_epochs",
+        f"needs one budget >= 0 per round (loop.iterations = {cfg.loop.iterations})",
+    )
     need(
         0.0 <= cfg.loop.curriculum_threshold <= 1.0,
         "loop.curriculum_threshold",
@@ -341,6 +481,8 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.eval.k >= 0, "eval.k", "must be >= 0")
     need(cfg.eval.temperature > 0, "eval.temperature", "must be > 0")
     need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
+    need(cfg.task.timeout > 0, "task.timeout", "must be > 0")
+    need(cfg.task.memory_mb >= 64, "task.memory_mb", "must be >= 64")
     from selfplay.tasks import TASKS
 
     need(
@@ -366,7 +508,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
+def apply_overrides(data: dict, overrides: list[str] = ()) -> dict:
+    """A copy of a config mapping with ``key=value`` overrides applied."""
     data = copy.deepcopy(dict(data or {}))
     for text in overrides:
         path, value = parse_override(text)
@@ -379,6 +522,11 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
                 raise ConfigError(f"{'.'.join(path)}: '{part}' is not a section")
             node = child
         node[path[-1]] = value
+    return data
+
+
+def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
+    data = apply_overrides(data, overrides)
     cfg = _build(RunConfig, data)
     _check_ranges(cfg)
     return cfg

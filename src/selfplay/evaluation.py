@@ -10,8 +10,8 @@ from math import comb
 
 from selfplay.config import RunConfig
 from selfplay.filters import majority_answer, normalize_answer
-from selfplay.generation import get_backend
-from selfplay.tasks import Problem, Task
+from selfplay.generation import backend_options, get_backend
+from selfplay.tasks import Problem, Task, verify_all
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -52,7 +52,9 @@ def evaluate(
         max(p.difficulty for p in problems)
     )
     prompts = [p.prompt for p in problems]
-    common = dict(max_new_tokens=max_new, batch_size=cfg.generation.batch_size)
+    common = dict(
+        max_new_tokens=max_new, batch_size=cfg.generation.batch_size, **backend_options(cfg)
+    )
     greedy = generate(
         model,
         tokenizer,
@@ -63,9 +65,9 @@ def evaluate(
         **common,
     )
     per: dict[int, dict[str, list[float]]] = {}
-    for comp in greedy:
+    verdicts = verify_all(task, [(problems[c.prompt_idx], c.text) for c in greedy])
+    for comp, v in zip(greedy, verdicts, strict=True):
         p = problems[comp.prompt_idx]
-        v = task.verify(p, comp.text)
         row = per.setdefault(p.difficulty, {})
         row.setdefault("accuracy", []).append(float(v.status == "correct"))
         row.setdefault("valid", []).append(float(v.valid))
@@ -82,12 +84,12 @@ def evaluate(
             progress="eval sample" if progress else None,
             **common,
         )
+        all_verdicts = verify_all(task, [(problems[c.prompt_idx], c.text) for c in sampled])
         by_prompt: dict[int, list] = {}
-        for comp in sampled:
-            by_prompt.setdefault(comp.prompt_idx, []).append(comp)
-        for i, comps in by_prompt.items():
+        for comp, v in zip(sampled, all_verdicts, strict=True):
+            by_prompt.setdefault(comp.prompt_idx, []).append(v)
+        for i, verdicts in by_prompt.items():
             p = problems[i]
-            verdicts = [task.verify(p, c.text) for c in comps]
             c = sum(v.status == "correct" for v in verdicts)
             row = per[p.difficulty]
             row.setdefault("pass@1", []).append(pass_at_k(k, c, 1))

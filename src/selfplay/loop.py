@@ -27,7 +27,15 @@ from selfplay import artifacts
 from selfplay.config import ConfigError, RunConfig, config_to_dict, dump_config
 from selfplay.evaluation import evaluate, test_problems
 from selfplay.filters import filter_samples, normalize_chain, reason_kind
-from selfplay.models import count_params, init_model, load_model, resolve_device
+from selfplay.generation import check_backend
+from selfplay.models import (
+    count_params,
+    init_model,
+    load_for_generation,
+    load_for_training,
+    resolve_device,
+    setup_device,
+)
 from selfplay.sampling import curriculum_frontier, draw_pool, generate_samples
 from selfplay.tasks import Example, Problem, Task, make_task
 from selfplay.training import count_tokens, train_sft
@@ -108,10 +116,12 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     if path.exists():
         old = _flatten(yaml.safe_load(path.read_text()) or {})
         new = _flatten(config_to_dict(cfg))
+        # A key the saved config lacks (written by an older version) matches its default.
+        defaults = _flatten(config_to_dict(RunConfig()))
         diff = [
             k
             for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES
+            if old.get(k, defaults.get(k)) != new.get(k) and k not in _RESUMABLE_CHANGES
         ]
         if diff:
             k = diff[0]
@@ -185,11 +195,11 @@ def run_seed(
         return raw
     model_dir = d / "model"
     if not (model_dir.exists() and (d / "train.json").exists()):
-        model, tok = init_model(cfg)
-        model.to(device)
+        model, tok = init_model(cfg, device)
+        budget = seed_budget(cfg, raw, tok)
         _log(
             console,
-            f"[bold]seed[/]: training model_0 ({count_params(model) / 1e6:.2f}M params) on U = {len(raw)} examples, {cfg.seed_train.tokens:,} tokens",
+            f"[bold]seed[/]: training model_0 ({count_params(model) / 1e6:.2f}M params) on U = {len(raw)} examples, {budget:,} tokens",
         )
         seed_cfg = dataclasses.replace(cfg.train, lr=cfg.seed_train.lr)
         result = train_sft(
@@ -197,18 +207,20 @@ def run_seed(
             tok,
             raw,
             seed_cfg,
-            budget_tokens=cfg.seed_train.tokens,
+            budget_tokens=budget,
             seed=cfg.seed,
             work_dir=d / ".trainer",
             device=device,
             progress="seed train" if progress else None,
+            lora=cfg.model.lora if cfg.model.name_or_path else None,
+            chat_template=cfg.model.chat_template,
         )
         artifacts.save_model_dir(model_dir, model, tok)
         artifacts.write_json(d / "train.json", {**asdict(result), "params": count_params(model)})
         shutil.rmtree(d / ".trainer", ignore_errors=True)
         _stage_done("seed/train")
     train = artifacts.read_json(d / "train.json")
-    model, tok = load_model(model_dir, device)
+    model, tok = load_for_generation(cfg, model_dir, device)
     t1 = time.perf_counter()
     metrics = evaluate(model, tok, task, tests, cfg, seed=cfg.seed, progress=progress)
     n_params = train["params"]
@@ -251,14 +263,32 @@ def _by_difficulty(samples: list[dict], pred) -> dict:
     return {str(d): _rate([s for s in samples if s["difficulty"] == d], pred) for d in ds}
 
 
-def raw_stream_slice(cfg: RunConfig, k: int, data: list[Example], tok) -> list[Example]:
+def round_budget(cfg: RunConfig, k: int, raw: list[Example], tok) -> int:
+    """Round ``k``'s training-token budget: ``train.tokens``, or ``train.budget_epochs[k-1]``
+    passes over U's tokens."""
+    if cfg.train.budget_epochs is None:
+        return cfg.train.tokens
+    return round(cfg.train.budget_epochs[k - 1] * sum(count_tokens(tok, raw)))
+
+
+def seed_budget(cfg: RunConfig, raw: list[Example], tok) -> int:
+    if cfg.seed_train.epochs is None:
+        return cfg.seed_train.tokens
+    return round(cfg.seed_train.epochs * sum(count_tokens(tok, raw)))
+
+
+def raw_stream_slice(
+    cfg: RunConfig, k: int, data: list[Example], tok, raw: list[Example] | None = None
+) -> list[Example]:
     """Round ``k``'s share of a raw baseline's data: one stream of shuffled passes over ``data``,
-    cut into rounds of ``train.tokens`` each, so the arm repeats data only once it has used it all."""
+    cut into rounds of each round's budget, so the arm repeats data only once it has used it all.
+    ``raw`` (U) sets the budgets given in epochs of U; it defaults to ``data``."""
     if not data:
         return []
     mean = sum(count_tokens(tok, data[:2000])) / min(len(data), 2000)
-    per_round = max(1, round(cfg.train.tokens / mean))
-    start, stop = (k - 1) * per_round, k * per_round
+    u = data if raw is None else raw
+    per_round = [max(1, round(round_budget(cfg, j, u, tok) / mean)) for j in range(1, k + 1)]
+    start, stop = sum(per_round[:-1]), sum(per_round)
     out, n = [], len(data)
     for epoch in range(start // n, (stop - 1) // n + 1):
         order = list(range(n))
@@ -291,7 +321,7 @@ def training_set(
     if cfg.loop.data_source == "raw-repeat":
         return raw_stream_slice(cfg, k, raw, tok)
     if cfg.loop.data_source == "raw-fresh":
-        return raw_stream_slice(cfg, k, fresh_corpus(cfg, task), tok)
+        return raw_stream_slice(cfg, k, fresh_corpus(cfg, task), tok, raw)
     rounds = range(1, k + 1) if cfg.train.data == "accumulate" else [k]
     data: list[Example] = []
     for j in rounds:
@@ -320,6 +350,61 @@ def diversity(samples: list[dict]) -> dict:
         "distinct_correct_chains_per_problem": sum(len(v) for v in chains.values()) / n,
         "unique_answers_per_problem": sum(len(v) for v in answers.values()) / n,
     }
+
+
+def _unique_tokens(tok, kept: list[dict]) -> int:
+    distinct = {(s["prompt"], s["text"]): s for s in kept}.values()
+    return sum(count_tokens(tok, [Example(s["prompt"], s["text"], "", 0, "") for s in distinct]))
+
+
+def _fill_budget(cfg, task, k, raw, model, tok, problems, samples, gen_stats, frontier, progress):
+    """Draw and sample new problems until the round's training set holds its token budget in
+    unique kept chains, or the draw cap is reached. Returns all samples and the merged stats."""
+    earlier = 0
+    if cfg.train.data == "accumulate":
+        for j in range(1, k):
+            kept = artifacts.read_parquet(cfg.run_dir / f"iter_{j:03d}" / "kept.parquet")
+            earlier += _unique_tokens(tok, [r for r in kept if r.get("problem_id")])
+    quota = round_budget(cfg, k, raw, tok)
+    if cfg.train.raw_mix:
+        quota = round(quota * (1 - cfg.train.raw_mix))
+    drawn = {p.id for p in problems}
+    draws = 0
+    have = earlier + _unique_tokens(tok, [s for s in samples if s["kept"]])
+    while have < quota and draws < cfg.loop.fill_max_draws:
+        draws += 1
+        more = draw_pool(task, cfg, k, frontier, draw=draws, exclude=drawn)
+        if not more:
+            break
+        drawn |= {p.id for p in more}
+        extra, stats = generate_samples(
+            model, tok, task, more, cfg, seed=cfg.seed * 1000 + k + 7_777 * draws, progress=progress
+        )
+        samples = samples + extra
+        filter_samples(samples, cfg.filters)
+        gen_stats = _merge_gen_stats(gen_stats, stats)
+        have = earlier + _unique_tokens(tok, [s for s in samples if s["kept"]])
+    gen_stats["fill"] = {"quota_tokens": quota, "unique_tokens": have, "extra_draws": draws}
+    return samples, gen_stats
+
+
+def _merge_gen_stats(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key in (
+        "problems",
+        "samples",
+        "generated_tokens",
+        "truncated",
+        "seconds",
+        "verify_seconds",
+    ):
+        out[key] = a[key] + b[key]
+    out["samples_by_origin"] = {
+        o: a["samples_by_origin"].get(o, 0) + b["samples_by_origin"].get(o, 0)
+        for o in {*a["samples_by_origin"], *b["samples_by_origin"]}
+    }
+    out["tokens_per_second"] = out["generated_tokens"] / max(out["seconds"], 1e-9)
+    return out
 
 
 def run_iteration(
@@ -353,7 +438,7 @@ def run_iteration(
     if selfplay:
         # 1-2. Generate n chains per practice problem with model_{k-1}; verify each, step by step.
         if not ((it / "samples.parquet").exists() and (it / "generate.json").exists()):
-            model, tok = load_model(prev_stage / "model", device)
+            model, tok = load_for_generation(cfg, prev_stage / "model", device)
             frontier = None
             if cfg.loop.curriculum:
                 earlier = [
@@ -369,6 +454,10 @@ def run_iteration(
             )
             # 3. Filter: verified, de-duplicated, capped per problem; every sample keeps its reason.
             filter_samples(samples, cfg.filters)
+            if cfg.loop.fill_budget:
+                samples, gen_stats = _fill_budget(
+                    cfg, task, k, raw, model, tok, problems, samples, gen_stats, frontier, progress
+                )
             artifacts.write_parquet(it / "samples.parquet", samples)
             artifacts.write_json(it / "generate.json", {**gen_stats, "frontier": frontier})
             _stage_done(f"iter_{k:03d}/generate")
@@ -383,9 +472,9 @@ def run_iteration(
 
     # 4. Retrain from the seed model or model_{k-1}, for the round's token budget.
     if not ((it / "model").exists() and (it / "train.json").exists()):
-        model, tok = load_model(init_dir, device)
+        model, tok = load_for_training(cfg, init_dir, device)
         data = [e for e in training_set(cfg, k, raw, tok, task) if e.problem_id]
-        budget = cfg.train.tokens
+        budget = round_budget(cfg, k, raw, tok)
         if selfplay and data and cfg.train.max_epochs is not None:
             budget = min(budget, round(cfg.train.max_epochs * sum(count_tokens(tok, data))))
         if data:
@@ -400,6 +489,8 @@ def run_iteration(
                     work_dir=it / ".trainer",
                     device=device,
                     progress=f"train {k}" if progress else None,
+                    lora=cfg.model.lora,
+                    chat_template=cfg.model.chat_template,
                 )
             )
         else:
@@ -418,13 +509,19 @@ def run_iteration(
             "selfplay_examples": sum(e.source == "selfplay" for e in data),
             "distinct_examples": len({(e.prompt, e.completion) for e in data}),
         }
+        unique = sum(count_tokens(tok, list({(e.prompt, e.completion): e for e in data}.values())))
+        result |= {
+            "unique_tokens": unique,
+            # How often each unique training token was seen this round (1.0: no repeats).
+            "reuse": result["tokens"] / unique if unique else 0.0,
+        }
         artifacts.write_json(it / "train.json", result)
         shutil.rmtree(it / ".trainer", ignore_errors=True)
         _stage_done(f"iter_{k:03d}/train")
     train = artifacts.read_json(it / "train.json")
 
     # 5. Evaluate model_k on the held-out test problems.
-    model, tok = load_model(it / "model", device)
+    model, tok = load_for_generation(cfg, it / "model", device)
     t0 = time.perf_counter()
     metrics = evaluate(model, tok, task, tests, cfg, seed=cfg.seed, progress=progress)
     out = {"stage": f"iter_{k:03d}", "iteration": k, "source": cfg.loop.data_source}
@@ -487,6 +584,8 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
     """Run (or resume) the whole loop; returns one metrics record per finished stage."""
     run_dir = prepare_run_dir(cfg)
     device = resolve_device(cfg.device)
+    setup_device(device)
+    check_backend(cfg)
     task = make_task(cfg)
     tests = test_problems(task, cfg)
     _log(

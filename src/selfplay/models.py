@@ -2,10 +2,15 @@
 
 Both save with ``save_pretrained`` into a directory that ``AutoModelForCausalLM`` /
 ``AutoTokenizer`` (and vLLM) load; the character tokenizer is a plain ``tokenizer.json``.
+
+On a GPU, generation runs in bfloat16 and training keeps float32 weights under bf16 autocast;
+attention is SDPA (FlashAttention 2 when ``flash-attn`` is installed) and float32 matmuls use TF32.
+A tokenizer with a chat template renders each prompt as a user turn (see :func:`encode_prompts`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from selfplay.config import RunConfig
+    from selfplay.config import ModelConfig, RunConfig
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 CHARS = string.printable.replace("\x0b", "").replace("\x0c", "").replace("\r", "")
@@ -49,14 +54,20 @@ def build_char_tokenizer(max_length: int = 1024) -> PreTrainedTokenizerBase:
 
 
 def build_model(
-    preset: str, tokenizer: PreTrainedTokenizerBase, max_positions: int = 1024, seed: int = 0
+    preset: str,
+    tokenizer: PreTrainedTokenizerBase,
+    max_positions: int = 1024,
+    seed: int = 0,
+    attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """A randomly initialised Llama of the given size preset, sized to the tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     hidden, layers, heads, inter = PRESETS[preset]
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     config = LlamaConfig(
+        **extra,
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=inter,
@@ -77,34 +88,203 @@ def build_model(
     return model
 
 
-def init_model(cfg: RunConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The initial weights for a run: a preset built from scratch, or a pretrained LM."""
-    if cfg.model.name_or_path:
-        return load_model(cfg.model.name_or_path)
-    tok = build_char_tokenizer()
-    return build_model(cfg.model.preset, tok, seed=cfg.seed), tok
-
-
-def load_model(
-    name_or_path: str | Path, device: str = "cpu"
+def init_model(
+    cfg: RunConfig, device: str = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM and its tokenizer (hub name or ``save_pretrained`` directory)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    """The initial weights for a run, placed for training on ``device`` (see
+    :func:`load_for_training`): a preset built from scratch, or a pretrained LM."""
+    if cfg.model.name_or_path:
+        return load_for_training(cfg, cfg.model.name_or_path, device)
+    tok = build_char_tokenizer()
+    attn = resolve_attention(cfg.model.attn_implementation, device)
+    model = build_model(cfg.model.preset, tok, seed=cfg.seed, attn_implementation=attn)
+    target = "cpu" if launches_training(cfg) else device
+    return model.to(target, _torch_dtype(training_dtype(cfg.model))), tok
 
-    hf_logging.disable_progress_bar()
+
+def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
+    """A tokenizer that pads on the left (for batched generation) and always has a pad token."""
+    from transformers import AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(name_or_path)).to(device)
+    return tok
+
+
+def load_model(
+    name_or_path: str | Path,
+    device: str = "cpu",
+    *,
+    dtype: str | None = None,
+    attn_implementation: str | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer (hub name or ``save_pretrained`` directory).
+
+    ``dtype`` (``float32``, ``bfloat16``, ``float16``; ``None``: the checkpoint's) and
+    ``attn_implementation`` (``None``: the transformers default, SDPA) go to ``from_pretrained``.
+    """
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    tok = load_tokenizer(name_or_path)
+    kwargs = {}
+    if dtype is not None:
+        kwargs["dtype"] = _torch_dtype(dtype)
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **kwargs).to(device)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
 
 
-def count_params(model: PreTrainedModel) -> int:
+def count_params(model: PreTrainedModel | str | Path) -> int:
+    """Parameters of a model, or of the checkpoint in a directory (read without loading weights)."""
+    if isinstance(model, (str, Path)):
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model)))
     return sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# Devices, precision and kernels
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def generation_dtype(model_cfg: ModelConfig, device: str) -> str | None:
+    """Weights dtype for generation: ``model.dtype``, where ``auto`` is bfloat16 on a GPU that
+    supports it and the checkpoint's own (``None``) elsewhere."""
+    if model_cfg.dtype != "auto":
+        return model_cfg.dtype
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return "bfloat16"
+    return None
+
+
+def training_dtype(model_cfg: ModelConfig) -> str:
+    """Weights dtype for training: float32 master weights under ``auto`` (mixed precision on a GPU
+    comes from bf16 autocast), else ``model.dtype``."""
+    return "float32" if model_cfg.dtype == "auto" else model_cfg.dtype
+
+
+def resolve_attention(name: str, device: str) -> str | None:
+    """``auto`` -> ``flash_attention_2`` on a GPU with ``flash-attn`` installed; otherwise ``None``
+    (the transformers default, SDPA). Any other name is passed through."""
+    if name != "auto":
+        return name
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return None
+
+
+def setup_device(device: str) -> None:
+    """Process-wide settings for a device: on a CUDA GPU, float32 matmuls run on TF32 tensor cores
+    (cuDNN convolutions already do by default)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    # The one call that sets TF32 for matmuls and keeps ``get_float32_matmul_precision`` (read by
+    # inductor) working; mixing it with ``torch.backends.*.fp32_precision`` makes that raise.
+    torch.set_float32_matmul_precision("high")
+
+
+def launches_training(cfg: RunConfig) -> bool:
+    """Whether training stages run under ``accelerate launch`` in worker processes."""
+    return cfg.train.num_processes > 1 or cfg.train.accelerate_config is not None
+
+
+def load_for_training(
+    cfg: RunConfig, name_or_path: str | Path, device: str
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A checkpoint to train: float32 weights (under ``model.dtype: auto``) on ``device``, or on
+    the CPU when training runs in launched worker processes, which place it themselves."""
+    target = "cpu" if launches_training(cfg) else device
+    return load_model(
+        name_or_path,
+        target,
+        dtype=training_dtype(cfg.model),
+        attn_implementation=resolve_attention(cfg.model.attn_implementation, device),
+    )
+
+
+def load_for_generation(cfg: RunConfig, path: str | Path, device: str):
+    """``(model, tokenizer)`` as the generation backend takes them. The ``vllm`` backend loads the
+    checkpoint itself in its worker process, so its ``model`` is the directory, not weights."""
+    if cfg.generation.backend == "vllm":
+        return str(path), load_tokenizer(path)
+    return load_model(
+        path,
+        device,
+        dtype=generation_dtype(cfg.model, device),
+        attn_implementation=resolve_attention(cfg.model.attn_implementation, device),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Prompts: plain text or a chat template
+
+
+def uses_chat_template(tokenizer: PreTrainedTokenizerBase, mode: str) -> bool:
+    """``model.chat_template``: ``auto`` uses the tokenizer's template when it has one."""
+    return mode == "auto" and bool(getattr(tokenizer, "chat_template", None))
+
+
+def user_turn(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}]
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], chat: bool
+) -> list[list[int]]:
+    """Token ids of each prompt exactly as training sees it before the completion (TRL's
+    tokenization): with ``chat``, a user turn plus the generation prompt; else the plain text with
+    the tokenizer's special tokens (none for the character tokenizer)."""
+    if not prompts:
+        return []
+    if chat:
+        return [
+            list(
+                tokenizer.apply_chat_template(
+                    user_turn(p), add_generation_prompt=True, tokenize=True, return_dict=True
+                )["input_ids"]
+            )
+            for p in prompts
+        ]
+    return [list(ids) for ids in tokenizer(prompts)["input_ids"]]
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, chat: bool) -> list[int]:
+    """Tokens that end a completion: end-of-sequence and, with a chat template, the token the
+    template closes an assistant turn with (e.g. ``<|im_end|>``), found by rendering one."""
+    stops = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if chat:
+        prompt_ids = encode_prompts(tokenizer, ["Hi"], chat=True)[0]
+        full = tokenizer.apply_chat_template(
+            [*user_turn("Hi"), {"role": "assistant", "content": "Hello"}],
+            tokenize=True,
+            return_dict=True,
+        )["input_ids"]
+        special = set(tokenizer.all_special_ids) | set(tokenizer.get_added_vocab().values())
+        tail = full[len(prompt_ids) :] if full[: len(prompt_ids)] == prompt_ids else []
+        end = next((t for t in tail if t in special), None)
+        if end is not None and end not in stops:
+            stops.append(end)
+    return stops
 
 
 def resolve_device(device: str) -> str:

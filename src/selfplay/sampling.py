@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict
 
 from selfplay.config import RunConfig
-from selfplay.generation import get_backend
-from selfplay.tasks import Problem, Task
+from selfplay.generation import backend_options, get_backend
+from selfplay.tasks import Problem, Task, verify_all
 
 
 def curriculum_frontier(cfg: RunConfig, pass_rates: list[dict[str, float]]) -> int:
@@ -46,12 +46,20 @@ def pool_counts(cfg: RunConfig, frontier: int | None) -> dict[int, int]:
     return counts
 
 
-def draw_pool(task: Task, cfg: RunConfig, k: int, frontier: int | None = None) -> list[Problem]:
-    """The round's practice problems from the train split."""
-    rng = random.Random(f"pool-{cfg.seed}-{k}")
+def draw_pool(
+    task: Task,
+    cfg: RunConfig,
+    k: int,
+    frontier: int | None = None,
+    draw: int = 0,
+    exclude: set[str] = frozenset(),
+) -> list[Problem]:
+    """The round's practice problems from the train split. ``draw`` > 0 is an extra draw of the
+    same size (``loop.fill_budget``); problems in ``exclude`` (already drawn) are left out."""
+    rng = random.Random(f"pool-{cfg.seed}-{k}" + (f"-{draw}" if draw else ""))
     problems = []
     for d, n in pool_counts(cfg, frontier).items():
-        problems += task.sample_problems("train", d, n, rng)
+        problems += [p for p in task.sample_problems("train", d, n, rng) if p.id not in exclude]
     return problems
 
 
@@ -87,7 +95,11 @@ def generate_samples(
     g = cfg.generation
     max_new = g.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
     common = dict(
-        temperature=g.temperature, top_p=g.top_p, max_new_tokens=max_new, batch_size=g.batch_size
+        temperature=g.temperature,
+        top_p=g.top_p,
+        max_new_tokens=max_new,
+        batch_size=g.batch_size,
+        **backend_options(cfg),
     )
     samples: list[dict] = []
     counts = {"sampled": 0, "adaptive": 0, "rationalized": 0}
@@ -101,13 +113,14 @@ def generate_samples(
             model, tok, prompts, n=n, seed=seed_, progress=desc if progress else None, **common
         )
         t1 = time.perf_counter()
-        for c in comps:
+        verdicts = verify_all(task, [(batch[c.prompt_idx], c.text) for c in comps])
+        for c, v in zip(comps, verdicts, strict=True):
             p = batch[c.prompt_idx]
             samples.append(
                 sample_record(
                     p,
                     c,
-                    task.verify(p, c.text),
+                    v,
                     n_done[p.id] + c.sample_idx,
                     origin,
                     prompts[c.prompt_idx],

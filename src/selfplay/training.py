@@ -3,23 +3,40 @@
 Loss is taken on the completion only. Training runs for a budget of *tokens* (prompt + completion,
 the tokens a forward pass processes), so arms and rounds can be compared at equal cost; the data is
 repeated or cut short to meet it. On CPU, gradient checkpointing is off (it costs 1.4-3.5x here) and
-training is fp32; on GPU, bf16.
+training is fp32; on GPU, float32 weights under bf16 autocast, fused AdamW, and optionally
+padding-free packing (``train.packing``) and ``torch.compile`` (``train.compile``).
+
+A tokenizer with a chat template (``model.chat_template: auto``) trains on conversational records:
+the prompt as a user turn, the completion as the assistant turn (TRL renders both and keeps the
+loss on the assistant turn), exactly the token ids :func:`selfplay.models.encode_prompts` gives
+the generation backends. LoRA adapters (``model.lora.r > 0``) are merged into the weights at the end.
+
+With ``train.num_processes > 1`` or an ``accelerate_config``, :func:`train_sft` runs the stage in
+worker processes under ``accelerate launch`` (:mod:`selfplay.train_worker`): DDP, FSDP or DeepSpeed
+as the config says, with the same data order and step plan as in process.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import random
-from dataclasses import dataclass
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from selfplay.config import TrainConfig
+from selfplay.config import LoraConfig, TrainConfig
+from selfplay.models import user_turn, uses_chat_template
 from selfplay.tasks import Example
 
 
@@ -62,11 +79,18 @@ class TrainResult:
     seconds: float
 
 
-def count_tokens(tokenizer, examples: list[Example]) -> list[int]:
-    """Sequence length of each example as trained: prompt + completion + end-of-sequence."""
-    texts = [e.prompt + e.completion for e in examples]
-    if not texts:
+def count_tokens(tokenizer, examples: list[Example], chat: bool = False) -> list[int]:
+    """Sequence length of each example as trained: prompt + completion + end-of-sequence, or with
+    ``chat`` the rendered user and assistant turns."""
+    if not examples:
         return []
+    if chat:
+        convs = [[*r["prompt"], *r["completion"]] for r in map(_chat_record, examples)]
+        return [
+            len(tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"])
+            for c in convs
+        ]
+    texts = [e.prompt + e.completion for e in examples]
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [len(x) + 1 for x in ids]
 
@@ -77,6 +101,154 @@ def plan_steps(lengths: list[int], budget_tokens: int, batch_size: int) -> int:
         return 0
     mean = sum(lengths) / len(lengths)
     return max(1, math.ceil(budget_tokens / (mean * batch_size)))
+
+
+def _chat_record(e: Example) -> dict:
+    """A conversational prompt/completion record: TRL renders it with the chat template and keeps
+    the loss on the assistant turn."""
+    return {
+        "prompt": user_turn(e.prompt),
+        "completion": [{"role": "assistant", "content": e.completion}],
+    }
+
+
+def _peft_config(lora: LoraConfig | None):
+    if lora is None or lora.r == 0:
+        return None
+    import peft
+
+    return peft.LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(
+    model,
+    tokenizer,
+    examples: list[Example],
+    cfg: TrainConfig,
+    *,
+    budget_tokens: int,
+    seed: int,
+    work_dir: Path,
+    device: str = "cpu",
+    progress: str | None = None,
+    lora: LoraConfig | None = None,
+    chat_template: str = "auto",
+):
+    """An ``SFTTrainer`` that spends about ``budget_tokens`` on ``examples`` and the number of
+    examples it goes through, or ``(None, 0)`` when there is nothing to train. In launched workers
+    the same call gives the same plan on every process; ``per_device_train_batch_size`` is the
+    process's share of ``cfg.batch_size``."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    chat = uses_chat_template(tokenizer, chat_template)
+    lengths = count_tokens(tokenizer, examples, chat)
+    steps = plan_steps(lengths, budget_tokens, cfg.batch_size)
+    if steps == 0:
+        return None, 0
+    # Lay out exactly steps x batch examples as whole shuffled passes over the data, so every batch
+    # is full (a small set would otherwise end each pass on a short batch and miss the budget) and
+    # the number of repeats is exact.
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < steps * cfg.batch_size:
+        one_pass = list(range(len(examples)))
+        rng.shuffle(one_pass)
+        order += one_pass
+    order = order[: steps * cfg.batch_size]
+    if chat:
+        records = [_chat_record(examples[i]) for i in order]
+    else:
+        records = [
+            {"prompt": examples[i].prompt, "completion": examples[i].completion} for i in order
+        ]
+    data = Dataset.from_list(records)
+    on_gpu = device.startswith("cuda")
+    per_device = cfg.batch_size // cfg.num_processes
+    if cfg.packing:
+        # A packed row holds up to max_length tokens of whole examples: take as many rows per step
+        # as hold a batch's worth of tokens (the step count is fixed below, once rows are known).
+        mean = sum(lengths) / len(lengths)
+        per_device = max(1, round(per_device * mean / cfg.max_length))
+    args = dict(
+        output_dir=str(work_dir),
+        max_steps=steps,
+        per_device_train_batch_size=per_device,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        weight_decay=0.0,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        packing=cfg.packing,
+        gradient_checkpointing=False,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        # Fused AdamW (transformers' default optimizer with torch >= 2.8), named for the record.
+        optim="adamw_torch_fused",
+        torch_compile=cfg.compile,
+        use_cpu=not on_gpu,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, steps // 20),
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,  # our own bar below; the default one also prints every log dict
+        dataset_num_proc=None,
+    )
+    if cfg.packing:
+        args["packing_strategy"] = "bfd"  # implies padding-free: position ids, no cross-attention
+    args.update(cfg.sft)
+    sft_args = SFTConfig(**args)
+    # Quiet the trainer's own chatter; the caller prints a summary.
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=_peft_config(lora),
+    )
+    if cfg.packing and "max_steps" not in cfg.sft:
+        rows = len(trainer.train_dataset)
+        world = trainer.args.world_size
+        trainer.args.max_steps = max(
+            1, math.ceil(rows / (sft_args.per_device_train_batch_size * world))
+        )
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(_ProgressBar(progress))
+    return trainer, len(order)
+
+
+def train_result(
+    trainer, examples: list[Example], seen_examples: int, cfg: TrainConfig, seconds: float
+) -> TrainResult:
+    """What a finished ``trainer`` did: tokens processed, steps, epochs over the data, last loss."""
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    tokens = int(trainer.state.num_input_tokens_seen or 0) or next(
+        (int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0
+    )
+    steps = trainer.args.max_steps
+    if not tokens:
+        lengths = count_tokens(trainer.processing_class, examples)
+        tokens = round(steps * cfg.batch_size * sum(lengths) / len(lengths))
+    return TrainResult(
+        tokens=tokens,
+        steps=steps,
+        examples=len(examples),
+        epochs=seen_examples / len(examples),
+        final_loss=losses[-1] if losses else None,
+        seconds=seconds,
+    )
 
 
 def train_sft(
@@ -90,78 +262,137 @@ def train_sft(
     work_dir: Path,
     device: str = "cpu",
     progress: str | None = None,
+    lora: LoraConfig | None = None,
+    chat_template: str = "auto",
 ) -> TrainResult:
-    """Train ``model`` in place on ``examples`` for about ``budget_tokens`` tokens."""
-    import time
+    """Train ``model`` in place on ``examples`` for about ``budget_tokens`` tokens.
 
-    import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    lengths = count_tokens(tokenizer, examples)
-    steps = plan_steps(lengths, budget_tokens, cfg.batch_size)
-    if steps == 0:
-        return TrainResult(0, 0, len(examples), 0.0, None, 0.0)
-    # Lay out exactly steps x batch examples as whole shuffled passes over the data, so every batch
-    # is full (a small set would otherwise end each pass on a short batch and miss the budget) and
-    # the number of repeats is exact.
-    rng = random.Random(seed)
-    order: list[int] = []
-    while len(order) < steps * cfg.batch_size:
-        one_pass = list(range(len(examples)))
-        rng.shuffle(one_pass)
-        order += one_pass
-    order = order[: steps * cfg.batch_size]
-    data = Dataset.from_list(
-        [{"prompt": examples[i].prompt, "completion": examples[i].completion} for i in order]
-    )
-    on_gpu = device.startswith("cuda")
-    args = dict(
-        output_dir=str(work_dir),
-        max_steps=steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        weight_decay=0.0,
-        max_length=cfg.max_length,
-        completion_only_loss=True,
-        gradient_checkpointing=False,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        use_cpu=not on_gpu,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=max(1, steps // 20),
+    ``lora`` (``r > 0``): train adapters and merge them into ``model`` at the end.
+    ``chat_template`` (``auto`` | ``none``): conversational records when the tokenizer has a template.
+    With ``cfg.num_processes > 1`` or ``cfg.accelerate_config`` the stage runs under
+    ``accelerate launch`` and the trained weights are loaded back into ``model``.
+    """
+    kwargs = dict(
+        budget_tokens=budget_tokens,
         seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,  # our own bar below; the default one also prints every log dict
-        dataset_num_proc=None,
+        work_dir=work_dir,
+        device=device,
+        progress=progress,
+        lora=lora,
+        chat_template=chat_template,
     )
-    args.update(cfg.sft)
-    sft_args = SFTConfig(**args)
-    # Quiet the trainer's own chatter; the caller prints a summary.
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=data, processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(_ProgressBar(progress))
+    if cfg.num_processes > 1 or cfg.accelerate_config is not None:
+        return launch_training(model, tokenizer, examples, cfg, **kwargs)
+    trainer, seen = build_trainer(model, tokenizer, examples, cfg, **kwargs)
+    if trainer is None:
+        return TrainResult(0, 0, len(examples), 0.0, None, 0.0)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
-    history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    tokens = int(trainer.state.num_input_tokens_seen or 0) or next(
-        (int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0
+    if _peft_config(lora) is not None:
+        # Merging swaps each adapted layer back for a plain one holding W + alpha/r BA, inside the
+        # caller's model object: it leaves as a plain model, ready to save or generate with.
+        trainer.model.merge_and_unload()
+    return train_result(trainer, examples, seen, cfg, seconds)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training in launched worker processes (accelerate: DDP, FSDP, DeepSpeed)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(cfg: TrainConfig, request: Path, port: int | None = None) -> list[str]:
+    """The ``accelerate launch`` command line that runs :mod:`selfplay.train_worker` on ``request``.
+
+    ``train.accelerate_config`` chooses the strategy (DDP, FSDP, DeepSpeed); without one, more
+    than one process means DDP (``--multi_gpu``). ``train.num_processes`` overrides the file's.
+    On one machine a free rendezvous ``port`` is passed unless the file sets one, so two runs on
+    one node do not collide.
+    """
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    file_cfg: dict = {}
+    if cfg.accelerate_config is not None:
+        cmd += ["--config_file", str(cfg.accelerate_config)]
+        file_cfg = yaml.safe_load(Path(cfg.accelerate_config).read_text()) or {}
+    elif cfg.num_processes > 1:
+        cmd += ["--multi_gpu"]
+    cmd += ["--num_processes", str(cfg.num_processes)]
+    one_machine = int(file_cfg.get("num_machines", 1) or 1) <= 1
+    if port is not None and "main_process_port" not in file_cfg and one_machine:
+        cmd += ["--main_process_port", str(port)]
+    return cmd + ["-m", "selfplay.train_worker", str(request)]
+
+
+def launch_training(
+    model,
+    tokenizer,
+    examples: list[Example],
+    cfg: TrainConfig,
+    *,
+    budget_tokens: int,
+    seed: int,
+    work_dir: Path,
+    device: str = "cpu",
+    progress: str | None = None,
+    lora: LoraConfig | None = None,
+    chat_template: str = "auto",
+) -> TrainResult:
+    """:func:`train_sft` in worker processes under ``accelerate launch``.
+
+    The model and tokenizer are saved to ``work_dir/init``, the examples and settings to a request
+    file; the workers train (each plans the same steps and data order as :func:`train_sft`) and
+    save the full weights, adapters merged, to ``work_dir/out``, which are loaded back into
+    ``model``. A worker's error comes back as one line.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from selfplay.generation import WorkerError
+
+    if not examples or budget_tokens <= 0:
+        return TrainResult(0, 0, len(examples), 0.0, None, 0.0)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    init, out = work_dir / "init", work_dir / "out"
+    model.save_pretrained(str(init))
+    tokenizer.save_pretrained(str(init))
+    request = work_dir / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "init": str(init),
+                "out": str(out),
+                "examples": [asdict(e) for e in examples],
+                "train": asdict(cfg),
+                "lora": asdict(lora) if lora is not None else None,
+                "chat_template": chat_template,
+                "attn_implementation": getattr(model.config, "_attn_implementation", None),
+                "budget_tokens": budget_tokens,
+                "seed": seed,
+                "trainer_dir": str(work_dir / "trainer"),
+                "progress": progress,
+                "result": str(work_dir / "result.json"),
+                "error_prefix": str(work_dir / "error"),
+            }
+        )
     )
-    if not tokens:
-        tokens = round(steps * cfg.batch_size * sum(lengths) / len(lengths))
-    seen_examples = steps * cfg.batch_size
-    return TrainResult(
-        tokens=tokens,
-        steps=steps,
-        examples=len(examples),
-        epochs=seen_examples / len(examples),
-        final_loss=losses[-1] if losses else None,
-        seconds=seconds,
-    )
+    for stale in [work_dir / "result.json", *work_dir.glob("error.rank*.txt")]:
+        stale.unlink(missing_ok=True)
+    cmd = launch_command(cfg, request, port=_free_port())
+    proc = subprocess.run(cmd)
+    errors = sorted(work_dir.glob("error.rank*.txt"))
+    if errors:
+        raise WorkerError(
+            f"training worker ({errors[0].stem[6:]}): {errors[0].read_text().strip()}"
+        )
+    if proc.returncode != 0 or not (work_dir / "result.json").exists():
+        raise WorkerError(
+            f"training: accelerate launch exited with code {proc.returncode} (see the output above): {' '.join(cmd)}"
+        )
+    trained = AutoModelForCausalLM.from_pretrained(str(out), dtype=model.dtype)
+    model.load_state_dict(trained.state_dict())
+    return TrainResult(**json.loads((work_dir / "result.json").read_text()))

@@ -1,11 +1,62 @@
-"""Hugging Face ``generate`` backend: batched, KV cache, left padding, seeded sampling."""
+"""Hugging Face ``generate`` backend: batched, KV cache, left padding, seeded sampling.
+
+On a GPU it can preallocate the KV cache (``cache="static"``) and compile the decoding step
+(``compile=True``: ``torch.compile`` with CUDA graphs), and size its batches to free memory
+(``batch_size="auto"``).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from tqdm.auto import tqdm
 
-from selfplay.generation import Completion
+from selfplay.generation import Completion, to_completion
+from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
+
+CPU_BATCH_SIZE = 256
+"""``batch_size="auto"`` on CPU: larger batches stop paying there."""
+
+STATIC_PAD_MULTIPLE = 16
+"""With a static cache, prompts are left-padded to a multiple of this many tokens, so the compiled
+decoding step sees a few cache shapes rather than one per prompt length."""
+
+
+def auto_batch_size(
+    model, prompt_tokens: int, max_new_tokens: int, n: int, free_bytes: int | None = None
+) -> int:
+    """Sequences per batch that fit in ``free_bytes`` (default: free memory of the model's GPU;
+    on CPU :data:`CPU_BATCH_SIZE`), a multiple of ``n``.
+
+    Per sequence: the KV cache of ``prompt_tokens + max_new_tokens`` positions, the prefill's
+    activations (hidden states and the MLP's intermediate, a few copies each) and the last
+    position's logits in float32; 70% of the free memory is spent, the rest is headroom for the
+    allocator and kernels' workspaces.
+    """
+    device = next(model.parameters()).device
+    if free_bytes is None:
+        if device.type != "cuda":
+            return max(n, CPU_BATCH_SIZE // n * n)
+        # Free on the device plus what this process's allocator holds but does not use.
+        free_bytes = (
+            torch.cuda.mem_get_info(device)[0]
+            + torch.cuda.memory_reserved(device)
+            - torch.cuda.memory_allocated(device)
+        )
+    c = model.config.get_text_config()
+    width = next(model.parameters()).element_size()
+    heads = c.num_attention_heads
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
+    kv_heads = getattr(c, "num_key_value_heads", None) or heads
+    layers = c.num_hidden_layers
+    inter = getattr(c, "intermediate_size", 4 * c.hidden_size)
+    kv = 2 * layers * kv_heads * head_dim * width * (prompt_tokens + max_new_tokens)
+    prefill = prompt_tokens * (4 * c.hidden_size + 3 * inter) * width
+    logits = 3 * c.vocab_size * 4
+    per_seq = kv + prefill + logits
+    fit = int(0.7 * free_bytes // per_seq)
+    return max(n, min(fit, 16_384) // n * n)
 
 
 @torch.inference_mode()
@@ -19,64 +70,87 @@ def generate(
     top_p: float = 1.0,
     greedy: bool = False,
     max_new_tokens: int = 64,
-    batch_size: int = 256,
+    batch_size: int | str = 256,
     seed: int = 0,
     progress: str | None = None,
+    chat_template: str = "auto",
+    cache: str = "dynamic",
+    compile: bool = False,
 ) -> list[Completion]:
     """``n`` completions per prompt. Batches hold ``batch_size`` sequences (prompts x n).
 
-    Prompts are sorted by length so a batch pads little; each batch reseeds from ``(seed, batch)``,
-    so results do not depend on what ran before. Output is in (prompt, sample) order.
+    Prompts are sorted by token length so a batch pads little; each batch reseeds from
+    ``(seed, batch)``, so results do not depend on what ran before. Output is in (prompt, sample)
+    order. ``chat_template`` (``auto`` | ``none``) renders each prompt as a chat user turn when the
+    tokenizer has a template; ``cache`` (``dynamic`` | ``static``) and ``compile`` choose the
+    decoding path (compilation needs a static cache and a GPU).
     """
     if greedy:
         n = 1
+    if not prompts:
+        return []
     device = next(model.parameters()).device
     model.eval()
-    eos_id = tokenizer.eos_token_id
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
-    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    chat = uses_chat_template(tokenizer, chat_template)
+    ids = encode_prompts(tokenizer, prompts, chat)
+    stops = stop_token_ids(tokenizer, chat)
+    for t in _as_list(model.generation_config.eos_token_id):
+        if t not in stops:
+            stops.append(t)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    order = sorted(range(len(prompts)), key=lambda i: (len(ids[i]), i))
+    if batch_size == "auto":
+        longest = max(len(x) for x in ids)
+        batch_size = auto_batch_size(model, longest, max_new_tokens, n)
     per_batch = max(1, batch_size // n)
+    sampling = (
+        dict(do_sample=False)
+        if greedy
+        else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    )
+    decoding = {}
+    if cache == "static":
+        decoding["cache_implementation"] = "static"
+        if compile and device.type == "cuda":
+            from transformers import CompileConfig
+
+            decoding["compile_config"] = CompileConfig(fullgraph=False, mode="reduce-overhead")
+        else:
+            decoding["disable_compile"] = True
     out: list[Completion] = []
     bar = tqdm(
         total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
     )
     for b, start in enumerate(range(0, len(order), per_batch)):
         idx = order[start : start + per_batch]
-        enc = tokenizer(
-            [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-        )
-        enc = {k: v.to(device) for k, v in enc.items()}
+        width = max(len(ids[i]) for i in idx)
+        if cache == "static":
+            width = math.ceil(width / STATIC_PAD_MULTIPLE) * STATIC_PAD_MULTIPLE
+        input_ids = torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx])
+        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx])
         torch.manual_seed(seed * 1_000_003 + b)
-        kwargs = (
-            dict(do_sample=False)
-            if greedy
-            else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-        )
         seqs = model.generate(
-            **enc,
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
             max_new_tokens=max_new_tokens,
             num_return_sequences=n,
-            eos_token_id=eos_id,
+            eos_token_id=stops[0] if len(stops) == 1 else stops,
             pad_token_id=pad_id,
             use_cache=True,
-            **kwargs,
+            **sampling,
+            **decoding,
         )
-        new = seqs[:, enc["input_ids"].shape[1] :].cpu()
-        for row in range(new.shape[0]):
-            ids = new[row].tolist()
-            stop = ids.index(eos_id) if eos_id in ids else None
-            body = ids[:stop] if stop is not None else ids
-            body = [t for t in body if t != pad_id]
-            out.append(
-                Completion(
-                    prompt_idx=idx[row // n],
-                    sample_idx=row % n,
-                    text=tokenizer.decode(body, skip_special_tokens=True),
-                    tokens=len(body) + (1 if stop is not None else 0),
-                    finish_reason="stop" if stop is not None else "length",
-                )
-            )
-        bar.update(new.shape[0])
+        new = seqs[:, width:].cpu().tolist()
+        stop_set = set(stops)
+        for row, row_ids in enumerate(new):
+            out.append(to_completion(tokenizer, row_ids, stop_set, pad_id, idx[row // n], row % n))
+        bar.update(len(new))
     bar.close()
     out.sort(key=lambda c: (c.prompt_idx, c.sample_idx))
     return out
+
+
+def _as_list(x) -> list[int]:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [int(x)]

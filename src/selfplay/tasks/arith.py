@@ -13,6 +13,17 @@ shifted), then the running sums::
 Difficulty is the digit count of the longer operand. The raw corpus can carry realistic slips (a
 dropped carry, a wrong column sum, a wrong partial product) that propagate to a wrong answer, and
 answer-only items.
+
+With ``task.index_hints`` (addition only), every digit of the prompt carries a letter naming its
+column, and each step of the chain names the column it works on (index hints, as in Zhou et al.
+2023, "What Algorithms can Transformers Learn?")::
+
+    Q:g4f7e2d9+f3e8d6=  ->  d:9+6=15 c1|e:2+8+1=11 c1|f:7+3+1=11 c1|g:4+0+1=5 c0|5115
+
+The units column's letter starts at an offset drawn per problem (a hash of its id), so a model
+trained on 1-3 digits has seen every letter in every role; finding a column's digits becomes a
+match on its letter rather than a count of positions, and the chain ends where the prompt's
+letters end, whatever the length.
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ MAX_NUMBER_CHARS = 64
 VERIFY_SECONDS = 1.0
 
 _PROMPT_RE = re.compile(r"^Q:(\d{1,18})([+*])(\d{1,18})=$", re.ASCII)
+_HINTED_PROMPT_RE = re.compile(r"^Q:((?:[a-z]\d){1,18})\+((?:[a-z]\d){1,18})=$", re.ASCII)
+_LABEL_RE = re.compile(r"^([a-z]):(.*)$", re.ASCII | re.DOTALL)
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # re.ASCII: ``\d`` must mean 0-9 only, as for the answer; Unicode digits (e.g. '٣') are not steps.
 _ADD_STEP_RE = re.compile(r"^(\d+)\+(\d+)(?:\+(\d+))?=(\d+) c(\d+)$", re.ASCII)
 _MUL_STEP_RE = re.compile(r"^(\d+)\*(\d+)=(\d+)$", re.ASCII)
@@ -57,12 +71,33 @@ def _digit(n: int, i: int) -> int:
     return (n // 10**i) % 10
 
 
+def index_offset(problem_id: str, cols: int) -> int:
+    """The letter of a problem's units column: stable per problem, spread over all offsets."""
+    import hashlib
+
+    h = int.from_bytes(hashlib.blake2b(problem_id.encode(), digest_size=4).digest(), "big")
+    return h % (len(LETTERS) - cols + 1)
+
+
+def hinted(n: int, offset: int) -> str:
+    """``4729`` at offset 3 -> ``g4f7e2d9``: each digit after the letter of its column."""
+    digits = str(n)
+    return "".join(LETTERS[offset + len(digits) - 1 - i] + d for i, d in enumerate(digits))
+
+
 # ------------------------------------------------------------------------------------------------
 # Chains
 
 
-def add_chain(a: int, b: int, slip: str | None = None, rng: random.Random | None = None) -> str:
-    """The column-addition chain for ``a + b``; with ``slip``, one realistic error that propagates."""
+def add_chain(
+    a: int,
+    b: int,
+    slip: str | None = None,
+    rng: random.Random | None = None,
+    offset: int | None = None,
+) -> str:
+    """The column-addition chain for ``a + b``; with ``slip``, one realistic error that propagates;
+    with ``offset``, each step labelled with its column's letter (index hints)."""
     cols = max(len(str(a)), len(str(b)))
     slip_col = None
     if slip == "dropped_carry":
@@ -88,7 +123,8 @@ def add_chain(a: int, b: int, slip: str | None = None, rng: random.Random | None
             s = s + 1 if s < 19 and (s == 0 or rng.random() < 0.5) else s - 1
         carry_in = "" if i == 0 else f"+{c}"
         c = s // 10
-        steps.append(f"{x}+{y}{carry_in}={s} c{c}")
+        label = "" if offset is None else f"{LETTERS[offset + i]}:"
+        steps.append(f"{label}{x}+{y}{carry_in}={s} c{c}")
         digits.append(str(s % 10))
     answer = (str(c) if c else "") + "".join(reversed(digits))
     return "|".join(steps + [_norm(answer)])
@@ -123,9 +159,10 @@ def _too_long(*nums: str) -> bool:
 
 
 def _verify_add(
-    a: int, b: int, segs: list[str], deadline: Deadline
+    a: int, b: int, segs: list[str], deadline: Deadline, offset: int | None = None
 ) -> tuple[list[StepMark], str | None]:
-    """Marks for each step, and the result the chain computes (None if any step is off)."""
+    """Marks for each step, and the result the chain computes (None if any step is off). With
+    ``offset`` (index hints) each step must start with its column's letter."""
     cols = max(len(str(a)), len(str(b)))
     marks: list[StepMark] = []
     prev_carry: int | None = 0
@@ -134,7 +171,21 @@ def _verify_add(
     for i, seg in enumerate(segs):
         if deadline.expired():
             raise TimeoutError
-        m = _ADD_STEP_RE.match(seg)
+        body = seg
+        if offset is not None:
+            lab = _LABEL_RE.match(seg)
+            if i < cols and lab and lab.group(1) != LETTERS[offset + i]:
+                marks.append(
+                    StepMark(
+                        seg,
+                        False,
+                        f"wrong column: step {i + 1} is column {LETTERS[offset + i]}, not {lab.group(1)}",
+                    )
+                )
+                prev_carry, chain_ok = None, False
+                continue
+            body = lab.group(2) if lab else ""
+        m = _ADD_STEP_RE.match(body)
         if i >= cols:
             marks.append(StepMark(seg, False, f"extra step: the problem has {cols} columns"))
             chain_ok = False
@@ -274,8 +325,10 @@ def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECO
             return Verdict("unparseable", why="no final answer (the last segment is not a number)")
         marks: list[StepMark] = []
         if len(segs) > 1:
-            verify_steps = _verify_add if op == "+" else _verify_mul
-            marks, result = verify_steps(a, b, segs[:-1], deadline)
+            if op == "+":
+                marks, result = _verify_add(a, b, segs[:-1], deadline, problem.meta.get("offset"))
+            else:
+                marks, result = _verify_mul(a, b, segs[:-1], deadline)
             if result is not None:
                 # The answer itself is a step: it must be what the chain computed.
                 follows = _norm(answer) == result
@@ -303,8 +356,9 @@ def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECO
 class ArithTask:
     name = "arith"
 
-    def __init__(self, ops: list[str] = ("add",)):
+    def __init__(self, ops: list[str] = ("add",), index_hints: bool = False):
         self.ops = list(ops)
+        self.index_hints = index_hints
 
     @classmethod
     def check_config(cls, cfg: RunConfig) -> None:
@@ -320,27 +374,55 @@ class ArithTask:
         ]:
             if max(ds) > MAX_DIGITS:
                 raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
+        if cfg.task.index_hints and cfg.task.ops != ["add"]:
+            raise ConfigError("task.index_hints: only for addition (task.ops: [add])")
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> ArithTask:
-        return cls(cfg.task.ops)
+        return cls(cfg.task.ops, cfg.task.index_hints)
 
-    def make_problem(self, a: int, op: str, b: int) -> Problem:
+    @classmethod
+    def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> ArithTask:
+        return cls(list(OPS))
+
+    def problem_from_record(self, record: dict, index: int) -> Problem:
+        """``{"prompt": "Q:12+345="}`` or ``{"a": 12, "op": "+", "b": 345}``."""
+        if isinstance(record.get("prompt"), str):
+            return self.parse_prompt(record["prompt"])
+        a, op, b = record.get("a"), record.get("op"), record.get("b")
+        if not (
+            isinstance(a, int) and isinstance(b, int) and op in ("+", "*") and a >= 0 and b >= 0
+        ):
+            raise ValueError(
+                "needs 'prompt' (e.g. 'Q:12+34=') or integer 'a', 'b' and 'op' '+'/'*'"
+            )
+        if max(len(str(a)), len(str(b))) > MAX_DIGITS:
+            raise ValueError(f"operands longer than {MAX_DIGITS} digits")
+        return self.make_problem(a, op, b)
+
+    def make_problem(self, a: int, op: str, b: int, index_hints: bool | None = None) -> Problem:
         answer = a + b if op == "+" else a * b
         pid = f"{a}{op}{b}"
-        return Problem(
-            id=pid,
-            difficulty=max(len(str(a)), len(str(b))),
-            prompt=f"Q:{pid}=",
-            answer=str(answer),
-            meta={"a": a, "b": b, "op": op},
-        )
+        cols = max(len(str(a)), len(str(b)))
+        meta = {"a": a, "b": b, "op": op}
+        prompt = f"Q:{pid}="
+        if (self.index_hints if index_hints is None else index_hints) and op == "+":
+            meta["offset"] = offset = index_offset(pid, cols)
+            prompt = f"Q:{hinted(a, offset)}+{hinted(b, offset)}="
+        return Problem(id=pid, difficulty=cols, prompt=prompt, answer=str(answer), meta=meta)
 
     def parse_prompt(self, prompt: str) -> Problem:
-        m = _PROMPT_RE.match(prompt.strip())
-        if not m:
-            raise ValueError(f"not an arith prompt: {prompt[:40]!r}")
-        return self.make_problem(int(m.group(1)), m.group(2), int(m.group(3)))
+        """A plain (``Q:12+34=``) or index-hinted (``Q:e1d2+e3d4=``) prompt as a problem."""
+        text = prompt.strip()
+        if m := _PROMPT_RE.match(text):
+            return self.make_problem(int(m.group(1)), m.group(2), int(m.group(3)), False)
+        if m := _HINTED_PROMPT_RE.match(text):
+            a, b = (int(re.sub("[a-z]", "", g)) for g in m.groups())
+            p = self.make_problem(a, "+", b, True)
+            if p.prompt != text:
+                raise ValueError(f"index letters do not match the task's: expected {p.prompt!r}")
+            return p
+        raise ValueError(f"not an arith prompt: {prompt[:40]!r}")
 
     def _draw(self, difficulty: int, rng: random.Random) -> Problem:
         op = OPS[rng.choice(self.ops)]
@@ -366,7 +448,9 @@ class ArithTask:
         self, problem: Problem, slip: str | None = None, rng: random.Random | None = None
     ) -> str:
         a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
-        return add_chain(a, b, slip, rng) if op == "+" else mul_chain(a, b, slip, rng)
+        if op == "+":
+            return add_chain(a, b, slip, rng, problem.meta.get("offset"))
+        return mul_chain(a, b, slip, rng)
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
         raw = cfg.raw

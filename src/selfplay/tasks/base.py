@@ -59,8 +59,25 @@ class Task(Protocol):
     def max_new_tokens(self, difficulty: int) -> int:
         """A completion-length bound that fits any correct chain of this difficulty (in characters)."""
 
+    def problem_from_record(self, record: dict[str, Any], index: int) -> Problem:
+        """A problem from one record of a user's file (``selfplay verify``); ``ValueError`` with a
+        short reason if the record does not describe a problem of this task."""
+
+    @classmethod
+    def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> Task:
+        """An instance that can read records and verify, without loading any problem set."""
+
 
 def split_of(problem_id: str, test_fraction: float = 0.2) -> str:
     """Deterministic train/test assignment by a hash of the id, stable across runs and machines."""
     h = int.from_bytes(hashlib.blake2b(problem_id.encode(), digest_size=8).digest(), "big")
     return "test" if (h % 10_000) < test_fraction * 10_000 else "train"
+
+
+def verify_all(task: Task, items: list[tuple[Problem, str]]) -> list[Verdict]:
+    """Verdicts for many ``(problem, completion)`` pairs, in order; a task whose verifier is slow
+    per call (the code sandbox) may run them concurrently through its ``verify_many``."""
+    many = getattr(task, "verify_many", None)
+    if many is not None and len(items) > 1:
+        return many(items)
+    return [task.verify(p, c) for p, c in items]

@@ -1,0 +1,734 @@
+"""Run untrusted Python source in a separate, limited process and say what became of it.
+
+:func:`run_python` writes the source to a fresh temporary directory and runs it there in a new
+interpreter (``python -I -S -B``: no environment variables, no site-packages, no bytecode files;
+the standard library only). As root, that interpreter must be usable by an unprivileged uid: this
+one if it is, else the system's ``python3`` (see :func:`sandbox_python`). What contains the
+program, layer by layer:
+
+========================  =====================================================================
+layer                     what it does
+========================  =====================================================================
+process                   a child process in its own session and process group, with a
+                          scrubbed environment (``PATH``, ``HOME``/``TMPDIR`` = the work
+                          directory, ``LANG``), stdin from ``/dev/null`` and no inherited
+                          descriptors other than its output files and the report channel.
+wall clock                the parent waits at most ``Limits.timeout`` seconds, then kills.
+rlimits                   ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``,
+                          ``RLIMIT_NOFILE``, ``RLIMIT_NPROC`` and ``RLIMIT_CORE=0``, soft equal
+                          to hard so the program cannot raise them.
+``netns``                 a new, empty network namespace (``unshare(CLONE_NEWNET)``; as a normal
+                          user together with ``CLONE_NEWUSER`` where the kernel allows it): no
+                          interface but a down loopback, so nothing can be reached. Skipped
+                          quietly where not permitted.
+``uid``                   as root only: the child drops to a fresh, unused uid/gid (one per
+                          run, no supplementary groups, ``PR_SET_NO_NEW_PRIVS``), owning only
+                          its work directory. The kernel then enforces ``RLIMIT_NPROC`` (root
+                          ignores it) per run, the program cannot signal or ptrace anything
+                          else, cannot write root's files, and at the end ``kill(-1)`` as that
+                          uid removes every process of the run, including daemons that left the
+                          process group. A uid the kernel refuses falls back to ``nobody``; with
+                          no interpreter usable by another uid the run stays root (no ``uid`` in
+                          ``layers``) and the guard refuses ``fork`` as well.
+``guard``                 a ``sys.addaudithook`` prelude that refuses sockets (creation other
+                          than ``AF_UNIX``, connect, bind, send, name lookups), running other
+                          programs (``exec*``, ``spawn*``, ``system``, ``subprocess``), writes
+                          and other changes to files outside the work directory (``/dev/null``
+                          excepted), reading ``/proc/<pid>`` of other processes (their
+                          environment), signals to processes outside the run's process group,
+                          importing ``ctypes``, ``gc`` object walks and ``setrlimit``.
+cleanup                   at the end (also on timeout) the whole process group is killed, then,
+                          as root, every process of the run's uid (``kill(-1)`` as that uid,
+                          then a sweep of ``/proc``), as a normal user every process that carries
+                          the run's marker in its environment (a sweep of ``/proc``). The work
+                          directory is removed.
+========================  =====================================================================
+
+What is *not* contained. The guard is a Python-level filter, not a security boundary: a program
+that sets out to (frame or object introspection, ``os.open`` with a ``dir_fd``, races between the
+check and the call) can get past it. Against a determined attacker only the kernel layers hold,
+and only fully as root with namespaces available (``layers`` in the result says which were in
+force): then the program runs as an unprivileged, unique uid with no network, so it can still read
+world-readable files, write world-writable directories (``/tmp``, ``/dev/shm``) and use CPU and
+memory up to its limits, but cannot reach the network, other processes or other users' files. As a
+normal user without namespaces, the program runs as that user: a program that defeats the guard
+can do what the user can, so run such setups only on data you trust or inside a container. Other
+limits: processes that outlive the run keep running only until the cleanup kill; if the parent
+itself is killed, the child dies with it (``PR_SET_PDEATHSIG``) but its own children are bounded
+only by their CPU limit; ``RLIMIT_NPROC`` for a normal user counts all of that user's processes, so
+it is set to the user's current count plus ``Limits.processes``; the program's outcome reports
+travel through a descriptor the program can also write to.
+
+The program may call ``sandbox_report(obj)`` (a global of the main module) to send records of
+Python literals back; they arrive, in order, in :attr:`SandboxResult.reports`.
+
+Cost: a run is one interpreter start (about 15 ms of CPU) plus setup and cleanup, 30-60 ms of wall
+time on a 2-core machine; runs are independent, so threads can keep several going at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import math
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+SandboxStatus = Literal["ok", "exit", "timeout", "memory", "signal", "error"]
+
+UID_BASE, UID_SPAN = 1_500_000_000, 500_000_000
+"""Fresh uids are drawn from here (as root): far above any uid a distribution hands out."""
+NOBODY = 65534
+MAX_REPORT_BYTES = 1 << 20
+MAX_REPORTS = 10_000
+ENV_MARKER = "SELFPLAY_SANDBOX_RUN"
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 10.0
+    """Wall-clock seconds, from start to the kill (interpreter start-up included)."""
+    memory_mb: int = 1024
+    """Address-space limit (``RLIMIT_AS``) in MiB."""
+    cpu_seconds: int | None = None
+    """``RLIMIT_CPU`` of each process; ``None``: the wall-clock limit rounded up, plus one."""
+    file_mb: int = 16
+    """Largest file the program may write (``RLIMIT_FSIZE``), its stdout and stderr included."""
+    open_files: int = 64
+    """``RLIMIT_NOFILE``."""
+    processes: int = 32
+    """Processes and threads the run may have at once (``RLIMIT_NPROC``)."""
+    tail_bytes: int = 4096
+    """How much of the end of stdout and stderr the result keeps."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    status: SandboxStatus
+    """``ok``: exit code 0; ``exit``: another exit code (an uncaught exception, ``sys.exit(n)``);
+    ``timeout``: the wall-clock or CPU limit; ``memory``: a ``MemoryError`` reached the top (the
+    address-space limit); ``signal``: killed by a signal it raised or the kernel sent (e.g.
+    ``SIGSEGV``); ``error``: the sandbox itself could not start the program."""
+    why: str = ""
+    """One line for any status other than ``ok``."""
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: str = ""
+    """The last ``Limits.tail_bytes`` of stdout (decoded leniently)."""
+    stderr: str = ""
+    seconds: float = 0.0
+    """Wall-clock time of the run, cleanup included."""
+    cpu_seconds: float = 0.0
+    reports: tuple[Any, ...] = field(default_factory=tuple)
+    """Records the program sent with ``sandbox_report`` (Python literals: numbers, strings, None,
+    lists, tuples, dicts), in order; records that do not read back as literals are dropped."""
+    layers: tuple[str, ...] = field(default_factory=tuple)
+    """The containment layers that were in force (see the module docstring)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# The child. This function is not called here: its source is run by a fresh interpreter, so it
+# uses only the standard library and imports everything it needs itself.
+
+
+def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
+    import builtins
+    import os
+    import resource
+    import sys
+
+    # ``key=value`` arguments (no json: importing it costs a third of the start-up time)
+    cfg = dict(a.split("=", 1) for a in sys.argv[1:])
+    report_fd = int(cfg["report_fd"])
+    layers = []
+
+    def report(obj) -> None:
+        os.write(report_fd, (repr(obj) + "\n").encode("utf-8", "backslashreplace"))
+
+    def fail(why: str) -> None:
+        os.write(2, f"sandbox setup failed: {why}\n".encode())
+        os._exit(126)
+
+    # 1. Limits, soft == hard: an unprivileged process cannot raise them again.
+    for key, value in cfg.items():
+        if key.startswith("RLIMIT_"):
+            soft, hard = (int(v) for v in value.split(":"))
+            try:
+                resource.setrlimit(getattr(resource, key), (soft, hard))
+            except (ValueError, OSError) as exc:
+                fail(f"setrlimit {key}: {exc}")
+    layers.append("rlimits")
+
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = os.geteuid() == 0
+
+    # 2. An empty network namespace (a normal user needs a user namespace to make one).
+    if cfg["netns"] == "1":
+        clone_newnet, clone_newuser = 0x40000000, 0x10000000
+        if libc.unshare(clone_newnet if root else clone_newnet | clone_newuser) == 0:
+            layers.append("netns")
+
+    # 3. As root: a fresh unprivileged uid that owns only the work directory.
+    if root and cfg["uid"]:
+        uid = int(cfg["uid"])
+        try:
+            os.setgroups([])
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+            except OSError:  # e.g. a user namespace that maps few uids
+                uid = int(cfg["fallback_uid"])
+                os.setgid(uid)
+                os.setuid(uid)
+        except OSError as exc:
+            fail(f"cannot drop privileges to uid {uid}: {exc}")
+        if os.getuid() == 0 or os.geteuid() == 0:
+            fail("still root after setuid")
+        layers.append("uid" if str(uid) == cfg["uid"] else "uid-shared")
+    pr_set_pdeathsig, pr_set_no_new_privs = 1, 38
+    libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+    libc.prctl(pr_set_pdeathsig, 9, 0, 0, 0)  # die with the parent (set after setuid clears it)
+    if os.getppid() != int(cfg["parent_pid"]):
+        os._exit(125)
+    del libc, ctypes
+    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]  # so that the guard sees (and refuses) any import of them
+
+    # 4. The guard: an audit hook that refuses what a test program has no business doing.
+    if cfg["guard"] == "1":
+        install_guard(os.getcwd(), cfg["allow_fork"] == "1")
+        layers.append("guard")
+
+    report({"sandbox": "ready", "layers": layers, "uid": os.getuid()})
+    with open(cfg["main"], "rb") as f:
+        source = f.read()
+    main = {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins}
+    main["sandbox_report"] = report
+    memory_record = repr({"sandbox": "memory"}).encode() + b"\n"
+    code = 0
+    try:
+        exec(compile(source, "main.py", "exec"), main)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except MemoryError:
+        os.write(report_fd, memory_record)
+        code = 1
+    except BaseException as exc:
+        try:
+            import traceback
+
+            # the program's frames only: the first one is this runner
+            traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+        except MemoryError:
+            os.write(report_fd, memory_record)
+        except BaseException:
+            os.write(2, f"{type(exc).__name__}\n".encode())
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib would cost start-up time in the child
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(code & 0xFF)
+
+
+def install_guard(root_dir: str, allow_fork: bool) -> None:  # pragma: no cover - in the child
+    """The audit hook of the ``guard`` layer (see the module docstring)."""
+    import os
+    import sys
+
+    realpath, join, isabs = os.path.realpath, os.path.join, os.path.isabs
+    root = realpath(root_dir)
+    prefix = root.rstrip(os.sep) + os.sep
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    getpid, getpgid, readlink, fsdecode = os.getpid, os.getpgid, os.readlink, os.fsdecode
+    af_unix = 1  # socket.AF_UNIX on Linux (importing socket costs start-up time)
+
+    refused = {
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.system",
+        "subprocess.Popen",
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "socket.gethostbyaddr",
+        "socket.getnameinfo",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.dlsym/handle",
+        "ctypes.call_function",
+        "ctypes.cdata",
+        "ctypes.cdata/buffer",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "resource.setrlimit",
+        "resource.prlimit",
+    }
+    if not allow_fork:
+        refused |= {"os.fork", "os.forkpty"}
+    # event -> (index of a path argument, index of its dir_fd argument or None)
+    path_events = {
+        "os.remove": ((0, 1),),
+        "os.rmdir": ((0, 1),),
+        "os.mkdir": ((0, 2),),
+        "os.rename": ((0, 2), (1, 3)),
+        "os.link": ((0, 2), (1, 3)),
+        "os.symlink": ((1, 2),),
+        "os.chmod": ((0, 2),),
+        "os.chown": ((0, 3),),
+        "os.truncate": ((0, None),),
+        "os.utime": ((0, 3),),
+        "os.setxattr": ((0, None),),
+        "os.removexattr": ((0, None),),
+        "os.mkfifo": ((0, 2),),
+        "os.mknod": ((0, 3),),
+    }
+    modules = ("ctypes", "_ctypes")
+    watched = frozenset(
+        refused | set(path_events) | {"open", "import", "os.kill", "os.killpg", "socket.__new__"}
+    )
+
+    def other_process(path) -> bool:
+        """``/proc/<pid>/...`` of a process other than this one (its environment, memory...)."""
+        if isinstance(path, int):
+            return False
+        p = fsdecode(path)
+        if "proc" not in p:
+            return False
+        parts = realpath(p).split("/")
+        return (
+            len(parts) > 2
+            and parts[1] == "proc"
+            and parts[2].isdigit()
+            and int(parts[2]) != getpid()
+        )
+
+    def inside(path, dir_fd=None) -> bool:
+        if isinstance(path, int):
+            return True  # an already open descriptor
+        p = fsdecode(path)
+        if isinstance(dir_fd, int) and dir_fd >= 0 and not isabs(p):  # AT_FDCWD shows as -1
+            p = join(readlink(f"/proc/self/fd/{dir_fd}"), p)
+        full = realpath(p)
+        return full == root or full.startswith(prefix) or full == "/dev/null"
+
+    def refuse(event: str, what: str = "") -> None:
+        raise PermissionError(f"sandbox: {event} is not allowed{what}")
+
+    def hook(event: str, args: tuple) -> None:
+        if event not in watched:
+            return
+        if event in refused:
+            refuse(event)
+        if event == "import":
+            if args[0].startswith(modules):
+                refuse(f"importing {args[0]}")
+        elif event == "open":
+            path, _mode, flags = args
+            if flags & write_flags and not inside(path):
+                refuse("writing", f" outside the work directory ({fsdecode(path)[:100]})")
+            if other_process(path):
+                refuse("reading another process's /proc entry", f" ({fsdecode(path)[:100]})")
+        elif event in path_events:
+            for i, j in path_events[event]:
+                if i < len(args) and args[i] is not None:
+                    fd = args[j] if j is not None and j < len(args) else None
+                    if not inside(args[i], fd):
+                        refuse(event, f" outside the work directory ({fsdecode(args[i])[:100]})")
+        elif event == "os.kill":
+            pid, sig = args
+            own = getpgid(0)
+            if sig == 0 or pid in (0, getpid()) or pid == -own:
+                return
+            try:
+                ok = pid > 0 and getpgid(pid) == own
+            except OSError:
+                ok = False
+            if not ok:
+                refuse("os.kill", f" for a process outside the sandbox ({pid})")
+        elif event == "os.killpg":
+            if args[0] not in (0, getpgid(0)):
+                refuse("os.killpg", f" for a process group outside the sandbox ({args[0]})")
+        elif event == "socket.__new__" and args[1] != af_unix:
+            refuse("opening a network socket")
+
+    sys.addaudithook(hook)
+
+
+@cache
+def _runner_source() -> str:
+    return "\n\n".join(
+        [inspect.getsource(install_guard), inspect.getsource(_runner_main), "_runner_main()\n"]
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The parent
+
+
+@cache
+def sandbox_python(as_uid: int | None) -> tuple[str, bool]:
+    """An interpreter the sandbox can run, and whether it works for ``as_uid``.
+
+    As root the child drops to an unprivileged uid, so the interpreter and its standard library
+    must be readable by anyone (a Python under a private home, such as pyenv's under ``/root``, is
+    not); the first of this interpreter and the system's ``python3`` that starts as ``nobody`` is
+    used. ``(sys.executable, False)`` if none does: the run then keeps root and forks are refused.
+    """
+    if as_uid is None:
+        return sys.executable, True
+    v = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [sys.executable, os.path.realpath(sys.executable)]
+    candidates += [f"/usr/bin/python{v}", f"/usr/local/bin/python{v}", "/usr/bin/python3"]
+    probe = "import ctypes, json, resource, traceback"
+    for exe in dict.fromkeys(candidates):
+        if not os.path.isfile(exe):
+            continue
+        try:
+            r = subprocess.run(
+                [exe, "-I", "-S", "-B", "-c", probe],
+                user=as_uid,
+                group=as_uid,
+                extra_groups=[],
+                cwd="/",
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if r.returncode == 0:
+            return exe, True
+    return sys.executable, False
+
+
+def _rlimits(limits: Limits, as_root: bool) -> dict[str, str]:
+    cpu = limits.cpu_seconds or math.ceil(limits.timeout) + 1
+    nproc = limits.processes
+    if not as_root:  # a normal user's RLIMIT_NPROC counts all of the user's processes
+        nproc += _count_tasks(os.getuid())
+    mb = 1 << 20
+    return {
+        "RLIMIT_AS": f"{limits.memory_mb * mb}:{limits.memory_mb * mb}",
+        "RLIMIT_CPU": f"{cpu}:{cpu + 1}",  # SIGXCPU at the soft limit, SIGKILL a second later
+        "RLIMIT_FSIZE": f"{limits.file_mb * mb}:{limits.file_mb * mb}",
+        "RLIMIT_NOFILE": f"{limits.open_files}:{limits.open_files}",
+        "RLIMIT_NPROC": f"{nproc}:{nproc}",
+        "RLIMIT_CORE": "0:0",
+    }
+
+
+def _count_tasks(uid: int) -> int:
+    """Processes and threads of ``uid`` (what ``RLIMIT_NPROC`` counts)."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+        if int(fields.get(b"Uid", b"-1 ").split()[0]) == uid:
+            n += int(fields.get(b"Threads", b"1").strip())
+    return n
+
+
+def _fresh_uid() -> int:
+    return UID_BASE + secrets.randbelow(UID_SPAN)
+
+
+def _tail(path: str, n: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _read_reports(path: str) -> list:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_REPORT_BYTES)
+    except OSError:
+        return []
+    out = []
+    for line in data.splitlines()[:MAX_REPORTS]:
+        try:
+            rec = ast.literal_eval(line.decode("utf-8", "replace"))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        out.append(rec)
+    return out
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for ``proc`` to exit without reaping it; False on timeout."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd: poll
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
+            time.sleep(0.002)
+        return False
+    try:
+        return bool(select.select([fd], [], [], max(0.0, timeout))[0])
+    finally:
+        os.close(fd)
+
+
+def _kill_everything(pgid: int, uid: int | None, marker: str) -> None:
+    """SIGKILL the run's process group and every process that left it."""
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+    kill = shutil.which("kill", path="/usr/bin:/bin")
+    if uid is not None and kill:
+        # kill(-1) from a process of the run's uid reaches every process of that uid at once,
+        # including daemons that started their own session, and a fork cannot slip past it.
+        # (``-9 -1``: procps' kill(1) rejects ``-s KILL -- -1``.)
+        subprocess.run(
+            [kill, "-9", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            env={},
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    for _ in range(50):  # then whatever is left: no kill(1), or a normal user's run
+        left = _run_processes(uid, marker)
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _run_processes(uid: int | None, marker: str) -> list[int]:
+    """Live (not zombie) processes of a run: those of its uid, or those whose environment carries
+    its marker (a zombie's environment reads empty)."""
+    needle = f"{ENV_MARKER}={marker}".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if uid is not None:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X"):
+                        continue
+            else:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    if needle not in f.read().split(b"\0"):
+                        continue
+        except (OSError, IndexError):
+            continue
+        out.append(int(name))
+    return out
+
+
+def run_python(
+    source: str | bytes,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+    *,
+    files: dict[str, str | bytes] | None = None,
+    guard: bool = True,
+    netns: bool = True,
+) -> SandboxResult:
+    """Run ``source`` as the main module of a sandboxed interpreter; never raises for anything the
+    program does. ``files`` (plain names) are written into its work directory first; ``guard``
+    and ``netns`` switch those layers (off only to test the layers beneath them)."""
+    start = time.monotonic()
+    as_root = os.geteuid() == 0
+    python, can_drop = sandbox_python(NOBODY if as_root else None)
+    uid = _fresh_uid() if as_root and can_drop else None
+    marker = secrets.token_hex(8)
+    base = tempfile.mkdtemp(prefix="selfplay-sandbox-")
+    work = os.path.join(base, "work")
+    proc = None
+    try:
+        # ``base`` (root's, 0711) holds the output and report files, which the child reaches only
+        # through descriptors; ``work`` is the program's own directory.
+        os.chmod(base, 0o711)
+        os.mkdir(work, 0o700)
+        for name, content in {"main.py": source, **(files or {})}.items():
+            if not name or "/" in name or name in (".", ".."):
+                raise ValueError(f"sandbox files must be plain names, not {name!r}")
+            data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
+            with open(os.path.join(work, name), "wb") as f:
+                f.write(data)
+        if uid is not None:
+            for dirpath, _, names in os.walk(work):
+                for p in [dirpath] + [os.path.join(dirpath, n) for n in names]:
+                    os.chown(p, uid, uid)
+        out_path, err_path, rep_path = (
+            os.path.join(base, n) for n in ("stdout", "stderr", "report")
+        )
+        cfg = {
+            **_rlimits(limits, as_root),
+            "netns": int(netns),
+            "uid": uid or "",
+            "fallback_uid": NOBODY,
+            "parent_pid": os.getpid(),
+            "guard": int(guard),
+            "allow_fork": int(not as_root or uid is not None),
+            "main": "main.py",
+        }
+        env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
+        env[ENV_MARKER] = marker
+        private = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with (
+            open(os.open(out_path, private, 0o600), "wb") as out,
+            open(os.open(err_path, private, 0o600), "wb") as err,
+            open(os.open(rep_path, private, 0o600), "wb") as rep,
+        ):
+            cfg["report_fd"] = rep.fileno()
+            try:
+                proc = subprocess.Popen(
+                    [python, "-I", "-S", "-B", "-c", _runner_source()]
+                    + [f"{k}={v}" for k, v in cfg.items()],
+                    cwd=work,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    pass_fds=(rep.fileno(),),
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                return SandboxResult(
+                    "error", f"cannot start {python}: {exc}", seconds=_since(start)
+                )
+        finished = _wait(proc, limits.timeout)
+        # the uid a run actually used comes from its ready record (it may have fallen back)
+        reports = _read_reports(rep_path)
+        ready = reports[0] if reports and _is_runner(reports[0], "ready") else None
+        kill_uid = uid if ready and ready.get("uid") == uid else None
+        _kill_everything(proc.pid, kill_uid, marker)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        reports = _read_reports(rep_path)
+        return _result(
+            limits,
+            finished,
+            proc.returncode,
+            usage.ru_utime + usage.ru_stime,
+            reports,
+            _tail(out_path, limits.tail_bytes),
+            _tail(err_path, limits.tail_bytes),
+            _since(start),
+        )
+    finally:
+        if proc is not None and proc.returncode is None:
+            _kill_everything(proc.pid, uid, marker)
+            proc.wait()
+        shutil.rmtree(base, onerror=_force_remove)
+
+
+def _result(
+    limits: Limits,
+    finished: bool,
+    returncode: int,
+    cpu: float,
+    reports: list[dict],
+    stdout: str,
+    stderr: str,
+    seconds: float,
+) -> SandboxResult:
+    ready = bool(reports) and _is_runner(reports[0], "ready")
+    layers = tuple(reports[0].get("layers", ())) if ready else ()
+    program_reports = tuple(r for r in reports[1:] if not _is_runner(r, "memory"))
+    exit_code = returncode if returncode >= 0 else None
+    sig = -returncode if returncode < 0 else None
+    common = dict(
+        exit_code=exit_code,
+        signal=sig,
+        stdout=stdout,
+        stderr=stderr,
+        seconds=seconds,
+        cpu_seconds=cpu,
+        reports=program_reports,
+        layers=("process", *layers),
+    )
+    last = _last_line(stderr)
+    if not finished:
+        before = "" if ready else " (before the program started)"
+        return SandboxResult(
+            "timeout", f"wall-clock limit of {limits.timeout:g}s{before}", **common
+        )
+    if not ready:
+        return SandboxResult(
+            "error", (last or "the sandboxed interpreter did not start")[:200], **common
+        )
+    cpu_limit = limits.cpu_seconds or math.ceil(limits.timeout) + 1
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_limit - 0.05):
+        return SandboxResult("timeout", f"CPU limit of {cpu_limit}s", **common)
+    memory = any(_is_runner(r, "memory") for r in reports[1:])
+    if memory or (sig is not None and ("MemoryError" in stderr or "Cannot allocate" in stderr)):
+        return SandboxResult("memory", f"memory limit of {limits.memory_mb} MiB", **common)
+    if sig is not None:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return SandboxResult("signal", f"killed by {name}", **common)
+    if exit_code:
+        return SandboxResult("exit", f"exit code {exit_code}: {last}"[:200], **common)
+    return SandboxResult("ok", **common)
+
+
+def _is_runner(record: Any, kind: str) -> bool:
+    """A record the runner itself wrote (``ready`` first, ``memory`` when a MemoryError got out)."""
+    return isinstance(record, dict) and record.get("sandbox") == kind
+
+
+def _last_line(text: str) -> str:
+    lines = [s for s in text.strip().splitlines() if s.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _since(start: float) -> float:
+    return time.monotonic() - start
+
+
+def _force_remove(func, path, _exc) -> None:
+    """rmtree's error handler: a program may leave directories without write permission."""
+    try:
+        os.chmod(os.path.dirname(path), 0o700)
+        func(path)
+    except OSError:
+        pass

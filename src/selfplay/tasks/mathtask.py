@@ -1,0 +1,412 @@
+"""``math``: competition problems (MATH / MATH-500) judged by the last ``\\boxed{}`` answer.
+
+Prompt and completion::
+
+    Problem: What is $\\frac{1}{2} + \\frac{1}{4}$?
+    Solution:  ->  We add ... so the sum is $\\boxed{\\frac{3}{4}}$.
+
+The prompt is ``f"Problem: {problem}\\nSolution: "``; the gold chain is the dataset's reference
+solution, which ends in its boxed answer.
+
+The verdict reads the last complete ``\\boxed{...}`` (braces balanced) of the completion and asks
+math-verify whether it equals the gold answer (``\\frac34``, ``0.75`` and ``3/4`` all do; so do
+``\\{1,2\\}`` and ``\\{2,1\\}``). There is one step, the final answer, ``ok`` iff it matches, so
+:attr:`Verdict.valid` means "correct" here: the reasoning itself is not checked.
+
+math-verify bounds its own time with ``signal.alarm``, which works only in the main thread and
+cannot stop a long computation inside C code. Here it runs in a small persistent worker process
+(:class:`MathJudge`) instead: the worker stops a slow comparison with its own timer, and a worker
+that does not answer in time is killed and restarted, so a verdict always comes back within the
+task's ``timeout``, from any thread. The worker's address space is limited to ``memory_mb``.
+
+Difficulty is the MATH level (1-5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, ClassVar
+
+from selfplay.tasks.base import Problem
+from selfplay.tasks.dataset import DatasetTask
+from selfplay.verify import StepMark, Verdict
+
+MAX_CHARS = 100_000
+"""Completions longer than this are judged unparseable without being read."""
+MAX_ANSWER_CHARS = 500
+"""A boxed answer longer than this is not compared (MATH answers are a few dozen characters)."""
+STARTUP_SECONDS = 120.0
+"""How long a new worker may take to import math-verify (not counted against a verdict's time)."""
+SOFT_FRACTION = 0.8
+"""The worker interrupts a comparison at this fraction of the timeout; the parent kills it at 1.0."""
+CACHE_SIZE = 4096
+"""Judgements remembered per task (many samples box the same answer)."""
+
+_BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\.|[{}]", re.S)
+_LEVEL_RE = re.compile(r"^\s*(?:level\s*)?([1-5])\s*$", re.I)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading answers
+
+
+def last_boxed(text: str) -> str | None:
+    r"""The contents of the last complete ``\boxed{...}`` (or ``\fbox{...}``) in ``text``.
+
+    Braces are balanced; escaped braces (``\{``) do not count. "Last" is the box that closes last
+    (of ``\boxed{\boxed{1}}``, the outer one); an unclosed box at the end (a truncated
+    completion) is skipped. One linear pass, so a megabyte of unclosed boxes costs no more than
+    reading it.
+
+    >>> last_boxed(r"so $x = \boxed{\frac{1}{2}}$, or \boxed{\{1, 2\}}")
+    '\\{1, 2\\}'
+    >>> last_boxed(r"\boxed{3} then \boxed{4")
+    '3'
+    """
+    stack: list[int | None] = []  # for each open brace: where its box's contents start, or None
+    best: tuple[int, int] | None = None
+    for m in _BOX_TOKEN_RE.finditer(text):
+        tok = m.group()
+        if tok[0] == "\\" and tok.endswith("{") and len(tok) > 2:
+            stack.append(m.end())
+        elif tok == "{":
+            stack.append(None)
+        elif tok == "}" and stack:
+            start = stack.pop()
+            if start is not None:
+                best = (start, m.start())
+    return None if best is None else text[best[0] : best[1]]
+
+
+def _normalize_latex(s: str) -> str:
+    """A spelling-insensitive form for a fast exact-match check before math-verify."""
+    s = re.sub(r"\\[dt]frac", r"\\frac", s)
+    s = re.sub(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]|\$|\s+", "", s)
+    return s.rstrip(".")
+
+
+# ------------------------------------------------------------------------------------------------
+# The math-verify worker
+
+
+class _SoftTimeout(BaseException):
+    """Raised by the worker's timer; a BaseException so that no ``except Exception`` swallows it."""
+
+
+def serve(memory_mb: int = 1024) -> None:  # pragma: no cover - runs in the worker process
+    """Worker loop: one JSON request per line on stdin, one JSON reply per line on stdout.
+
+    Request ``{"gold": str, "pred": str, "seconds": float}``; reply ``{"r": "equal" |
+    "different" | "timeout" | "error", "why": str}``. The first line written is ``{"ready":
+    true}``, once math-verify is imported and the address space is limited to ``memory_mb``.
+    """
+    import logging
+    import resource
+    import signal
+
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, not into the replies
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    from math_verify import parse, verify
+
+    limit = max(memory_mb, 256) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    def on_alarm(signum, frame):
+        raise _SoftTimeout
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    gold_cache: dict[str, Any] = {}
+
+    def judge(gold: str, pred: str) -> bool:
+        # Wrapping in \boxed{} makes math-verify read the whole text as one LaTeX answer.
+        # Its own signal-based timeouts are off (None): this process's timer does that job.
+        if gold not in gold_cache:
+            if len(gold_cache) > 1024:
+                gold_cache.clear()
+            gold_cache[gold] = parse("\\boxed{" + gold + "}", parsing_timeout=None)
+        p = parse("\\boxed{" + pred + "}", parsing_timeout=None)
+        return bool(verify(gold_cache[gold], p, timeout_seconds=None))
+
+    replies.write('{"ready": true}\n')
+    for line in sys.stdin:
+        try:
+            req = json.loads(line)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, max(float(req["seconds"]), 0.01))
+                reply = {"r": "equal" if judge(req["gold"], req["pred"]) else "different"}
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _SoftTimeout:
+            reply = {"r": "timeout"}
+        except MemoryError:
+            gold_cache.clear()
+            reply = {"r": "error", "why": "math-verify ran out of memory"}
+        except Exception as exc:
+            reply = {"r": "error", "why": f"math-verify raised {type(exc).__name__}"}
+        replies.write(json.dumps(reply) + "\n")
+
+
+_WORKER_CODE = "import sys; from selfplay.tasks.mathtask import serve; serve(int(sys.argv[1]))"
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout):
+        if f:
+            f.close()
+
+
+class MathJudge:
+    """Answers "is ``pred`` the same answer as ``gold``?" with math-verify, in a worker process.
+
+    Thread-safe (calls are serialized) and bounded: :meth:`judge` returns within ``timeout``
+    seconds of the worker being ready. A worker that overruns is killed, and a new one is started
+    at once in the background.
+    """
+
+    def __init__(self, timeout: float = 10.0, memory_mb: int = 1024):
+        self.timeout, self.memory_mb = timeout, memory_mb
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._ready = False
+        self._buf = b""
+        self._cache: dict[tuple[str, str], bool] = {}
+        self._finalizer = weakref.finalize(self, MathJudge._stop, [None])
+
+    @staticmethod
+    def _stop(holder: list) -> None:
+        if holder[0] is not None:
+            _kill(holder[0])
+
+    def close(self) -> None:
+        """Stop the worker (a later call starts a new one)."""
+        with self._lock:
+            self._discard()
+
+    def _discard(self) -> None:
+        if self._proc is not None:
+            _kill(self._proc)
+        self._proc, self._ready, self._buf = None, False, b""
+
+    def _start(self) -> None:
+        src = str(Path(__file__).resolve().parents[2])  # the directory that holds `selfplay`
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CODE, str(int(self.memory_mb))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        self._ready, self._buf = False, b""
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, MathJudge._stop, [self._proc])
+
+    def _read_line(self, seconds: float) -> dict | None:
+        """The worker's next reply, or None if none comes within ``seconds`` or it died."""
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        end = time.monotonic() + seconds
+        while b"\n" not in self._buf:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def _ensure_ready(self) -> str:
+        """Start the worker if needed and wait for it; an error message if it cannot start."""
+        if self._proc is not None and self._proc.poll() is not None:
+            self._discard()
+        if self._proc is None:
+            self._start()
+        if not self._ready:
+            if self._read_line(STARTUP_SECONDS) != {"ready": True}:
+                try:
+                    code = self._proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    code = None  # it wrote something else, or nothing in time
+                self._discard()
+                return f"the math-verify worker did not start (exit code {code})"
+            self._ready = True
+        return ""
+
+    def judge(self, gold: str, pred: str) -> tuple[str, str]:
+        """``("equal" | "different" | "timeout" | "error", why)``."""
+        key = (gold, pred)
+        if key in self._cache:
+            return ("equal" if self._cache[key] else "different"), ""
+        with self._lock:
+            why = self._ensure_ready()
+            if why:
+                return "error", why
+            req = {
+                "gold": gold,
+                "pred": pred,
+                "seconds": self.timeout * SOFT_FRACTION,
+            }
+            try:
+                self._proc.stdin.write((json.dumps(req) + "\n").encode())
+                self._proc.stdin.flush()
+                reply = self._read_line(self.timeout)
+            except (OSError, ValueError):
+                reply = None
+            if reply is None:
+                died = self._proc.poll() is not None
+                self._discard()
+                self._start()  # the next call finds it (nearly) ready
+                if died:
+                    return "error", "the math-verify worker died"
+                return "timeout", f"math-verify took longer than {self.timeout:g}s (worker killed)"
+        r = reply.get("r")
+        if r in ("equal", "different"):
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = r == "equal"
+            return r, ""
+        if r == "timeout":
+            return "timeout", f"math-verify took longer than {self.timeout:g}s"
+        return "error", str(reply.get("why", "math-verify failed"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Verifier
+
+
+def verify_math(problem: Problem, completion: str, judge: MathJudge) -> Verdict:
+    """Judge a ``math`` completion by its last ``\\boxed{}`` answer against the gold answer."""
+    try:
+        if not isinstance(completion, str):
+            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+        if len(completion) > MAX_CHARS:
+            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+        boxed = last_boxed(completion)
+        if boxed is None:
+            return Verdict("unparseable", why="no \\boxed{} answer")
+        answer = boxed.strip()
+        if not answer:
+            return Verdict("unparseable", answer="", why="empty \\boxed{} answer")
+        if len(answer) > MAX_ANSWER_CHARS:
+            return Verdict(
+                "unparseable",
+                answer=answer[:80] + "...",
+                why=f"boxed answer too long ({len(answer)} characters)",
+            )
+        gold = problem.answer
+        if _normalize_latex(answer) == _normalize_latex(gold):
+            result, why = "equal", ""
+        else:
+            result, why = judge.judge(gold, answer)
+        if result in ("timeout", "error"):
+            return Verdict(result, answer=answer, why=why)
+        ok = result == "equal"
+        step = StepMark(
+            f"\\boxed{{{answer}}}", ok, "" if ok else f"wrong answer: gold is {gold[:80]}"
+        )
+        return Verdict(
+            "correct" if ok else "wrong",
+            answer=answer,
+            steps=(step,),
+            why="" if ok else "wrong answer",
+        )
+    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
+        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+
+
+# ------------------------------------------------------------------------------------------------
+# The task
+
+
+def _difficulty(level: Any) -> int | None:
+    """MATH levels come as ``'Level 3'``, ``3`` or ``'3'``; ``None`` if unreadable (``'Level ?'``)."""
+    if isinstance(level, bool):
+        return None
+    if isinstance(level, int):
+        return level if 1 <= level <= 5 else None
+    if isinstance(level, str) and (m := _LEVEL_RE.match(level)):
+        return int(m.group(1))
+    return None
+
+
+class MathTask(DatasetTask):
+    name = "math"
+    default_data = "HuggingFaceH4/MATH-500"
+    default_split = "test"
+    required_fields = ("problem", "solution")
+    max_difficulty = 5
+    UNKNOWN_LEVEL: ClassVar[int] = 3
+    """Difficulty given to a problem whose level is missing or unreadable (``'Level ?'``)."""
+
+    def __init__(self, problems: list[Problem] = (), timeout: float = 10.0, memory_mb: int = 1024):
+        super().__init__(problems, timeout=timeout, memory_mb=memory_mb)
+        self._judge: MathJudge | None = None
+
+    def __getstate__(self) -> dict:
+        # The worker process stays with this process; a copy starts its own when it needs one.
+        return {**self.__dict__, "_judge": None}
+
+    @property
+    def judge(self) -> MathJudge:
+        if self._judge is None:
+            self._judge = MathJudge(self.timeout, self.memory_mb)
+        return self._judge
+
+    def close(self) -> None:
+        """Stop the math-verify worker, if one is running."""
+        if self._judge is not None:
+            self._judge.close()
+
+    @classmethod
+    def problem_from_record(cls, record: dict[str, Any], index: int) -> Problem:
+        """``{"problem": ..., "solution": ..., "answer"?: ..., "level"?: "Level 3" | 3}``; without
+        ``answer``, the last ``\\boxed{}`` of the solution is the gold answer."""
+        problem, solution = record.get("problem"), record.get("solution")
+        if not isinstance(problem, str) or not problem.strip():
+            raise ValueError("needs a non-empty 'problem' string")
+        if not isinstance(solution, str):
+            raise ValueError("needs a 'solution' string (the reference solution)")
+        answer = record.get("answer")
+        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+            answer = str(answer)
+        if not isinstance(answer, str) or not answer.strip():
+            answer = last_boxed(solution)
+            if answer is None or not answer.strip():
+                raise ValueError("no 'answer' and no \\boxed{} answer in the solution")
+        level = _difficulty(record.get("level"))
+        pid = "math-" + hashlib.blake2b(problem.strip().encode(), digest_size=6).hexdigest()
+        meta: dict[str, Any] = {"gold": solution, "level": record.get("level")}
+        for key in ("subject", "type", "unique_id"):
+            if isinstance(record.get(key), str):
+                meta[key] = record[key]
+        return Problem(
+            id=pid,
+            difficulty=level if level is not None else cls.UNKNOWN_LEVEL,
+            prompt=f"Problem: {problem.strip()}\nSolution: ",
+            answer=answer.strip(),
+            meta=meta,
+        )
+
+    def answer_only(self, problem: Problem) -> str:
+        return f"\\boxed{{{problem.answer}}}"
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        return verify_math(problem, completion, self.judge)

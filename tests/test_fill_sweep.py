@@ -1,0 +1,150 @@
+"""Fill-the-budget sampling, budgets in epochs of U, and the regime sweep's bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfplay import artifacts
+from selfplay.bench import BenchConfig, load_bench_config
+from selfplay.config import ConfigError
+from selfplay.loop import round_budget, run, seed_budget
+from selfplay.sweep import regimes, sub_bench, sweep_report, winner
+from selfplay.tasks import Example
+from selfplay.training import count_tokens
+
+from .test_sampling import micro
+
+
+def test_fill_budget_draws_new_problems_until_the_quota_of_unique_tokens(tmp_path):
+    # verified=False keeps every sample, so each draw adds unique chains; a quota far above one
+    # draw's worth makes the round use its whole draw cap, each draw on problems not drawn before.
+    cfg = micro(
+        tmp_path,
+        loop={"fill_budget": True, "fill_max_draws": 3},
+        train={"tokens": 10**7, "max_epochs": 1},
+    )
+    run(cfg, progress=False)
+    it = cfg.run_dir / "iter_001"
+    gen = artifacts.read_json(it / "generate.json")
+    assert gen["fill"]["extra_draws"] == 3
+    samples = artifacts.read_parquet(it / "samples.parquet")
+    problems = {s["problem_id"] for s in samples}
+    assert len(problems) == gen["problems"] > cfg.loop.problems_per_iter
+    per_problem = {p: sum(s["problem_id"] == p for s in samples) for p in problems}
+    assert set(per_problem.values()) == {cfg.generation.n}  # no problem drawn twice
+    assert gen["fill"]["unique_tokens"] < gen["fill"]["quota_tokens"]
+    train = artifacts.read_json(it / "train.json")
+    assert train["reuse"] == pytest.approx(train["tokens"] / train["unique_tokens"])
+
+
+def test_fill_budget_stops_once_the_quota_is_met(tmp_path):
+    cfg = micro(tmp_path, loop={"fill_budget": True, "fill_max_draws": 5}, train={"tokens": 50})
+    run(cfg, progress=False)
+    gen = artifacts.read_json(cfg.run_dir / "iter_001" / "generate.json")
+    assert gen["fill"]["extra_draws"] == 0  # the first draw already holds 50 unique tokens
+    assert gen["fill"]["unique_tokens"] >= 50
+
+
+def test_budgets_in_epochs_of_u(tmp_path):
+    cfg = micro(
+        tmp_path,
+        seed_train={"epochs": 2.0},
+        train={"budget_epochs": [0.5]},
+        loop={"data_source": "raw-repeat"},
+    )
+    from selfplay.models import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    raw = [Example("Q:1+2=", "1+2=3 c0|3", "1+2", 1, "raw")] * 10
+    u = sum(count_tokens(tok, raw))
+    assert seed_budget(cfg, raw, tok) == 2 * u
+    assert round_budget(cfg, 1, raw, tok) == round(0.5 * u)
+    rows = run(cfg, progress=False)
+    u_tokens = rows[0]["raw"]["tokens"]
+    assert rows[0]["train"]["tokens"] == pytest.approx(2 * u_tokens, rel=0.1)
+    assert rows[1]["train"]["tokens"] == pytest.approx(0.5 * u_tokens, rel=0.1)
+
+
+def test_budget_epochs_needs_one_entry_per_round(tmp_path):
+    with pytest.raises(ConfigError, match="train.budget_epochs"):
+        micro(tmp_path, train={"budget_epochs": [1, 2]})  # micro has 1 round
+
+
+SWEEP = {
+    "name": "s",
+    "seeds": [0, 1],
+    "reference": "raw",
+    "run": {"raw": {"size": 100}},
+    "arms": {"raw": ["loop.data_source=raw-repeat"], "sp": []},
+    "sweep": {
+        "size": {"u100": [], "u300": ["raw.size=300"]},
+        "quality": {"clean": [], "slips": ["raw.slip_rate=0.5"]},
+    },
+}
+
+
+def test_regimes_are_the_product_of_the_axes(tmp_path):
+    bench = BenchConfig(**{**SWEEP, "output_dir": str(tmp_path / "b")})
+    rs = regimes(bench)
+    assert [name for name, _, _ in rs] == ["u100-clean", "u100-slips", "u300-clean", "u300-slips"]
+    name, levels, overrides = rs[3]
+    assert levels == {"size": "u300", "quality": "slips"}
+    sub = sub_bench(bench, name, overrides)
+    assert sub.run["raw"] == {"size": 300, "slip_rate": 0.5}
+    assert sub.bench_dir == tmp_path / "b" / "u300-slips" and not sub.sweep
+    assert bench.run["raw"] == {"size": 100}  # the parent's run config is untouched
+
+
+def test_bad_sweep_is_one_line_error(tmp_path):
+    import yaml
+
+    p = tmp_path / "s.yaml"
+    for bad, match in [
+        ({"size": ["raw.size=3"]}, "sweep.size"),
+        ({"size": {"a": "raw.size=3"}}, "sweep.size.a"),
+        ({"size": {"a": ["raw.sise=3"]}}, "regime a"),
+    ]:
+        p.write_text(yaml.safe_dump({**SWEEP, "sweep": bad}))
+        with pytest.raises(ConfigError, match=match):
+            load_bench_config(p)
+
+
+def _row(regime, arm, seed, it, acc):
+    return {
+        "regime": regime,
+        "arm": arm,
+        "seed": seed,
+        "iteration": it,
+        "epochs_of_U": float(it),
+        "acc_in": acc,
+        "acc_harder": 0.0,
+    }
+
+
+def test_winner_is_paired_and_ties_are_called_ties(tmp_path):
+    at = {("a", 0): _row("r", "a", 0, 1, 0.9), ("a", 1): _row("r", "a", 1, 1, 0.8)}
+    at |= {("b", 0): _row("r", "b", 0, 1, 0.7), ("b", 1): _row("r", "b", 1, 1, 0.7)}
+    best, second, diffs = winner(at, ["a", "b"], [0, 1])
+    assert (best, second) == ("a", "b") and diffs == pytest.approx([0.2, 0.1])
+
+    bench = BenchConfig(**{**SWEEP, "output_dir": str(tmp_path / "b")})
+    rows = []
+    for regime in ["u100-clean", "u100-slips", "u300-clean", "u300-slips"]:
+        for s in (0, 1):
+            for arm in ("raw", "sp"):
+                rows.append(_row(regime, arm, s, 0, 0.5))
+                # sp wins clearly in u300-clean; elsewhere they are equal.
+                gain = 0.2 + 0.01 * s if (regime == "u300-clean" and arm == "sp") else 0.0
+                rows.append(_row(regime, arm, s, 1, 0.5 + gain))
+    report = sweep_report(bench, rows, ["sweep.png"], wall=60.0)
+    line = next(x for x in report.splitlines() if x.startswith("| u300-clean | 1.0"))
+    assert "**sp** by +0.205 ± 0.064 over raw" in line
+    assert "tie (equal on every seed)" in next(
+        x for x in report.splitlines() if x.startswith("| u100-clean | 1.0")
+    )
+    assert "harder than U: 0 for every arm" in report
+
+
+def test_shipped_sweep_config_loads():
+    bench, arms = load_bench_config("configs/arith/sweep.yaml")
+    assert len(regimes(bench)) == 6 and set(arms) == {"raw-repeat", "raw-fresh", "selfplay-fill"}
