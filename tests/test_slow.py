@@ -76,3 +76,53 @@ def test_quick_bench_config_runs(tmp_path):
     report = (tmp_path / "b" / "report.md").read_text()
     for arm in arms:
         assert f"| {arm} |" in report
+
+
+def test_small_sweep_end_to_end(tmp_path):
+    """Two sizes x two qualities x three arms, one seed: every regime is a bench of its own and the
+    sweep report has one line per regime and budget checkpoint."""
+    from selfplay.bench import load_bench_config, run_bench
+
+    sweep = {
+        "name": "sweep-smoke",
+        "output_dir": str(tmp_path / "s"),
+        "seeds": [0],
+        "reference": "raw-fresh",
+        "run": {
+            "raw": {"size": 100, "difficulties": [1, 2]},
+            "seed_train": {"epochs": 2},
+            "loop": {"iterations": 2, "pool_difficulties": [1, 2, 3], "problems_per_iter": 30},
+            "generation": {"n": 2, "batch_size": 128},
+            "train": {"budget_epochs": [1, 2], "lr": 0.0005, "batch_size": 16},
+            "eval": {"difficulties": [1, 2, 3], "n_per_difficulty": 8, "k": 0},
+        },
+        "arms": {
+            "raw-repeat": ["loop.data_source=raw-repeat"],
+            "raw-fresh": ["loop.data_source=raw-fresh", "loop.fresh_multiplier=3"],
+            "selfplay-fill": ["loop.fill_budget=true", "loop.fill_max_draws=2"],
+        },
+        "sweep": {
+            "size": {"u100": [], "u200": ["raw.size=200"]},
+            "quality": {"clean": [], "slips": ["raw.slip_rate=0.5"]},
+        },
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))  # axis order names the regimes
+    bench, arms = load_bench_config(path)
+    rows = run_bench(bench, arms, progress=False)
+    regimes = {"u100-clean", "u100-slips", "u200-clean", "u200-slips"}
+    assert {r["regime"] for r in rows} == regimes
+    assert len(rows) == 4 * 3 * 3  # regimes x arms x (seed model + 2 rounds)
+    for regime in regimes:
+        assert (tmp_path / "s" / regime / "report.md").exists()
+    report = (tmp_path / "s" / "report.md").read_text()
+    for regime in regimes:
+        assert sum(line.startswith(f"| {regime} |") for line in report.splitlines()) == 2
+    assert (tmp_path / "s" / "sweep.png").stat().st_size > 1000
+    # U's size decides the budgets: the u200 arms train about twice the u100 arms' tokens.
+    final = {(r["regime"], r["arm"]): r for r in rows if r["iteration"] == 2}
+    ratio = (
+        final[("u200-clean", "raw-repeat")]["train_tokens"]
+        / final[("u100-clean", "raw-repeat")]["train_tokens"]
+    )
+    assert 1.6 < ratio < 2.4

@@ -143,4 +143,6 @@ def summary_tables(summary: dict[str, Any], title: str):
     r.add_column("count", justify="right")
     for reason, c in summary["reasons"]:
         r.add_row(reason, f"{c:,}")
+    if not summary["reasons"]:
+        r.add_row("(none: every line is a valid chain)", "0")
     return t, r
