@@ -33,7 +33,7 @@ import re
 from typing import TYPE_CHECKING
 
 from selfplay.config import ConfigError
-from selfplay.tasks.base import Example, Problem, split_of
+from selfplay.tasks.base import Example, Problem, corpus_problems, split_of
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
@@ -454,17 +454,7 @@ class ArithTask:
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
         raw = cfg.raw
-        per_difficulty = {d: 0 for d in raw.difficulties}
-        for _ in range(raw.size):
-            per_difficulty[rng.choice(raw.difficulties)] += 1
-        problems = []
-        for d, n in per_difficulty.items():
-            drawn = self.sample_problems("train", d, n, rng)
-            # Small difficulties have few distinct problems: repeat them rather than shrink U.
-            while drawn and len(drawn) < n:
-                drawn += drawn[: n - len(drawn)]
-            problems += drawn
-        rng.shuffle(problems)
+        problems = corpus_problems(self, raw.size, raw.difficulties, rng)
         out = []
         for p in problems:
             u = rng.random()

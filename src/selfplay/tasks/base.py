@@ -81,3 +81,22 @@ def verify_all(task: Task, items: list[tuple[Problem, str]]) -> list[Verdict]:
     if many is not None and len(items) > 1:
         return many(items)
     return [task.verify(p, c) for p, c in items]
+
+
+def corpus_problems(
+    task: Task, size: int, difficulties: list[int], rng: random.Random
+) -> list[Problem]:
+    """``size`` train problems of a generated task, difficulties drawn uniformly from
+    ``difficulties``, shuffled. A difficulty with fewer distinct problems than asked (1-digit
+    addition has 100) repeats them rather than shrink U."""
+    per_difficulty = {d: 0 for d in difficulties}
+    for _ in range(size):
+        per_difficulty[rng.choice(difficulties)] += 1
+    problems = []
+    for d, n in per_difficulty.items():
+        drawn = task.sample_problems("train", d, n, rng)
+        while drawn and len(drawn) < n:
+            drawn += drawn[: n - len(drawn)]
+        problems += drawn
+    rng.shuffle(problems)
+    return problems
