@@ -209,6 +209,7 @@ def write_sweep_plot(bench: BenchConfig, rows: list[dict], metric: str = "acc_in
                 if xs:
                     ax.errorbar(xs, ys, yerr=hs, marker="o", ms=3, capsize=2, label=arm)
             ax.set_title(regime, fontsize=9)
+            ax.set_ylim(-0.02, 1.02)  # accuracy; a 2-seed interval can reach past [0, 1]
             ax.grid(alpha=0.3)
             if i == len(row_keys) - 1:
                 ax.set_xlabel("budget (epochs of U)")
