@@ -22,7 +22,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = next(
+    (
+        Path(c)
+        for c in (os.environ.get("SELFPLAY_SHARED_DATA"), ROOT.parent / "shared" / "data")
+        if c and Path(c).is_dir()
+    ),
+    Path("/work/shared/data"),
+)
 DATA = {
     "gsm8k": SHARED / "gsm8k" / "train.jsonl",
     "code": SHARED / "humaneval" / "HumanEval.jsonl.gz",

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +23,8 @@ from selfplay.tasks.code import (
 )
 from selfplay.verify import STATUSES
 
-HUMANEVAL = Path("/work/shared/data/humaneval/HumanEval.jsonl.gz")
+from .shared_data import HUMANEVAL  # noqa: E402
+
 needs_humaneval = pytest.mark.skipif(
     not HUMANEVAL.is_file(), reason=f"HumanEval is not at {HUMANEVAL}"
 )

@@ -25,7 +25,8 @@ from selfplay.tasks.gsm8k import (
 from selfplay.verify import STATUSES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gsm8k_problems.jsonl"
-GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
+from .shared_data import GSM8K_TRAIN  # noqa: E402
+
 RECORDS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
 JARS = GSM8KTask.problem_from_record(RECORDS[0], 0)  # gold: 72, two annotated lines
 FUZZ = settings(

@@ -12,9 +12,9 @@ from selfplay import artifacts
 from selfplay.config import config_from_dict, load_config
 from selfplay.loop import run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-GSM8K = SHARED / "gsm8k" / "train.jsonl"
-HUMANEVAL = SHARED / "humaneval" / "HumanEval.jsonl.gz"
+from .shared_data import GSM8K_TRAIN as GSM8K
+from .shared_data import HUMANEVAL
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 MICRO = {
