@@ -87,3 +87,20 @@ def test_binary_file_is_one_line_error(tmp_path, capsys):
 
 def test_reason_group_drops_particulars():
     assert reason_group("invalid step 3: 48/2 is 24, not 23") == "invalid step: N/N is N, not N"
+
+
+def test_a_verifier_that_raises_costs_only_its_own_line(jsonl, monkeypatch):
+    from selfplay.tasks.arith import ArithTask
+
+    real = ArithTask.verify
+
+    def flaky(self, problem, completion):
+        if problem.id == "12+34" and completion.endswith("|56"):
+            raise RuntimeError("boom")
+        return real(self, problem, completion)
+
+    monkeypatch.setattr(ArithTask, "verify", flaky)
+    by_line = {v.line: v.verdict for v in verify_file("arith", jsonl, progress=False)}
+    assert by_line[1].valid
+    assert by_line[2].status == "error" and "RuntimeError: boom" in by_line[2].why
+    assert by_line[8].status in ("wrong", "unparseable")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from selfplay.filters import verification_reason
-from selfplay.tasks import TASKS
+from selfplay.tasks import TASKS, Problem, verify_all
 from selfplay.tasks.data import iter_records
 from selfplay.verify import STATUSES, Verdict
 
@@ -76,6 +76,15 @@ def verify_file(
         raise ConfigError(f"{path}: no such file")
     task = TASKS[task_name].verifier(timeout=timeout, memory_mb=memory_mb)
     out: list[FileVerdict] = []
+    pending: list[tuple[int, Problem, str]] = []  # lines to verify, a chunk at a time
+
+    def flush() -> None:
+        verdicts = _verify_chunk(task, [(p, c) for _, p, c in pending])
+        out.extend(
+            FileVerdict(line, p.id, v) for (line, p, _), v in zip(pending, verdicts, strict=True)
+        )
+        pending.clear()
+
     for line, rec, why in tqdm(
         iter_records(path), desc=f"verify {task_name}", unit="line", disable=not progress
     ):
@@ -102,14 +111,30 @@ def verify_file(
                     FileVerdict(line, problem.id, _error("no 'completion' string (use --gold?)"))
                 )
                 continue
-        try:
-            verdict = task.verify(problem, completion)
-        except (
-            Exception
-        ) as exc:  # a verifier must not raise; if one does, it is this line's verdict
-            verdict = _error(f"verifier raised {type(exc).__name__}: {str(exc)[:120]}")
-        out.append(FileVerdict(line, problem.id, verdict))
+        pending.append((line, problem, completion))
+        if len(pending) >= CHUNK:
+            flush()
+    flush()
+    out.sort(key=lambda v: v.line)
     return out
+
+
+CHUNK = 256
+"""Lines verified together: a task with a ``verify_many`` (the code sandbox) runs them concurrently."""
+
+
+def _verify_chunk(task, items: list[tuple[Problem, str]]) -> list[Verdict]:
+    """Verdicts in order. A verifier must not raise; if one does, that line gets an ``error``."""
+    try:
+        return verify_all(task, items)
+    except Exception:
+        out = []
+        for problem, completion in items:
+            try:
+                out.append(task.verify(problem, completion))
+            except Exception as exc:
+                out.append(_error(f"verifier raised {type(exc).__name__}: {str(exc)[:120]}"))
+        return out
 
 
 def summarize(verdicts: list[FileVerdict], top: int = 10) -> dict[str, Any]:
