@@ -58,6 +58,7 @@ def run_seed(
     if not drawn:
         stages.mark_done(d, "raw")
     if (d / "metrics.json").exists():
+        _checkpoint(cfg, 0)
         return raw, artifacts.read_json(d / "metrics.json")["raw"]["tokens"]
     model_dir = d / "model"
     tok = (
@@ -127,12 +128,12 @@ def _fill(cfg: RunConfig, task: Task, k: int, u_tokens: int, frontier, tok) -> s
 
 
 def _checkpoint(cfg: RunConfig, k: int) -> Path:
-    """The model a round starts from; a finished round whose checkpoint is gone is an error."""
+    """Round ``k``'s checkpoint (0: the seed model); a finished round's that is gone is an error."""
     d = round_dir(cfg.run_dir, k) / "model"
     if not (d / "config.json").exists():
         raise ConfigError(
-            f"{d}: the checkpoint of a finished stage is missing; delete "
-            f"{d.parent / 'metrics.json'} and {d.parent / 'train.json'} to retrain it"
+            f"{d}: the checkpoint of a finished stage is missing; delete train.json, eval.json "
+            f"and metrics.json in {d.parent} to train it again"
         )
     return d
 
@@ -150,6 +151,7 @@ def run_round(
     """Round ``k``: its stages in order; returns its metrics (read back if it already finished)."""
     it = round_dir(cfg.run_dir, k)
     if (it / "metrics.json").exists():
+        _checkpoint(cfg, k)
         return artifacts.read_json(it / "metrics.json")
     prev = _checkpoint(cfg, k - 1)
     init_dir = prev if cfg.train.init_from == "previous" else _checkpoint(cfg, 0)

@@ -118,14 +118,10 @@ def finished_rounds(run_dir: Path) -> list[int]:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """Every finished stage's metrics, in order (reads only)."""
-    rows = []
-    for k in finished_rounds(run_dir):
-        path = round_dir(run_dir, k) / "metrics.json"
-        try:
-            rows.append(artifacts.read_json(path))
-        except (ValueError, UnicodeDecodeError):
-            raise ConfigError(f"{path}: not valid JSON; delete it to redo that stage") from None
-    return rows
+    return [
+        artifacts.read_json(round_dir(run_dir, k) / "metrics.json")
+        for k in finished_rounds(run_dir)
+    ]
 
 
 def write_metrics_log(run_dir: Path) -> list[dict]:
