@@ -140,7 +140,7 @@ def test_plan_tests_records_every_assert():
         "assert len(candidate([1, 2, 3], 0)) == 3",
     )
     assert "assert " not in plan.source  # every one rewritten
-    assert "_selfplay_make_check" in plan.source
+    assert "_selfplay_recorder.compare(0, '==', candidate([1, 2], 1), [2, 3], 0)" in plan.source
     compile(plan.source, "test.py", "exec")
 
 
@@ -234,8 +234,8 @@ CASES = [
         "always-equal",
         "    class Eq:\n        def __eq__(self, o):\n            return True\n        def __len__(self):\n            return 3\n    return Eq()\n",
         "wrong",
-        "----+",
-        "overrides ==",
+        "-----",
+        "returned an object of class Eq, not a plain value",
     ),
     (
         "patched-builtin",

@@ -250,9 +250,8 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
                 proc_flags = ms_nosuid | ms_nodev | ms_noexec
                 if libc.mount(b"proc", b"/proc", b"proc", proc_flags, b"hidepid=invisible") == 0:
                     layers.append("private-proc")
-    elif cfg["netns"] == "1":
-        if libc.unshare(clone_newnet if root else clone_newnet | clone_newuser) == 0:
-            layers.append("netns")
+    elif cfg["netns"] == "1" and libc.unshare(clone_newnet | (0 if root else clone_newuser)) == 0:
+        layers.append("netns")
 
     # 3. As root: a fresh unprivileged uid that owns only the work directory.
     if uid is not None:
@@ -776,7 +775,9 @@ class _Cgroups:
         try:
             peak = int(_read(os.path.join(mem, "memory.max_usage_in_bytes"))) / (1 << 20)
             oom = _read(os.path.join(mem, "memory.oom_control"))
-            killed = any(ln.split()[:1] == ["oom_kill"] and ln.split()[1] != "0" for ln in oom.splitlines())
+            killed = any(
+                ln.split()[:1] == ["oom_kill"] and ln.split()[1] != "0" for ln in oom.splitlines()
+            )
         except (OSError, ValueError, IndexError):
             return None, False
         return peak, killed
