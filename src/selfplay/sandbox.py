@@ -69,7 +69,9 @@ time on a 2-core machine; runs are independent, so threads can keep several goin
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
+import hashlib
 import inspect
 import math
 import os
@@ -169,6 +171,13 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
     def fail(why: str) -> None:
         os.write(2, f"sandbox setup failed: {why}\n".encode())
         os._exit(126)
+
+    main_code = None
+    if cfg["main_code"]:  # the program compiled once by the parent (a root-only file)
+        import marshal
+
+        with open(cfg["main_code"], "rb") as f:
+            main_code = marshal.loads(f.read())
 
     # 0. The run's cgroups, first, so that everything it allocates is counted.
     for procs in filter(None, cfg["cgroups"].split(",")):
@@ -288,8 +297,9 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
         layers.append("guard")
 
     report({"sandbox": "ready", "layers": layers, "uid": os.getuid()})
-    with open(cfg["main"], "rb") as f:
-        source = f.read()
+    if main_code is None:
+        with open(cfg["main"], "rb") as f:
+            source = f.read()
     main = {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins}
     main["sandbox_report"] = report
     if cfg["channel"]:
@@ -297,7 +307,7 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
     memory_record = repr({"sandbox": "memory"}).encode() + b"\n"
     code = 0
     try:
-        exec(compile(source, "main.py", "exec"), main)
+        exec(main_code or compile(source, "main.py", "exec"), main)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
@@ -514,6 +524,48 @@ def install_guard(root_dir: str, allow_fork: bool) -> None:  # pragma: no cover 
             refuse("opening a network socket")
 
     sys.addaudithook(hook)
+
+
+_COMPILE = (
+    "import marshal, sys\n"
+    "code = compile(sys.stdin.buffer.read(), sys.argv[1], 'exec')\n"
+    "with open(sys.argv[2], 'wb') as f:\n"
+    "    marshal.dump(code, f)\n"
+)
+
+
+@cache
+def _code_dir() -> str:
+    d = tempfile.mkdtemp(prefix="selfplay-sandbox-code-")  # 0700, root's (or this user's)
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+@cache
+def compiled_code(python: str, source: str, filename: str) -> str | None:
+    """A file holding ``source`` compiled (and marshalled) by ``python``, made once per process,
+    readable only by this user: a run loads it instead of compiling the source again (which
+    costs more CPU than starting the interpreter). None if ``python`` cannot make it."""
+    path = os.path.join(_code_dir(), hashlib.sha256(f"{python}\0{source}".encode()).hexdigest())
+    try:
+        r = subprocess.run(
+            [python, "-I", "-S", "-B", "-c", _COMPILE, filename, path],
+            input=source.encode("utf-8", "surrogatepass"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if r.returncode == 0 and os.path.isfile(path) else None
+
+
+def _runner_command(python: str) -> list[str]:
+    path = compiled_code(python, _runner_source(), "sandbox-runner")
+    if path is None:
+        return [python, "-I", "-S", "-B", "-c", _runner_source()]
+    boot = f"import marshal\nwith open({path!r}, 'rb') as f:\n    exec(marshal.loads(f.read()))\n"
+    return [python, "-I", "-S", "-B", "-c", boot]
 
 
 @cache
@@ -952,10 +1004,12 @@ def start_python(
     netns: bool = True,
     jail: bool = True,
     seccomp: bool = True,
+    cache: bool = False,
 ) -> Sandbox:
     """Start ``source`` as the main module of a sandboxed interpreter (see :func:`run_python`).
-    Raises only for bad ``files`` names; a program that cannot start gets an ``error`` result
-    from :meth:`Sandbox.finish`."""
+    ``cache``: compile ``source`` once per process (for a program run many times). Raises only
+    for bad ``files`` names; a program that cannot start gets an ``error`` result from
+    :meth:`Sandbox.finish`."""
     box = Sandbox()
     box.limits = limits
     box.deadline = box.start + limits.timeout
@@ -973,7 +1027,11 @@ def start_python(
         # through descriptors; ``work`` is the program's own directory (a tmpfs in the jail).
         os.chmod(base, 0o711)
         os.mkdir(work, 0o700)
-        for name, content in {"main.py": source, **(files or {})}.items():
+        main_code = None
+        if cache and isinstance(source, str):
+            main_code = compiled_code(python, source, "main.py")
+        program = {} if main_code else {"main.py": source}
+        for name, content in {**program, **(files or {})}.items():
             if not name or "/" in name or name in (".", ".."):
                 raise ValueError(f"sandbox files must be plain names, not {name!r}")
             data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
@@ -1008,6 +1066,7 @@ def start_python(
             "guard": int(guard),
             "allow_fork": int(not as_root or uid is not None),
             "main": "main.py",
+            "main_code": main_code or "",
             "channel": "",
         }
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
@@ -1029,8 +1088,7 @@ def start_python(
                 cfg["report_fd"] = rep.fileno()
                 try:
                     box.proc = subprocess.Popen(
-                        [python, "-I", "-S", "-B", "-c", _runner_source()]
-                        + [f"{k}={v}" for k, v in cfg.items()],
+                        _runner_command(python) + [f"{k}={v}" for k, v in cfg.items()],
                         cwd=work,
                         env=env,
                         stdin=subprocess.DEVNULL,

@@ -27,14 +27,15 @@ from functools import cache
 
 def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
     import builtins
-    import json
     import marshal
     import os
+    from _json import encode_basestring_ascii as quote
 
     read_fd, write_fd = globals().pop("sandbox_channel")
     globals().pop("sandbox_report", None)
     type_, len_, str_, memory_error = type, len, str, MemoryError
-    dumps, loads, fmt = json.dumps, marshal.loads, format
+    loads, fmt, int_repr, float_repr = marshal.loads, format, int.__repr__, float.__repr__
+    floats = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 
     def read_exactly(n: int) -> bytes:
         parts = []
@@ -50,7 +51,7 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
         return loads(read_exactly(int.from_bytes(read_exactly(4), "big")))
 
     def send(obj) -> None:
-        data = dumps(obj).encode()
+        data = obj.encode()
         data = len_(data).to_bytes(4, "big") + data
         while data:
             data = data[os.write(write_fd, data) :]
@@ -58,26 +59,34 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
     class NotPlain(Exception):
         pass
 
-    def encode(x):
+    def encode(x) -> str:
+        """JSON text of a plain value (no json module: importing it costs start-up time)."""
         t = type_(x)
-        if t is str or t is float or t is bool or x is None:
-            return x
+        if t is str:
+            return quote(x)
+        if t is bool:
+            return "true" if x else "false"
+        if x is None:
+            return "null"
         if t is int:
-            return x if -(1 << 63) < x < 1 << 63 else {"i": fmt(x, "x")}
+            return int_repr(x) if -(1 << 63) < x < 1 << 63 else '{"i":"' + fmt(x, "x") + '"}'
+        if t is float:
+            return floats.get(float_repr(x)) or float_repr(x)
         if t is list:
-            return [encode(v) for v in x]
+            return "[" + ",".join([encode(v) for v in x]) + "]"
         if t is tuple:
-            return {"t": [encode(v) for v in x]}
+            return '{"t":[' + ",".join([encode(v) for v in x]) + "]}"
         if t is dict:
-            return {"d": [[encode(k), encode(v)] for k, v in x.items()]}
+            pairs = ["[" + encode(k) + "," + encode(v) + "]" for k, v in x.items()]
+            return '{"d":[' + ",".join(pairs) + "]}"
         if t is set:
-            return {"s": [encode(v) for v in x]}
+            return '{"s":[' + ",".join([encode(v) for v in x]) + "]}"
         if t is frozenset:
-            return {"f": [encode(v) for v in x]}
+            return '{"f":[' + ",".join([encode(v) for v in x]) + "]}"
         if t is bytes:
-            return {"b": x.hex()}
+            return '{"b":"' + x.hex() + '"}'
         if t is complex:
-            return {"c": [x.real, x.imag]}
+            return '{"c":[' + encode(x.real) + "," + encode(x.imag) + "]}"
         raise NotPlain(t.__name__)
 
     def describe(exc: BaseException) -> list:
@@ -87,6 +96,7 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
             msg = ""
         return [type_(exc).__name__, msg]
 
+    MEMORY = '{"memory":1}'
     prompt, completion, entry = receive()
 
     # The solution: the prompt plus the completion, or the completion after the prompt's imports
@@ -94,7 +104,7 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
     try:
         code = compile(prompt + completion, "solution.py", "exec")
     except memory_error:
-        send({"memory": 1})
+        send(MEMORY)
         return
     except BaseException as exc:  # SyntaxError, NUL bytes, lone surrogates, nesting
         code = None
@@ -105,42 +115,46 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
             except BaseException:
                 pass
         if code is None:
-            send({"syntax": describe(exc)})
+            send('{"syntax":' + encode(describe(exc)) + "}")
             return
     ns = {"__name__": "__solution__", "__builtins__": builtins}
     try:
         exec(code, ns)
     except memory_error:
-        send({"memory": 1})
+        send(MEMORY)
         return
     except BaseException as exc:
-        send({"error": describe(exc)})
+        send('{"error":' + encode(describe(exc)) + "}")
         return
     candidate = ns.get(entry)
     if not callable(candidate):
-        send({"missing": entry})
+        send('{"missing":' + encode(entry) + "}")
         return
     del ns, code, prompt, completion
-    send({"ready": 1})
+    send('{"ready":1}')
 
     while True:
         args, kwargs = receive()
         try:
-            reply = {"v": encode(candidate(*args, **kwargs))}
-        except NotPlain as exc:
-            reply = {"bad": f"returned an object of class {str_(exc)}, not a plain value"}
+            value = candidate(*args, **kwargs)
         except memory_error:
-            reply = {"memory": 1}
-        except RecursionError:
-            reply = {"bad": "returned a value nested too deeply"}
+            send(MEMORY)
+            continue
         except BaseException as exc:
-            reply = {"raise": describe(exc)}
+            send('{"raise":' + encode(describe(exc)) + "}")
+            continue
         try:
-            send(reply)
+            reply = '{"v":' + encode(value) + "}"
+        except NotPlain as exc:
+            why = f"returned an object of class {str_(exc)[:60]}, not a plain value"
+            reply = '{"bad":' + encode(why) + "}"
+        except RecursionError:
+            reply = '{"bad":"returned a value nested too deeply"}'
         except memory_error:
-            send({"memory": 1})
-        except (TypeError, ValueError, RecursionError):  # a value JSON cannot write
-            send({"bad": "returned a value that cannot be sent"})
+            reply = MEMORY
+        except BaseException as exc:  # a str() or hash that raises, a value changed meanwhile
+            reply = '{"bad":' + encode("cannot send the value: " + describe(exc)[0]) + "}"
+        send(reply)
 
 
 @cache

@@ -320,7 +320,7 @@ def _run_tests(
 def judge(plan: CheckPlan, prompt: str, completion: str, entry: str, limits: Limits) -> Verdict:
     """Run the completion in the sandbox and the tests here; the verdict."""
     rec = Recorder(len(plan.asserts))
-    with start_python(driver_source(), limits, channel=True) as box:
+    with start_python(driver_source(), limits, channel=True, cache=True) as box:
         cand = Candidate(box, limits.memory_mb)
         out = _Outcome()
         if box.result is None:  # started
