@@ -933,6 +933,14 @@ class Sandbox:
             left -= len(chunk)
         return b"".join(parts)
 
+    def close_channel(self) -> None:
+        """Stop talking to the program: it sees EOF, and EPIPE if it writes."""
+        for fd in (self.to_child, self.from_child):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.to_child = self.from_child = None
+
     def finish(self) -> SandboxResult:
         if self.result is not None:
             return self.result
@@ -944,9 +952,7 @@ class Sandbox:
 
     def _finish(self) -> SandboxResult:
         proc = self.proc
-        if self.to_child is not None:  # EOF: a program serving requests may stop now
-            os.close(self.to_child)
-            self.to_child = None
+        self.close_channel()  # EOF: a program serving requests may stop now
         finished = _wait(proc, self.deadline - time.monotonic())
         # the uid a run actually used comes from its ready record (it may have fallen back)
         reports = _read_reports(self.rep_path)
@@ -978,11 +984,7 @@ class Sandbox:
         if proc is not None and proc.returncode is None:
             _kill_everything(proc.pid, self.uid, self.marker, self.cgroups)
             proc.wait()
-        for fd in (self.to_child, self.from_child):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.to_child = self.from_child = None
+        self.close_channel()
         for undo in reversed(self._cleanup):
             undo()
         self._cleanup.clear()

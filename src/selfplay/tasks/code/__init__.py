@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from selfplay.config import ConfigError
 from selfplay.sandbox import Limits
 from selfplay.tasks.base import Problem
-from selfplay.tasks.code.judge import judge
+from selfplay.tasks.code.judge import judge_completion
 from selfplay.tasks.code.rewrite import CheckPlan, plan_tests
 from selfplay.tasks.dataset import DatasetTask
 from selfplay.verify import Verdict
@@ -180,7 +180,9 @@ class CodeTask(DatasetTask):
                 )
             plan = plan_tests(problem.meta["test"])
             code = extract_code(completion)
-            return judge(plan, problem.prompt, code, problem.meta["entry_point"], self.limits())
+            return judge_completion(
+                plan, problem.prompt, code, problem.meta["entry_point"], self.limits()
+            )
         except Exception as exc:  # a verifier never crashes the loop: the sample gets a verdict
             return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
 

@@ -160,6 +160,8 @@ class Candidate:
         self.over: RunOver | None = None
 
     def _end(self, kind: str, why: str) -> RunOver:
+        if kind == "channel":
+            self.box.close_channel()
         self.over = RunOver(kind, why)
         return self.over
 
@@ -174,8 +176,10 @@ class Candidate:
         except ChannelClosed:
             raise self._end("closed", "the program stopped before the tests finished") from None
         except ChannelError as exc:
+            self.box.close_channel()  # a child blocked writing the rest gets EPIPE and stops
             raise self._end("channel", f"the program sent {exc}") from None
         except RunOver as exc:
+            self.box.close_channel()
             self.over = exc
             raise
 
@@ -317,7 +321,9 @@ def _run_tests(
     return out
 
 
-def judge(plan: CheckPlan, prompt: str, completion: str, entry: str, limits: Limits) -> Verdict:
+def judge_completion(
+    plan: CheckPlan, prompt: str, completion: str, entry: str, limits: Limits
+) -> Verdict:
     """Run the completion in the sandbox and the tests here; the verdict."""
     rec = Recorder(len(plan.asserts))
     with start_python(driver_source(), limits, channel=True, cache=True) as box:
@@ -369,6 +375,8 @@ def verdict_of(
     if over == "timeout" or result.status == "timeout":
         why = out.over.why if over == "timeout" else result.why
         return Verdict("timeout", steps=marks, why=f"{why} exceeded")
+    if over == "channel":
+        return Verdict("wrong", steps=marks, why=out.over.why[:200])
     if result.status in ("signal", "error") and not out.done:
         return Verdict("error", steps=marks, why=result.why or "the sandbox failed")
     if out.test_error:
