@@ -1,69 +1,79 @@
-"""Run untrusted Python source in a separate, limited process and say what became of it.
+"""Run untrusted Python source in a separate, jailed process and say what became of it.
 
-:func:`run_python` writes the source to a fresh temporary directory and runs it there in a new
-interpreter (``python -I -S -B``: no environment variables, no site-packages, no bytecode files;
-the standard library only). As root, that interpreter must be usable by an unprivileged uid: this
-one if it is, else the system's ``python3`` (see :func:`sandbox_python`). What contains the
-program, layer by layer:
+:func:`run_python` (or :func:`start_python`, to talk to the program while it runs) writes the
+source to a fresh directory and runs it there in a new interpreter (``python -I -S -B``: no
+environment variables, no site-packages, no bytecode files; the standard library only). As root,
+that interpreter must be usable by an unprivileged uid: this one if it is, else the system's
+``python3`` (see :func:`sandbox_python`). What contains the program, layer by layer (the names
+are those of :attr:`SandboxResult.layers`):
 
-========================  =====================================================================
-layer                     what it does
-========================  =====================================================================
-process                   a child process in its own session and process group, with a
-                          scrubbed environment (``PATH``, ``HOME``/``TMPDIR`` = the work
-                          directory, ``LANG``), stdin from ``/dev/null`` and no inherited
-                          descriptors other than its output files and the report channel.
-wall clock                the parent waits at most ``Limits.timeout`` seconds, then kills.
-rlimits                   ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``,
-                          ``RLIMIT_NOFILE``, ``RLIMIT_NPROC`` and ``RLIMIT_CORE=0``, soft equal
-                          to hard so the program cannot raise them.
-``netns``                 a new, empty network namespace (``unshare(CLONE_NEWNET)``; as a normal
-                          user together with ``CLONE_NEWUSER`` where the kernel allows it): no
-                          interface but a down loopback, so nothing can be reached. Skipped
-                          quietly where not permitted.
-``uid``                   as root only: the child drops to a fresh, unused uid/gid (one per
-                          run, no supplementary groups, ``PR_SET_NO_NEW_PRIVS``), owning only
-                          its work directory. The kernel then enforces ``RLIMIT_NPROC`` (root
-                          ignores it) per run, the program cannot signal or ptrace anything
-                          else, cannot write root's files, and at the end ``kill(-1)`` as that
-                          uid removes every process of the run, including daemons that left the
-                          process group. A uid the kernel refuses falls back to ``nobody``; with
-                          no interpreter usable by another uid the run stays root (no ``uid`` in
-                          ``layers``) and the guard refuses ``fork`` as well.
-``guard``                 a ``sys.addaudithook`` prelude that refuses sockets (creation other
-                          than ``AF_UNIX``, connect, bind, send, name lookups), running other
-                          programs (``exec*``, ``spawn*``, ``system``, ``subprocess``), writes
-                          and other changes to files outside the work directory (``/dev/null``
-                          excepted), reading ``/proc/<pid>`` of other processes (their
-                          environment), signals to processes outside the run's process group,
-                          importing ``ctypes``, ``gc`` object walks and ``setrlimit``.
-cleanup                   at the end (also on timeout) the whole process group is killed, then,
-                          as root, every process of the run's uid (``kill(-1)`` as that uid,
-                          then a sweep of ``/proc``), as a normal user every process that carries
-                          the run's marker in its environment (a sweep of ``/proc``). The work
-                          directory is removed.
-========================  =====================================================================
+=================  ==============================================================================
+layer              what it does
+=================  ==============================================================================
+``process``        a child process in its own session and process group, with a scrubbed
+                   environment (``PATH``, ``HOME``/``TMPDIR`` = the work directory, ``LANG``),
+                   stdin from ``/dev/null`` and no inherited descriptors other than its output
+                   files, the report file and (``channel=True``) its two pipes.
+wall clock         the parent waits at most ``Limits.timeout`` seconds from the start, then kills.
+``cgroup``         as root, where this process's cgroup v1 ``memory`` and ``pids`` hierarchies are
+                   writable: a cgroup of each per run, joined before anything else, capping the
+                   whole run's memory at ``memory_mb + disk_mb`` (its tmpfs counts) and its tasks
+                   at ``processes``; the run's peak is in ``peak_memory_mb``; at the end every
+                   task in it is killed and the cgroups removed.
+``rlimits``        ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+                   ``RLIMIT_NPROC`` and ``RLIMIT_CORE=0``, soft equal to hard.
+``netns``          a new, empty network namespace: no interface but a down loopback. (As a normal
+                   user together with a user namespace, where the kernel allows it.)
+``ipcns``          as root: a new System V IPC / POSIX message-queue namespace, destroyed with the
+                   run (a shared-memory segment cannot outlive it).
+``readonly-root``  as root: a private mount namespace in which every mount is read-only
+                   (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``, Linux 5.12+): ``/tmp``,
+                   ``/dev/shm``, ``/var/tmp``... cannot be written.
+``tmpfs``          as root: the work directory is a tmpfs of ``disk_mb`` MiB and ``files`` inodes,
+                   the only writable place; it vanishes with the namespace when the run ends.
+``private-proc``   as root: a /proc of its own (``hidepid=invisible``): the program sees only its
+                   own processes, not the parent's command line, environment or memory.
+``uid``            as root: the child drops to a fresh, unused uid/gid (one per run, no
+                   supplementary groups, ``PR_SET_NO_NEW_PRIVS``) owning only its work directory:
+                   it cannot signal or ptrace anything else or write anyone's files; ``kill(-1)``
+                   as that uid ends the run where there is no cgroup. A uid the kernel refuses
+                   falls back to ``nobody`` (``uid-shared``); with no interpreter usable by
+                   another uid the run stays root (no ``uid``) and the guard refuses ``fork``.
+``seccomp``        a BPF filter (x86-64, aarch64): ``execve``/``execveat``, ``fork``/``vfork`` and
+                   ``clone`` without ``CLONE_THREAD`` fail with ``EPERM`` (``clone3`` with
+                   ``ENOSYS``, so that threads fall back to ``clone``), as do ``ptrace``,
+                   ``process_vm_*``, mounts, namespaces, ``bpf``, ``io_uring``, keyrings, module
+                   and kexec calls. No other program can start, whatever module the program uses
+                   (``_posixsubprocess``, ``posix_spawn``, ``ctypes``), and with no second
+                   process the run's memory is the one process's ``RLIMIT_AS`` (plus its tmpfs).
+``guard``          a ``sys.addaudithook`` prelude that refuses sockets, running programs, writes
+                   outside the work directory, other processes' ``/proc`` entries, signals outside
+                   the process group, importing ``ctypes``, ``gc`` object walks and
+                   ``setrlimit``: a Python-level filter that explains a refusal in plain words,
+                   not a boundary (introspection can get past it; the kernel layers hold then).
+cleanup            at the end (also on timeout) the process group is killed, then every task of
+                   the run's cgroups (or, without them, every process of its uid, or as a normal
+                   user every process carrying the run's marker in its environment); the work
+                   directory and cgroups are removed.
+=================  ==============================================================================
 
-What is *not* contained. The guard is a Python-level filter, not a security boundary: a program
-that sets out to (frame or object introspection, ``os.open`` with a ``dir_fd``, races between the
-check and the call) can get past it. Against a determined attacker only the kernel layers hold,
-and only fully as root with namespaces available (``layers`` in the result says which were in
-force): then the program runs as an unprivileged, unique uid with no network, so it can still read
-world-readable files, write world-writable directories (``/tmp``, ``/dev/shm``) and use CPU and
-memory up to its limits, but cannot reach the network, other processes or other users' files. As a
-normal user without namespaces, the program runs as that user: a program that defeats the guard
-can do what the user can, so run such setups only on data you trust or inside a container. Other
-limits: processes that outlive the run keep running only until the cleanup kill; if the parent
-itself is killed, the child dies with it (``PR_SET_PDEATHSIG``) but its own children are bounded
-only by their CPU limit; ``RLIMIT_NPROC`` for a normal user counts all of that user's processes, so
-it is set to the user's current count plus ``Limits.processes``; the program's outcome reports
-travel through a descriptor the program can also write to.
+A machine that cannot give a layer (not root; no mount namespaces; a kernel before 5.12; cgroup v2
+only, or cgroups not writable; another architecture for seccomp) runs without it: the first run of
+a process that lacks one prints one line to stderr naming what is missing, and ``layers`` of each
+result says what was in force. Without the jail a program that defeats the guard can write
+world-writable directories and, without seccomp, start other programs; as a normal user without
+namespaces it can do what the user can, so run such setups only on data you trust or inside a
+container. If the parent itself is killed, the child dies with it (``PR_SET_PDEATHSIG``).
 
 The program may call ``sandbox_report(obj)`` (a global of the main module) to send records of
-Python literals back; they arrive, in order, in :attr:`SandboxResult.reports`.
+Python literals back; they arrive, in order, in :attr:`SandboxResult.reports`. The report file is
+reachable by the program, so only the runner's own first record is to be trusted; a caller that
+must not be fooled (the code verifier) judges in its own process, from what it asked for.
 
-Cost: a run is one interpreter start (about 15 ms of CPU) plus setup and cleanup, 30-60 ms of wall
-time on a 2-core machine; runs are independent, so threads can keep several going at once.
+Cost: a run is one interpreter start (about 15 ms of CPU; the runner and ``cache=True`` programs
+are compiled once per process, not per run), plus under 2 ms of namespaces, mounts and filters,
+plus waiting for the kernel to move the child into its cgroups; runs are independent, so threads
+keep several going at once.
 """
 
 from __future__ import annotations
