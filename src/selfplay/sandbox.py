@@ -209,9 +209,7 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
                 fail(f"setrlimit {key}: {exc}")
     layers.append("rlimits")
 
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = load_libc()
     root = os.geteuid() == 0
     uid = int(cfg["uid"]) if root and cfg["uid"] else None
     clone_newns, clone_newnet, clone_newipc, clone_newuser = (
@@ -239,13 +237,13 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
             ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 0x4000, 1 << 18
             if libc.mount(None, b"/", None, ms_rec | ms_private, None) == 0:
 
-                class MountAttr(ctypes.Structure):
-                    _fields_ = [(n, ctypes.c_uint64) for n in ("set", "clr", "prop", "userns")]
+                class MountAttr(libc.Structure):
+                    _fields_ = [(n, libc.u64) for n in ("set", "clr", "prop", "userns")]
 
                 ro = MountAttr(1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
                 nr = {"x86_64": 442, "aarch64": 442}.get(os.uname().machine)
                 at_fdcwd, at_recursive = -100, 0x8000
-                if nr and libc.syscall(nr, at_fdcwd, b"/", at_recursive, ctypes.byref(ro), 32) == 0:
+                if nr and libc.syscall(nr, at_fdcwd, b"/", at_recursive, libc.byref(ro), 32) == 0:
                     layers.append("readonly-root")
                 opts = f"size={cfg['disk']},nr_inodes={cfg['inodes']},mode=0700"
                 mounted = libc.mount(
@@ -295,9 +293,9 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
         os._exit(125)
 
     # 4. seccomp: no new programs, no processes (threads only), no namespace or mount changes.
-    if cfg["seccomp"] == "1" and install_seccomp(libc, ctypes):
+    if cfg["seccomp"] == "1" and install_seccomp(libc):
         layers.append("seccomp")
-    del libc, ctypes
+    del libc
     for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[name]  # so that the guard sees (and refuses) any import of them
 
@@ -346,7 +344,31 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
     os._exit(code & 0xFF)
 
 
-def install_seccomp(libc, ctypes) -> bool:  # pragma: no cover - runs in the sandboxed child
+def load_libc():  # pragma: no cover - runs in the sandboxed child
+    """The C library's functions the runner calls, through ``_ctypes`` alone: importing the
+    ``ctypes`` package would cost a third of the interpreter's start-up. Calls are made as
+    ``ctypes.CDLL`` makes them without prototypes (ints, bytes, ``None``, ``byref``)."""
+    import _ctypes
+
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = CInt
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, 2)  # the running program (RTLD_NOW), libc included
+        Structure, POINTER, byref = _ctypes.Structure, _ctypes.POINTER, _ctypes.byref
+
+    for name, code in (("u8", "B"), ("u16", "H"), ("u32", "I"), ("u64", "Q")):
+        setattr(Libc, name, type(name, (_ctypes._SimpleCData,), {"_type_": code}))
+    for name in ("unshare", "mount", "syscall", "prctl"):
+        setattr(Libc, name, Function((name, Libc)))
+    return Libc
+
+
+def install_seccomp(libc) -> bool:  # pragma: no cover - runs in the sandboxed child
     """A seccomp filter (classic BPF, built here: no library needed): ``execve``, ``fork``,
     ``vfork`` and ``clone`` without ``CLONE_THREAD`` fail with ``EPERM`` (threads still work;
     ``clone3`` fails with ``ENOSYS`` so that the C library falls back to ``clone``, whose flags
@@ -390,21 +412,16 @@ def install_seccomp(libc, ctypes) -> bool:  # pragma: no cover - runs in the san
         prog += [(jeq, 0, 1, nr), (ret, 0, 0, errno | eperm)]
     prog.append((ret, 0, 0, allow))
 
-    class SockFilter(ctypes.Structure):
-        _fields_ = [
-            ("code", ctypes.c_uint16),
-            ("jt", ctypes.c_uint8),
-            ("jf", ctypes.c_uint8),
-            ("k", ctypes.c_uint32),
-        ]
+    class SockFilter(libc.Structure):
+        _fields_ = [("code", libc.u16), ("jt", libc.u8), ("jf", libc.u8), ("k", libc.u32)]
 
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+    class SockFprog(libc.Structure):
+        _fields_ = [("len", libc.u16), ("filter", libc.POINTER(SockFilter))]
 
     filters = (SockFilter * len(prog))(*[SockFilter(*ins) for ins in prog])
     fprog = SockFprog(len(prog), filters)
     pr_set_seccomp, seccomp_mode_filter = 22, 2
-    return libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) == 0
+    return libc.prctl(pr_set_seccomp, seccomp_mode_filter, libc.byref(fprog), 0, 0) == 0
 
 
 def install_guard(root_dir: str, allow_fork: bool) -> None:  # pragma: no cover - in the child
@@ -583,6 +600,7 @@ def _runner_source() -> str:
     return "\n\n".join(
         [
             inspect.getsource(install_guard),
+            inspect.getsource(load_libc),
             inspect.getsource(install_seccomp),
             inspect.getsource(_runner_main),
             "_runner_main()\n",
@@ -608,7 +626,7 @@ def sandbox_python(as_uid: int | None) -> tuple[str, bool]:
     v = f"{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [sys.executable, os.path.realpath(sys.executable)]
     candidates += [f"/usr/bin/python{v}", f"/usr/local/bin/python{v}", "/usr/bin/python3"]
-    probe = "import ctypes, json, resource, traceback"
+    probe = "import _ctypes, marshal, resource, traceback"
     for exe in dict.fromkeys(candidates):
         if not os.path.isfile(exe):
             continue
