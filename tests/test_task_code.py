@@ -506,3 +506,11 @@ def test_tests_can_catch_what_the_candidate_raises():
     assert v.status == "correct", v
     v = task.verify(task.problems[0], "    return [x + k for x in (xs or [])]\n")
     assert v.status == "wrong" and not v.steps[0].ok and v.steps[1].ok, v
+
+
+def test_default_workers_fit_in_memory():
+    from selfplay.sandbox import Limits
+    from selfplay.tasks.code import default_workers
+
+    assert 1 <= default_workers(Limits()) <= 4 * (os.cpu_count() or 1)
+    assert default_workers(Limits(memory_mb=1 << 30)) == 1  # a cap no machine holds twice

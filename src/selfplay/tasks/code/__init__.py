@@ -102,6 +102,20 @@ def difficulty_of(solution: str | None) -> int:
     return 1 + sum(lines > t for t in DIFFICULTY_LINES)
 
 
+def default_workers(limits: Limits) -> int:
+    """Four sandboxes per CPU (a run spends most of its wall time waiting on the kernel: starting
+    the interpreter, moving it into its cgroups, tearing its namespaces down), but no more than
+    the available memory holds at every run's cap (``memory_mb + disk_mb``); at least one."""
+    cap = (limits.memory_mb + limits.disk_mb) << 20
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        available = int(info["MemAvailable"].split()[0]) << 10
+    except (OSError, KeyError, ValueError):
+        available = 4 * cap * (os.cpu_count() or 1)
+    return max(1, min(4 * (os.cpu_count() or 1), available // cap))
+
+
 class CodeTask(DatasetTask):
     name = "code"
     default_data = "openai/openai_humaneval"
@@ -190,8 +204,7 @@ class CodeTask(DatasetTask):
         self, items: list[tuple[Problem, str]], workers: int | None = None
     ) -> list[Verdict]:
         """:meth:`verify` for many ``(problem, completion)`` pairs, ``workers`` sandboxes at a time
-        (default: twice the CPU count, as a run spends much of its time starting up); verdicts in
-        the order of ``items``."""
-        workers = workers or 2 * (os.cpu_count() or 1)
+        (default: :func:`default_workers`); verdicts in the order of ``items``."""
+        workers = workers or default_workers(self.limits())
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda pc: self.verify(*pc), items))
