@@ -919,12 +919,17 @@ class Sandbox:
     ``sandbox_channel = (read_fd, write_fd)`` and the parent talks to it with :meth:`send` and
     :meth:`receive`: length-prefixed frames (4 bytes, big-endian, then the payload)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits, uid: int | None, wanted: bool) -> None:
+        # uid: the run's own (as root); wanted: every layer was asked for (a note if one lacks)
+        self.limits, self.uid, self.wanted = limits, uid, wanted
         self.start = time.monotonic()
-        self.deadline = self.start
+        self.deadline = self.start + limits.timeout
+        self.marker = secrets.token_hex(8)
         self.proc: subprocess.Popen | None = None
         self.to_child: int | None = None
         self.from_child: int | None = None
+        self.cgroups: _Cgroups | None = None
+        self.out_path = self.err_path = self.rep_path = ""
         self.result: SandboxResult | None = None
         self._cleanup: list = []
 
@@ -1040,18 +1045,14 @@ def start_python(
     ``cache``: compile ``source`` once per process (for a program run many times). Raises only
     for bad ``files`` names; a program that cannot start gets an ``error`` result from
     :meth:`Sandbox.finish`."""
-    box = Sandbox()
-    box.limits = limits
-    box.deadline = box.start + limits.timeout
-    box.wanted = guard and netns and jail and seccomp
     as_root = os.geteuid() == 0
     python, can_drop = sandbox_python(NOBODY if as_root else None)
-    box.uid = uid = _fresh_uid() if as_root and can_drop else None
-    box.marker = marker = secrets.token_hex(8)
+    uid = _fresh_uid() if as_root and can_drop else None
+    box = Sandbox(limits, uid, wanted=guard and netns and jail and seccomp)
+    marker = box.marker
     base = tempfile.mkdtemp(prefix="selfplay-sandbox-")
     box._cleanup.append(lambda: shutil.rmtree(base, onerror=_force_remove))
     work = os.path.join(base, "work")
-    box.cgroups = None
     try:
         # ``base`` (root's, 0711) holds the output and report files, which the child reaches only
         # through descriptors; ``work`` is the program's own directory (a tmpfs in the jail).
