@@ -522,3 +522,18 @@ def test_nothing_written_survives_the_run(kernel_layers):
     assert r.status == "ok", r
     cwd = r.reports[1]
     assert not os.path.exists(cwd) and not os.path.exists(os.path.dirname(cwd))
+
+
+def test_first_runs_of_a_cached_program_from_many_threads():
+    """The compiled program is made once, by the first of several threads that start it at once;
+    the others wait for the whole file (never read it half-written)."""
+    src = f"sandbox_report({time.monotonic_ns()})\n"  # a program no earlier test compiled
+    from selfplay.sandbox import start_python
+
+    def run(_):
+        return start_python(src, QUICK, cache=True).finish()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, range(8)))
+    assert [r.status for r in results] == ["ok"] * 8, [r.why for r in results]
+    assert len({r.reports for r in results}) == 1

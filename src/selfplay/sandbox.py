@@ -92,6 +92,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -554,11 +555,13 @@ def install_guard(root_dir: str, allow_fork: bool) -> None:  # pragma: no cover 
 
 
 _COMPILE = (
-    "import marshal, sys\n"
+    "import marshal, os, sys\n"
     "code = compile(sys.stdin.buffer.read(), sys.argv[1], 'exec')\n"
-    "with open(sys.argv[2], 'wb') as f:\n"
+    "with open(sys.argv[2] + '.part', 'wb') as f:\n"
     "    marshal.dump(code, f)\n"
+    "os.replace(sys.argv[2] + '.part', sys.argv[2])\n"
 )
+_compile_lock = threading.Lock()
 
 
 @cache
@@ -568,11 +571,16 @@ def _code_dir() -> str:
     return d
 
 
-@cache
 def compiled_code(python: str, source: str, filename: str) -> str | None:
     """A file holding ``source`` compiled (and marshalled) by ``python``, made once per process,
     readable only by this user: a run loads it instead of compiling the source again (which
     costs more CPU than starting the interpreter). None if ``python`` cannot make it."""
+    with _compile_lock:  # runs start from many threads; the first one makes the file
+        return _compiled_code(python, source, filename)
+
+
+@cache
+def _compiled_code(python: str, source: str, filename: str) -> str | None:
     path = os.path.join(_code_dir(), hashlib.sha256(f"{python}\0{source}".encode()).hexdigest())
     try:
         r = subprocess.run(

@@ -123,6 +123,8 @@ def verify_file(
         if len(pending) >= CHUNK:
             flush()
     flush()
+    if not out:
+        bar.leave = False  # the error alone, not an empty bar above it
     bar.close()
     if not out:
         raise ConfigError(f"{path}: no lines to verify (the file is empty or blank)")
