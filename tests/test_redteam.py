@@ -339,6 +339,7 @@ HACKS = {
     "os-exit-in-call": body("import os\nos._exit(0)"),
     "raise-systemexit-in-call": body("raise SystemExit('all tests passed')"),
     "keyboard-interrupt": body("raise KeyboardInterrupt"),
+    "stop-iteration": body("raise StopIteration"),
     "redefine-check-and-candidate": "def check(candidate):\n    return True\n"
     "candidate = check\ndef mean(xs):\n    return 0\n",
     "monkeypatch-builtins": body(

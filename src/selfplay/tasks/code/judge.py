@@ -90,7 +90,9 @@ class NotPlainValue(CandidateRaised):
 @lru_cache(maxsize=128)
 def _raised_class(name: str) -> type:
     base = getattr(builtins, name, None)
-    if isinstance(base, type) and issubclass(base, Exception) and base is not Exception:
+    # not StopIteration: raised into a test's generator it could end a loop of checks early
+    stops = (StopIteration, StopAsyncIteration)
+    if isinstance(base, type) and issubclass(base, Exception) and not issubclass(base, stops):
         try:
             return type(name, (CandidateRaised, base), {})
         except TypeError:  # a layout that cannot be combined
@@ -160,7 +162,7 @@ class Candidate:
         self.over: RunOver | None = None
 
     def _end(self, kind: str, why: str) -> RunOver:
-        if kind == "channel":
+        if kind == "channel":  # a child blocked writing the rest of a frame gets EPIPE and stops
             self.box.close_channel()
         self.over = RunOver(kind, why)
         return self.over
@@ -176,7 +178,6 @@ class Candidate:
         except ChannelClosed:
             raise self._end("closed", "the program stopped before the tests finished") from None
         except ChannelError as exc:
-            self.box.close_channel()  # a child blocked writing the rest gets EPIPE and stops
             raise self._end("channel", f"the program sent {exc}") from None
         except RunOver as exc:
             self.box.close_channel()
