@@ -22,8 +22,8 @@ Where what runs (the parts are modules of this package):
 * :mod:`~selfplay.tasks.code.rewrite`: every ``assert`` of ``check`` is rewritten (AST) to record
   its own outcome and carry on, so a verdict has one :class:`StepMark` per assertion, with its
   source text; a failed one says what came back (``got [1, 2]``) or what was raised. An assertion
-  inside a loop is one step that fails if any of its runs fails. A test without a ``check``
-  function that asserts runs as written, with one step.
+  inside a loop is one step that fails if any of its runs fails. A ``check`` without assertions
+  is one step, which holds if ``check`` returns; a test without ``check`` is an ``error``.
 * :mod:`~selfplay.tasks.code.judge`: the prompt's helpers and the rewritten tests run here, with
   the entry point replaced by a proxy; every value the tests see from the candidate is rebuilt
   from data as an exact built-in type, so comparisons and truth tests are this process's own.
