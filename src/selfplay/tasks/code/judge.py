@@ -38,7 +38,7 @@ from selfplay.sandbox import (
     start_python,
 )
 from selfplay.tasks.code.driver import driver_source
-from selfplay.tasks.code.rewrite import RECORDER, CheckPlan
+from selfplay.tasks.code.rewrite import AST_LOCK, RECORDER, CheckPlan
 from selfplay.verify import StepMark, Verdict
 
 OPS = {
@@ -264,9 +264,14 @@ class Recorder:
         self._outcome(i, False, why)
 
 
-@lru_cache(maxsize=1024)
 def _compiled(prompt: str, tests: str) -> tuple[CodeType | None, CodeType | str]:
     """The prompt (None if it does not compile alone) and the tests (or why they do not)."""
+    with AST_LOCK:
+        return _compile_both(prompt, tests)
+
+
+@lru_cache(maxsize=1024)
+def _compile_both(prompt: str, tests: str) -> tuple[CodeType | None, CodeType | str]:
     try:
         prompt_code = compile(prompt, "prompt.py", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):

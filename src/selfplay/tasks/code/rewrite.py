@@ -10,10 +10,14 @@ classes keep their plain asserts.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
 MAX_STEP_CHARS = 300
+AST_LOCK = threading.Lock()
+"""Held around ``ast.parse`` / ``compile`` here: CPython before 3.11.8 shares the AST
+constructor's recursion counter between threads ("AST constructor recursion depth mismatch")."""
 RECORDER = "_selfplay_recorder"
 
 OPS = {
@@ -87,10 +91,15 @@ class _AssertRewriter(ast.NodeTransformer):
         return ast.copy_location(ast.Try([ast.Expr(call)], [handler], [], []), node)
 
 
-@lru_cache(maxsize=1024)
 def plan_tests(test: str) -> CheckPlan:
     """Rewrite the asserts of the last top-level ``check`` of ``test`` to record their outcomes;
     the test as written (and no asserts) if it has no such ``check`` or does not parse."""
+    with AST_LOCK:
+        return _plan_tests(test)
+
+
+@lru_cache(maxsize=1024)
+def _plan_tests(test: str) -> CheckPlan:
     try:
         tree = ast.parse(test)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
