@@ -140,7 +140,7 @@ def test_plan_tests_records_every_assert():
         "assert len(candidate([1, 2, 3], 0)) == 3",
     )
     assert "assert " not in plan.source  # every one rewritten
-    assert "_selfplay_make_check" in plan.source
+    assert "_selfplay_recorder.compare(0, '==', candidate([1, 2], 1), [2, 3], 0)" in plan.source
     compile(plan.source, "test.py", "exec")
 
 
@@ -234,8 +234,8 @@ CASES = [
         "always-equal",
         "    class Eq:\n        def __eq__(self, o):\n            return True\n        def __len__(self):\n            return 3\n    return Eq()\n",
         "wrong",
-        "----+",
-        "overrides ==",
+        "-----",
+        "returned an object of class Eq, not a plain value",
     ),
     (
         "patched-builtin",
@@ -442,3 +442,75 @@ def test_humaneval_all_canonical_solutions():
     bad = [(p.id, v.status, v.why) for p, v in zip(problems, verdicts, strict=True) if not v.valid]
     assert not bad
     print(f"\n{len(problems)} canonical solutions in {seconds:.1f}s on {os.cpu_count()} CPUs")
+
+
+# ------------------------------------------------------------------------------------------------
+# Values cross from the sandbox as data
+
+ECHO = {
+    "task_id": "Toy/echo",
+    "prompt": 'def echo(x):\n    """Return x."""\n',
+    "test": (
+        "import math\n\n\ndef check(candidate):\n"
+        "    values = [1, -2 ** 70, 2 ** 200, 1.5, float('inf'), 'a\\udcff\\n\"', b'\\x00\\xff',\n"
+        "              None, True, (1, (2,)), [1, [2.5]], {(1, 2): {'k': frozenset({3})}},\n"
+        "              {1, 'x'}, 3 + 4j, [], {}]\n"
+        "    for v in values:\n"
+        "        assert candidate(v) == v\n"
+        "        assert type(candidate(v)) is type(v)\n"
+        "    assert math.isnan(candidate(float('nan')))\n"
+        "    assert math.copysign(1.0, candidate(-0.0)) == -1.0\n"
+        "    assert candidate(True) is True\n"
+    ),
+    "entry_point": "echo",
+}
+
+
+def test_values_come_back_as_exact_builtin_types():
+    task = CodeTask.from_records([ECHO], timeout=5.0, memory_mb=256)
+    v = task.verify(task.problems[0], "    return x\n")
+    assert v.status == "correct", v
+    v = task.verify(task.problems[0], "    return list(x) if isinstance(x, tuple) else x\n")
+    assert v.status == "wrong" and "got [1, (2,)]" in v.why, v
+
+
+def test_decode_value_rejects_what_is_not_a_value():
+    from selfplay.tasks.code.judge import BadReply, decode_value
+
+    assert decode_value({"t": [1, {"s": ["a"]}]}) == (1, {"a"})
+    assert decode_value({"i": "-ff"}) == -255
+    for bad in (
+        {"x": [1]},
+        {"t": 5},
+        {"d": [[[1], 2]]},
+        {"d": [[1]]},
+        {"b": "zz"},
+        {"a": 1, "b": 2},
+    ):
+        with pytest.raises(BadReply):
+            decode_value(bad)
+
+
+def test_tests_can_catch_what_the_candidate_raises():
+    raising = {
+        **ADD,
+        "test": (
+            "def check(candidate):\n"
+            "    try:\n        candidate(None, 1)\n    except TypeError:\n        pass\n"
+            "    else:\n        assert False, 'no TypeError'\n"
+            "    assert candidate([1], 1) == [2]\n"
+        ),
+    }
+    task = CodeTask.from_records([raising], timeout=3.0, memory_mb=256)
+    v = task.verify(task.problems[0], ADD["canonical_solution"])
+    assert v.status == "correct", v
+    v = task.verify(task.problems[0], "    return [x + k for x in (xs or [])]\n")
+    assert v.status == "wrong" and not v.steps[0].ok and v.steps[1].ok, v
+
+
+def test_default_workers_fit_in_memory():
+    from selfplay.sandbox import Limits
+    from selfplay.tasks.code import default_workers
+
+    assert 1 <= default_workers(Limits()) <= 4 * (os.cpu_count() or 1)
+    assert default_workers(Limits(memory_mb=1 << 30)) == 1  # a cap no machine holds twice

@@ -78,11 +78,77 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_binary_file_is_one_line_error(tmp_path, capsys):
+def test_a_line_that_is_not_utf8_gets_its_own_verdict(tmp_path, capsys):
     p = tmp_path / "b.jsonl"
-    p.write_bytes(b"\xff\xfe\x00garbage\n")
+    p.write_bytes(
+        (LINES[0] + "\n").encode()
+        + b'{"prompt": "Q:1+1=", "completion": "\xff"}\n'
+        + b"\xff\xfe\x00garbage\n"
+        + (LINES[1] + "\n").encode()
+    )
+    out = verify_file("arith", p, progress=False)
+    by_line = {v.line: v.verdict for v in out}
+    assert sorted(by_line) == [1, 2, 3, 4]  # the lines around the bad ones keep their verdicts
+    assert by_line[1].valid and by_line[4].status == "wrong"
+    for line in (2, 3):
+        assert by_line[line].status == "error"
+        assert by_line[line].why.startswith(f"line {line}: not UTF-8 text (byte 0xff")
+    assert any("not UTF" in reason for reason, _ in summarize(out)["reasons"])
+    assert main(["verify", "arith", str(p), "--no-progress"]) == 0
+    assert "wrong" in capsys.readouterr().out
+
+
+def test_a_truncated_gzip_keeps_the_lines_before_the_break(tmp_path):
+    whole = gzip.compress(("\n".join([LINES[0]] * 2000) + "\n").encode())
+    p = tmp_path / "cut.jsonl.gz"
+    p.write_bytes(whole[: len(whole) // 2])
+    out = verify_file("arith", p, progress=False)
+    assert len(out) > 10 and all(v.verdict.valid for v in out[:-1])
+    assert out[-1].verdict.status == "error" and "breaks off" in out[-1].verdict.why
+    assert out[-1].line == out[-2].line + 1
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n\n"], ids=["empty", "blank"])
+def test_a_file_with_nothing_to_verify_is_a_one_line_error(content, tmp_path, capsys):
+    p = tmp_path / "e.jsonl"
+    p.write_bytes(content)
     assert main(["verify", "arith", str(p), "--no-progress"]) == 2
-    assert "not UTF-8" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "no lines to verify" in err and len(err.splitlines()) == 1
+
+
+def test_progress_counts_lines_verified_not_read(jsonl, monkeypatch):
+    import tqdm.auto
+
+    import selfplay.verify_file as vf
+
+    bars = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            self.n = 0
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def close(self):
+            pass
+
+    seen = []  # the bar's count each time a chunk is handed to the verifier
+    real_chunk = vf._verify_chunk
+
+    def chunk(task, items):
+        seen.append((bars[0].n, len(items)))
+        return real_chunk(task, items)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    monkeypatch.setattr(vf, "_verify_chunk", chunk)
+    monkeypatch.setattr(vf, "CHUNK", 1)
+    out = verify_file("arith", jsonl, progress=True)
+    assert bars[0].n == len(out) == 7
+    # lines 1 and 2 are verified one at a time: when line 2 goes, only line 1 is counted
+    assert seen[:2] == [(0, 1), (1, 1)]
 
 
 def test_reason_group_drops_particulars():

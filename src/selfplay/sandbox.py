@@ -1,75 +1,87 @@
-"""Run untrusted Python source in a separate, limited process and say what became of it.
+"""Run untrusted Python source in a separate, jailed process and say what became of it.
 
-:func:`run_python` writes the source to a fresh temporary directory and runs it there in a new
-interpreter (``python -I -S -B``: no environment variables, no site-packages, no bytecode files;
-the standard library only). As root, that interpreter must be usable by an unprivileged uid: this
-one if it is, else the system's ``python3`` (see :func:`sandbox_python`). What contains the
-program, layer by layer:
+:func:`run_python` (or :func:`start_python`, to talk to the program while it runs) writes the
+source to a fresh directory and runs it there in a new interpreter (``python -I -S -B``: no
+environment variables, no site-packages, no bytecode files; the standard library only). As root,
+that interpreter must be usable by an unprivileged uid: this one if it is, else the system's
+``python3`` (see :func:`sandbox_python`). What contains the program, layer by layer (the names
+are those of :attr:`SandboxResult.layers`):
 
-========================  =====================================================================
-layer                     what it does
-========================  =====================================================================
-process                   a child process in its own session and process group, with a
-                          scrubbed environment (``PATH``, ``HOME``/``TMPDIR`` = the work
-                          directory, ``LANG``), stdin from ``/dev/null`` and no inherited
-                          descriptors other than its output files and the report channel.
-wall clock                the parent waits at most ``Limits.timeout`` seconds, then kills.
-rlimits                   ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``,
-                          ``RLIMIT_NOFILE``, ``RLIMIT_NPROC`` and ``RLIMIT_CORE=0``, soft equal
-                          to hard so the program cannot raise them.
-``netns``                 a new, empty network namespace (``unshare(CLONE_NEWNET)``; as a normal
-                          user together with ``CLONE_NEWUSER`` where the kernel allows it): no
-                          interface but a down loopback, so nothing can be reached. Skipped
-                          quietly where not permitted.
-``uid``                   as root only: the child drops to a fresh, unused uid/gid (one per
-                          run, no supplementary groups, ``PR_SET_NO_NEW_PRIVS``), owning only
-                          its work directory. The kernel then enforces ``RLIMIT_NPROC`` (root
-                          ignores it) per run, the program cannot signal or ptrace anything
-                          else, cannot write root's files, and at the end ``kill(-1)`` as that
-                          uid removes every process of the run, including daemons that left the
-                          process group. A uid the kernel refuses falls back to ``nobody``; with
-                          no interpreter usable by another uid the run stays root (no ``uid`` in
-                          ``layers``) and the guard refuses ``fork`` as well.
-``guard``                 a ``sys.addaudithook`` prelude that refuses sockets (creation other
-                          than ``AF_UNIX``, connect, bind, send, name lookups), running other
-                          programs (``exec*``, ``spawn*``, ``system``, ``subprocess``), writes
-                          and other changes to files outside the work directory (``/dev/null``
-                          excepted), reading ``/proc/<pid>`` of other processes (their
-                          environment), signals to processes outside the run's process group,
-                          importing ``ctypes``, ``gc`` object walks and ``setrlimit``.
-cleanup                   at the end (also on timeout) the whole process group is killed, then,
-                          as root, every process of the run's uid (``kill(-1)`` as that uid,
-                          then a sweep of ``/proc``), as a normal user every process that carries
-                          the run's marker in its environment (a sweep of ``/proc``). The work
-                          directory is removed.
-========================  =====================================================================
+=================  ==============================================================================
+layer              what it does
+=================  ==============================================================================
+``process``        a child process in its own session and process group, with a scrubbed
+                   environment (``PATH``, ``HOME``/``TMPDIR`` = the work directory, ``LANG``),
+                   stdin from ``/dev/null`` and no inherited descriptors other than its output
+                   files, the report file and (``channel=True``) its two pipes.
+wall clock         the parent waits at most ``Limits.timeout`` seconds from the start, then kills.
+``cgroup``         as root, where this process's cgroup v1 ``memory`` and ``pids`` hierarchies are
+                   writable: a cgroup of each per run, joined before anything else, capping the
+                   whole run's memory at ``memory_mb + disk_mb`` (its tmpfs counts) and its tasks
+                   at ``processes``; the run's peak is in ``peak_memory_mb``; at the end every
+                   task in it is killed and the cgroups removed.
+``rlimits``        ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+                   ``RLIMIT_NPROC`` and ``RLIMIT_CORE=0``, soft equal to hard.
+``netns``          a new, empty network namespace: no interface but a down loopback. (As a normal
+                   user together with a user namespace, where the kernel allows it.)
+``ipcns``          as root: a new System V IPC / POSIX message-queue namespace, destroyed with the
+                   run (a shared-memory segment cannot outlive it).
+``readonly-root``  as root: a private mount namespace in which every mount is read-only
+                   (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``, Linux 5.12+): ``/tmp``,
+                   ``/dev/shm``, ``/var/tmp``... cannot be written.
+``tmpfs``          as root: the work directory is a tmpfs of ``disk_mb`` MiB and ``files`` inodes,
+                   the only writable place; it vanishes with the namespace when the run ends.
+``private-proc``   as root: a /proc of its own (``hidepid=invisible``): the program sees only its
+                   own processes, not the parent's command line, environment or memory.
+``uid``            as root: the child drops to a fresh, unused uid/gid (one per run, no
+                   supplementary groups, ``PR_SET_NO_NEW_PRIVS``) owning only its work directory:
+                   it cannot signal or ptrace anything else or write anyone's files; ``kill(-1)``
+                   as that uid ends the run where there is no cgroup. A uid the kernel refuses
+                   falls back to ``nobody`` (``uid-shared``); with no interpreter usable by
+                   another uid the run stays root (no ``uid``) and the guard refuses ``fork``.
+``seccomp``        a BPF filter (x86-64, aarch64): ``execve``/``execveat``, ``fork``/``vfork`` and
+                   ``clone`` without ``CLONE_THREAD`` fail with ``EPERM`` (``clone3`` with
+                   ``ENOSYS``, so that threads fall back to ``clone``), as do ``ptrace``,
+                   ``process_vm_*``, mounts, namespaces, ``bpf``, ``io_uring``, keyrings, module
+                   and kexec calls. No other program can start, whatever module the program uses
+                   (``_posixsubprocess``, ``posix_spawn``, ``ctypes``), and with no second
+                   process the run's memory is the one process's ``RLIMIT_AS`` (plus its tmpfs).
+``guard``          a ``sys.addaudithook`` prelude that refuses sockets, running programs, writes
+                   outside the work directory, other processes' ``/proc`` entries, signals outside
+                   the process group, importing ``ctypes``, ``gc`` object walks and
+                   ``setrlimit``: a Python-level filter that explains a refusal in plain words,
+                   not a boundary (introspection can get past it; the kernel layers hold then).
+cleanup            at the end (also on timeout) the process group is killed, then every task of
+                   the run's cgroups (or, without them, every process of its uid, or as a normal
+                   user every process carrying the run's marker in its environment); the work
+                   directory and cgroups are removed.
+=================  ==============================================================================
 
-What is *not* contained. The guard is a Python-level filter, not a security boundary: a program
-that sets out to (frame or object introspection, ``os.open`` with a ``dir_fd``, races between the
-check and the call) can get past it. Against a determined attacker only the kernel layers hold,
-and only fully as root with namespaces available (``layers`` in the result says which were in
-force): then the program runs as an unprivileged, unique uid with no network, so it can still read
-world-readable files, write world-writable directories (``/tmp``, ``/dev/shm``) and use CPU and
-memory up to its limits, but cannot reach the network, other processes or other users' files. As a
-normal user without namespaces, the program runs as that user: a program that defeats the guard
-can do what the user can, so run such setups only on data you trust or inside a container. Other
-limits: processes that outlive the run keep running only until the cleanup kill; if the parent
-itself is killed, the child dies with it (``PR_SET_PDEATHSIG``) but its own children are bounded
-only by their CPU limit; ``RLIMIT_NPROC`` for a normal user counts all of that user's processes, so
-it is set to the user's current count plus ``Limits.processes``; the program's outcome reports
-travel through a descriptor the program can also write to.
+A machine that cannot give a layer (not root; no mount namespaces; a kernel before 5.12; cgroup v2
+only, or cgroups not writable; another architecture for seccomp) runs without it: the first run of
+a process that lacks one prints one line to stderr naming what is missing, and ``layers`` of each
+result says what was in force. Without the jail a program that defeats the guard can write
+world-writable directories and, without seccomp, start other programs; as a normal user without
+namespaces it can do what the user can, so run such setups only on data you trust or inside a
+container. If the parent itself is killed, the child dies with it (``PR_SET_PDEATHSIG``).
 
 The program may call ``sandbox_report(obj)`` (a global of the main module) to send records of
-Python literals back; they arrive, in order, in :attr:`SandboxResult.reports`.
+Python literals back; they arrive, in order, in :attr:`SandboxResult.reports`. The report file is
+reachable by the program, so only the runner's own first record is to be trusted; a caller that
+must not be fooled (the code verifier) judges in its own process, from what it asked for.
 
-Cost: a run is one interpreter start (about 15 ms of CPU) plus setup and cleanup, 30-60 ms of wall
-time on a 2-core machine; runs are independent, so threads can keep several going at once.
+Cost: a run is one interpreter start (about 15 ms of CPU; the runner and ``cache=True`` programs
+are compiled once per process, not per run), plus under 2 ms of namespaces, mounts and filters,
+plus waiting for the kernel to move the child into its cgroups; runs are independent, so threads
+keep several going at once.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
+import hashlib
 import inspect
 import math
 import os
@@ -80,6 +92,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -93,6 +106,9 @@ NOBODY = 65534
 MAX_REPORT_BYTES = 1 << 20
 MAX_REPORTS = 10_000
 ENV_MARKER = "SELFPLAY_SANDBOX_RUN"
+CGROUP_ROOT = "/sys/fs/cgroup"
+MAX_FRAME_BYTES = 4 << 20
+"""Largest frame a program may send on its channel."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +124,12 @@ class Limits:
     open_files: int = 64
     """``RLIMIT_NOFILE``."""
     processes: int = 32
-    """Processes and threads the run may have at once (``RLIMIT_NPROC``)."""
+    """Processes and threads the run may have at once (``RLIMIT_NPROC``, and the cgroup's
+    ``pids.max``); with seccomp only threads can be made."""
+    disk_mb: int = 64
+    """Size of the work directory's tmpfs, the only place the program can write (the jail)."""
+    files: int = 1024
+    """Files and directories the work directory's tmpfs can hold (its inodes)."""
     tail_bytes: int = 4096
     """How much of the end of stdout and stderr the result keeps."""
 
@@ -135,6 +156,8 @@ class SandboxResult:
     lists, tuples, dicts), in order; records that do not read back as literals are dropped."""
     layers: tuple[str, ...] = field(default_factory=tuple)
     """The containment layers that were in force (see the module docstring)."""
+    peak_memory_mb: float | None = None
+    """The most memory the whole run held at once (its cgroup's peak; None without one)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,6 +183,23 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
         os.write(2, f"sandbox setup failed: {why}\n".encode())
         os._exit(126)
 
+    main_code = None
+    if cfg["main_code"]:  # the program compiled once by the parent (a root-only file)
+        import marshal
+
+        with open(cfg["main_code"], "rb") as f:
+            main_code = marshal.loads(f.read())
+
+    # 0. The run's cgroups, first, so that everything it allocates is counted.
+    for procs in filter(None, cfg["cgroups"].split(",")):
+        try:
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        except OSError as exc:
+            fail(f"cannot join cgroup {procs}: {exc}")
+    if cfg["cgroups"]:
+        layers.append("cgroup")
+
     # 1. Limits, soft == hard: an unprivileged process cannot raise them again.
     for key, value in cfg.items():
         if key.startswith("RLIMIT_"):
@@ -170,20 +210,69 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
                 fail(f"setrlimit {key}: {exc}")
     layers.append("rlimits")
 
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = load_libc()
     root = os.geteuid() == 0
+    uid = int(cfg["uid"]) if root and cfg["uid"] else None
+    clone_newns, clone_newnet, clone_newipc, clone_newuser = (
+        0x20000,
+        0x40000000,
+        0x08000000,
+        0x10000000,
+    )
+    work = os.getcwd()
 
-    # 2. An empty network namespace (a normal user needs a user namespace to make one).
-    if cfg["netns"] == "1":
-        clone_newnet, clone_newuser = 0x40000000, 0x10000000
-        if libc.unshare(clone_newnet if root else clone_newnet | clone_newuser) == 0:
-            layers.append("netns")
+    # 2. Namespaces. As root with the jail: a mount namespace in which the whole file tree is
+    #    read-only but for a private, size-capped tmpfs as the work directory, a /proc that shows
+    #    only the run's own processes, and empty network and System V IPC namespaces. Otherwise
+    #    (a normal user) an empty network namespace where the kernel allows one.
+    if root and cfg["jail"] == "1":
+        flags = clone_newns | clone_newipc | (clone_newnet if cfg["netns"] == "1" else 0)
+        files = {}
+        for name in os.listdir("."):
+            with open(name, "rb") as f:
+                files[name] = f.read()
+        if libc.unshare(flags) == 0:
+            if flags & clone_newnet:
+                layers.append("netns")
+            layers.append("ipcns")
+            ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 0x4000, 1 << 18
+            if libc.mount(None, b"/", None, ms_rec | ms_private, None) == 0:
+
+                class MountAttr(libc.Structure):
+                    _fields_ = [(n, libc.u64) for n in ("set", "clr", "prop", "userns")]
+
+                ro = MountAttr(1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
+                nr = {"x86_64": 442, "aarch64": 442}.get(os.uname().machine)
+                at_fdcwd, at_recursive = -100, 0x8000
+                if nr and libc.syscall(nr, at_fdcwd, b"/", at_recursive, libc.byref(ro), 32) == 0:
+                    layers.append("readonly-root")
+                opts = f"size={cfg['disk']},nr_inodes={cfg['inodes']},mode=0700"
+                mounted = libc.mount(
+                    b"tmpfs", work.encode(), b"tmpfs", ms_nosuid | ms_nodev, opts.encode()
+                )
+                if mounted == 0:
+                    os.chdir(work)  # the old directory now lies under the tmpfs
+                    for name, data in files.items():
+                        with open(name, "wb") as f:
+                            f.write(data)
+                    layers.append("tmpfs")
+                    if uid is not None:
+                        for p in [".", *files]:
+                            try:
+                                os.chown(p, uid, uid)
+                            except OSError:  # an unmapped uid: the fallback takes over below
+                                uid = int(cfg["fallback_uid"])
+                                break
+                        for p in [".", *files]:
+                            os.chown(p, uid, uid)
+                proc_flags = ms_nosuid | ms_nodev | ms_noexec
+                if libc.mount(b"proc", b"/proc", b"proc", proc_flags, b"hidepid=invisible") == 0:
+                    layers.append("private-proc")
+    elif cfg["netns"] == "1" and libc.unshare(clone_newnet | (0 if root else clone_newuser)) == 0:
+        layers.append("netns")
 
     # 3. As root: a fresh unprivileged uid that owns only the work directory.
-    if root and cfg["uid"]:
-        uid = int(cfg["uid"])
+    if uid is not None:
         try:
             os.setgroups([])
             try:
@@ -203,24 +292,31 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
     libc.prctl(pr_set_pdeathsig, 9, 0, 0, 0)  # die with the parent (set after setuid clears it)
     if os.getppid() != int(cfg["parent_pid"]):
         os._exit(125)
-    del libc, ctypes
+
+    # 4. seccomp: no new programs, no processes (threads only), no namespace or mount changes.
+    if cfg["seccomp"] == "1" and install_seccomp(libc):
+        layers.append("seccomp")
+    del libc
     for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[name]  # so that the guard sees (and refuses) any import of them
 
-    # 4. The guard: an audit hook that refuses what a test program has no business doing.
+    # 5. The guard: an audit hook that refuses what a test program has no business doing.
     if cfg["guard"] == "1":
         install_guard(os.getcwd(), cfg["allow_fork"] == "1")
         layers.append("guard")
 
     report({"sandbox": "ready", "layers": layers, "uid": os.getuid()})
-    with open(cfg["main"], "rb") as f:
-        source = f.read()
+    if main_code is None:
+        with open(cfg["main"], "rb") as f:
+            source = f.read()
     main = {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins}
     main["sandbox_report"] = report
+    if cfg["channel"]:
+        main["sandbox_channel"] = tuple(int(fd) for fd in cfg["channel"].split(":"))
     memory_record = repr({"sandbox": "memory"}).encode() + b"\n"
     code = 0
     try:
-        exec(compile(source, "main.py", "exec"), main)
+        exec(main_code or compile(source, "main.py", "exec"), main)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
@@ -247,6 +343,86 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
         except BaseException:
             pass
     os._exit(code & 0xFF)
+
+
+def load_libc():  # pragma: no cover - runs in the sandboxed child
+    """The C library's functions the runner calls, through ``_ctypes`` alone: importing the
+    ``ctypes`` package would cost a third of the interpreter's start-up. Calls are made as
+    ``ctypes.CDLL`` makes them without prototypes (ints, bytes, ``None``, ``byref``)."""
+    import _ctypes
+
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = CInt
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, 2)  # the running program (RTLD_NOW), libc included
+        Structure, POINTER, byref = _ctypes.Structure, _ctypes.POINTER, _ctypes.byref
+
+    for name, code in (("u8", "B"), ("u16", "H"), ("u32", "I"), ("u64", "Q")):
+        setattr(Libc, name, type(name, (_ctypes._SimpleCData,), {"_type_": code}))
+    for name in ("unshare", "mount", "syscall", "prctl"):
+        setattr(Libc, name, Function((name, Libc)))
+    return Libc
+
+
+def install_seccomp(libc) -> bool:  # pragma: no cover - runs in the sandboxed child
+    """A seccomp filter (classic BPF, built here: no library needed): ``execve``, ``fork``,
+    ``vfork`` and ``clone`` without ``CLONE_THREAD`` fail with ``EPERM`` (threads still work;
+    ``clone3`` fails with ``ENOSYS`` so that the C library falls back to ``clone``, whose flags
+    a filter can read), and so do ``ptrace``, mounts, namespaces, ``bpf``, ``io_uring``, keyrings
+    and the like. False where this machine's architecture is not known here."""
+    import os
+
+    machine = os.uname().machine
+    if machine == "x86_64":
+        arch, clone, clone3 = 0xC000003E, 56, 435
+        deny = [57, 58, 59, 322, 101, 310, 311, 165, 166, 155, 161, 272, 308, 321, 298, 323]
+        deny += [248, 249, 250, 246, 320, 175, 313, 176, 425, 426, 427, 428, 429, 430, 431]
+        deny += [432, 433, 442, 163, 167, 168, 169, 135, 179, 139, 134, 312]
+    elif machine == "aarch64":
+        arch, clone, clone3 = 0xC00000B7, 220, 435
+        deny = [221, 281, 117, 270, 271, 40, 39, 41, 51, 97, 268, 280, 241, 282, 217, 218]
+        deny += [219, 104, 294, 105, 273, 106, 425, 426, 427, 428, 429, 430, 431, 432, 433]
+        deny += [442, 89, 224, 225, 142, 92, 60, 272]
+    else:
+        return False
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, kill, errno = 0x7FFF0000, 0x80000000, 0x00050000
+    eperm, enosys, clone_thread = 1, 38, 0x10000
+    prog = [
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, arch),
+        (ret, 0, 0, kill),
+        (ld, 0, 0, 0),  # seccomp_data.nr
+        (jge, 0, 1, 0x40000000),  # x32 system calls
+        (ret, 0, 0, errno | eperm),
+        (jeq, 0, 4, clone),
+        (ld, 0, 0, 16),  # the low half of clone's flags
+        (jset, 0, 1, clone_thread),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, errno | eperm),
+        (ld, 0, 0, 0),
+        (jeq, 0, 1, clone3),
+        (ret, 0, 0, errno | enosys),
+    ]
+    for nr in deny:
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, errno | eperm)]
+    prog.append((ret, 0, 0, allow))
+
+    class SockFilter(libc.Structure):
+        _fields_ = [("code", libc.u16), ("jt", libc.u8), ("jf", libc.u8), ("k", libc.u32)]
+
+    class SockFprog(libc.Structure):
+        _fields_ = [("len", libc.u16), ("filter", libc.POINTER(SockFilter))]
+
+    filters = (SockFilter * len(prog))(*[SockFilter(*ins) for ins in prog])
+    fprog = SockFprog(len(prog), filters)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    return libc.prctl(pr_set_seccomp, seccomp_mode_filter, libc.byref(fprog), 0, 0) == 0
 
 
 def install_guard(root_dir: str, allow_fork: bool) -> None:  # pragma: no cover - in the child
@@ -378,10 +554,65 @@ def install_guard(root_dir: str, allow_fork: bool) -> None:  # pragma: no cover 
     sys.addaudithook(hook)
 
 
+_COMPILE = (
+    "import marshal, os, sys\n"
+    "code = compile(sys.stdin.buffer.read(), sys.argv[1], 'exec')\n"
+    "with open(sys.argv[2] + '.part', 'wb') as f:\n"
+    "    marshal.dump(code, f)\n"
+    "os.replace(sys.argv[2] + '.part', sys.argv[2])\n"
+)
+_compile_lock = threading.Lock()
+
+
+@cache
+def _code_dir() -> str:
+    d = tempfile.mkdtemp(prefix="selfplay-sandbox-code-")  # 0700, root's (or this user's)
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def compiled_code(python: str, source: str, filename: str) -> str | None:
+    """A file holding ``source`` compiled (and marshalled) by ``python``, made once per process,
+    readable only by this user: a run loads it instead of compiling the source again (which
+    costs more CPU than starting the interpreter). None if ``python`` cannot make it."""
+    with _compile_lock:  # runs start from many threads; the first one makes the file
+        return _compiled_code(python, source, filename)
+
+
+@cache
+def _compiled_code(python: str, source: str, filename: str) -> str | None:
+    path = os.path.join(_code_dir(), hashlib.sha256(f"{python}\0{source}".encode()).hexdigest())
+    try:
+        r = subprocess.run(
+            [python, "-I", "-S", "-B", "-c", _COMPILE, filename, path],
+            input=source.encode("utf-8", "surrogatepass"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if r.returncode == 0 and os.path.isfile(path) else None
+
+
+def _runner_command(python: str) -> list[str]:
+    path = compiled_code(python, _runner_source(), "sandbox-runner")
+    if path is None:
+        return [python, "-I", "-S", "-B", "-c", _runner_source()]
+    boot = f"import marshal\nwith open({path!r}, 'rb') as f:\n    exec(marshal.loads(f.read()))\n"
+    return [python, "-I", "-S", "-B", "-c", boot]
+
+
 @cache
 def _runner_source() -> str:
     return "\n\n".join(
-        [inspect.getsource(install_guard), inspect.getsource(_runner_main), "_runner_main()\n"]
+        [
+            inspect.getsource(install_guard),
+            inspect.getsource(load_libc),
+            inspect.getsource(install_seccomp),
+            inspect.getsource(_runner_main),
+            "_runner_main()\n",
+        ]
     )
 
 
@@ -403,7 +634,7 @@ def sandbox_python(as_uid: int | None) -> tuple[str, bool]:
     v = f"{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [sys.executable, os.path.realpath(sys.executable)]
     candidates += [f"/usr/bin/python{v}", f"/usr/local/bin/python{v}", "/usr/bin/python3"]
-    probe = "import ctypes, json, resource, traceback"
+    probe = "import _ctypes, marshal, resource, traceback"
     for exe in dict.fromkeys(candidates):
         if not os.path.isfile(exe):
             continue
@@ -507,10 +738,16 @@ def _wait(proc: subprocess.Popen, timeout: float) -> bool:
         os.close(fd)
 
 
-def _kill_everything(pgid: int, uid: int | None, marker: str) -> None:
-    """SIGKILL the run's process group and every process that left it."""
+def _kill_everything(
+    pgid: int, uid: int | None, marker: str, cgroups: _Cgroups | None = None
+) -> None:
+    """SIGKILL the run's process group and every process that left it: those in its cgroups
+    (which a process cannot leave), else those of its uid or with its marker."""
     with contextlib.suppress(OSError):
         os.killpg(pgid, signal.SIGKILL)
+    if cgroups is not None:
+        cgroups.kill_all()
+        return
     kill = shutil.which("kill", path="/usr/bin:/bin")
     if uid is not None and kill:
         # kill(-1) from a process of the run's uid reaches every process of that uid at once,
@@ -561,31 +798,279 @@ def _run_processes(uid: int | None, marker: str) -> list[int]:
     return out
 
 
-def run_python(
+# ------------------------------------------------------------------------------------------------
+# cgroups: a memory and a process cap for the whole run (cgroup v1 controllers, where writable)
+
+
+@cache
+def _cgroup_parents() -> dict[str, str]:
+    """``controller -> directory`` under which this process may create the runs' cgroups: its
+    own cgroup of the v1 ``memory`` and ``pids`` hierarchies, where both are writable (as root).
+    Empty where either is missing."""
+    found = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in parts[1].split(","):
+            if controller in ("memory", "pids"):
+                d = os.path.join(CGROUP_ROOT, controller, parts[2].lstrip("/"))
+                if os.path.isdir(d) and os.access(d, os.W_OK):
+                    found[controller] = d
+    return found if len(found) == 2 else {}
+
+
+@dataclass
+class _Cgroups:
+    dirs: dict[str, str]
+
+    @classmethod
+    def create(cls, name: str, memory_bytes: int, processes: int) -> _Cgroups | None:
+        parents = _cgroup_parents()
+        if not parents:
+            return None
+        made = cls({})
+        try:
+            for controller, parent in parents.items():
+                d = os.path.join(parent, name)
+                os.mkdir(d)
+                made.dirs[controller] = d
+            mem = made.dirs["memory"]
+            _write(os.path.join(mem, "memory.limit_in_bytes"), memory_bytes)
+            swap = os.path.join(mem, "memory.memsw.limit_in_bytes")
+            if os.path.exists(swap):
+                with contextlib.suppress(OSError):
+                    _write(swap, memory_bytes)
+            _write(os.path.join(made.dirs["pids"], "pids.max"), processes)
+        except OSError:
+            made.remove()
+            return None
+        return made
+
+    def procs_files(self) -> str:
+        return ",".join(os.path.join(d, "cgroup.procs") for d in self.dirs.values())
+
+    def memory_stats(self) -> tuple[float | None, bool]:
+        """Peak memory of the run in MiB, and whether the cgroup's OOM killer struck."""
+        mem = self.dirs.get("memory")
+        if not mem:
+            return None, False
+        try:
+            peak = int(_read(os.path.join(mem, "memory.max_usage_in_bytes"))) / (1 << 20)
+            oom = _read(os.path.join(mem, "memory.oom_control"))
+            killed = any(
+                ln.split()[:1] == ["oom_kill"] and ln.split()[1] != "0" for ln in oom.splitlines()
+            )
+        except (OSError, ValueError, IndexError):
+            return None, False
+        return peak, killed
+
+    def kill_all(self) -> None:
+        for _ in range(50):
+            pids = []
+            for d in self.dirs.values():
+                with contextlib.suppress(OSError, ValueError):
+                    pids += [int(p) for p in _read(os.path.join(d, "cgroup.procs")).split()]
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.001)
+
+    def remove(self) -> None:
+        for d in self.dirs.values():
+            for attempt in range(100):  # busy for a moment while the last process is reaped
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.001 * (attempt + 1))
+
+
+def _write(path: str, value: int) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+# ------------------------------------------------------------------------------------------------
+# Running a program
+
+
+class ChannelClosed(Exception):
+    """The program closed its end of the channel (it exited or was killed)."""
+
+
+class ChannelTimeout(Exception):
+    """The run's wall-clock limit passed while waiting for the program."""
+
+
+class ChannelError(Exception):
+    """The program sent something that is not a frame of the protocol (too big, cut short)."""
+
+
+class Sandbox:
+    """A started sandboxed program (:func:`start_python`); :meth:`finish` waits for it, kills
+    what is left and returns its :class:`SandboxResult`. With ``channel=True`` the program gets
+    ``sandbox_channel = (read_fd, write_fd)`` and the parent talks to it with :meth:`send` and
+    :meth:`receive`: length-prefixed frames (4 bytes, big-endian, then the payload)."""
+
+    def __init__(self, limits: Limits, uid: int | None, wanted: bool) -> None:
+        # uid: the run's own (as root); wanted: every layer was asked for (a note if one lacks)
+        self.limits, self.uid, self.wanted = limits, uid, wanted
+        self.start = time.monotonic()
+        self.deadline = self.start + limits.timeout
+        self.marker = secrets.token_hex(8)
+        self.proc: subprocess.Popen | None = None
+        self.to_child: int | None = None
+        self.from_child: int | None = None
+        self.cgroups: _Cgroups | None = None
+        self.out_path = self.err_path = self.rep_path = ""
+        self.result: SandboxResult | None = None
+        self._cleanup: list = []
+
+    def send(self, payload: bytes) -> None:
+        if self.to_child is None:
+            raise ChannelClosed("no channel")
+        data = len(payload).to_bytes(4, "big") + payload
+        try:
+            while data:
+                n = os.write(self.to_child, data)
+                data = data[n:]
+        except (BrokenPipeError, OSError) as exc:
+            raise ChannelClosed(str(exc)) from None
+
+    def receive(self, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
+        head = self._read_exactly(4)
+        n = int.from_bytes(head, "big")
+        if n > max_bytes:
+            raise ChannelError(f"a reply of {n} bytes (more than {max_bytes})")
+        return self._read_exactly(n)
+
+    def _read_exactly(self, n: int) -> bytes:
+        if self.from_child is None:
+            raise ChannelClosed("no channel")
+        parts, left = [], n
+        while left:
+            wait = self.deadline - time.monotonic()
+            if wait <= 0 or not select.select([self.from_child], [], [], wait)[0]:
+                raise ChannelTimeout(f"wall-clock limit of {self.limits.timeout:g}s")
+            chunk = os.read(self.from_child, min(left, 1 << 20))
+            if not chunk:
+                raise ChannelClosed("the program closed the channel")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def close_channel(self) -> None:
+        """Stop talking to the program: it sees EOF, and EPIPE if it writes."""
+        for fd in (self.to_child, self.from_child):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.to_child = self.from_child = None
+
+    def finish(self) -> SandboxResult:
+        if self.result is not None:
+            return self.result
+        try:
+            self.result = self._finish()
+        finally:
+            self.close()
+        return self.result
+
+    def _finish(self) -> SandboxResult:
+        proc = self.proc
+        self.close_channel()  # EOF: a program serving requests may stop now
+        finished = _wait(proc, self.deadline - time.monotonic())
+        # the uid a run actually used comes from its ready record (it may have fallen back)
+        reports = _read_reports(self.rep_path)
+        ready = reports[0] if reports and _is_runner(reports[0], "ready") else None
+        kill_uid = self.uid if ready and ready.get("uid") == self.uid else None
+        _kill_everything(proc.pid, kill_uid, self.marker, self.cgroups)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        peak, oom = self.cgroups.memory_stats() if self.cgroups else (None, False)
+        reports = _read_reports(self.rep_path)
+        result = _result(
+            self.limits,
+            finished,
+            proc.returncode,
+            usage.ru_utime + usage.ru_stime,
+            reports,
+            _tail(self.out_path, self.limits.tail_bytes),
+            _tail(self.err_path, self.limits.tail_bytes),
+            _since(self.start),
+            oom,
+            peak,
+        )
+        _announce(result.layers, self.wanted)
+        return result
+
+    def close(self) -> None:
+        """Kill whatever is left and remove every trace of the run (also after an error)."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            _kill_everything(proc.pid, self.uid, self.marker, self.cgroups)
+            proc.wait()
+        self.close_channel()
+        for undo in reversed(self._cleanup):
+            undo()
+        self._cleanup.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def start_python(
     source: str | bytes,
     limits: Limits = Limits(),  # noqa: B008 - frozen
     *,
     files: dict[str, str | bytes] | None = None,
+    channel: bool = False,
     guard: bool = True,
     netns: bool = True,
-) -> SandboxResult:
-    """Run ``source`` as the main module of a sandboxed interpreter; never raises for anything the
-    program does. ``files`` (plain names) are written into its work directory first; ``guard``
-    and ``netns`` switch those layers (off only to test the layers beneath them)."""
-    start = time.monotonic()
+    jail: bool = True,
+    seccomp: bool = True,
+    cache: bool = False,
+) -> Sandbox:
+    """Start ``source`` as the main module of a sandboxed interpreter (see :func:`run_python`).
+    ``cache``: compile ``source`` once per process (for a program run many times). Raises only
+    for bad ``files`` names; a program that cannot start gets an ``error`` result from
+    :meth:`Sandbox.finish`."""
     as_root = os.geteuid() == 0
     python, can_drop = sandbox_python(NOBODY if as_root else None)
     uid = _fresh_uid() if as_root and can_drop else None
-    marker = secrets.token_hex(8)
+    box = Sandbox(limits, uid, wanted=guard and netns and jail and seccomp)
+    marker = box.marker
     base = tempfile.mkdtemp(prefix="selfplay-sandbox-")
+    box._cleanup.append(lambda: shutil.rmtree(base, onerror=_force_remove))
     work = os.path.join(base, "work")
-    proc = None
     try:
         # ``base`` (root's, 0711) holds the output and report files, which the child reaches only
-        # through descriptors; ``work`` is the program's own directory.
+        # through descriptors; ``work`` is the program's own directory (a tmpfs in the jail).
         os.chmod(base, 0o711)
         os.mkdir(work, 0o700)
-        for name, content in {"main.py": source, **(files or {})}.items():
+        main_code = None
+        if cache and isinstance(source, str):
+            main_code = compiled_code(python, source, "main.py")
+        program = {} if main_code else {"main.py": source}
+        for name, content in {**program, **(files or {})}.items():
             if not name or "/" in name or name in (".", ".."):
                 raise ValueError(f"sandbox files must be plain names, not {name!r}")
             data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
@@ -595,68 +1080,130 @@ def run_python(
             for dirpath, _, names in os.walk(work):
                 for p in [dirpath] + [os.path.join(dirpath, n) for n in names]:
                     os.chown(p, uid, uid)
-        out_path, err_path, rep_path = (
+        if as_root and jail:
+            box.cgroups = _Cgroups.create(
+                f"selfplay-{marker}",
+                (limits.memory_mb + limits.disk_mb) << 20,
+                limits.processes,
+            )
+            if box.cgroups:
+                box._cleanup.append(box.cgroups.remove)
+        box.out_path, box.err_path, box.rep_path = (
             os.path.join(base, n) for n in ("stdout", "stderr", "report")
         )
         cfg = {
             **_rlimits(limits, as_root),
             "netns": int(netns),
+            "jail": int(jail),
+            "seccomp": int(seccomp),
+            "disk": limits.disk_mb << 20,
+            "inodes": limits.files,
+            "cgroups": box.cgroups.procs_files() if box.cgroups else "",
             "uid": uid or "",
             "fallback_uid": NOBODY,
             "parent_pid": os.getpid(),
             "guard": int(guard),
             "allow_fork": int(not as_root or uid is not None),
             "main": "main.py",
+            "main_code": main_code or "",
+            "channel": "",
         }
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
         env[ENV_MARKER] = marker
+        child_fds = []
+        if channel:
+            req_r, req_w = os.pipe()
+            rep_r, rep_w = os.pipe()
+            box.to_child, box.from_child = req_w, rep_r
+            child_fds = [req_r, rep_w]
+            cfg["channel"] = f"{req_r}:{rep_w}"
         private = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        with (
-            open(os.open(out_path, private, 0o600), "wb") as out,
-            open(os.open(err_path, private, 0o600), "wb") as err,
-            open(os.open(rep_path, private, 0o600), "wb") as rep,
-        ):
-            cfg["report_fd"] = rep.fileno()
-            try:
-                proc = subprocess.Popen(
-                    [python, "-I", "-S", "-B", "-c", _runner_source()]
-                    + [f"{k}={v}" for k, v in cfg.items()],
-                    cwd=work,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    pass_fds=(rep.fileno(),),
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                return SandboxResult(
-                    "error", f"cannot start {python}: {exc}", seconds=_since(start)
-                )
-        finished = _wait(proc, limits.timeout)
-        # the uid a run actually used comes from its ready record (it may have fallen back)
-        reports = _read_reports(rep_path)
-        ready = reports[0] if reports and _is_runner(reports[0], "ready") else None
-        kill_uid = uid if ready and ready.get("uid") == uid else None
-        _kill_everything(proc.pid, kill_uid, marker)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        reports = _read_reports(rep_path)
-        return _result(
-            limits,
-            finished,
-            proc.returncode,
-            usage.ru_utime + usage.ru_stime,
-            reports,
-            _tail(out_path, limits.tail_bytes),
-            _tail(err_path, limits.tail_bytes),
-            _since(start),
+        try:
+            with (
+                open(os.open(box.out_path, private, 0o600), "wb") as out,
+                open(os.open(box.err_path, private, 0o600), "wb") as err,
+                open(os.open(box.rep_path, private, 0o600), "wb") as rep,
+            ):
+                cfg["report_fd"] = rep.fileno()
+                try:
+                    box.proc = subprocess.Popen(
+                        _runner_command(python) + [f"{k}={v}" for k, v in cfg.items()],
+                        cwd=work,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        pass_fds=(rep.fileno(), *child_fds),
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    box.result = SandboxResult(
+                        "error", f"cannot start {python}: {exc}", seconds=_since(box.start)
+                    )
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+    except BaseException:
+        box.close()
+        raise
+    if box.result is not None:
+        box.close()
+    return box
+
+
+def run_python(
+    source: str | bytes,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+    *,
+    files: dict[str, str | bytes] | None = None,
+    guard: bool = True,
+    netns: bool = True,
+    jail: bool = True,
+    seccomp: bool = True,
+) -> SandboxResult:
+    """Run ``source`` as the main module of a sandboxed interpreter; never raises for anything the
+    program does. ``files`` (plain names) are written into its work directory first; ``guard``,
+    ``netns``, ``jail`` (mount/IPC namespaces and the cgroup) and ``seccomp`` switch those layers
+    (off only to test the layers beneath them)."""
+    box = start_python(
+        source, limits, files=files, guard=guard, netns=netns, jail=jail, seccomp=seccomp
+    )
+    return box.finish()
+
+
+_announced: set[tuple[str, ...]] = set()
+_ALL_LAYERS = (
+    "process",
+    "cgroup",
+    "rlimits",
+    "netns",
+    "ipcns",
+    "readonly-root",
+    "tmpfs",
+    "private-proc",
+    "uid",
+    "seccomp",
+    "guard",
+)
+
+
+def missing_layers(layers: tuple[str, ...]) -> tuple[str, ...]:
+    """The layers of a full sandbox (root, namespaces, cgroups, seccomp) that a run lacked."""
+    return tuple(name for name in _ALL_LAYERS if name not in layers)
+
+
+def _announce(layers: tuple[str, ...], wanted: bool) -> None:
+    """Once per process: say which layers this machine could not give (one line, stderr)."""
+    if not wanted or "process" not in layers:
+        return
+    missing = missing_layers(layers)
+    if missing and missing not in _announced:
+        _announced.add(missing)
+        print(
+            f"selfplay sandbox: running without {', '.join(missing)} on this machine "
+            "(see selfplay.sandbox for what each layer contains)",
+            file=sys.stderr,
         )
-    finally:
-        if proc is not None and proc.returncode is None:
-            _kill_everything(proc.pid, uid, marker)
-            proc.wait()
-        shutil.rmtree(base, onerror=_force_remove)
 
 
 def _result(
@@ -668,6 +1215,8 @@ def _result(
     stdout: str,
     stderr: str,
     seconds: float,
+    oom_killed: bool = False,
+    peak_mb: float | None = None,
 ) -> SandboxResult:
     ready = bool(reports) and _is_runner(reports[0], "ready")
     layers = tuple(reports[0].get("layers", ())) if ready else ()
@@ -683,6 +1232,7 @@ def _result(
         cpu_seconds=cpu,
         reports=program_reports,
         layers=("process", *layers),
+        peak_memory_mb=peak_mb,
     )
     last = _last_line(stderr)
     if not finished:
@@ -697,7 +1247,7 @@ def _result(
     cpu_limit = limits.cpu_seconds or math.ceil(limits.timeout) + 1
     if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= cpu_limit - 0.05):
         return SandboxResult("timeout", f"CPU limit of {cpu_limit}s", **common)
-    memory = any(_is_runner(r, "memory") for r in reports[1:])
+    memory = any(_is_runner(r, "memory") for r in reports[1:]) or oom_killed
     if memory or (sig is not None and ("MemoryError" in stderr or "Cannot allocate" in stderr)):
         return SandboxResult("memory", f"memory limit of {limits.memory_mb} MiB", **common)
     if sig is not None:

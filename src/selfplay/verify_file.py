@@ -1,15 +1,20 @@
 """``selfplay verify TASK FILE``: run a task's verifier over a file of problems and completions.
 
-Every line gets a verdict: a line that is not JSON, or not a problem of the task, or has no
-completion, gets an ``error`` verdict of its own and the rest of the file is still verified. With
-``gold``, the completion verified is the task's own gold solution (an audit of the verifier, or of
-the data).
+Every line gets a verdict: a line that is not UTF-8, not JSON, not a problem of the task, or has
+no completion, gets an ``error`` verdict of its own (with its line number) and the rest of the file
+is still verified; a compressed file cut short gets one more ``error`` verdict where it breaks off.
+A file with no line to verify is an error. With ``gold``, the completion verified is the task's
+own gold solution (an audit of the verifier, or of the data).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
+import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +73,7 @@ def verify_file(
 ) -> list[FileVerdict]:
     from tqdm.auto import tqdm
 
-    from selfplay.config import ConfigError
+    from selfplay.errors import ConfigError
 
     if task_name not in TASKS:
         raise ConfigError(f"unknown task {task_name!r}; valid: {', '.join(sorted(TASKS))}")
@@ -77,24 +82,29 @@ def verify_file(
     task = TASKS[task_name].verifier(timeout=timeout, memory_mb=memory_mb)
     out: list[FileVerdict] = []
     pending: list[tuple[int, Problem, str]] = []  # lines to verify, a chunk at a time
+    # counts lines as they get their verdicts (a chunk is verified after it has been read)
+    bar = tqdm(desc=f"verify {task_name}", unit="line", disable=not progress)
+
+    def done(v: FileVerdict) -> None:
+        out.append(v)
+        bar.update(1)
 
     def flush() -> None:
         verdicts = _verify_chunk(task, [(p, c) for _, p, c in pending])
         out.extend(
             FileVerdict(line, p.id, v) for (line, p, _), v in zip(pending, verdicts, strict=True)
         )
+        bar.update(len(pending))
         pending.clear()
 
-    for line, rec, why in tqdm(
-        iter_records(path), desc=f"verify {task_name}", unit="line", disable=not progress
-    ):
+    for line, rec, why in _records(Path(path)):
         if rec is None:
-            out.append(FileVerdict(line, None, _error(f"line {line}: {why}")))
+            done(FileVerdict(line, None, _error(f"line {line}: {why}")))
             continue
         try:
             problem = task.problem_from_record(rec, line - 1)
         except (ValueError, TypeError, KeyError) as exc:
-            out.append(FileVerdict(line, None, _error(f"bad record: {exc}")))
+            done(FileVerdict(line, None, _error(f"bad record: {exc}")))
             continue
         if gold:
             try:
@@ -102,21 +112,66 @@ def verify_file(
             except (KeyError, ValueError):
                 completion = None
             if not isinstance(completion, str):
-                out.append(FileVerdict(line, problem.id, _error("no gold solution in this record")))
+                done(FileVerdict(line, problem.id, _error("no gold solution in this record")))
                 continue
         else:
             completion = rec.get("completion")
             if not isinstance(completion, str):
-                out.append(
-                    FileVerdict(line, problem.id, _error("no 'completion' string (use --gold?)"))
-                )
+                done(FileVerdict(line, problem.id, _error("no 'completion' string (use --gold?)")))
                 continue
         pending.append((line, problem, completion))
         if len(pending) >= CHUNK:
             flush()
     flush()
+    if not out:
+        bar.leave = False  # the error alone, not an empty bar above it
+    bar.close()
+    if not out:
+        raise ConfigError(f"{path}: no lines to verify (the file is empty or blank)")
     out.sort(key=lambda v: v.line)
     return out
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """``(line, record or None, reason)`` for every non-blank line of a JSONL (or .gz) file, each
+    decoded on its own, so that a line that is not UTF-8 costs only itself; a compressed file cut
+    short yields one last ``None`` where it breaks off. Parquet goes through ``iter_records``."""
+    if path.name.lower().endswith(".parquet"):
+        yield from iter_records(path)
+        return
+    from selfplay.tasks.data import DataError
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, start=1):  # noqa: B007 - read after the loop
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield (
+                        lineno,
+                        None,
+                        f"not UTF-8 text (byte {raw[exc.start]:#04x} at {exc.start + 1})",
+                    )
+                    continue
+                if not text.strip():
+                    continue
+                try:
+                    rec = json.loads(text)
+                except (json.JSONDecodeError, RecursionError):
+                    yield lineno, None, "not valid JSON"
+                    continue
+                if not isinstance(rec, dict):
+                    yield lineno, None, f"a JSON {type(rec).__name__}, not an object"
+                    continue
+                yield lineno, rec, ""
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        if lineno == 0:
+            raise DataError(f"{path}: not a readable gzip file ({type(exc).__name__})") from None
+        yield lineno + 1, None, f"the file breaks off here ({type(exc).__name__}: {exc})"[:200]
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
 
 
 CHUNK = 256
