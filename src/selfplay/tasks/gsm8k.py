@@ -1,4 +1,4 @@
-"""``gsm8k``: grade-school word problems, with every calculator annotation of the chain checked.
+"""``gsm8k``: grade-school word problems, with every arithmetic claim of the chain checked.
 
 Prompt and completion (the GSM8K solution format)::
 
@@ -15,15 +15,27 @@ The final answer is the number after the first ``####``; without one, the number
 ``\\boxed{}``; without that, the last number in the text. It is compared to the gold answer as an
 exact number: ``1,000``, ``$1000``, ``1000.0`` and ``2000/2`` are all 1000.
 
-Steps are the lines before the final answer. A line's ``<<expression=value>>`` annotations are
-checked by a small exact evaluator (``+ - * / //``, parentheses, decimals, unary minus and postfix
-``%`` meaning "per cent"; no ``eval``): the value must be the expression's exact value, or that
-value rounded to the decimals shown (``<<10/3=3.33>>``); a number written right after the
-annotation must be the same value. This is the check the RFT paper (Yuan et al., 2023) applies to
-sampled GSM8K chains. A line without an annotation carries no checkable claim: it is a step marked
-ok with ``why="unchecked"``, so :attr:`Verdict.valid` means "right answer and no calculation is
-wrong". Text on lines after the ``#### N`` line is one bad step ("text after the final answer"),
-so a chain that runs on into another question is not kept as training data. An answer-only
+Steps are the lines before the final answer. Two kinds of claim on a line are recomputed by a
+small exact evaluator (``+ - * / //``, parentheses, decimals, unary minus and postfix ``%``
+meaning "per cent"; no ``eval``):
+
+- ``<<expression=value>>`` calculator annotations: the value must be the expression's exact
+  value, or that value rounded to the decimals shown (``<<10/3=3.33>>``); a number written right
+  after the annotation must be the same value (the check the RFT paper, Yuan et al. 2023, applies
+  to sampled GSM8K chains).
+- arithmetic written in prose (:func:`prose_claims`): ``48/2 = 24``, ``5 + 3 + 2 = 10``, ``4 x 5
+  = 20``, ``4 times 5 is 20``, ``half of 48 is 24``, ``20% of $1,200 = $240``, ``3/4 of 12 =
+  9``, with units after numbers (``40 cupcakes - 18 = 22``) and running totals (``4 + 5 = 9 + 1
+  = 10``). The reader is conservative: text it cannot read for sure (algebra such as ``2x + 3 =
+  11``, ``2(50+100)``, clock times, sums across units) is not a claim, so it costs a check, never
+  a false rejection. The prose an annotation renders (``48/2 = <<48/2=24>>``) is left to the
+  annotation.
+
+A wrong claim makes its line a bad step, so the chain is not :attr:`Verdict.valid` whatever its
+final answer (the status still follows the answer). A line with neither kind of claim is a step
+marked ok with ``why="unchecked"``; ``filters.require_checked_steps`` drops chains that have one.
+Text on lines after the ``#### N`` line is one bad step ("text after the final answer"), so a
+chain that runs on into another question is not kept as training data. An answer-only
 completion (``#### 72``) has no steps.
 
 Difficulty is the number of calculator annotations in the gold solution (its steps), 1-8.
@@ -250,7 +262,7 @@ _PROSE_TOKEN_RE = re.compile(
     r"|(?P<mixed>(?<![\w.,:/])\$?(?P<whole>\d+)(?:\s+and\s+\$?|\s+)(?P<mn>\d+)/(?P<md>\d+)(?![\w/.,:]))"
     # 3/4, 12/60 written tight: one quotient, so that 28 / 1/5 is 28 divided by a fifth
     r"|(?P<frac>(?<![\w.,:/])\$?(?P<fn>\d+(?:\.\d+)?)/(?P<fd>\d+(?:\.\d+)?)(?![\w/.,:]))"
-    r"|(?P<num>(?<![\w.,:])\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.\d+)?|(?<![\w.,:])\.\d+)"
+    r"|(?P<num>(?:(?<![\w.,:])|(?<=\d[xX]))\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.\d+)?|(?<![\w.,:])\.\d+)"
     r"(?P<colon>:\d|\.\.)?(?P<pct>\s?%)?(?P<alpha>(?![xX]\s*[\d$.(])[A-Za-z]+)?"
     r"|(?P<op>[-+*/\u00d7\u00f7\u2212\u2013]|[xX](?=\s*[\d$.(]))"
     r"|(?P<eq>=)"
@@ -268,7 +280,27 @@ _WORD_OPS = {"times": "*", "plus": "+", "minus": "-"}
 _BY_OPS = {"multiplied": "*", "divided": "/"}
 _WORD_FRACTIONS = {"half": "(1/2)", "third": "(1/3)", "quarter": "(1/4)", "fourth": "(1/4)"}
 _NUMBER_UNITS = frozenset(
-    "kg km cm mm ft lb lbs oz mph hr hrs min mins ml mi yd gal sec secs".split()
+    [
+        "kg",
+        "km",
+        "cm",
+        "mm",
+        "ft",
+        "lb",
+        "lbs",
+        "oz",
+        "mph",
+        "hr",
+        "hrs",
+        "min",
+        "mins",
+        "ml",
+        "mi",
+        "yd",
+        "gal",
+        "sec",
+        "secs",
+    ]
 )
 _CENTS = frozenset(("cent", "cents"))
 MAX_UNIT_WORDS = 2
@@ -314,7 +346,8 @@ def _prose_tokens(text: str) -> list[Token]:
                 pct, i = True, i + 1
             alpha = m.group("alpha")
             glued = alpha is not None and alpha not in _NUMBER_UNITS
-            clock = m.group("colon") is not None or (len(digits) > 1 and digits[0] == "0" != digits[1])
+            leading_zero = digits.isdigit() and len(digits) > 1 and digits[0] == "0"
+            clock = m.group("colon") is not None or leading_zero  # 6:00, 0930
             if glued or clock:
                 out.append(("var", m.group(), False))
             else:
@@ -384,6 +417,7 @@ class _Claims:
         self.depth = 0
         self.scaled = False  # the last factor is a fraction or a percent: "of" means "times"
         self.tainted = False  # this run's first side may be a tail
+        self.wrapped = 0  # brackets opened around the claim, not inside it
 
     def _start(self) -> None:
         if not self.side and not self.sides:
@@ -474,6 +508,7 @@ class _Claims:
                 while self.depth and self.side and self.side[0] == "(":
                     self.side.pop(0)
                     self.depth -= 1
+                    self.wrapped += 1
             if last in ("num", ")") and self.depth == 0:
                 if text == "is" and not _has_op(self.side):
                     self.flush()
@@ -495,6 +530,8 @@ class _Claims:
                 self.side.append(")")
                 self.depth -= 1
                 self.last = ")"
+            elif self.wrapped and last in ("num", ")"):
+                self.flush()  # the end of "(5 + 3 = 8)"
             else:
                 self.dirty()
         elif kind == "ann":
@@ -503,8 +540,8 @@ class _Claims:
             else:
                 self.flush()
             self.taint = False
-        elif kind == "var":
-            self.dirty()
+        elif kind == "var" or last == "op":
+            self.dirty()  # "3x", or an expression cut short: "0.8 + . 84"
         else:
             self.flush()
             self.taint = False
@@ -565,8 +602,9 @@ def _check_annotation(content: str, after: str) -> str:
 def _agrees(exact: Fraction, shown: Fraction, shown_text: str, hundred: bool) -> bool:
     """Whether the prose value ``shown_text`` (= ``shown``) is the exact value ``exact``.
 
-    A plain number may be rounded or truncated to the decimals it shows (``100/3 = 33``, ``1/7
-    = 0.142``; never an exact integer: ``48/2 = 25`` is wrong, nor ``0.05`` to ``1``); with ``hundred`` (a per cent
+    A plain number may be rounded or truncated to the decimals it shows (``1/7 = 0.143``,
+    ``1/7 = 0.142``, not ``0.15``), or a fraction above 1 given as a whole number either side
+    (``100/3 = 33``, ``100/30 = 4`` buses); an exact integer never (``48/2 = 25``); with ``hundred`` (a per cent
     sign or cents in the claim), a factor of 100 either way is the same claim (``3/5 * 100 =
     60%``, ``$1 / 2 = 50 cents``)."""
     candidates = (exact, exact * 100, exact / 100) if hundred else (exact,)
@@ -575,9 +613,13 @@ def _agrees(exact: Fraction, shown: Fraction, shown_text: str, hundred: bool) ->
     for c in candidates:
         if c == shown:
             return True
-        close = abs(c - shown) * 10**decimals < 1
-        if plain and close and (decimals or (c.denominator != 1 and abs(c) >= 1)):
-            return True
+        if not plain or c.denominator == 1 and not decimals:
+            continue
+        off = abs(c - shown) * 10**decimals
+        if decimals and (off * 2 <= 1 or (off < 1 and abs(shown) < abs(c))):
+            return True  # rounded, or truncated, to the decimals shown
+        if not decimals and off < 1 and abs(c) >= 1:
+            return True  # a whole number either side: 100/3 = 33, 100/30 = 4 buses
     return False
 
 
@@ -839,7 +881,11 @@ def corrupt_chain(gold: str, rng: random.Random, style: str) -> tuple[str, str] 
     shown = after.group(1)
     wrong = _slip(shown, rng)
     expr = m.group(1).split("=")[0]
-    pieces = [gold[: m.start()], f"<<{expr}={wrong.replace(',', '')}>>", gold[m.end() : after.start(1)]]
+    pieces = [
+        gold[: m.start()],
+        f"<<{expr}={wrong.replace(',', '')}>>",
+        gold[m.end() : after.start(1)],
+    ]
     text = "".join(pieces) + wrong + gold[after.end(1) :]
     if style == "prose":
         text = _ANNOTATION_RE.sub("", text)
@@ -890,8 +936,14 @@ def audit_corrupted(records: Iterable[dict[str, Any]], seed: int = 0) -> dict[st
             "corrupted": chains,
             "still_valid": accepted,
             "false_accept_rate": accepted / chains if chains else None,
-            "slip_on_checked_line": {"corrupted": by_line["checked"][0], "still_valid": by_line["checked"][1]},
-            "slip_on_unchecked_line": {"corrupted": by_line["unchecked"][0], "still_valid": by_line["unchecked"][1]},
+            "slip_on_checked_line": {
+                "corrupted": by_line["checked"][0],
+                "still_valid": by_line["checked"][1],
+            },
+            "slip_on_unchecked_line": {
+                "corrupted": by_line["unchecked"][0],
+                "still_valid": by_line["unchecked"][1],
+            },
             "checked_but_accepted_examples": examples,
         }
     return out
