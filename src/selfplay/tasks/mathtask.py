@@ -34,7 +34,10 @@ import sys
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, ClassVar
 
 from selfplay.tasks.base import Problem
@@ -50,7 +53,9 @@ STARTUP_SECONDS = 120.0
 SOFT_FRACTION = 0.8
 """The worker interrupts a comparison at this fraction of the timeout; the parent kills it at 1.0."""
 CACHE_SIZE = 4096
-"""Judgements remembered per task (many samples box the same answer)."""
+"""Judgements remembered per math-verify worker."""
+TASK_CACHE_SIZE = 1 << 17
+"""Judgements remembered per task, per (gold, answer) pair: many samples box the same answer."""
 
 _BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\.|[{}]", re.S)
 _LEVEL_RE = re.compile(r"^\s*(?:level\s*)?([1-5])\s*$", re.I)
@@ -88,11 +93,80 @@ def last_boxed(text: str) -> str | None:
     return None if best is None else text[best[0] : best[1]]
 
 
-def _normalize_latex(s: str) -> str:
-    """A spelling-insensitive form for a fast exact-match check before math-verify."""
-    s = re.sub(r"\\[dt]frac", r"\\frac", s)
-    s = re.sub(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]|\$|\s+", "", s)
-    return s.rstrip(".")
+_TEXT_RE = re.compile(r"(\\(?:text|mbox|mathrm|textbf)\s*\{[^{}]*\})")
+_SPACING_RE = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]")
+_UNIT_TAIL_RE = re.compile(r"(?:\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?|\^\{?\\circ\}?)$")
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+", re.ASCII)
+_FRAC_RE = re.compile(r"([+-]?)\\frac\{([+-]?\d+)\}\{([+-]?\d+)\}|([+-]?\d+)/([+-]?\d+)", re.ASCII)
+MAX_FAST_DIGITS = 30
+"""A number longer than this is left to math-verify (its floats carry 15 digits)."""
+FLOAT_MARGIN = 1e-5
+"""Numbers written with a decimal point differ for sure when they are this far apart (relative,
+at least absolute): math-verify calls two floats equal when they agree to 6 decimals."""
+
+
+def normalize_latex(s: str) -> str:
+    r"""A spelling-insensitive form of an answer: ``\dfrac``/``\tfrac`` as ``\frac``, no
+    ``\left``/``\right``, no ``$`` or thin spaces, no whitespace outside ``\text{}``,
+    ``\frac12`` as ``\frac{1}{2}``, ``\sqrt3`` as ``\sqrt{3}``, ``1{,}000`` as ``1,000``.
+
+    Only rewrites LaTeX renders the same way, so two answers equal after it are the same answer
+    to math-verify too (tested against it): a trailing ``.`` is kept (math-verify reads ``2.``
+    as text).
+
+    >>> normalize_latex(r"$\left( \dfrac12, 3 \right)$")
+    '(\\frac{1}{2},3)'
+    """
+    s = re.sub(r"\\[dt]frac", r"\\frac", s.strip())
+    s = _SPACING_RE.sub("", s.replace("\\$", "").replace("$", "")).replace("{,}", ",")
+    parts = _TEXT_RE.split(s)  # odd parts are \text{...}: spaces there are words apart
+    s = "".join(part if k % 2 else re.sub(r"\s+", "", part) for k, part in enumerate(parts))
+    s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
+    return re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", s)
+
+
+def as_number(s: str) -> tuple[Fraction, bool] | None:
+    r"""``(value, written with a decimal point)`` of a normalized answer that is a plain number,
+    else None: ``12``, ``-0.5``, ``1,000`` (thousands), ``\frac{3}{4}``, ``-3/4``, with a
+    trailing unit in ``\text{}`` or ``^\circ`` (math-verify drops those too). A per cent sign is
+    not a plain number (math-verify calls ``2\%`` equal to ``2``)."""
+    while (tail := _UNIT_TAIL_RE.search(s)) is not None and tail.start() > 0:
+        s = s[: tail.start()]
+    if sum(c.isdigit() for c in s) > MAX_FAST_DIGITS:
+        return None
+    if _DECIMAL_RE.fullmatch(s):
+        return Fraction(s.replace(",", "")), "." in s
+    m = _FRAC_RE.fullmatch(s)
+    if m is None:
+        return None
+    sign, num, den = (m.group(1), m.group(2), m.group(3)) if m.group(2) else ("", *m.group(4, 5))
+    if int(den) == 0:
+        return None
+    value = Fraction(int(num), int(den))
+    return (-value if sign == "-" else value), False
+
+
+def fast_judge(gold: str, pred: str) -> str | None:
+    r"""``"equal"`` or ``"different"`` where that is certain without math-verify, else None.
+
+    Equal: the same after :func:`normalize_latex`, or the same number (``0.5``, ``\frac12``,
+    ``1/2``, ``\dfrac{2}{4}``, ``0.50\text{ cups}``). Different: two plain numbers of different
+    value, both exact (integers, fractions), or written with decimals and further apart than
+    :data:`FLOAT_MARGIN`. Everything else (expressions, sets, intervals, per cents, close floats)
+    is math-verify's to judge. ``tests/test_task_math.py`` holds this against math-verify.
+    """
+    g, p = normalize_latex(gold), normalize_latex(pred)
+    if g and g == p:
+        return "equal"
+    a, b = as_number(g), as_number(p)
+    if a is None or b is None:
+        return None
+    (x, x_dec), (y, y_dec) = a, b
+    if x == y:
+        return "equal"
+    if not (x_dec or y_dec) or abs(x - y) > FLOAT_MARGIN * max(1, abs(x), abs(y)):
+        return "different"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -292,44 +366,67 @@ class MathJudge:
 # Verifier
 
 
-def verify_math(problem: Problem, completion: str, judge: MathJudge) -> Verdict:
-    """Judge a ``math`` completion by its last ``\\boxed{}`` answer against the gold answer."""
-    try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > MAX_CHARS:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
-        boxed = last_boxed(completion)
-        if boxed is None:
-            return Verdict("unparseable", why="no \\boxed{} answer")
-        answer = boxed.strip()
-        if not answer:
-            return Verdict("unparseable", answer="", why="empty \\boxed{} answer")
-        if len(answer) > MAX_ANSWER_CHARS:
-            return Verdict(
-                "unparseable",
-                answer=answer[:80] + "...",
-                why=f"boxed answer too long ({len(answer)} characters)",
-            )
-        gold = problem.answer
-        if _normalize_latex(answer) == _normalize_latex(gold):
-            result, why = "equal", ""
-        else:
-            result, why = judge.judge(gold, answer)
-        if result in ("timeout", "error"):
-            return Verdict(result, answer=answer, why=why)
-        ok = result == "equal"
-        step = StepMark(
-            f"\\boxed{{{answer}}}", ok, "" if ok else f"wrong answer: gold is {gold[:80]}"
-        )
+def read_answer(completion: Any) -> str | Verdict:
+    """The boxed answer of a completion, or the verdict when there is none to compare."""
+    if not isinstance(completion, str):
+        return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+    if len(completion) > MAX_CHARS:
+        return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+    boxed = last_boxed(completion)
+    if boxed is None:
+        return Verdict("unparseable", why="no \\boxed{} answer")
+    answer = boxed.strip()
+    if not answer:
+        return Verdict("unparseable", answer="", why="empty \\boxed{} answer")
+    if len(answer) > MAX_ANSWER_CHARS:
         return Verdict(
-            "correct" if ok else "wrong",
-            answer=answer,
-            steps=(step,),
-            why="" if ok else "wrong answer",
+            "unparseable",
+            answer=answer[:80] + "...",
+            why=f"boxed answer too long ({len(answer)} characters)",
         )
+    return answer
+
+
+def answer_verdict(gold: str, answer: str, result: str, why: str = "") -> Verdict:
+    """The verdict for ``answer`` once judged ``equal | different | timeout | error``."""
+    if result in ("timeout", "error"):
+        return Verdict(result, answer=answer, why=why)
+    ok = result == "equal"
+    step = StepMark(f"\\boxed{{{answer}}}", ok, "" if ok else f"wrong answer: gold is {gold[:80]}")
+    return Verdict(
+        "correct" if ok else "wrong",
+        answer=answer,
+        steps=(step,),
+        why="" if ok else "wrong answer",
+    )
+
+
+def verify_math(
+    problem: Problem, completion: str, judge: MathJudge, cache: dict | None = None
+) -> Verdict:
+    """Judge a ``math`` completion by its last ``\\boxed{}`` answer against the gold answer:
+    :func:`fast_judge` where it is certain, else ``cache``, else math-verify through ``judge``."""
+    try:
+        answer = read_answer(completion)
+        if isinstance(answer, Verdict):
+            return answer
+        gold = problem.answer
+        result, why = fast_judge(gold, answer), ""
+        if result is None and cache is not None:
+            result = cache.get((gold, answer))
+        if result is None:
+            result, why = judge.judge(gold, answer)
+            if cache is not None and result in ("equal", "different"):
+                _remember(cache, (gold, answer), result)
+        return answer_verdict(gold, answer, result, why)
     except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
         return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _remember(cache: dict, key: tuple[str, str], result: str) -> None:
+    if len(cache) >= TASK_CACHE_SIZE:
+        cache.clear()
+    cache[key] = result
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,24 +453,94 @@ class MathTask(DatasetTask):
     UNKNOWN_LEVEL: ClassVar[int] = 3
     """Difficulty given to a problem whose level is missing or unreadable (``'Level ?'``)."""
 
-    def __init__(self, problems: list[Problem] = (), timeout: float = 10.0, memory_mb: int = 1024):
+    def __init__(
+        self,
+        problems: list[Problem] = (),
+        timeout: float = 10.0,
+        memory_mb: int = 1024,
+        workers: int | None = None,
+    ):
         super().__init__(problems, timeout=timeout, memory_mb=memory_mb)
-        self._judge: MathJudge | None = None
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        """math-verify worker processes for :meth:`verify_many` (default: one per CPU)."""
+        self._judges: list[MathJudge] = []
+        self._cache: dict[tuple[str, str], str] = {}
 
     def __getstate__(self) -> dict:
-        # The worker process stays with this process; a copy starts its own when it needs one.
-        return {**self.__dict__, "_judge": None}
+        # The worker processes stay with this process; a copy starts its own when it needs them.
+        return {**self.__dict__, "_judges": [], "_cache": {}}
+
+    def _pool(self, n: int) -> list[MathJudge]:
+        while len(self._judges) < n:
+            self._judges.append(MathJudge(self.timeout, self.memory_mb))
+        return self._judges[:n]
 
     @property
     def judge(self) -> MathJudge:
-        if self._judge is None:
-            self._judge = MathJudge(self.timeout, self.memory_mb)
-        return self._judge
+        return self._pool(1)[0]
 
     def close(self) -> None:
-        """Stop the math-verify worker, if one is running."""
-        if self._judge is not None:
-            self._judge.close()
+        """Stop the math-verify workers, if any are running."""
+        for judge in self._judges:
+            judge.close()
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        return verify_math(problem, completion, self.judge, self._cache)
+
+    def verify_many(
+        self, items: list[tuple[Problem, str]], workers: int | None = None
+    ) -> list[Verdict]:
+        """:meth:`verify` for many ``(problem, completion)`` pairs, in order. The fast path and
+        the cache answer what they can; the distinct (gold, answer) pairs left go to math-verify,
+        spread over ``workers`` worker processes (default :attr:`workers`)."""
+        answers: list[str | Verdict] = []
+        todo: dict[tuple[str, str], None] = {}
+        for problem, completion in items:
+            try:
+                answer = read_answer(completion)
+            except Exception as exc:
+                answer = Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+            answers.append(answer)
+            if isinstance(answer, str):
+                key = (problem.answer, answer)
+                if key not in self._cache and key not in todo:
+                    fast = fast_judge(*key)
+                    if fast is not None:
+                        _remember(self._cache, key, fast)
+                    else:
+                        todo[key] = None
+        judged = self._judge_all(list(todo), workers or self.workers)
+        out = []
+        for (problem, _), answer in zip(items, answers, strict=True):
+            if isinstance(answer, Verdict):
+                out.append(answer)
+                continue
+            key = (problem.answer, answer)
+            result, why = judged.get(key) or (self._cache.get(key, "error"), "")
+            out.append(answer_verdict(problem.answer, answer, result, why))
+        return out
+
+    def _judge_all(self, pairs: list[tuple[str, str]], workers: int) -> dict:
+        """math-verify on every pair, each worker process taking the next pair as it finishes."""
+        if not pairs:
+            return {}
+        judges = SimpleQueue()
+        for judge in self._pool(min(workers, len(pairs))):
+            judges.put(judge)
+
+        def one(pair: tuple[str, str]) -> tuple[str, str]:
+            judge = judges.get()
+            try:
+                return judge.judge(*pair)
+            finally:
+                judges.put(judge)
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(pairs))) as pool:
+            results = dict(zip(pairs, pool.map(one, pairs), strict=True))
+        for pair, (result, _) in results.items():
+            if result in ("equal", "different"):
+                _remember(self._cache, pair, result)
+        return results
 
     @classmethod
     def problem_from_record(cls, record: dict[str, Any], index: int) -> Problem:
@@ -407,6 +574,3 @@ class MathTask(DatasetTask):
 
     def answer_only(self, problem: Problem) -> str:
         return f"\\boxed{{{problem.answer}}}"
-
-    def verify(self, problem: Problem, completion: str) -> Verdict:
-        return verify_math(problem, completion, self.judge)
