@@ -20,6 +20,7 @@ from selfplay.tasks.mathtask import (
     MathJudge,
     MathTask,
     as_number,
+    differs_by_profile,
     fast_judge,
     last_boxed,
     normalize_latex,
@@ -362,6 +363,57 @@ def test_fast_path_agrees_with_math_verify(judge, gold, pred):
     assert fast in (None, slow), (fast, slow)
 
 
+PROFILE_GOLDS = [
+    "x^2 + 2x + 1",
+    "-3, 3",
+    "\\{1, 2\\}",
+    "[1, 5)",
+    "(1, 5)",
+    "\\left( 3, \\frac{\\pi}{2} \\right)",
+    "\\frac{\\sqrt{3}}{2}",
+    "2\\sqrt{3}",
+    "\\sqrt{4}",
+    "2^{3}",
+    "\\pi",
+    "3\\pi",
+    "\\text{(C)}",
+    "C",
+    "x = 2",
+    "y",
+    "9\\%",
+    "0.5\\sqrt{2}",
+    "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+    "\\infty",
+    "e",
+    "\\frac{1}{3} + \\frac{1}{6}",
+    "10^{10}",
+]
+PROFILE_PREDS = ["0", "1", "2", "3", "8", "9", "-3", "\\frac{1}{2}", "10000000000", "3/1", "2,000"]
+
+
+@pytest.mark.parametrize("gold", PROFILE_GOLDS)
+def test_profile_path_agrees_with_math_verify(judge, gold):
+    """A gold's profile settles a plain-number answer only where math-verify says different."""
+    profile = judge.profile(gold)
+    assert profile["kind"] in ("constant", "symbolic", "many", "interval", "other")
+    for pred in PROFILE_PREDS + [p for g, p in TRICKY if g == gold]:
+        if differs_by_profile(profile, pred):
+            slow, why = judge.judge(gold, pred)
+            assert slow == "different", (gold, pred, profile, why)
+
+
+def test_profiles():
+    assert differs_by_profile({"kind": "symbolic"}, "3")
+    assert differs_by_profile({"kind": "many"}, "\\frac{1}{2}")
+    assert not differs_by_profile({"kind": "symbolic"}, "3.0")  # floats compare rounded
+    assert not differs_by_profile({"kind": "symbolic"}, "3\\%")
+    assert not differs_by_profile({"kind": "other"}, "3")
+    assert differs_by_profile({"kind": "constant", "value": "0.8660254037844386"}, "1")
+    assert not differs_by_profile({"kind": "constant", "value": "2.0000000000000000"}, "2")
+    assert not differs_by_profile({"kind": "constant", "value": "nan"}, "2")
+    assert not differs_by_profile({}, "2")
+
+
 def test_fast_path_decides_the_common_cases():
     """The pairs a round is full of are decided without math-verify."""
     decided = {
@@ -428,6 +480,14 @@ def test_fuzz_fast_path_against_math_verify(judge, gold, pred):
 
 
 @FUZZ
+@given(st.sampled_from(PROFILE_GOLDS), NUMBER_SPELLINGS)
+def test_fuzz_profile_path_against_math_verify(judge, gold, pred):
+    if differs_by_profile(judge.profile(gold), pred):
+        slow, why = judge.judge(gold, pred)
+        assert slow == "different", (gold, pred, why)
+
+
+@FUZZ
 @given(st.text(max_size=80), st.text(max_size=80))
 def test_fuzz_fast_path_arbitrary_text(gold, pred):
     assert fast_judge(gold, pred) in (None, "equal", "different")
@@ -461,7 +521,14 @@ def test_cache_is_per_pair(problems):
     try:
         assert t.verify(problems[6], "\\boxed{(x+1)^2}").status == "correct"
         assert t._cache == {(problems[6].answer, "(x+1)^2"): "equal"}
-        assert t.verify(problems[0], "\\boxed{0.5}").status == "correct"  # fast: not cached
-        assert len(t._cache) == 1
+        t.close()  # a cached pair needs no worker: none is started again
+        assert t.verify(problems[6], "fine, \\boxed{(x+1)^2}").status == "correct"
+        assert t._judges[0]._proc is None
+        assert t.verify(problems[0], "\\boxed{0.5}").status == "correct"  # the fast path
+        assert t._cache[(problems[0].answer, "0.5")] == "equal"
+        # a plain number against an expression: the gold's profile (one worker call) settles it
+        assert t.verify(problems[6], "\\boxed{7}").status == "wrong"
+        assert t._profiles[problems[6].answer] == {"kind": "symbolic"}
+        assert t.verify(problems[6], "\\boxed{8}").status == "wrong"
     finally:
         t.close()

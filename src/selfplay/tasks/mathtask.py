@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -169,6 +170,32 @@ def fast_judge(gold: str, pred: str) -> str | None:
     return None
 
 
+def differs_by_profile(profile: dict, pred: str) -> bool:
+    r"""Whether math-verify must call ``pred`` different from a gold of this ``profile`` (see
+    :meth:`MathJudge.profile`): ``pred`` a plain exact number (an integer or a fraction, no
+    decimals: math-verify reads it as a sympy Rational) and the gold, as math-verify parses it,
+    an expression with free symbols (``x^2 + 2x + 1``), a set or tuple of two or more (``-3,
+    3``), an interval, or a constant whose value is not that number (``rac{\sqrt3}{2}``).
+
+    Why this is safe: math-verify compares a Rational with such a gold by structure, then by
+    ``simplify(gold - pred).is_zero``, and sets element by element after turning the number into
+    a one-element set; none of these can hold (tested against math-verify).
+    """
+    number = as_number(normalize_latex(pred))
+    if number is None or number[1]:
+        return False
+    kind = profile.get("kind")
+    if kind in ("symbolic", "many", "interval"):
+        return True
+    if kind == "constant":
+        try:
+            value = Fraction(profile["value"])
+        except (KeyError, ValueError, ZeroDivisionError):
+            return False
+        return abs(value - number[0]) > Fraction(1, 10**12) * max(1, abs(value))
+    return False
+
+
 # ------------------------------------------------------------------------------------------------
 # The math-verify worker
 
@@ -212,13 +239,45 @@ def serve(memory_mb: int = 1024) -> None:  # pragma: no cover - runs in the work
         p = parse("\\boxed{" + pred + "}", parsing_timeout=None)
         return bool(verify(gold_cache[gold], p, timeout_seconds=None))
 
+    def profile(gold: str) -> dict:
+        # What a plain rational number compared with this gold comes to in math-verify (see
+        # gold_profile in the parent); "other" where that needs math-verify itself.
+        from sympy import Basic, FiniteSet, Float, Interval, MatrixBase, Symbol, Tuple
+        from sympy.core.relational import Relational
+
+        if "%" in gold or "percent" in gold:
+            return {"kind": "other"}  # math-verify calls 9% equal to 9
+        if gold not in gold_cache:
+            gold_cache[gold] = parse("\\boxed{" + gold + "}", parsing_timeout=None)
+        found = [g for g in gold_cache[gold] if not isinstance(g, str)]
+        if len(found) != 1 or not isinstance(found[0], Basic) or isinstance(found[0], MatrixBase):
+            return {"kind": "other"}
+        g = found[0]
+        if g.atoms(Float):
+            return {"kind": "other"}  # floats compare rounded to 6 decimals
+        if isinstance(g, (FiniteSet, Tuple)) and len(g) >= 2:
+            return {"kind": "many"}
+        if isinstance(g, Interval):
+            return {"kind": "interval"}
+        if isinstance(g, (Relational, Symbol, FiniteSet, Tuple)) or g.atoms(Relational):
+            return {"kind": "other"}
+        if g.free_symbols:
+            return {"kind": "symbolic"}
+        value = g.evalf(40)
+        if value.is_real and value.is_Number:
+            return {"kind": "constant", "value": str(value)}
+        return {"kind": "other"}
+
     replies.write('{"ready": true}\n')
     for line in sys.stdin:
         try:
             req = json.loads(line)
             try:
                 signal.setitimer(signal.ITIMER_REAL, max(float(req["seconds"]), 0.01))
-                reply = {"r": "equal" if judge(req["gold"], req["pred"]) else "different"}
+                if "profile" in req:
+                    reply = {"r": "profile", **profile(req["profile"])}
+                else:
+                    reply = {"r": "equal" if judge(req["gold"], req["pred"]) else "different"}
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _SoftTimeout:
@@ -324,20 +383,12 @@ class MathJudge:
             self._ready = True
         return ""
 
-    def judge(self, gold: str, pred: str) -> tuple[str, str]:
-        """``("equal" | "different" | "timeout" | "error", why)``."""
-        key = (gold, pred)
-        if key in self._cache:
-            return ("equal" if self._cache[key] else "different"), ""
+    def _ask(self, req: dict) -> tuple[dict | None, str, str]:
+        """``(reply, status, why)``: the worker's reply, or None with ``timeout``/``error``."""
         with self._lock:
             why = self._ensure_ready()
             if why:
-                return "error", why
-            req = {
-                "gold": gold,
-                "pred": pred,
-                "seconds": self.timeout * SOFT_FRACTION,
-            }
+                return None, "error", why
             try:
                 self._proc.stdin.write((json.dumps(req) + "\n").encode())
                 self._proc.stdin.flush()
@@ -349,17 +400,40 @@ class MathJudge:
                 self._discard()
                 self._start()  # the next call finds it (nearly) ready
                 if died:
-                    return "error", "the math-verify worker died"
-                return "timeout", f"math-verify took longer than {self.timeout:g}s (worker killed)"
+                    return None, "error", "the math-verify worker died"
+                why = f"math-verify took longer than {self.timeout:g}s (worker killed)"
+                return None, "timeout", why
+        if reply.get("r") == "timeout":
+            return None, "timeout", f"math-verify took longer than {self.timeout:g}s"
+        if reply.get("r") == "error":
+            return None, "error", str(reply.get("why", "math-verify failed"))
+        return reply, "", ""
+
+    def judge(self, gold: str, pred: str) -> tuple[str, str]:
+        """``("equal" | "different" | "timeout" | "error", why)``."""
+        key = (gold, pred)
+        if key in self._cache:
+            return ("equal" if self._cache[key] else "different"), ""
+        seconds = self.timeout * SOFT_FRACTION
+        reply, status, why = self._ask({"gold": gold, "pred": pred, "seconds": seconds})
+        if reply is None:
+            return status, why
         r = reply.get("r")
         if r in ("equal", "different"):
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = r == "equal"
             return r, ""
-        if r == "timeout":
-            return "timeout", f"math-verify took longer than {self.timeout:g}s"
-        return "error", str(reply.get("why", "math-verify failed"))
+        return "error", f"unexpected reply from the math-verify worker: {str(reply)[:80]}"
+
+    def profile(self, gold: str) -> dict:
+        """How math-verify reads ``gold``, for :func:`differs_by_profile`: ``{"kind": "constant",
+        "value": "0.866..."}``, ``symbolic``, ``many``, ``interval`` or ``other`` (also when the
+        worker fails)."""
+        reply, _, _ = self._ask({"profile": gold, "seconds": self.timeout * SOFT_FRACTION})
+        if reply is None or reply.get("r") != "profile":
+            return {"kind": "other"}
+        return {k: v for k, v in reply.items() if k != "r"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -465,10 +539,13 @@ class MathTask(DatasetTask):
         """math-verify worker processes for :meth:`verify_many` (default: one per CPU)."""
         self._judges: list[MathJudge] = []
         self._cache: dict[tuple[str, str], str] = {}
+        self._profiles: dict[str, dict] = {}  # per gold answer: how math-verify reads it
+        self.calls: Counter = Counter()
+        """Worker calls made by :meth:`verify_many`: ``math-verify`` (pairs) and ``profile`` (golds)."""
 
     def __getstate__(self) -> dict:
         # The worker processes stay with this process; a copy starts its own when it needs them.
-        return {**self.__dict__, "_judges": [], "_cache": {}}
+        return {**self.__dict__, "_judges": [], "_cache": {}, "_profiles": {}, "calls": Counter()}
 
     def _pool(self, n: int) -> list[MathJudge]:
         while len(self._judges) < n:
@@ -479,13 +556,52 @@ class MathTask(DatasetTask):
     def judge(self) -> MathJudge:
         return self._pool(1)[0]
 
+    def start_workers(self) -> str:
+        """Start all :attr:`workers` math-verify processes at once and wait until they are ready
+        (else the first :meth:`verify_many` does); an error message if one cannot start."""
+        judges = self._pool(self.workers)
+        for judge in judges:
+            with judge._lock:
+                if judge._proc is None:
+                    judge._start()
+        whys = []
+        for judge in judges:
+            with judge._lock:
+                whys.append(judge._ensure_ready())
+        return next((w for w in whys if w), "")
+
     def close(self) -> None:
         """Stop the math-verify workers, if any are running."""
         for judge in self._judges:
             judge.close()
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
+        try:
+            answer = read_answer(completion)
+            if isinstance(answer, Verdict):
+                return answer
+            key = (problem.answer, answer)
+            result = self._decide(key, self.judge)
+            if result is not None:
+                return answer_verdict(*key, result)
+        except Exception as exc:  # as verify_math: an error verdict, never a crash
+            return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
         return verify_math(problem, completion, self.judge, self._cache)
+
+    def _decide(self, key: tuple[str, str], judge: MathJudge | None) -> str | None:
+        """The fast path, the cache, then the gold's profile (asked of ``judge`` if not known,
+        and only when the answer is a plain exact number); None: math-verify must judge."""
+        result = self._cache.get(key) or fast_judge(*key)
+        if result is None and (judge is not None or key[0] in self._profiles):
+            number = as_number(normalize_latex(key[1]))
+            if number is not None and not number[1]:
+                if key[0] not in self._profiles:
+                    self._profiles[key[0]] = judge.profile(key[0])
+                if differs_by_profile(self._profiles[key[0]], key[1]):
+                    result = "different"
+        if result is not None:
+            _remember(self._cache, key, result)
+        return result
 
     def verify_many(
         self, items: list[tuple[Problem, str]], workers: int | None = None
@@ -503,13 +619,24 @@ class MathTask(DatasetTask):
             answers.append(answer)
             if isinstance(answer, str):
                 key = (problem.answer, answer)
-                if key not in self._cache and key not in todo:
-                    fast = fast_judge(*key)
-                    if fast is not None:
-                        _remember(self._cache, key, fast)
-                    else:
-                        todo[key] = None
-        judged = self._judge_all(list(todo), workers or self.workers)
+                if key not in todo and self._decide(key, None) is None:
+                    todo[key] = None
+        workers = workers or self.workers
+        # Golds whose profile can settle a plain-number answer: one worker call per gold.
+        golds = {
+            gold: None
+            for gold, answer in todo
+            if gold not in self._profiles
+            and (n := as_number(normalize_latex(answer))) is not None
+            and not n[1]
+        }
+        self._profiles.update(self._run_all(list(golds), workers, MathJudge.profile))
+        todo = {key: None for key in todo if self._decide(key, None) is None}
+        self.calls.update({"profile": len(golds), "math-verify": len(todo)})
+        judged = self._run_all(list(todo), workers, lambda judge, pair: judge.judge(*pair))
+        for pair, (result, _) in judged.items():
+            if result in ("equal", "different"):
+                _remember(self._cache, pair, result)
         out = []
         for (problem, _), answer in zip(items, answers, strict=True):
             if isinstance(answer, Verdict):
@@ -520,27 +647,24 @@ class MathTask(DatasetTask):
             out.append(answer_verdict(problem.answer, answer, result, why))
         return out
 
-    def _judge_all(self, pairs: list[tuple[str, str]], workers: int) -> dict:
-        """math-verify on every pair, each worker process taking the next pair as it finishes."""
-        if not pairs:
+    def _run_all(self, keys: list, workers: int, call) -> dict:
+        """``{key: call(judge, key)}``, each worker process taking the next key as it finishes."""
+        if not keys:
             return {}
-        judges = SimpleQueue()
-        for judge in self._pool(min(workers, len(pairs))):
+        n = min(workers, len(keys))
+        judges: SimpleQueue = SimpleQueue()
+        for judge in self._pool(n):
             judges.put(judge)
 
-        def one(pair: tuple[str, str]) -> tuple[str, str]:
+        def one(key):
             judge = judges.get()
             try:
-                return judge.judge(*pair)
+                return call(judge, key)
             finally:
                 judges.put(judge)
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(pairs))) as pool:
-            results = dict(zip(pairs, pool.map(one, pairs), strict=True))
-        for pair, (result, _) in results.items():
-            if result in ("equal", "different"):
-                _remember(self._cache, pair, result)
-        return results
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return dict(zip(keys, pool.map(one, keys), strict=True))
 
     @classmethod
     def problem_from_record(cls, record: dict[str, Any], index: int) -> Problem:
