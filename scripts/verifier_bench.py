@@ -161,7 +161,7 @@ def bench_math_round(repeats: int) -> dict | None:
     problems = problems_for("math", random.Random(0))
     if problems is None:
         return None
-    rates, startups, verdicts, task = [], [], [], None
+    rates, startups, waits, verdicts, task = [], [], [], [], None
     task = TASKS["math"].verifier()
     items, kinds = math_round(problems, task, random.Random(0))
     for _ in range(repeats):
@@ -172,6 +172,7 @@ def bench_math_round(repeats: int) -> dict | None:
         t0 = time.perf_counter()
         verdicts = task.verify_many(items)
         rates.append(len(items) / (time.perf_counter() - t0))
+        waits.append(task.worker_seconds)
         task.close()
     assert task is not None
     pairs = Counter((p.answer, a) for p, c in items if isinstance(a := read_answer(c), str))
@@ -183,6 +184,8 @@ def bench_math_round(repeats: int) -> dict | None:
         "chains": len(items),
         "workers": task.workers,
         "worker_startup_s": statistics.median(startups),
+        "seconds": len(items) / statistics.median(rates),
+        "waiting_for_workers_s": statistics.median(waits),
         "mix": dict(Counter(kinds)),
         "valid": sum(v.valid for v in verdicts),
         "statuses": dict(Counter(v.status for v in verdicts)),

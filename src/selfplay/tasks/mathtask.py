@@ -542,10 +542,19 @@ class MathTask(DatasetTask):
         self._profiles: dict[str, dict] = {}  # per gold answer: how math-verify reads it
         self.calls: Counter = Counter()
         """Worker calls made by :meth:`verify_many`: ``math-verify`` (pairs) and ``profile`` (golds)."""
+        self.worker_seconds = 0.0
+        """Wall time :meth:`verify_many` spent waiting for the workers."""
 
     def __getstate__(self) -> dict:
         # The worker processes stay with this process; a copy starts its own when it needs them.
-        return {**self.__dict__, "_judges": [], "_cache": {}, "_profiles": {}, "calls": Counter()}
+        return {
+            **self.__dict__,
+            "_judges": [],
+            "_cache": {},
+            "_profiles": {},
+            "calls": Counter(),
+            "worker_seconds": 0.0,
+        }
 
     def _pool(self, n: int) -> list[MathJudge]:
         while len(self._judges) < n:
@@ -663,8 +672,11 @@ class MathTask(DatasetTask):
             finally:
                 judges.put(judge)
 
+        start = time.monotonic()
         with ThreadPoolExecutor(max_workers=n) as pool:
-            return dict(zip(keys, pool.map(one, keys), strict=True))
+            out = dict(zip(keys, pool.map(one, keys), strict=True))
+        self.worker_seconds += time.monotonic() - start
+        return out
 
     @classmethod
     def problem_from_record(cls, record: dict[str, Any], index: int) -> Problem:
