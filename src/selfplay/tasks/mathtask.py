@@ -9,9 +9,17 @@ The prompt is ``f"Problem: {problem}\\nSolution: "``; the gold chain is the data
 solution, which ends in its boxed answer.
 
 The verdict reads the last complete ``\\boxed{...}`` (braces balanced) of the completion and asks
-math-verify whether it equals the gold answer (``\\frac34``, ``0.75`` and ``3/4`` all do; so do
-``\\{1,2\\}`` and ``\\{2,1\\}``). There is one step, the final answer, ``ok`` iff it matches, so
-:attr:`Verdict.valid` means "correct" here: the reasoning itself is not checked.
+whether it equals the gold answer as math-verify would (``\\frac34``, ``0.75`` and ``3/4`` all do;
+so do ``\\{1,2\\}`` and ``\\{2,1\\}``). There is one step, the final answer, ``ok`` iff it
+matches, so :attr:`Verdict.valid` means "correct" here: the reasoning itself is not checked.
+
+Most answers of a round never reach math-verify: :func:`fast_judge` decides answers that are the
+gold's text after normalisation or the same number, and two plain numbers that differ; a plain
+number against a gold that is not one is settled by the gold's profile (one math-verify call per
+gold, :func:`differs_by_profile`); every judgement is cached per (gold, answer) pair. Both paths
+are held against math-verify in the tests: they never say "correct" where it says wrong, nor
+"different" where it says equal. :meth:`MathTask.verify_many` sends what is left to one worker
+process per CPU.
 
 math-verify bounds its own time with ``signal.alarm``, which works only in the main thread and
 cannot stop a long computation inside C code. Here it runs in a small persistent worker process
@@ -619,6 +627,7 @@ class MathTask(DatasetTask):
         the cache answer what they can; the distinct (gold, answer) pairs left go to math-verify,
         spread over ``workers`` worker processes (default :attr:`workers`)."""
         answers: list[str | Verdict] = []
+        results: dict[tuple[str, str], tuple[str, str]] = {}  # (gold, answer) -> (result, why)
         todo: dict[tuple[str, str], None] = {}
         for problem, completion in items:
             try:
@@ -628,8 +637,12 @@ class MathTask(DatasetTask):
             answers.append(answer)
             if isinstance(answer, str):
                 key = (problem.answer, answer)
-                if key not in todo and self._decide(key, None) is None:
-                    todo[key] = None
+                if key not in results and key not in todo:
+                    decided = self._decide(key, None)
+                    if decided is None:
+                        todo[key] = None
+                    else:
+                        results[key] = (decided, "")
         workers = workers or self.workers
         # Golds whose profile can settle a plain-number answer: one worker call per gold.
         golds = {
@@ -640,20 +653,27 @@ class MathTask(DatasetTask):
             and not n[1]
         }
         self._profiles.update(self._run_all(list(golds), workers, MathJudge.profile))
-        todo = {key: None for key in todo if self._decide(key, None) is None}
-        self.calls.update({"profile": len(golds), "math-verify": len(todo)})
-        judged = self._run_all(list(todo), workers, lambda judge, pair: judge.judge(*pair))
+        left = []
+        for key in todo:
+            decided = self._decide(key, None)
+            if decided is None:
+                left.append(key)
+            else:
+                results[key] = (decided, "")
+        self.calls.update({"profile": len(golds), "math-verify": len(left)})
+        judged = self._run_all(left, workers, lambda judge, pair: judge.judge(*pair))
         for pair, (result, _) in judged.items():
             if result in ("equal", "different"):
                 _remember(self._cache, pair, result)
+        results.update(judged)
         out = []
         for (problem, _), answer in zip(items, answers, strict=True):
             if isinstance(answer, Verdict):
                 out.append(answer)
-                continue
-            key = (problem.answer, answer)
-            result, why = judged.get(key) or (self._cache.get(key, "error"), "")
-            out.append(answer_verdict(problem.answer, answer, result, why))
+            else:
+                out.append(
+                    answer_verdict(problem.answer, answer, *results[(problem.answer, answer)])
+                )
         return out
 
     def _run_all(self, keys: list, workers: int, call) -> dict:
