@@ -9,7 +9,7 @@ import pytest
 
 from selfplay.config import FilterConfig
 from selfplay.evaluation import majority_answer, pass_at_k
-from selfplay.filters import filter_samples, normalize_chain, verification_reason
+from selfplay.filters import filter_samples, normalize_chain, reason_kind, verification_reason
 from selfplay.tasks.arith import ArithTask, verify_arith
 
 TASK = ArithTask(["add", "mul"])
@@ -197,6 +197,64 @@ def test_verification_reason_direct():
     assert verification_reason(sample(P, GOLD_P), True) is None
 
 
+def gsm8k_sample(text: str) -> dict:
+    from selfplay.tasks.gsm8k import GSM8KTask, verify_gsm8k
+
+    problem = GSM8KTask.problem_from_record({"question": "How many jars?", "answer": "#### 72"}, 0)
+    v = verify_gsm8k(problem, text)
+    return {
+        "problem_id": problem.id,
+        "text": text,
+        "status": v.status,
+        "why": v.why,
+        "answer": v.answer,
+        "valid": v.valid,
+        "first_bad_step": v.first_bad_step,
+        "steps": [asdict(s) for s in v.steps],
+    }
+
+
+@pytest.mark.parametrize(
+    "text, default, checked_only",
+    [
+        ("48/2 = 24 jars.\n48 + 24 = 72 jars.\n#### 72", "kept", "kept"),
+        ("48/2 = <<48/2=24>>24 jars.\n48+24 = <<48+24=72>>72 jars.\n#### 72", "kept", "kept"),
+        (
+            "She fills jars all day.\n48 + 24 = 72 jars.\n#### 72",
+            "kept",
+            "unchecked step 1: no claim the verifier could check",
+        ),
+        (
+            "48/2 = 25 jars.\n48 + 24 = 72 jars.\n#### 72",
+            "invalid step 1: wrong arithmetic: (48/2) is 24, not 25",
+            "invalid step 1: wrong arithmetic: (48/2) is 24, not 25",
+        ),
+        ("#### 72", "no chain: answer only", "no chain: answer only"),
+        ("#### 71", "wrong: wrong answer", "wrong: wrong answer"),
+    ],
+)
+def test_require_checked_steps(text, default, checked_only):
+    for cfg, want in [
+        (FilterConfig(max_per_problem=0), default),
+        (FilterConfig(max_per_problem=0, require_checked_steps=True), checked_only),
+    ]:
+        s = gsm8k_sample(text)
+        filter_samples([s], cfg)
+        assert s["filter_reason"] == want, (cfg, s["steps"])
+        assert s["kept"] == (want == "kept")
+
+
+def test_require_checked_steps_without_valid_steps():
+    # Only "unchecked" steps are refused; a wrong one passes when steps need not check out.
+    s = gsm8k_sample("48/2 = 25 jars.\n48 + 24 = 72 jars.\n#### 72")
+    assert verification_reason(s, False, require_checked_steps=True) is None
+    s = gsm8k_sample("Half as many.\n#### 72")
+    assert verification_reason(s, False, True) == (
+        "unchecked step 1: no claim the verifier could check"
+    )
+    assert reason_kind("unchecked step 3: no claim the verifier could check") == "unchecked step"
+
+
 # ------------------------------------------------------------------------------------------------
 # pass@k and maj@k
 
@@ -283,3 +341,11 @@ def test_pass_at_k_needs_k_samples(n, k):
 )
 def test_majority_answer(answers, want):
     assert majority_answer(answers) == want
+
+
+def test_require_checked_steps_in_config():
+    from selfplay.config import config_from_dict
+
+    assert config_from_dict({}).filters.require_checked_steps is False
+    cfg = config_from_dict({"filters": {"require_checked_steps": True}})
+    assert cfg.filters.require_checked_steps is True

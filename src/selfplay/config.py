@@ -186,6 +186,10 @@ class FilterConfig:
     """Keep only samples the verifier accepts. ``false`` keeps everything (model-collapse control)."""
     require_valid_steps: bool = True
     """With ``verified``: also require every step to check out, not only the final answer."""
+    require_checked_steps: bool = False
+    """With ``verified``: also require every step to hold a claim the verifier checked. A gsm8k
+    line that writes no arithmetic is ``unchecked`` (it counts as ok otherwise); this drops the
+    chains that have one."""
     dedup: bool = True
     """Drop a chain identical to one already kept for the same problem."""
     max_per_problem: int = 2

@@ -3,7 +3,7 @@
 Each sample is a dict with at least ``problem_id``, ``text``, ``status``, ``valid`` and
 ``first_bad_step``/``steps``. ``filter_samples`` sets ``kept`` and ``filter_reason`` on every sample;
 a rejected sample keeps its reason (``wrong answer``, ``invalid step 2: dropped carry``,
-``duplicate``, ``over per-problem cap``).
+``unchecked step 1: no claim the verifier could check``, ``duplicate``, ``over per-problem cap``).
 """
 
 from __future__ import annotations
@@ -18,17 +18,25 @@ def normalize_chain(text: str) -> str:
     return "".join(text.split())
 
 
-def verification_reason(sample: dict, require_valid_steps: bool) -> str | None:
+UNCHECKED = "unchecked"
+"""The ``why`` of a step that is ok only because it holds nothing the verifier can check."""
+
+
+def verification_reason(
+    sample: dict, require_valid_steps: bool, require_checked_steps: bool = False
+) -> str | None:
     """Why the verifier rejects a sample, or None if it passes."""
     if sample["status"] != "correct":
         return f"{sample['status']}: {sample.get('why') or 'rejected'}"
-    if require_valid_steps:
+    if require_valid_steps or require_checked_steps:
         steps = sample.get("steps") or []
         if not steps:
             return "no chain: answer only"
         for i, step in enumerate(steps):
-            if not step["ok"]:
+            if require_valid_steps and not step["ok"]:
                 return f"invalid step {i + 1}: {step['why']}"
+            if require_checked_steps and step["ok"] and step["why"] == UNCHECKED:
+                return f"unchecked step {i + 1}: no claim the verifier could check"
     return None
 
 
@@ -61,7 +69,11 @@ def filter_samples(samples: list[dict], cfg: FilterConfig) -> list[dict]:
     kept = []
     winners = majority_answers(samples, cfg.majority_min_votes) if cfg.majority else {}
     for s in samples:
-        reason = verification_reason(s, cfg.require_valid_steps) if cfg.verified else None
+        reason = (
+            verification_reason(s, cfg.require_valid_steps, cfg.require_checked_steps)
+            if cfg.verified
+            else None
+        )
         if reason is None and cfg.majority:
             win = winners[s["problem_id"]]
             if win is None:
@@ -107,6 +119,8 @@ def reason_kind(filter_reason: str) -> str:
     head, _, rest = filter_reason.partition(": ")
     if head.startswith("invalid step"):
         return "invalid step: " + rest.split(":")[0]
+    if head.startswith("unchecked step"):
+        return "unchecked step"
     if head in ("wrong", "unparseable", "timeout", "error"):
         return head if head != "wrong" else "wrong answer"
     return filter_reason

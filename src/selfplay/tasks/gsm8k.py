@@ -1,4 +1,4 @@
-"""``gsm8k``: grade-school word problems, with every calculator annotation of the chain checked.
+"""``gsm8k``: grade-school word problems, with every arithmetic claim of the chain checked.
 
 Prompt and completion (the GSM8K solution format)::
 
@@ -15,15 +15,27 @@ The final answer is the number after the first ``####``; without one, the number
 ``\\boxed{}``; without that, the last number in the text. It is compared to the gold answer as an
 exact number: ``1,000``, ``$1000``, ``1000.0`` and ``2000/2`` are all 1000.
 
-Steps are the lines before the final answer. A line's ``<<expression=value>>`` annotations are
-checked by a small exact evaluator (``+ - * / //``, parentheses, decimals, unary minus and postfix
-``%`` meaning "per cent"; no ``eval``): the value must be the expression's exact value, or that
-value rounded to the decimals shown (``<<10/3=3.33>>``); a number written right after the
-annotation must be the same value. This is the check the RFT paper (Yuan et al., 2023) applies to
-sampled GSM8K chains. A line without an annotation carries no checkable claim: it is a step marked
-ok with ``why="unchecked"``, so :attr:`Verdict.valid` means "right answer and no calculation is
-wrong". Text on lines after the ``#### N`` line is one bad step ("text after the final answer"),
-so a chain that runs on into another question is not kept as training data. An answer-only
+Steps are the lines before the final answer. Two kinds of claim on a line are recomputed by a
+small exact evaluator (``+ - * / //``, parentheses, decimals, unary minus and postfix ``%``
+meaning "per cent"; no ``eval``):
+
+- ``<<expression=value>>`` calculator annotations: the value must be the expression's exact
+  value, or that value rounded to the decimals shown (``<<10/3=3.33>>``); a number written right
+  after the annotation must be the same value (the check the RFT paper, Yuan et al. 2023, applies
+  to sampled GSM8K chains).
+- arithmetic written in prose (:func:`prose_claims`): ``48/2 = 24``, ``5 + 3 + 2 = 10``, ``4 x 5
+  = 20``, ``4 times 5 is 20``, ``half of 48 is 24``, ``20% of $1,200 = $240``, ``3/4 of 12 =
+  9``, with units after numbers (``40 cupcakes - 18 = 22``) and running totals (``4 + 5 = 9 + 1
+  = 10``). The reader is conservative: text it cannot read for sure (algebra such as ``2x + 3 =
+  11``, ``2(50+100)``, clock times, sums across units) is not a claim, so it costs a check, never
+  a false rejection. The prose an annotation renders (``48/2 = <<48/2=24>>``) is left to the
+  annotation.
+
+A wrong claim makes its line a bad step, so the chain is not :attr:`Verdict.valid` whatever its
+final answer (the status still follows the answer). A line with neither kind of claim is a step
+marked ok with ``why="unchecked"``; ``filters.require_checked_steps`` drops chains that have one.
+Text on lines after the ``#### N`` line is one bad step ("text after the final answer"), so a
+chain that runs on into another question is not kept as training data. An answer-only
 completion (``#### 72``) has no steps.
 
 Difficulty is the number of calculator annotations in the gold solution (its steps), 1-8.
@@ -32,6 +44,7 @@ Difficulty is the number of calculator annotations in the gold solution (its ste
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -241,6 +254,322 @@ class _Parser:
 
 
 # ------------------------------------------------------------------------------------------------
+# Arithmetic written in prose
+
+_PROSE_TOKEN_RE = re.compile(
+    r"(?P<ann>\x00)"
+    # 1 1/2, 1 and 1/3, $3 and $1/3: one number
+    r"|(?P<mixed>(?<![\w.,:/])\$?(?P<whole>\d+)(?:\s+and\s+\$?|\s+)(?P<mn>\d+)/(?P<md>\d+)(?![\w/.,:]))"
+    # 3/4, 12/60 written tight: one quotient, so that 28 / 1/5 is 28 divided by a fifth
+    r"|(?P<frac>(?<![\w.,:/])\$?(?P<fn>\d+(?:\.\d+)?)/(?P<fd>\d+(?:\.\d+)?)(?![\w/.,:]))"
+    r"|(?P<num>(?:(?<![\w.,:])|(?<=\d[xX]))\$?(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.\d+)?|(?<![\w.,:])\.\d+)"
+    r"(?P<colon>:\d|\.\.)?(?P<pct>\s?%)?(?P<alpha>(?![xX]\s*[\d$.(])[A-Za-z]+)?"
+    r"|(?P<op>[-+*/\u00d7\u00f7\u2212\u2013]|[xX](?=\s*[\d$.(]))"
+    r"|(?P<eq>=)"
+    r"|(?P<paren>[()])"
+    r"|(?P<word>[A-Za-z]+(?:'[A-Za-z]+)?)"
+    r"|(?P<other>\S)",
+    re.ASCII,
+)
+_ANNOTATION_SPAN_RE = re.compile(r"\$?[ \t]*<<[^<>\n]*>>")
+_LEAD_RE = re.compile(r"\(?\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?\))?|\.\d+", re.ASCII)
+_PLAIN_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+", re.ASCII)
+_DIVIDED_FRACTION_RE = re.compile(r"/(\d+(?:\.\d+)?)/(\d+(?:\.\d+)?)(?![\d.])", re.ASCII)
+_OPS = {"\u00d7": "*", "x": "*", "X": "*", "\u00f7": "/", "\u2212": "-", "\u2013": "-"}
+_WORD_OPS = {"times": "*", "plus": "+", "minus": "-"}
+_BY_OPS = {"multiplied": "*", "divided": "/"}
+_WORD_FRACTIONS = {"half": "(1/2)", "third": "(1/3)", "quarter": "(1/4)", "fourth": "(1/4)"}
+_NUMBER_UNITS = frozenset(
+    [
+        "kg",
+        "km",
+        "cm",
+        "mm",
+        "ft",
+        "lb",
+        "lbs",
+        "oz",
+        "mph",
+        "hr",
+        "hrs",
+        "min",
+        "mins",
+        "ml",
+        "mi",
+        "yd",
+        "gal",
+        "sec",
+        "secs",
+    ]
+)
+_CENTS = frozenset(("cent", "cents"))
+MAX_UNIT_WORDS = 2
+"""Words a number may carry before the next operator (``40 cupcakes - 18``, ``$10 per hour x``)."""
+
+Token = tuple[str, str, bool]
+
+
+def _starts_number(m: re.Match | None) -> bool:
+    """Whether a token starts a number (``times`` before one is a product, ``12 times.`` not)."""
+    return m is not None and (
+        m.group("num") is not None
+        or m.group("frac") is not None
+        or m.group("mixed") is not None
+        or m.group() == "("
+    )
+
+
+def _prose_tokens(text: str) -> list[Token]:
+    """``(kind, calculator text, attached)`` per token. Kinds: ``num`` (``1200``, ``20%``,
+    ``(3/4)``), ``op``, ``eq`` (``=``, ``is``), ``(``, ``)``, ``of``, ``unit`` (a word a number
+    may carry), ``ann`` (a calculator annotation), ``var`` (a letter or a number glued to one:
+    ``x``, ``2x``, ``3rd``, ``09:30``, ``8.33...``: algebra, or not an exact quantity), ``brk``
+    (punctuation and the
+    like). ``attached``: an operator written right against the number after it (``-5``)."""
+    out: list[Token] = []
+    raw = list(_PROSE_TOKEN_RE.finditer(text))
+    i = 0
+    while i < len(raw):
+        m, kind = raw[i], raw[i].lastgroup
+        nxt = raw[i + 1] if i + 1 < len(raw) else None
+        after = nxt.group().lower() if nxt is not None else ""
+        word = m.group().lower() if kind == "word" else ""
+        if m.group("mixed") is not None:
+            whole, num, den = m.group("whole", "mn", "md")
+            out.append(("num", f"({whole}+{num}/{den})", False))
+        elif m.group("frac") is not None:
+            out.append(("num", f"({m.group('fn')}/{m.group('fd')})", False))
+        elif m.group("num") is not None:
+            digits = m.group("num").replace("$", "").replace(",", "")
+            pct = m.group("pct") is not None
+            if after == "percent":
+                pct, i = True, i + 1
+            alpha = m.group("alpha")
+            glued = alpha is not None and alpha not in _NUMBER_UNITS
+            leading_zero = digits.isdigit() and len(digits) > 1 and digits[0] == "0"
+            clock = m.group("colon") is not None or leading_zero  # 6:00, 0930
+            if glued or clock:
+                out.append(("var", m.group(), False))
+            else:
+                out.append(("num", digits + ("%" if pct else ""), False))
+                if alpha is not None:
+                    out.append(("unit", alpha, False))
+        elif kind == "op":
+            op = _OPS.get(m.group(), m.group())
+            glued = i > 0 and raw[i - 1].lastgroup == "word" and raw[i - 1].end() == m.start()
+            if op == "/" and glued:
+                out.append(("var", "/", False))  # "5 minutes/100 meters": a rate, not a quotient
+            elif op == "/" and nxt is not None and nxt.lastgroup == "word":
+                single = len(after) == 1 and after not in ("a", "i")
+                out.append(("var", "/" + after, False) if single else ("unit", "per", False))
+            else:
+                attached = nxt is not None and nxt.start() == m.end() and nxt.lastgroup == "num"
+                out.append(("op", op, attached))
+        elif kind in ("eq", "ann"):
+            out.append((kind, m.group(), False))
+        elif kind == "paren":
+            out.append((m.group(), m.group(), False))
+        elif word in _WORD_OPS and _starts_number(nxt):
+            out.append(("op", _WORD_OPS[word], False))
+        elif word in _BY_OPS and after == "by":
+            out.append(("op", _BY_OPS[word], False))
+            i += 1
+        elif word in _WORD_FRACTIONS and after == "of":
+            out.append(("num", _WORD_FRACTIONS[word], False))
+            out.append(("of", "*", False))
+            i += 1
+        elif word == "of":
+            out.append(("of", "*", False))
+        elif word in ("is", "equals"):
+            out.append(("eq", "is" if word == "is" else "=", False))
+        elif kind == "word":
+            single = len(word) == 1 and word not in ("a", "i")
+            out.append(("var" if single else "unit", word, False))
+        else:  # a digit the number pattern refused (``:2`` in ``Day 4:2(50+100)``) is no quantity
+            out.append(("var" if m.group().isalnum() else "brk", m.group(), False))
+        i += 1
+    return out
+
+
+class _Claims:
+    """Reads the claims ``side = side [= side ...]`` out of a line's tokens.
+
+    Conservative by design: a claim whose first side may be the tail of a longer expression
+    (it follows a variable, an operator with nothing before it, ``2(``, two numbers in a row) has
+    that side dropped, and one whose last side may go on (``= 18 000``, ``= 24/Y``) has the last
+    side dropped, so that a misread costs a check, never a false rejection."""
+
+    def __init__(self) -> None:
+        self.claims: list[tuple[list[str], bool]] = []
+        self.taint = False  # what comes next may continue an expression this reader did not read
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sides: list[list[str]] = []
+        self.kinds: list[str] = []  # "=" or "is" before each side after the first
+        self.side: list[str] = []
+        self.plain: list[bool] = []  # per side: a bare quantity (no operator, or one with units)
+        self.units_of: set[str] = set()  # the unit words of the side in progress
+        self.hundred = False  # a per cent sign or cents in the claim: x100 is the same claim
+        self.mixed = False  # "4 pounds - 6 ounces": a sum across units hides a conversion
+        self.last: str | None = None  # None (expecting a start), num, op, (, )
+        self.units = 0
+        self.depth = 0
+        self.scaled = False  # the last factor is a fraction or a percent: "of" means "times"
+        self.tainted = False  # this run's first side may be a tail
+        self.wrapped = 0  # brackets opened around the claim, not inside it
+
+    def _start(self) -> None:
+        if not self.side and not self.sides:
+            self.tainted, self.taint = self.taint, False
+
+    def _close_side(self) -> None:
+        self.sides.append(self.side)
+        self.plain.append(not _has_op(self.side) or (len(self.side) == 1 and self.units > 0))
+        if len(self.units_of) > 1 and any(t in ("+", "-") for t in self.side):
+            self.mixed = True
+        self.side, self.units_of = [], set()
+
+    def flush(self, drop_last: bool = False) -> None:
+        if self.side and self.last in ("num", ")") and self.depth == 0:
+            self._close_side()
+        sides, plain, kinds = self.sides, self.plain, self.kinds
+        if drop_last:
+            sides, plain = sides[:-1], plain[:-1]
+        if self.tainted:
+            sides, plain, kinds = sides[1:], plain[1:], kinds[1:]
+        for k in range(len(sides) - 1):
+            # "2 hours = 120 minutes": two bare quantities are a conversion, not arithmetic;
+            # "a times b is c": "is" joins an expression to a plain number only.
+            if (plain[k] and plain[k + 1]) or (
+                kinds[k] == "is" and (plain[k] or len(sides[k + 1]) != 1)
+            ):
+                sides = sides[: k + 1]
+                break
+        # "2 dozen = 2 x 12 = 24": a bare quantity first is a label or a unit, not a claim.
+        if sides and plain[0]:
+            sides = sides[1:]
+        if len(sides) >= 2 and not self.mixed:
+            self.claims.append((["".join(s) for s in sides], self.hundred))
+        self._reset()
+
+    def dirty(self) -> None:
+        """What follows cannot be read: the side in progress may go on, the next may be a tail."""
+        self.flush(drop_last=True)
+        self.taint = True
+
+    def feed(self, kind: str, text: str, attached: bool) -> None:
+        last = self.last
+        if kind == "num":
+            if last in ("num", ")"):
+                if self.units:
+                    self.flush()  # "24 jars in 3 boxes": a new start
+                else:
+                    self.dirty()  # "18 000", "1 2": one number this reader cannot split
+            self._start()
+            self.side.append(text)
+            self.last, self.units = "num", 0
+            self.scaled = text.endswith("%") or text.startswith("(")
+            self.hundred = self.hundred or text.endswith("%")
+        elif kind == "unit":
+            if last in ("num", ")") and self.units < MAX_UNIT_WORDS:
+                self.units += 1
+                self.scaled = False
+                if self.units == 1:
+                    self.units_of.add(text.lower().rstrip("s"))
+                    self.hundred = self.hundred or text.lower() in _CENTS
+            elif self.side or self.sides:
+                self.flush()
+            else:
+                self.taint = False  # words between claims
+        elif kind == "of":
+            if last == "num" and self.scaled and not self.units:
+                self.side.append("*")
+                self.last = "op"
+            elif last in ("num", ")") and self.units < MAX_UNIT_WORDS:
+                self.units += 1  # "5 packs of 12": not a product this reader trusts
+            elif self.side or self.sides:
+                self.flush()
+            else:
+                self.taint = False
+        elif kind == "op":
+            if last in ("num", ")"):
+                self.side.append(text)
+                self.last = "op"
+            elif text == "-" and attached and last in (None, "op", "("):
+                self._start()
+                self.side.append("-")  # a sign: "= -5", "3 * -2"
+                self.last = "op"
+            else:
+                self.dirty()  # "M + 4": an operand this reader did not see
+        elif kind == "eq":
+            if self.depth and not self.sides:
+                # "(5 + 3 = 8)": a bracket around a claim, not inside it
+                while self.depth and self.side and self.side[0] == "(":
+                    self.side.pop(0)
+                    self.depth -= 1
+                    self.wrapped += 1
+            if last in ("num", ")") and self.depth == 0:
+                if text == "is" and not _has_op(self.side):
+                    self.flush()
+                    return
+                self._close_side()
+                self.kinds.append(text)
+                self.last, self.units = None, 0
+            else:
+                self.flush()
+        elif kind == "(":
+            if last in ("num", ")"):
+                self.dirty()  # "2(50 + 100)": a product this reader does not read
+            self._start()
+            self.side.append("(")
+            self.depth += 1
+            self.last = "("
+        elif kind == ")":
+            if self.depth and last in ("num", ")"):
+                self.side.append(")")
+                self.depth -= 1
+                self.last = ")"
+            elif self.wrapped and last in ("num", ")"):
+                self.flush()  # the end of "(5 + 3 = 8)"
+            else:
+                self.dirty()
+        elif kind == "ann":
+            if last is None and self.sides:
+                self._reset()  # "48/2 = <<48/2=24>>": the prose of an annotation, checked there
+            else:
+                self.flush()
+            self.taint = False
+        elif kind == "var" or last == "op":
+            self.dirty()  # "3x", or an expression cut short: "0.8 + . 84"
+        else:
+            self.flush()
+            self.taint = False
+
+
+def _has_op(side: list[str]) -> bool:
+    return any(t in ("+", "-", "*", "/") or (len(t) > 1 and t[0] == "(") for t in side)
+
+
+def prose_claims(text: str) -> list[tuple[list[str], bool]]:
+    """The arithmetic claims a line writes, each as the calculator expressions of its sides.
+
+    ``"She sold 48/2 = 24 jars, so 20% of $1,200 is $240"`` ->
+    ``[(["(48/2)", "24"], False), (["20%*1200", "240"], True)]``; the flag: a per cent sign or
+    cents in the claim, so that a factor of 100 is the same claim. Numbers may carry units (``40 cupcakes - 18 =
+    22``); ``x``, ``×``, ``times``, ``multiplied by`` are products, ``half of``/``3/4 of``/``20%
+    of`` too; ``is`` joins an expression to a plain number; ``1 1/2`` is one number. Calculator
+    annotations (``<<...>>``, as ``\\x00``) end a claim, and a claim that runs into one
+    (``48/2 = <<...``) is the annotation's own prose, left to the annotation's check.
+    """
+    reader = _Claims()
+    for kind, tok, attached in _prose_tokens(text):
+        reader.feed(kind, tok, attached)
+    reader.flush()
+    return reader.claims
+
+
+# ------------------------------------------------------------------------------------------------
 # Verifier
 
 
@@ -270,20 +599,83 @@ def _check_annotation(content: str, after: str) -> str:
     return ""
 
 
+def _agrees(exact: Fraction, shown: Fraction, shown_text: str, hundred: bool) -> bool:
+    """Whether the prose value ``shown_text`` (= ``shown``) is the exact value ``exact``.
+
+    A plain number may be rounded or truncated to the decimals it shows (``1/7 = 0.143``,
+    ``1/7 = 0.142``, not ``0.15``), or a fraction above 1 given as a whole number either side
+    (``100/3 = 33``, ``100/30 = 4`` buses); an exact integer never (``48/2 = 25``); with ``hundred`` (a per cent
+    sign or cents in the claim), a factor of 100 either way is the same claim (``3/5 * 100 =
+    60%``, ``$1 / 2 = 50 cents``)."""
+    candidates = (exact, exact * 100, exact / 100) if hundred else (exact,)
+    plain = _PLAIN_RE.fullmatch(shown_text) is not None
+    decimals = len(shown_text.split(".")[1]) if plain and "." in shown_text else 0
+    for c in candidates:
+        if c == shown:
+            return True
+        if not plain or c.denominator == 1 and not decimals:
+            continue
+        off = abs(c - shown) * 10**decimals
+        if decimals and (off * 2 <= 1 or (off < 1 and abs(shown) < abs(c))):
+            return True  # rounded, or truncated, to the decimals shown
+        if not decimals and off < 1 and abs(c) >= 1:
+            return True  # a whole number either side: 100/3 = 33, 100/30 = 4 buses
+    return False
+
+
+def _readings(side: str) -> list[str]:
+    """The side as written, and with ``a / b/c`` read as ``a / (b/c)`` (``14 / 1/4 = 56``)."""
+    other = _DIVIDED_FRACTION_RE.sub(r"/(\1/\2)", side)
+    return [side] if other == side else [side, other]
+
+
+def check_claim(sides: list[str], hundred: bool = False) -> str | None:
+    """Why the prose claim ``sides[0] = sides[1] = ...`` is wrong; '' if right; None if a side
+    cannot be evaluated (the claim then counts as not checked).
+
+    A running total (``4 + 5 = 9 + 1 = 10``) is read as people mean it: ``4 + 5 = 9`` and
+    ``9 + 1 = 10``."""
+    try:
+        values = [[evaluate(r) for r in _readings(side)] for side in sides]
+    except CalcError:
+        return None
+    for k in range(len(sides) - 1):
+        nxt = sides[k + 1]
+        if any(_agrees(a, b, nxt, hundred) for a in values[k] for b in values[k + 1]):
+            continue
+        lead = _LEAD_RE.match(nxt)
+        if lead and lead.end() < len(nxt):
+            try:
+                first = evaluate(lead.group())
+            except CalcError:
+                first = None
+            if first is not None and any(
+                _agrees(a, first, lead.group(), hundred) for a in values[k]
+            ):
+                continue
+        return f"wrong arithmetic: {sides[k]} is {_describe(values[k][0])}, not {nxt}"
+    return ""
+
+
 def check_line(line: str) -> StepMark:
-    """One line of reasoning as a step: bad if any of its calculator annotations is."""
+    """One line of reasoning as a step: bad if any calculator annotation is, or any arithmetic
+    the prose writes (:func:`prose_claims`); checked if it holds at least one of either, else
+    ``unchecked``."""
     found = list(_ANNOTATION_RE.finditer(line))
-    if not found:
-        if "<<" in line:
-            return StepMark(line, False, "unclosed calculation: '<<' without '>>'")
-        return StepMark(line, True, "unchecked")
+    if "<<" in line and line.count("<<") != len(found):
+        return StepMark(line, False, "unclosed calculation: '<<' without '>>'")
     for m in found:
         why = _check_annotation(m.group(1), line[m.end() : m.end() + 40])
         if why:
             return StepMark(line, False, why)
-    if line.count("<<") != len(found):
-        return StepMark(line, False, "unclosed calculation: '<<' without '>>'")
-    return StepMark(line, True, "")
+    checked = bool(found)
+    prose = _ANNOTATION_SPAN_RE.sub("\x00", line.replace("\x00", " "))
+    for sides, hundred in prose_claims(prose):
+        why = check_claim(sides, hundred)
+        if why:
+            return StepMark(line, False, why)
+        checked = checked or why == ""
+    return StepMark(line, True, "" if checked else "unchecked")
 
 
 def extract_answer(text: str) -> tuple[str | None, Fraction | None, int, int]:
@@ -451,6 +843,107 @@ def audit_gold(records: Iterable[dict[str, Any]]) -> dict[str, Counter]:
             except ValueError:
                 continue
             text = gold[: last.start()] + f"<<{expr}={bumped}>>" + gold[last.end() :]
-            caught = rejection_reason(verify_gsm8k(p, text)) == "wrong calculation"
+            marks = verify_gsm8k(p, text).steps
+            caught = any(m.why.startswith("wrong calculation") for m in marks)
             mutated["calculation " + ("caught" if caught else "missed")] += 1
     return {"chains": chains, "steps": steps, "mutated": mutated}
+
+
+def _slip(shown: str, rng: random.Random) -> str:
+    """``shown`` with one digit changed to another (``24`` -> ``26``, never a leading zero)."""
+    places = [i for i, c in enumerate(shown) if c.isdigit()]
+    while True:
+        i = rng.choice(places)
+        lead = i == next(k for k, c in enumerate(shown) if c.isdigit()) and len(places) > 1
+        digit = rng.choice([d for d in "0123456789" if d != shown[i] and not (lead and d == "0")])
+        out = shown[:i] + digit + shown[i + 1 :]
+        if _to_fraction(out.replace(",", "")) != _to_fraction(shown.replace(",", "")):
+            return out
+
+
+def corrupt_chain(gold: str, rng: random.Random, style: str) -> tuple[str, str] | None:
+    """A gold chain with one written result wrong, and the line it is on; None if the chain has
+    no annotation followed by its result.
+
+    One annotation followed by its result (``48/2 = <<48/2=24>>24 jars``) is drawn; its result
+    gets a one-digit slip. ``annotated``: in the annotation and after it alike
+    (``<<48/2=26>>26``), as a model that writes the format and slips would. ``prose``: every
+    annotation is removed first (``48/2 = 26 jars``), the style of an instruct model.
+    """
+    spots = []
+    for m in _ANNOTATION_RE.finditer(gold):
+        after = _AFTER_RE.match(gold, m.end())
+        if m.group(1).count("=") == 1 and after is not None and not after.group(1).startswith("-"):
+            spots.append((m, after))
+    if not spots:
+        return None
+    m, after = rng.choice(spots)
+    shown = after.group(1)
+    wrong = _slip(shown, rng)
+    expr = m.group(1).split("=")[0]
+    pieces = [
+        gold[: m.start()],
+        f"<<{expr}={wrong.replace(',', '')}>>",
+        gold[m.end() : after.start(1)],
+    ]
+    text = "".join(pieces) + wrong + gold[after.end(1) :]
+    if style == "prose":
+        text = _ANNOTATION_RE.sub("", text)
+    elif style != "annotated":
+        raise ValueError(f"style must be 'annotated' or 'prose', not {style!r}")
+    line_start = gold.rfind("\n", 0, m.start()) + 1
+    line_end = gold.find("\n", m.end())
+    line = gold[line_start : len(gold) if line_end < 0 else line_end]
+    return text, _ANNOTATION_RE.sub("", line) if style == "prose" else line
+
+
+def audit_corrupted(records: Iterable[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """The verifier's false-accept rate on gold chains with one written result wrong.
+
+    Per style (``annotated``, ``prose``; see :func:`corrupt_chain`): how many corrupted chains
+    are still ``valid`` (right final answer, every step ok) out of how many, and how the line
+    with the slip was judged in the uncorrupted chain of that style (``checked`` or
+    ``unchecked``), since a slip on a line that writes no arithmetic cannot be seen. Also the
+    uncorrupted chains of each style that are valid (gold in prose: annotations removed).
+    Deterministic: record ``i`` draws from ``random.Random(f"{seed}-{i}")``.
+    """
+    out: dict[str, Any] = {}
+    for style in ("annotated", "prose"):
+        gold_valid = chains = accepted = 0
+        by_line = {"checked": [0, 0], "unchecked": [0, 0]}  # [corrupted, still valid]
+        examples: list[str] = []
+        for i, rec in enumerate(records):
+            p = GSM8KTask.problem_from_record(rec, i)
+            gold = p.meta["gold"]
+            clean = gold if style == "annotated" else _ANNOTATION_RE.sub("", gold)
+            gold_valid += verify_gsm8k(p, clean).valid
+            got = corrupt_chain(gold, random.Random(f"{seed}-{i}"), style)
+            if got is None:
+                continue
+            text, line = got
+            before = check_line(line.strip())
+            kind = "checked" if before.ok and before.why != "unchecked" else "unchecked"
+            valid = verify_gsm8k(p, text).valid
+            chains += 1
+            accepted += valid
+            by_line[kind][0] += 1
+            by_line[kind][1] += valid
+            if valid and kind == "checked" and len(examples) < 5:
+                examples.append(f"record {i}: {line.strip()[:160]}")
+        out[style] = {
+            "gold_chains": i + 1 if chains else 0,
+            "gold_valid": gold_valid,
+            "corrupted": chains,
+            "still_valid": accepted,
+            "false_accept_rate": accepted / chains if chains else None,
+            "slip_on_checked_line": {
+                "corrupted": by_line["checked"][0],
+                "still_valid": by_line["checked"][1],
+            },
+            "slip_on_unchecked_line": {
+                "corrupted": by_line["unchecked"][0],
+                "still_valid": by_line["unchecked"][1],
+            },
+            "checked_but_accepted_examples": examples,
+        }
+    return out

@@ -9,9 +9,17 @@ The prompt is ``f"Problem: {problem}\\nSolution: "``; the gold chain is the data
 solution, which ends in its boxed answer.
 
 The verdict reads the last complete ``\\boxed{...}`` (braces balanced) of the completion and asks
-math-verify whether it equals the gold answer (``\\frac34``, ``0.75`` and ``3/4`` all do; so do
-``\\{1,2\\}`` and ``\\{2,1\\}``). There is one step, the final answer, ``ok`` iff it matches, so
-:attr:`Verdict.valid` means "correct" here: the reasoning itself is not checked.
+whether it equals the gold answer as math-verify would (``\\frac34``, ``0.75`` and ``3/4`` all do;
+so do ``\\{1,2\\}`` and ``\\{2,1\\}``). There is one step, the final answer, ``ok`` iff it
+matches, so :attr:`Verdict.valid` means "correct" here: the reasoning itself is not checked.
+
+Most answers of a round never reach math-verify: :func:`fast_judge` decides answers that are the
+gold's text after normalisation or the same number, and two plain numbers that differ; a plain
+number against a gold that is not one is settled by the gold's profile (one math-verify call per
+gold, :func:`differs_by_profile`); every judgement is cached per (gold, answer) pair. Both paths
+are held against math-verify in the tests: they never say "correct" where it says wrong, nor
+"different" where it says equal. :meth:`MathTask.verify_many` sends what is left to one worker
+process per CPU.
 
 math-verify bounds its own time with ``signal.alarm``, which works only in the main thread and
 cannot stop a long computation inside C code. Here it runs in a small persistent worker process
@@ -34,7 +42,11 @@ import sys
 import threading
 import time
 import weakref
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, ClassVar
 
 from selfplay.tasks.base import Problem
@@ -50,7 +62,9 @@ STARTUP_SECONDS = 120.0
 SOFT_FRACTION = 0.8
 """The worker interrupts a comparison at this fraction of the timeout; the parent kills it at 1.0."""
 CACHE_SIZE = 4096
-"""Judgements remembered per task (many samples box the same answer)."""
+"""Judgements remembered per math-verify worker."""
+TASK_CACHE_SIZE = 1 << 17
+"""Judgements remembered per task, per (gold, answer) pair: many samples box the same answer."""
 
 _BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\.|[{}]", re.S)
 _LEVEL_RE = re.compile(r"^\s*(?:level\s*)?([1-5])\s*$", re.I)
@@ -88,11 +102,106 @@ def last_boxed(text: str) -> str | None:
     return None if best is None else text[best[0] : best[1]]
 
 
-def _normalize_latex(s: str) -> str:
-    """A spelling-insensitive form for a fast exact-match check before math-verify."""
-    s = re.sub(r"\\[dt]frac", r"\\frac", s)
-    s = re.sub(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]|\$|\s+", "", s)
-    return s.rstrip(".")
+_TEXT_RE = re.compile(r"(\\(?:text|mbox|mathrm|textbf)\s*\{[^{}]*\})")
+_SPACING_RE = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]")
+_UNIT_TAIL_RE = re.compile(r"(?:\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?|\^\{?\\circ\}?)$")
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+", re.ASCII)
+_FRAC_RE = re.compile(r"([+-]?)\\frac\{([+-]?\d+)\}\{([+-]?\d+)\}|([+-]?\d+)/([+-]?\d+)", re.ASCII)
+MAX_FAST_DIGITS = 30
+"""A number longer than this is left to math-verify (its floats carry 15 digits)."""
+FLOAT_MARGIN = 1e-5
+"""Numbers written with a decimal point differ for sure when they are this far apart (relative,
+at least absolute): math-verify calls two floats equal when they agree to 6 decimals."""
+
+
+def normalize_latex(s: str) -> str:
+    r"""A spelling-insensitive form of an answer: ``\dfrac``/``\tfrac`` as ``\frac``, no
+    ``\left``/``\right``, no ``$`` or thin spaces, no whitespace outside ``\text{}``,
+    ``\frac12`` as ``\frac{1}{2}``, ``\sqrt3`` as ``\sqrt{3}``, ``1{,}000`` as ``1,000``.
+
+    Only rewrites LaTeX renders the same way, so two answers equal after it are the same answer
+    to math-verify too (tested against it): a trailing ``.`` is kept (math-verify reads ``2.``
+    as text).
+
+    >>> normalize_latex(r"$\left( \dfrac12, 3 \right)$")
+    '(\\frac{1}{2},3)'
+    """
+    s = re.sub(r"\\[dt]frac", r"\\frac", s.strip())
+    s = _SPACING_RE.sub("", s.replace("\\$", "").replace("$", "")).replace("{,}", ",")
+    parts = _TEXT_RE.split(s)  # odd parts are \text{...}: spaces there are words apart
+    s = "".join(part if k % 2 else re.sub(r"\s+", "", part) for k, part in enumerate(parts))
+    s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
+    return re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", s)
+
+
+def as_number(s: str) -> tuple[Fraction, bool] | None:
+    r"""``(value, written with a decimal point)`` of a normalized answer that is a plain number,
+    else None: ``12``, ``-0.5``, ``1,000`` (thousands), ``\frac{3}{4}``, ``-3/4``, with a
+    trailing unit in ``\text{}`` or ``^\circ`` (math-verify drops those too). A per cent sign is
+    not a plain number (math-verify calls ``2\%`` equal to ``2``)."""
+    while (tail := _UNIT_TAIL_RE.search(s)) is not None and tail.start() > 0:
+        s = s[: tail.start()]
+    if sum(c.isdigit() for c in s) > MAX_FAST_DIGITS:
+        return None
+    if _DECIMAL_RE.fullmatch(s):
+        return Fraction(s.replace(",", "")), "." in s
+    m = _FRAC_RE.fullmatch(s)
+    if m is None:
+        return None
+    sign, num, den = (m.group(1), m.group(2), m.group(3)) if m.group(2) else ("", *m.group(4, 5))
+    if int(den) == 0:
+        return None
+    value = Fraction(int(num), int(den))
+    return (-value if sign == "-" else value), False
+
+
+def fast_judge(gold: str, pred: str) -> str | None:
+    r"""``"equal"`` or ``"different"`` where that is certain without math-verify, else None.
+
+    Equal: the same after :func:`normalize_latex`, or the same number (``0.5``, ``\frac12``,
+    ``1/2``, ``\dfrac{2}{4}``, ``0.50\text{ cups}``). Different: two plain numbers of different
+    value, both exact (integers, fractions), or written with decimals and further apart than
+    :data:`FLOAT_MARGIN`. Everything else (expressions, sets, intervals, per cents, close floats)
+    is math-verify's to judge. ``tests/test_task_math.py`` holds this against math-verify.
+    """
+    g, p = normalize_latex(gold), normalize_latex(pred)
+    if g and g == p:
+        return "equal"
+    a, b = as_number(g), as_number(p)
+    if a is None or b is None:
+        return None
+    (x, x_dec), (y, y_dec) = a, b
+    if x == y:
+        return "equal"
+    if not (x_dec or y_dec) or abs(x - y) > FLOAT_MARGIN * max(1, abs(x), abs(y)):
+        return "different"
+    return None
+
+
+def differs_by_profile(profile: dict, pred: str) -> bool:
+    r"""Whether math-verify must call ``pred`` different from a gold of this ``profile`` (see
+    :meth:`MathJudge.profile`): ``pred`` a plain exact number (an integer or a fraction, no
+    decimals: math-verify reads it as a sympy Rational) and the gold, as math-verify parses it,
+    an expression with free symbols (``x^2 + 2x + 1``), a set or tuple of two or more (``-3,
+    3``), an interval, or a constant whose value is not that number (``rac{\sqrt3}{2}``).
+
+    Why this is safe: math-verify compares a Rational with such a gold by structure, then by
+    ``simplify(gold - pred).is_zero``, and sets element by element after turning the number into
+    a one-element set; none of these can hold (tested against math-verify).
+    """
+    number = as_number(normalize_latex(pred))
+    if number is None or number[1]:
+        return False
+    kind = profile.get("kind")
+    if kind in ("symbolic", "many", "interval"):
+        return True
+    if kind == "constant":
+        try:
+            value = Fraction(profile["value"])
+        except (KeyError, ValueError, ZeroDivisionError):
+            return False
+        return abs(value - number[0]) > Fraction(1, 10**12) * max(1, abs(value))
+    return False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -138,13 +247,45 @@ def serve(memory_mb: int = 1024) -> None:  # pragma: no cover - runs in the work
         p = parse("\\boxed{" + pred + "}", parsing_timeout=None)
         return bool(verify(gold_cache[gold], p, timeout_seconds=None))
 
+    def profile(gold: str) -> dict:
+        # What a plain rational number compared with this gold comes to in math-verify (see
+        # gold_profile in the parent); "other" where that needs math-verify itself.
+        from sympy import Basic, FiniteSet, Float, Interval, MatrixBase, Symbol, Tuple
+        from sympy.core.relational import Relational
+
+        if "%" in gold or "percent" in gold:
+            return {"kind": "other"}  # math-verify calls 9% equal to 9
+        if gold not in gold_cache:
+            gold_cache[gold] = parse("\\boxed{" + gold + "}", parsing_timeout=None)
+        found = [g for g in gold_cache[gold] if not isinstance(g, str)]
+        if len(found) != 1 or not isinstance(found[0], Basic) or isinstance(found[0], MatrixBase):
+            return {"kind": "other"}
+        g = found[0]
+        if g.atoms(Float):
+            return {"kind": "other"}  # floats compare rounded to 6 decimals
+        if isinstance(g, (FiniteSet, Tuple)) and len(g) >= 2:
+            return {"kind": "many"}
+        if isinstance(g, Interval):
+            return {"kind": "interval"}
+        if isinstance(g, (Relational, Symbol, FiniteSet, Tuple)) or g.atoms(Relational):
+            return {"kind": "other"}
+        if g.free_symbols:
+            return {"kind": "symbolic"}
+        value = g.evalf(40)
+        if value.is_real and value.is_Number:
+            return {"kind": "constant", "value": str(value)}
+        return {"kind": "other"}
+
     replies.write('{"ready": true}\n')
     for line in sys.stdin:
         try:
             req = json.loads(line)
             try:
                 signal.setitimer(signal.ITIMER_REAL, max(float(req["seconds"]), 0.01))
-                reply = {"r": "equal" if judge(req["gold"], req["pred"]) else "different"}
+                if "profile" in req:
+                    reply = {"r": "profile", **profile(req["profile"])}
+                else:
+                    reply = {"r": "equal" if judge(req["gold"], req["pred"]) else "different"}
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _SoftTimeout:
@@ -250,20 +391,12 @@ class MathJudge:
             self._ready = True
         return ""
 
-    def judge(self, gold: str, pred: str) -> tuple[str, str]:
-        """``("equal" | "different" | "timeout" | "error", why)``."""
-        key = (gold, pred)
-        if key in self._cache:
-            return ("equal" if self._cache[key] else "different"), ""
+    def _ask(self, req: dict) -> tuple[dict | None, str, str]:
+        """``(reply, status, why)``: the worker's reply, or None with ``timeout``/``error``."""
         with self._lock:
             why = self._ensure_ready()
             if why:
-                return "error", why
-            req = {
-                "gold": gold,
-                "pred": pred,
-                "seconds": self.timeout * SOFT_FRACTION,
-            }
+                return None, "error", why
             try:
                 self._proc.stdin.write((json.dumps(req) + "\n").encode())
                 self._proc.stdin.flush()
@@ -275,61 +408,107 @@ class MathJudge:
                 self._discard()
                 self._start()  # the next call finds it (nearly) ready
                 if died:
-                    return "error", "the math-verify worker died"
-                return "timeout", f"math-verify took longer than {self.timeout:g}s (worker killed)"
+                    return None, "error", "the math-verify worker died"
+                why = f"math-verify took longer than {self.timeout:g}s (worker killed)"
+                return None, "timeout", why
+        if reply.get("r") == "timeout":
+            return None, "timeout", f"math-verify took longer than {self.timeout:g}s"
+        if reply.get("r") == "error":
+            return None, "error", str(reply.get("why", "math-verify failed"))
+        return reply, "", ""
+
+    def judge(self, gold: str, pred: str) -> tuple[str, str]:
+        """``("equal" | "different" | "timeout" | "error", why)``."""
+        key = (gold, pred)
+        if key in self._cache:
+            return ("equal" if self._cache[key] else "different"), ""
+        seconds = self.timeout * SOFT_FRACTION
+        reply, status, why = self._ask({"gold": gold, "pred": pred, "seconds": seconds})
+        if reply is None:
+            return status, why
         r = reply.get("r")
         if r in ("equal", "different"):
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = r == "equal"
             return r, ""
-        if r == "timeout":
-            return "timeout", f"math-verify took longer than {self.timeout:g}s"
-        return "error", str(reply.get("why", "math-verify failed"))
+        return "error", f"unexpected reply from the math-verify worker: {str(reply)[:80]}"
+
+    def profile(self, gold: str) -> dict:
+        """How math-verify reads ``gold``, for :func:`differs_by_profile`: ``{"kind": "constant",
+        "value": "0.866..."}``, ``symbolic``, ``many``, ``interval`` or ``other`` (also when the
+        worker fails)."""
+        reply, _, _ = self._ask({"profile": gold, "seconds": self.timeout * SOFT_FRACTION})
+        if reply is None or reply.get("r") != "profile":
+            return {"kind": "other"}
+        return {k: v for k, v in reply.items() if k != "r"}
 
 
 # ------------------------------------------------------------------------------------------------
 # Verifier
 
 
-def verify_math(problem: Problem, completion: str, judge: MathJudge) -> Verdict:
-    """Judge a ``math`` completion by its last ``\\boxed{}`` answer against the gold answer."""
-    try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > MAX_CHARS:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
-        boxed = last_boxed(completion)
-        if boxed is None:
-            return Verdict("unparseable", why="no \\boxed{} answer")
-        answer = boxed.strip()
-        if not answer:
-            return Verdict("unparseable", answer="", why="empty \\boxed{} answer")
-        if len(answer) > MAX_ANSWER_CHARS:
-            return Verdict(
-                "unparseable",
-                answer=answer[:80] + "...",
-                why=f"boxed answer too long ({len(answer)} characters)",
-            )
-        gold = problem.answer
-        if _normalize_latex(answer) == _normalize_latex(gold):
-            result, why = "equal", ""
-        else:
-            result, why = judge.judge(gold, answer)
-        if result in ("timeout", "error"):
-            return Verdict(result, answer=answer, why=why)
-        ok = result == "equal"
-        step = StepMark(
-            f"\\boxed{{{answer}}}", ok, "" if ok else f"wrong answer: gold is {gold[:80]}"
-        )
+def read_answer(completion: Any) -> str | Verdict:
+    """The boxed answer of a completion, or the verdict when there is none to compare."""
+    if not isinstance(completion, str):
+        return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+    if len(completion) > MAX_CHARS:
+        return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+    boxed = last_boxed(completion)
+    if boxed is None:
+        return Verdict("unparseable", why="no \\boxed{} answer")
+    answer = boxed.strip()
+    if not answer:
+        return Verdict("unparseable", answer="", why="empty \\boxed{} answer")
+    if len(answer) > MAX_ANSWER_CHARS:
         return Verdict(
-            "correct" if ok else "wrong",
-            answer=answer,
-            steps=(step,),
-            why="" if ok else "wrong answer",
+            "unparseable",
+            answer=answer[:80] + "...",
+            why=f"boxed answer too long ({len(answer)} characters)",
         )
+    return answer
+
+
+def answer_verdict(gold: str, answer: str, result: str, why: str = "") -> Verdict:
+    """The verdict for ``answer`` once judged ``equal | different | timeout | error``."""
+    if result in ("timeout", "error"):
+        return Verdict(result, answer=answer, why=why)
+    ok = result == "equal"
+    step = StepMark(f"\\boxed{{{answer}}}", ok, "" if ok else f"wrong answer: gold is {gold[:80]}")
+    return Verdict(
+        "correct" if ok else "wrong",
+        answer=answer,
+        steps=(step,),
+        why="" if ok else "wrong answer",
+    )
+
+
+def verify_math(
+    problem: Problem, completion: str, judge: MathJudge, cache: dict | None = None
+) -> Verdict:
+    """Judge a ``math`` completion by its last ``\\boxed{}`` answer against the gold answer:
+    :func:`fast_judge` where it is certain, else ``cache``, else math-verify through ``judge``."""
+    try:
+        answer = read_answer(completion)
+        if isinstance(answer, Verdict):
+            return answer
+        gold = problem.answer
+        result, why = fast_judge(gold, answer), ""
+        if result is None and cache is not None:
+            result = cache.get((gold, answer))
+        if result is None:
+            result, why = judge.judge(gold, answer)
+            if cache is not None and result in ("equal", "different"):
+                _remember(cache, (gold, answer), result)
+        return answer_verdict(gold, answer, result, why)
     except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
         return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _remember(cache: dict, key: tuple[str, str], result: str) -> None:
+    if len(cache) >= TASK_CACHE_SIZE:
+        cache.clear()
+    cache[key] = result
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,24 +535,168 @@ class MathTask(DatasetTask):
     UNKNOWN_LEVEL: ClassVar[int] = 3
     """Difficulty given to a problem whose level is missing or unreadable (``'Level ?'``)."""
 
-    def __init__(self, problems: list[Problem] = (), timeout: float = 10.0, memory_mb: int = 1024):
+    def __init__(
+        self,
+        problems: list[Problem] = (),
+        timeout: float = 10.0,
+        memory_mb: int = 1024,
+        workers: int | None = None,
+    ):
         super().__init__(problems, timeout=timeout, memory_mb=memory_mb)
-        self._judge: MathJudge | None = None
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        """math-verify worker processes for :meth:`verify_many` (default: one per CPU)."""
+        self._judges: list[MathJudge] = []
+        self._cache: dict[tuple[str, str], str] = {}
+        self._profiles: dict[str, dict] = {}  # per gold answer: how math-verify reads it
+        self.calls: Counter = Counter()
+        """Worker calls made by :meth:`verify_many`: ``math-verify`` (pairs) and ``profile`` (golds)."""
+        self.worker_seconds = 0.0
+        """Wall time :meth:`verify_many` spent waiting for the workers."""
 
     def __getstate__(self) -> dict:
-        # The worker process stays with this process; a copy starts its own when it needs one.
-        return {**self.__dict__, "_judge": None}
+        # The worker processes stay with this process; a copy starts its own when it needs them.
+        return {
+            **self.__dict__,
+            "_judges": [],
+            "_cache": {},
+            "_profiles": {},
+            "calls": Counter(),
+            "worker_seconds": 0.0,
+        }
+
+    def _pool(self, n: int) -> list[MathJudge]:
+        while len(self._judges) < n:
+            self._judges.append(MathJudge(self.timeout, self.memory_mb))
+        return self._judges[:n]
 
     @property
     def judge(self) -> MathJudge:
-        if self._judge is None:
-            self._judge = MathJudge(self.timeout, self.memory_mb)
-        return self._judge
+        return self._pool(1)[0]
+
+    def start_workers(self) -> str:
+        """Start all :attr:`workers` math-verify processes at once and wait until they are ready
+        (else the first :meth:`verify_many` does); an error message if one cannot start."""
+        judges = self._pool(self.workers)
+        for judge in judges:
+            with judge._lock:
+                if judge._proc is None:
+                    judge._start()
+        whys = []
+        for judge in judges:
+            with judge._lock:
+                whys.append(judge._ensure_ready())
+        return next((w for w in whys if w), "")
 
     def close(self) -> None:
-        """Stop the math-verify worker, if one is running."""
-        if self._judge is not None:
-            self._judge.close()
+        """Stop the math-verify workers, if any are running."""
+        for judge in self._judges:
+            judge.close()
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        try:
+            answer = read_answer(completion)
+            if isinstance(answer, Verdict):
+                return answer
+            key = (problem.answer, answer)
+            result = self._decide(key, self.judge)
+            if result is not None:
+                return answer_verdict(*key, result)
+        except Exception as exc:  # as verify_math: an error verdict, never a crash
+            return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+        return verify_math(problem, completion, self.judge, self._cache)
+
+    def _decide(self, key: tuple[str, str], judge: MathJudge | None) -> str | None:
+        """The fast path, the cache, then the gold's profile (asked of ``judge`` if not known,
+        and only when the answer is a plain exact number); None: math-verify must judge."""
+        result = self._cache.get(key) or fast_judge(*key)
+        if result is None and (judge is not None or key[0] in self._profiles):
+            number = as_number(normalize_latex(key[1]))
+            if number is not None and not number[1]:
+                if key[0] not in self._profiles:
+                    self._profiles[key[0]] = judge.profile(key[0])
+                if differs_by_profile(self._profiles[key[0]], key[1]):
+                    result = "different"
+        if result is not None:
+            _remember(self._cache, key, result)
+        return result
+
+    def verify_many(
+        self, items: list[tuple[Problem, str]], workers: int | None = None
+    ) -> list[Verdict]:
+        """:meth:`verify` for many ``(problem, completion)`` pairs, in order. The fast path and
+        the cache answer what they can; the distinct (gold, answer) pairs left go to math-verify,
+        spread over ``workers`` worker processes (default :attr:`workers`)."""
+        answers: list[str | Verdict] = []
+        results: dict[tuple[str, str], tuple[str, str]] = {}  # (gold, answer) -> (result, why)
+        todo: dict[tuple[str, str], None] = {}
+        for problem, completion in items:
+            try:
+                answer = read_answer(completion)
+            except Exception as exc:
+                answer = Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+            answers.append(answer)
+            if isinstance(answer, str):
+                key = (problem.answer, answer)
+                if key not in results and key not in todo:
+                    decided = self._decide(key, None)
+                    if decided is None:
+                        todo[key] = None
+                    else:
+                        results[key] = (decided, "")
+        workers = workers or self.workers
+        # Golds whose profile can settle a plain-number answer: one worker call per gold.
+        golds = {
+            gold: None
+            for gold, answer in todo
+            if gold not in self._profiles
+            and (n := as_number(normalize_latex(answer))) is not None
+            and not n[1]
+        }
+        self._profiles.update(self._run_all(list(golds), workers, MathJudge.profile))
+        left = []
+        for key in todo:
+            decided = self._decide(key, None)
+            if decided is None:
+                left.append(key)
+            else:
+                results[key] = (decided, "")
+        self.calls.update({"profile": len(golds), "math-verify": len(left)})
+        judged = self._run_all(left, workers, lambda judge, pair: judge.judge(*pair))
+        for pair, (result, _) in judged.items():
+            if result in ("equal", "different"):
+                _remember(self._cache, pair, result)
+        results.update(judged)
+        out = []
+        for (problem, _), answer in zip(items, answers, strict=True):
+            if isinstance(answer, Verdict):
+                out.append(answer)
+            else:
+                out.append(
+                    answer_verdict(problem.answer, answer, *results[(problem.answer, answer)])
+                )
+        return out
+
+    def _run_all(self, keys: list, workers: int, call) -> dict:
+        """``{key: call(judge, key)}``, each worker process taking the next key as it finishes."""
+        if not keys:
+            return {}
+        n = min(workers, len(keys))
+        judges: SimpleQueue = SimpleQueue()
+        for judge in self._pool(n):
+            judges.put(judge)
+
+        def one(key):
+            judge = judges.get()
+            try:
+                return call(judge, key)
+            finally:
+                judges.put(judge)
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            out = dict(zip(keys, pool.map(one, keys), strict=True))
+        self.worker_seconds += time.monotonic() - start
+        return out
 
     @classmethod
     def problem_from_record(cls, record: dict[str, Any], index: int) -> Problem:
@@ -407,6 +730,3 @@ class MathTask(DatasetTask):
 
     def answer_only(self, problem: Problem) -> str:
         return f"\\boxed{{{problem.answer}}}"
-
-    def verify(self, problem: Problem, completion: str) -> Verdict:
-        return verify_math(problem, completion, self.judge)
