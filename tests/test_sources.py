@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from selfplay import artifacts
 from selfplay.config import config_from_dict
-from selfplay.evaluation import test_problems
+from selfplay.evaluation import test_problems as eval_problems
 from selfplay.models import build_char_tokenizer
 from selfplay.sources import fresh_corpus, mix_raw, raw_stream_slice, round_budget, seed_budget
 from selfplay.tasks import Example, make_task
@@ -14,8 +14,8 @@ from selfplay.tasks.generated import overlap_key
 def test_raw_stream_uses_all_data_before_repeating():
     tok = build_char_tokenizer()
     data = [Example(f"Q:{i}+0=", f"{i}", str(i), 1, "raw") for i in range(100, 150)]  # 50 examples
-    # Each example is 12 tokens (8 prompt + 3 completion + end of sequence): 30 per round.
-    cfg = config_from_dict({"train": {"tokens": 30 * 12}})
+    # Each example has 4 supervised tokens (3 of completion + end of sequence): 30 per round.
+    cfg = config_from_dict({"train": {"tokens": 30 * 4}})
     r1, r2, r3 = (raw_stream_slice(cfg, k, data, tok) for k in (1, 2, 3))
     assert len(r1) == len(r2) == len(r3) == 30
     assert len({e.problem_id for e in r1}) == 30  # no repeat inside a round
@@ -55,7 +55,7 @@ def test_the_fresh_corpus_shares_no_problem_with_u_its_twins_or_the_eval_set(tmp
     )
     task = make_task(cfg)
     raw = task.raw_corpus(cfg, random.Random(0))
-    tests = test_problems(task, cfg)
+    tests = eval_problems(task, cfg)
     fresh = fresh_corpus(cfg, task, raw, tests)
     banned = {overlap_key(e.problem_id) for e in raw} | {overlap_key(p.id) for p in tests}
     assert fresh and not {overlap_key(e.problem_id) for e in fresh} & banned
@@ -75,4 +75,4 @@ def test_the_evaluation_set_is_the_same_for_every_seed():
     a = config_from_dict({"seed": 0, "eval": {"n_per_difficulty": 30}})
     b = config_from_dict({"seed": 7, "eval": {"n_per_difficulty": 30}})
     task = make_task(a)
-    assert [p.id for p in test_problems(task, a)] == [p.id for p in test_problems(task, b)]
+    assert [p.id for p in eval_problems(task, a)] == [p.id for p in eval_problems(task, b)]

@@ -25,8 +25,9 @@ def test_two_data_sets_with_one_budget_train_the_same_steps_and_tokens():
     a, b = plan_matched(short, 64_000, 640), plan_matched(long, 64_000, 640)
     assert a.steps == b.steps == 100
     assert (a.batch_size, b.batch_size) == (64, 26)
-    assert abs(a.steps * a.batch_size * 10 - 64_000) <= 640
-    assert abs(b.steps * b.batch_size * 25 - 64_000) <= 640
+    # Supervised tokens match to within half an example per step (here < 1.6%; < 1% at 64).
+    assert a.steps * a.batch_size * 10 == 64_000
+    assert abs(b.steps * b.batch_size * 25 - 64_000) <= b.steps * 25 / 2
 
 
 def test_max_epochs_is_never_exceeded():
@@ -36,7 +37,7 @@ def test_max_epochs_is_never_exceeded():
     assert tiny.capped and tiny.steps * tiny.batch_size <= 40  # one small step, not 128 examples
     assert plan_steps([10] * 10, 10_000, 4, max_epochs=4) * 4 <= 40
     assert plan_steps([10] * 10, 10_000, 64, max_epochs=4) == 0
-    assert plan_matched([10] * 100, 6_400, 640, max_epochs=4).capped is False
+    assert plan_matched([10] * 100, 2_560, 640, max_epochs=4).capped is False
     assert plan_matched([10] * 100, 6_400, 640, multiple_of=8).batch_size % 8 == 0
 
 

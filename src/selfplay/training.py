@@ -120,8 +120,8 @@ def plan_matched(
 ) -> StepPlan:
     """Steps and examples per step that spend ``budget`` supervised tokens in steps of about
     ``tokens_per_step`` supervised tokens each, so two data sets with the same budget and step
-    size train the same number of steps on the same number of supervised tokens (to within a
-    batch), whatever their examples' lengths. At most ``max_epochs`` passes over the data; the
+    size train the same number of steps on the same number of supervised tokens (to within half
+    an example per step: the batch is a whole number of examples), whatever their lengths. At most ``max_epochs`` passes over the data; the
     batch is a multiple of ``multiple_of`` (the number of processes)."""
     if not supervised or budget <= 0:
         return StepPlan(0, 0)
