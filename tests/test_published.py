@@ -18,10 +18,6 @@ RESULT_DIRS = sorted(p.parent for p in RESULTS.glob("*/summary.json"))
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
-def test_there_is_a_checked_in_result():
-    assert RESULT_DIRS, f"no results directory under {RESULTS}"
-
-
 @pytest.mark.parametrize("d", RESULT_DIRS, ids=[p.name for p in RESULT_DIRS])
 def test_a_results_directory_is_complete_and_its_summary_re_derives(d):
     for f in FILES:
