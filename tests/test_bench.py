@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
@@ -11,16 +10,7 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench import run_bench
 from selfplay.bench_config import load_bench_config
-from selfplay.bench_report import effective_multiplier
 from selfplay.config import ConfigError
-
-
-def test_effective_multiplier_interpolates_in_log_space():
-    curve = [(0.5, 0.50), (1.0, 0.60), (2.0, 0.70), (4.0, 0.75)]
-    assert effective_multiplier(0.60, curve) == "1.00x"
-    assert effective_multiplier(0.65, curve) == f"{math.sqrt(2):.2f}x"
-    assert effective_multiplier(0.40, curve) == "< 0.5x"
-    assert effective_multiplier(0.90, curve) == "> 4x"
 
 
 def _bench_yaml(tmp_path, arms, seeds=(0,)):
@@ -28,6 +18,7 @@ def _bench_yaml(tmp_path, arms, seeds=(0,)):
         "name": "tiny",
         "output_dir": str(tmp_path / "bench"),
         "seeds": list(seeds),
+        "verdict": len(seeds) > 1,
         "reference": next(iter(arms)),
         "run": {
             "raw": {"size": 150, "difficulties": [1, 2]},
@@ -59,6 +50,24 @@ def test_bench_config_errors(tmp_path):
         load_bench_config(tmp_path / "nope.yaml")
 
 
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["margin=0"], "margin: must be > 0"),
+        (["margin=-0.01"], "margin: must be > 0"),
+        (["verdict=true"], "a verdict needs at least 2 seeds"),
+        (["eval_min_problems=500"], "evaluation set has 8 problems"),
+        (["alpha=1.5"], "alpha"),
+    ],
+)
+def test_bench_config_bad_input_is_one_line_before_any_training(tmp_path, overrides, match):
+    path = _bench_yaml(tmp_path, {"a": [], "b": ["loop.data_source=raw-repeat"]})
+    with pytest.raises(ConfigError, match=match) as info:
+        load_bench_config(path, overrides)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "bench").exists()  # nothing ran, nothing was written
+
+
 def test_tiny_two_arm_bench_end_to_end(tmp_path):
     path = _bench_yaml(
         tmp_path,
@@ -80,16 +89,32 @@ def test_tiny_two_arm_bench_end_to_end(tmp_path):
     assert a == b
     seed_rows = [r for r in rows if r["iteration"] == 0]
     assert seed_rows[0]["acc_in"] == seed_rows[1]["acc_in"]
-    # Equal budgets: each arm trained its 2 x 2,500 tokens (to within a batch per round).
+    # Matched budgets: every round of every arm trains the same optimizer steps on the same
+    # supervised tokens (to within one batch), whatever its examples' lengths.
     final = {r["arm"]: r for r in rows if r["iteration"] == 2}
+    for k in (1, 2):
+        at = [r for r in rows if r["iteration"] == k]
+        assert len({r["round_steps"] for r in at}) == 1
+        sup = [r["round_supervised_tokens"] for r in at]
+        assert max(sup) - min(sup) <= 16 * 12 and abs(sup[0] - 2500) <= 16 * 12
     for r in final.values():
-        assert abs(r["train_tokens"] - 5000) <= 2 * 16 * 20
+        assert (
+            r["unique_examples"] > 0 and r["reuse"] > 0 and r["steps"] == 2 * at[0]["round_steps"]
+        )
     assert final["raw-repeat"]["generated_tokens"] == 0
     assert final["selfplay-unverified"]["generated_tokens"] > 0
     assert final["selfplay-unverified"]["flops"] > final["raw-repeat"]["flops"]
     report = (d / "report.md").read_text()
-    assert "## At equal training tokens" in report and "## Paired with `raw-repeat`" in report
-    assert "selfplay-unverified" in report
+    assert "## At equal steps and supervised tokens" in report
+    assert "## Paired with `raw-repeat`" in report and "selfplay-unverified" in report
+    # One seed: no verdict, and the report says why at the top.
+    assert report.splitlines()[2].startswith("**Verdict.** No verdict")
+    assert "1 seed: no interval" in report
+    summary = artifacts.read_json(d / "summary.json")
+    assert summary["comparisons"][0]["verdict"] == "no verdict"
+    prov = artifacts.read_json(d / "provenance.json")
+    assert len(prov["commit"]) == 40 or prov["commit"] == "unknown"
+    assert prov["versions"]["torch"] and prov["machine"]["cpus"] and prov["wall_seconds"] > 0
     # Resuming a finished bench redoes nothing.
     mtime = (d / "seed_0" / "raw-repeat" / "iter_002" / "metrics.json").stat().st_mtime_ns
     run_bench(bench, arms, progress=False)

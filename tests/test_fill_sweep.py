@@ -35,7 +35,11 @@ def test_fill_budget_draws_new_problems_until_the_quota_of_unique_tokens(tmp_pat
     assert set(per_problem.values()) == {cfg.generation.n}  # no problem drawn twice
     assert gen["fill"]["unique_tokens"] < gen["fill"]["quota_tokens"]
     train = artifacts.read_json(it / "train.json")
-    assert train["reuse"] == pytest.approx(train["tokens"] / train["unique_tokens"])
+    # max_epochs: 1 caps the round at one pass over its set: it says so and repeats nothing.
+    assert train["capped_by_max_epochs"] and train["epochs"] <= 1.0
+    assert train["reuse"] == pytest.approx(
+        train["steps"] * train["batch_size"] / train["distinct_examples"]
+    )
 
 
 def test_fill_budget_stops_once_the_quota_is_met(tmp_path):
@@ -61,9 +65,11 @@ def test_budgets_in_epochs_of_u(tmp_path):
     assert seed_budget(cfg, u) == 2 * u
     assert round_budget(cfg, 1, u) == round(0.5 * u)
     rows = run(cfg, progress=False)
-    u_tokens = rows[0]["raw"]["tokens"]
-    assert rows[0]["train"]["tokens"] == pytest.approx(2 * u_tokens, rel=0.1)
-    assert rows[1]["train"]["tokens"] == pytest.approx(0.5 * u_tokens, rel=0.1)
+    # Budgets count supervised (completion) tokens, U's counted once.
+    u_sup = rows[0]["raw"]["supervised_tokens"]
+    assert 0 < u_sup < rows[0]["raw"]["tokens"]
+    assert rows[0]["train"]["supervised_tokens"] == pytest.approx(2 * u_sup, rel=0.1)
+    assert rows[1]["train"]["supervised_tokens"] == pytest.approx(0.5 * u_sup, rel=0.1)
 
 
 def test_budget_epochs_needs_one_entry_per_round(tmp_path):

@@ -143,9 +143,17 @@ def test_rerun_of_finished_run_is_a_no_op(tmp_path):
     cfg = micro_config(tmp_path, loop={"iterations": 1})
     first = run(cfg, progress=False)
     mtime = (cfg.run_dir / "iter_001" / "metrics.json").stat().st_mtime_ns
-    again = run(cfg, progress=False)
+    done = []
+    again = run(cfg, progress=False, on_stage=lambda m: done.append(m["stage"]))
     assert again == first
+    assert done == ["seed", "iter_001"]  # each "done" line names its own stage
     assert (cfg.run_dir / "iter_001" / "metrics.json").stat().st_mtime_ns == mtime
+    # A finished stage whose checkpoint was deleted is found, not passed over.
+    import shutil
+
+    shutil.rmtree(cfg.run_dir / "iter_001" / "model")
+    with pytest.raises(ConfigError, match="iter_001/model: the checkpoint of a finished stage"):
+        run(cfg, progress=False)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):

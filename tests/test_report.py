@@ -98,6 +98,21 @@ def test_report_is_self_contained_and_escapes_model_text(tmp_path):
     assert "data:image/png;base64," in page
 
 
+def test_report_labels_rationalized_samples_and_writes_nothing_else(tmp_path):
+    d = make_run(tmp_path)
+    rows = artifacts.read_parquet(d / "iter_002" / "samples.parquet")
+    rows[0] |= {"origin": "rationalized", "generation_prompt": "H:5 Q:2+3="}
+    artifacts.write_parquet(d / "iter_002" / "samples.parquet", rows)
+    before = {p for p in d.rglob("*")}
+    page = build_report(d).read_text()
+    data = json.loads(page.split('id="samples-data">')[1].split("</script>")[0])
+    f = data["fields"]
+    labelled = [r for r in data["rows"] if r[f.index("origin")] == "rationalized"]
+    assert len(labelled) == 1 and labelled[0][f.index("generation_prompt")] == "H:5 Q:2+3="
+    assert {p for p in d.rglob("*")} - before == {d / "report.html"}  # no metrics.jsonl written
+    assert ".steps code { white-space: pre-wrap; overflow-wrap: anywhere; }" in page
+
+
 def test_report_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(ConfigError, match="neither a run directory"):
         build_report(tmp_path)

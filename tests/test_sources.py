@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from selfplay import artifacts
 from selfplay.config import config_from_dict
+from selfplay.evaluation import test_problems as eval_problems
 from selfplay.models import build_char_tokenizer
-from selfplay.sources import mix_raw, raw_stream_slice, round_budget, seed_budget
-from selfplay.tasks import Example
+from selfplay.sources import fresh_corpus, mix_raw, raw_stream_slice, round_budget, seed_budget
+from selfplay.tasks import Example, make_task
+from selfplay.tasks.generated import overlap_key
 
 
 def test_raw_stream_uses_all_data_before_repeating():
     tok = build_char_tokenizer()
     data = [Example(f"Q:{i}+0=", f"{i}", str(i), 1, "raw") for i in range(100, 150)]  # 50 examples
-    # Each example is 12 tokens (8 prompt + 3 completion + end of sequence): 30 per round.
-    cfg = config_from_dict({"train": {"tokens": 30 * 12}})
+    # Each example has 4 supervised tokens (3 of completion + end of sequence): 30 per round.
+    cfg = config_from_dict({"train": {"tokens": 30 * 4}})
     r1, r2, r3 = (raw_stream_slice(cfg, k, data, tok) for k in (1, 2, 3))
     assert len(r1) == len(r2) == len(r3) == 30
     assert len({e.problem_id for e in r1}) == 30  # no repeat inside a round
@@ -37,3 +40,39 @@ def test_raw_mix_is_a_share_of_the_kept_set_never_a_set_of_its_own():
     mixed = mix_raw(cfg, 1, kept, raw)
     assert len(mixed) == 8 and sum(e.source == "raw" for e in mixed) == 4
     assert mix_raw(cfg, 1, [], raw) == []  # nothing kept: nothing to train on
+
+
+def test_the_fresh_corpus_shares_no_problem_with_u_its_twins_or_the_eval_set(tmp_path):
+    import random
+
+    cfg = config_from_dict(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "raw": {"size": 300, "difficulties": [1, 2]},
+            "loop": {"data_source": "raw-fresh", "fresh_multiplier": 2},
+            "eval": {"difficulties": [1, 2, 3], "n_per_difficulty": 50},
+        }
+    )
+    task = make_task(cfg)
+    raw = task.raw_corpus(cfg, random.Random(0))
+    tests = eval_problems(task, cfg)
+    fresh = fresh_corpus(cfg, task, raw, tests)
+    banned = {overlap_key(e.problem_id) for e in raw} | {overlap_key(p.id) for p in tests}
+    assert fresh and not {overlap_key(e.problem_id) for e in fresh} & banned
+    report = artifacts.read_json(tmp_path / "run" / "fresh.json")
+    assert report["overlap_u"] == report["overlap_u_twins"] == report["overlap_eval"] == 0
+    assert report["size"] == len(fresh) == 600 and report["removed_as_overlap"] > 0
+    assert fresh_corpus(cfg, task, raw, tests) == fresh  # stored once, read back
+
+
+def test_overlap_key_joins_commutative_twins():
+    assert overlap_key("386+4729") == overlap_key("4729+386") != overlap_key("4729*386")
+    assert overlap_key("7,3,25->10") == overlap_key("3,7,25->10")
+    assert overlap_key("HumanEval/3") == "HumanEval/3"
+
+
+def test_the_evaluation_set_is_the_same_for_every_seed():
+    a = config_from_dict({"seed": 0, "eval": {"n_per_difficulty": 30}})
+    b = config_from_dict({"seed": 7, "eval": {"n_per_difficulty": 30}})
+    task = make_task(a)
+    assert [p.id for p in eval_problems(task, a)] == [p.id for p in eval_problems(task, b)]

@@ -32,3 +32,60 @@ def test_format_ci():
     assert format_ci(0.5, 0.01) == "0.500 ± 0.010"
     assert format_ci(0.5, math.nan) == "0.500"
     assert format_ci(math.nan, 0.1) == "-" and format_ci(None, 0.1) == "-"
+
+
+def test_t_distribution_matches_the_table():
+    from selfplay.stats import t_quantile, t_sf
+
+    for df, crit in [(1, 12.706), (4, 2.776), (10, 2.228), (30, 2.042)]:
+        assert t_quantile(0.975, df) == pytest.approx(crit, abs=2e-3)
+        assert 2 * t_sf(crit, df) == pytest.approx(0.05, abs=1e-3)
+
+
+def test_paired_comparison_can_say_better_worse_equivalent_or_dont_know():
+    from selfplay.stats import paired, verdict_word
+
+    def word(diffs, margin=0.02):
+        t = paired(diffs, margin)
+        return verdict_word(t.mean, t.p, t.p_equivalent, 0.05)
+
+    assert word([0.05, 0.06, 0.04, 0.05, 0.07]) == "better"
+    assert word([-0.05, -0.06, -0.04, -0.05, -0.07]) == "worse"
+    assert word([0.001, -0.002, 0.0, 0.002, -0.001]) == "equivalent"
+    assert word([0.05, -0.06, 0.01]) == "inconclusive"  # no power: not read as a tie
+    one = paired([0.1], 0.02)
+    assert one.n == 1 and math.isnan(one.p) and math.isnan(one.p_equivalent)
+
+
+def test_holm_controls_the_family_of_comparisons():
+    from selfplay.stats import holm
+
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.2, math.nan]) == [0.2, math.nan] or math.isnan(holm([0.2, math.nan])[1])
+    assert holm([]) == []
+
+
+def test_isotonic_fit_and_effective_data_interval():
+    from selfplay.stats import effective_data, isotonic
+
+    assert isotonic([0.5, 0.7, 0.6, 0.8]) == [0.5, 0.65, 0.65, 0.8]
+    assert isotonic([0.3, 0.2, 0.1]) == [0.2, 0.2, 0.2]
+    curve = {
+        1: {0: 0.50, 1: 0.52, 2: 0.51},
+        2: {0: 0.60, 1: 0.62, 2: 0.61},
+        4: {0: 0.70, 1: 0.72, 2: 0.71},
+    }
+    eff = effective_data({0: 0.60, 1: 0.62, 2: 0.61}, curve, resamples=300)
+    assert eff["estimate"] == pytest.approx(2.0, rel=0.05) and eff["monotone"]
+    assert eff["low"] <= eff["estimate"] <= eff["high"]
+    below = effective_data({0: 0.1, 1: 0.1, 2: 0.1}, curve, resamples=100)
+    assert below["estimate"] is None and below["outside"] == 1.0  # outside the measured range
+    bumpy = {1: {0: 0.6, 1: 0.6}, 2: {0: 0.5, 1: 0.5}, 4: {0: 0.7, 1: 0.7}}
+    assert not effective_data({0: 0.65, 1: 0.65}, bumpy, resamples=50)["monotone"]
+
+
+def test_binomial_se():
+    from selfplay.stats import binomial_se
+
+    assert binomial_se(0.5, 2500) == pytest.approx(0.01)
+    assert math.isnan(binomial_se(None, 10)) and math.isnan(binomial_se(0.5, 0))

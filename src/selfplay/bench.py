@@ -13,7 +13,6 @@ ordinary loop with config overrides, so each one is a normal, resumable run dire
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -27,6 +26,7 @@ from selfplay.bench_config import BenchConfig, arm_config
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
 from selfplay.config import RunConfig
 from selfplay.loop import run
+from selfplay.rundir import read_metrics
 
 
 def _share_seed(src: Path, dst: Path) -> None:
@@ -50,6 +50,7 @@ def run_bench(
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
     t0 = time.perf_counter()
+    earlier = _earlier_wall(bench_dir)
     total = len(bench.seeds) * len(arms)
     done = 0
     for seed in bench.seeds:
@@ -58,8 +59,10 @@ def run_bench(
             cfg = arm_config(bench, name, seed)
             done += 1
             if console is not None:
+                spent = earlier + time.perf_counter() - t0
                 console.print(
-                    f"[bold]bench[/] {done}/{total}: seed {seed}, arm [cyan]{name}[/]  ({time.perf_counter() - t0:.0f}s so far)"
+                    f"[bold]bench[/] {done}/{total}: seed {seed}, arm [cyan]{name}[/]  "
+                    f"({spent:.0f}s so far)"
                 )
             if shared is not None:
                 _share_seed(shared, cfg.run_dir / "seed")
@@ -68,9 +71,47 @@ def run_bench(
     rows = collect_results(bench, arms)
     artifacts.write_parquet(bench_dir / "results.parquet", rows)
     plots = write_plots(bench_dir, rows)
-    summary = summarize_bench(bench, arms, rows, plots, wall=time.perf_counter() - t0)
-    write_summary(bench_dir, summary)
+    wall = earlier + time.perf_counter() - t0
+    write_provenance(bench_dir, wall)
+    write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=wall))
     return rows
+
+
+def _earlier_wall(bench_dir: Path) -> float:
+    """Seconds spent by earlier, interrupted or finished, invocations of this bench."""
+    path = bench_dir / "provenance.json"
+    return artifacts.read_json(path).get("wall_seconds", 0.0) if path.exists() else 0.0
+
+
+def write_provenance(bench_dir: Path, wall: float) -> dict:
+    """``provenance.json``: the code's commit, the libraries, the machine, the wall time (summed
+    over resumed invocations), so a published table can say what produced it."""
+    import platform
+    import subprocess
+
+    from selfplay.rundir import environment
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    out = {
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "versions": environment(),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+        "wall_seconds": wall,
+    }
+    artifacts.write_json(bench_dir / "provenance.json", out)
+    return out
 
 
 def write_summary(bench_dir: Path, summary: dict) -> None:
@@ -84,19 +125,32 @@ def write_summary(bench_dir: Path, summary: dict) -> None:
 
 
 def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict]:
-    """One row per arm x seed x checkpoint (the seed model is every arm's checkpoint 0)."""
+    """One row per arm x seed x checkpoint (the seed model is every arm's checkpoint 0). Costs
+    and data counts are totals since the seed model; ``round_*`` columns are the round's own."""
     rows = []
     for seed in bench.seeds:
         for name in arms:
             cfg = arm_config(bench, name, seed)
-            path = cfg.run_dir / "metrics.jsonl"
-            if not path.exists():
+            if not (cfg.run_dir / "metrics.jsonl").exists():
                 continue
-            stages = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            stages = read_metrics(cfg.run_dir)
+            fresh_path = cfg.run_dir / "fresh.json"
+            fresh = artifacts.read_json(fresh_path) if fresh_path.exists() else {}
             seed_row = stages[0]
-            u_tokens = seed_row["raw"].get("tokens") or 1
+            u = seed_row["raw"]
+            u_sup = u.get("supervised_tokens") or u.get("tokens") or 1
+            steps = supervised = seen = distinct_sum = distinct_max = 0
+            capped = False
             for st in stages:
-                ev, cum = st["eval"], st["cumulative"]
+                ev, cum, tr = st["eval"], st["cumulative"], st["train"]
+                if st["iteration"]:
+                    steps += tr.get("steps", 0)
+                    supervised += tr.get("supervised_tokens", 0)
+                    seen += tr.get("steps", 0) * tr.get("batch_size", 0)
+                    distinct_sum += tr.get("distinct_examples", 0)
+                    distinct_max = max(distinct_max, tr.get("distinct_examples", 0))
+                    capped = capped or bool(tr.get("capped_by_max_epochs"))
+                unique = _unique_examples(cfg, distinct_sum, distinct_max, u, fresh)
                 row = {
                     "arm": name,
                     "seed": seed,
@@ -106,15 +160,29 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
                     "fresh_multiplier": cfg.loop.fresh_multiplier
                     if cfg.loop.data_source == "raw-fresh"
                     else None,
+                    "steps": steps,
+                    "supervised_tokens": supervised,
+                    "round_steps": tr.get("steps", 0) if st["iteration"] else 0,
+                    "round_supervised_tokens": tr.get("supervised_tokens", 0)
+                    if st["iteration"]
+                    else 0,
+                    "round_budget": tr.get("budget") if st["iteration"] else None,
+                    "unique_examples": unique,
+                    "examples_seen": seen,
+                    "reuse": seen / unique if unique else None,
+                    "capped_by_max_epochs": capped,
                     "train_tokens": cum["train_tokens"] - seed_row["cumulative"]["train_tokens"],
                     "generated_tokens": cum["generated_tokens"],
                     "verifier_calls": cum["verifier_calls"],
                     "flops": float(cum["flops"] - seed_row["cumulative"]["flops"]),
                     "seconds": cum.get("seconds", 0.0) - seed_row["cumulative"].get("seconds", 0.0),
-                    "epochs_of_U": (cum["train_tokens"] - seed_row["cumulative"]["train_tokens"])
-                    / u_tokens,
+                    "epochs_of_U": supervised / u_sup,
                     "acc_in": ev.get("accuracy_in"),
+                    "acc_in_se": ev.get("accuracy_in_se"),
+                    "n_in": ev.get("n_in"),
                     "acc_harder": ev.get("accuracy_harder"),
+                    "acc_harder_se": ev.get("accuracy_harder_se"),
+                    "n_harder": ev.get("n_harder"),
                     "valid": ev.get("valid", {}).get("all"),
                     "pass_rate": st.get("generate", {}).get("pass_rate"),
                     "kept": st.get("filter", {}).get("kept"),
@@ -122,8 +190,12 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
                         "distinct_correct_chains_per_problem"
                     ),
                     "unique_answers": st.get("generate", {}).get("unique_answers_per_problem"),
-                    "reuse": st["train"].get("reuse") if st["iteration"] else None,
                     "seed_train_tokens": seed_row["train"]["tokens"],
+                    "seed_supervised_tokens": seed_row["train"].get("supervised_tokens"),
+                    "fresh_size": fresh.get("size"),
+                    "overlap_u": fresh.get("overlap_u"),
+                    "overlap_u_twins": fresh.get("overlap_u_twins"),
+                    "overlap_eval": fresh.get("overlap_eval"),
                 }
                 for key, by_d in ev.items():
                     if isinstance(by_d, dict) and key.startswith(("pass@", "maj@")):
@@ -131,5 +203,16 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
                 for d, v in ev["accuracy"].items():
                     if d != "all":
                         row[f"acc_{d}"] = v
+                        row[f"n_{d}"] = ev.get("n", {}).get(d)
                 rows.append(row)
     return rows
+
+
+def _unique_examples(cfg: RunConfig, distinct_sum: int, distinct_max: int, u: dict, fresh: dict):
+    """Distinct examples trained on since the seed model: a raw stream's slices are disjoint until
+    it wraps around its corpus; an accumulating self-play set holds every earlier round's."""
+    if cfg.loop.data_source == "raw-repeat":
+        return min(distinct_sum, u.get("examples", distinct_sum))
+    if cfg.loop.data_source == "raw-fresh":
+        return min(distinct_sum, fresh.get("size", distinct_sum))
+    return distinct_max if cfg.train.data == "accumulate" else distinct_sum

@@ -47,6 +47,18 @@ class BenchConfig:
     """Arm name -> list of ``key=value`` overrides of ``run``."""
     reference: str = "raw-fresh-1x"
     """The arm that paired differences are taken against."""
+    margin: float = 0.02
+    """Equivalence margin: a comparison whose difference of final in-distribution accuracy lies
+    within ±margin (two one-sided tests, after Holm's correction) is *equivalent*."""
+    alpha: float = 0.05
+    """Level of every test, after Holm's correction across the bench's comparisons."""
+    verdict: bool = True
+    """Say better / worse / equivalent / inconclusive per comparison (needs >= 2 seeds)."""
+    quick: bool = False
+    """A smoke-size bench: its report says it is not a result."""
+    eval_min_problems: int = 0
+    """Fewest in-distribution evaluation problems (over U's difficulties) the verdict needs; a
+    smaller evaluation set is an error before any training."""
     sweep: dict = field(default_factory=dict)
     """Regime axes: axis -> {level -> list of ``key=value`` overrides of ``run``}. Every
     combination of levels (one per axis) is a regime, and every arm runs in every regime, in
@@ -91,6 +103,18 @@ def load_bench_config(
     check_shared_seed(arms)
     if bench.reference not in arms:
         raise ConfigError(f"reference: {bench.reference!r} is not an arm; arms: {', '.join(arms)}")
+    if not bench.margin > 0:
+        raise ConfigError(f"margin: must be > 0 (an accuracy difference), got {bench.margin}")
+    if not 0 < bench.alpha < 1:
+        raise ConfigError(f"alpha: must be in (0, 1), got {bench.alpha}")
+    if bench.verdict and len(bench.seeds) < 2:
+        raise ConfigError(
+            f"seeds: a verdict needs at least 2 seeds, got {len(bench.seeds)}; add seeds or set "
+            "verdict: false"
+        )
+    if bench.eval_min_problems < 0:
+        raise ConfigError("eval_min_problems: must be >= 0")
+    check_eval_size(bench, next(iter(arms.values())))
     for name, _, regime_overrides in regimes(bench) if bench.sweep else []:
         sub = sub_bench(bench, name, regime_overrides)
         for arm in sub.arms:
@@ -113,6 +137,25 @@ def check_shared_seed(arms: dict[str, RunConfig]) -> None:
                     f"arms.{name}: changes {key}, which the seed model depends on; arms must "
                     f"share it with '{first_name}'"
                 )
+
+
+def check_eval_size(bench: BenchConfig, cfg: RunConfig) -> int:
+    """The number of in-distribution evaluation problems; an error if fewer than
+    ``eval_min_problems`` (every arm shares the evaluation set: ``eval`` is a seed key)."""
+    if not bench.eval_min_problems:
+        return 0
+    from selfplay.evaluation import test_problems
+    from selfplay.tasks import make_task
+
+    top = max(cfg.raw.difficulties)
+    n = sum(p.difficulty <= top for p in test_problems(make_task(cfg), cfg))
+    if n < bench.eval_min_problems:
+        raise ConfigError(
+            f"eval: the in-distribution evaluation set has {n} problems (difficulties <= {top}), "
+            f"fewer than eval_min_problems = {bench.eval_min_problems}; raise "
+            "run.eval.n_per_difficulty or lower eval_min_problems"
+        )
+    return n
 
 
 def arm_config(bench: BenchConfig, arm: str, seed: int) -> RunConfig:

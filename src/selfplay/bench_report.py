@@ -10,7 +10,16 @@ from pathlib import Path
 
 from selfplay.bench_config import BenchConfig
 from selfplay.config import RunConfig
-from selfplay.stats import format_ci, mean_ci
+from selfplay.stats import (
+    clean,
+    effective_data,
+    format_ci,
+    holm,
+    isotonic,
+    mean_ci,
+    paired,
+    verdict_word,
+)
 
 
 def _final(rows: list[dict]) -> dict[tuple[str, int], dict]:
@@ -22,158 +31,301 @@ def _final(rows: list[dict]) -> dict[tuple[str, int], dict]:
     return out
 
 
-def effective_multiplier(acc: float, fresh: list[tuple[float, float]]) -> str:
-    """How much fresh raw data (in multiples of U) reaches accuracy ``acc``: piecewise-linear
-    interpolation in log(multiplier) over the raw-fresh arms' (multiplier, accuracy) points."""
-    pts = sorted(fresh)
-    if not pts or acc is None or math.isnan(acc):
-        return "-"
-    if acc < pts[0][1]:
-        return f"< {pts[0][0]:g}x"
-    if acc > max(a for _, a in pts):
-        return f"> {pts[-1][0]:g}x"
-    for (m0, a0), (m1, a1) in zip(pts, pts[1:], strict=False):
-        if min(a0, a1) <= acc <= max(a0, a1) and a1 != a0:
-            t = (acc - a0) / (a1 - a0)
-            return f"{math.exp(math.log(m0) + t * (math.log(m1) - math.log(m0))):.2f}x"
-    best = min(pts, key=lambda p: abs(p[1] - acc))
-    return f"~{best[0]:g}x"
+CHANCE = 0.05
+"""A seed model below this in-distribution accuracy is "near chance" (exact-match tasks)."""
+
+
+def _mean(values) -> float:
+    vals = clean(values)
+    return statistics.fmean(vals) if vals else math.nan
+
+
+def compare_arms(bench: BenchConfig, arms: list[str], final: dict) -> list[dict]:
+    """Every arm against the reference on final in-distribution accuracy, paired over seeds: the
+    difference, its 95% interval, Holm-corrected p-values of "no difference" and of "inside the
+    margin", and the verdict word."""
+    ref = bench.reference
+    out = []
+    for name in arms:
+        if name == ref:
+            continue
+        diffs = [
+            final[(name, s)]["acc_in"] - final[(ref, s)]["acc_in"]
+            for s in bench.seeds
+            if (name, s) in final and (ref, s) in final
+        ]
+        out.append({"arm": name, "diffs": diffs, "test": paired(diffs, bench.margin)})
+    p_adj = holm([c["test"].p for c in out])
+    eq_adj = holm([c["test"].p_equivalent for c in out])
+    for c, p, q in zip(out, p_adj, eq_adj, strict=True):
+        c["p_holm"], c["p_equivalent_holm"] = p, q
+        c["verdict"] = (
+            verdict_word(c["test"].mean, p, q, bench.alpha)
+            if bench.verdict and c["test"].n >= 2
+            else "no verdict"
+        )
+    return out
+
+
+def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int) -> str:
+    if not bench.verdict or n_seeds < 2:
+        return "No verdict: " + ("one seed." if n_seeds < 2 else "verdict: false in the config.")
+    parts = []
+    for c in comparisons:
+        t = c["test"]
+        parts.append(
+            f"{c['arm']} is **{c['verdict']}** ({t.mean:+.3f} ± {t.half_width:.3f})"
+            if not math.isnan(t.mean)
+            else f"{c['arm']}: no paired seeds"
+        )
+    return (
+        f"Against `{bench.reference}` on final in-distribution accuracy ({n_seeds} seeds, paired; "
+        f"Holm-corrected at {bench.alpha:g}; equivalent = within ±{bench.margin:g}): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def bench_warnings(
+    bench: BenchConfig, rows: list[dict], final: dict, curve_monotone: bool | None
+) -> list[str]:
+    """What makes the comparison weaker than it looks."""
+    out = []
+    if bench.quick:
+        out.append("quick: not a result (a smoke-size bench; read nothing into its numbers).")
+    seeds = {s for _, s in final}
+    if len(seeds) < 2:
+        out.append(f"{len(seeds)} seed: no interval over seeds, no verdict.")
+    seed_acc = _mean(r["acc_in"] for r in rows if r["iteration"] == 0)
+    if not math.isnan(seed_acc) and seed_acc < CHANCE:
+        out.append(
+            f"The seed model is near chance (acc in {seed_acc:.3f}): with so little to build on, "
+            "the comparison says little about self-play."
+        )
+    if curve_monotone is False:
+        out.append(
+            "The fresh-data curve (accuracy vs multiplier) is not monotone in its means: the "
+            "effective-data multiplier reads a monotone fit of it, and its interval is wide."
+        )
+    capped = sorted({a for (a, _), r in final.items() if r.get("capped_by_max_epochs")})
+    if capped:
+        out.append(
+            "Short of the budget (train.max_epochs reached): " + ", ".join(capped) + "; their "
+            "steps and supervised tokens are below the others' (see the table)."
+        )
+    return out
 
 
 def summarize_bench(
     bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], plots: list[str], wall: float
 ) -> dict:
-    """The bench's report as data (``summary.json``): a title, intro paragraphs and sections of
-    text and tables (cells as printed); report.md, report.html and the README tables render it."""
+    """The bench's report as data (``summary.json``): the verdict, warnings, intro paragraphs and
+    sections of text and tables (cells as printed); report.md, report.html and the published
+    tables render it."""
     import platform
 
     final = _final(rows)
+    names = list(arms)
     any_cfg = next(iter(arms.values()))
-    budget = statistics.fmean(r["train_tokens"] for r in final.values()) if final else 0
     diffs = _difficulties(rows)
     ks = sorted({k for r in rows for k in r if k.startswith(("pass@", "maj@"))})
+    seeds = sorted({s for _, s in final})
+    comparisons = compare_arms(bench, names, final)
+    by_arm = {c["arm"]: c for c in comparisons}
+
+    def rs_of(name):
+        return [final[(name, s)] for s in bench.seeds if (name, s) in final]
+
+    def col(rs, k, digits=3):
+        return format_ci(*mean_ci([r.get(k) for r in rs]), digits=digits)
+
+    seed_rows = [r for r in rows if r["iteration"] == 0 and r["arm"] == names[0]]
+    n_eval = {d: seed_rows[0].get(f"n_{d}") for d in diffs} if seed_rows else {}
+    asked = any_cfg.eval.n_per_difficulty
     intro = [
         f"Seeds {bench.seeds}; every arm of a seed starts from that seed's model_0 (trained on U: "
-        f"{any_cfg.raw.size} problems, difficulties {any_cfg.raw.difficulties}, "
-        f"{rows[0]['seed_train_tokens'] if rows else 0:,} tokens) "
-        f"and trains a budget of {budget:,.0f} tokens in {any_cfg.loop.iterations} rounds. "
-        f"Accuracy is greedy exact match on held-out problems; *in* = difficulties "
-        f"{any_cfg.raw.difficulties}, *harder* = the rest of {any_cfg.eval.difficulties}. "
-        "Mean ± 95% CI over seeds (t distribution).",
+        f"{any_cfg.raw.size} problems, difficulties {any_cfg.raw.difficulties}) and trains, in "
+        f"{any_cfg.loop.iterations} rounds, the same optimizer steps on the same supervised "
+        "(completion) tokens; prompts and padding do not count. Accuracy is greedy exact match "
+        f"on one fixed held-out set (the same problems for every seed, arm and checkpoint); "
+        f"*in* = difficulties {any_cfg.raw.difficulties}, *harder* = the rest of "
+        f"{any_cfg.eval.difficulties}, each a micro-average over problems. ± is a 95% interval "
+        "over seeds (t); *SE* the binomial standard error of one model's accuracy.",
+        "Evaluation set: "
+        + ", ".join(
+            f"d{d} {n_eval[d]}" + (" (all there are)" if (n_eval[d] or 0) < asked else "")
+            for d in diffs
+            if n_eval.get(d) is not None
+        )
+        + " problems.",
         f"Wall time {wall / 60:.1f} min on {platform.machine()} ({os.cpu_count()} CPUs).",
     ]
     sections = []
 
-    columns = [
-        "arm", "train tokens", "acc in", "acc harder", *[f"d{d}" for d in diffs], "valid", *ks,
-        "gen tokens", "FLOPs", "wall s", "budget in epochs of U",
-        "distinct correct chains / problem",
-    ]  # fmt: skip
     table = []
-    for name in arms:
-        rs = [final[(name, s)] for s in bench.seeds if (name, s) in final]
+    for name in names:
+        rs = rs_of(name)
         if not rs:
             continue
-
-        def col(k, rs=rs):
-            return format_ci(*mean_ci([r.get(k) for r in rs]))
-
+        c = by_arm.get(name)
         table.append(
             [
                 name,
-                f"{statistics.fmean(r['train_tokens'] for r in rs):,.0f}",
-                col("acc_in"),
-                col("acc_harder"),
-                *[col(f"acc_{d}") for d in diffs],
-                col("valid"),
-                *[col(k) for k in ks],
-                f"{statistics.fmean(r['generated_tokens'] for r in rs):,.0f}",
-                f"{statistics.fmean(r['flops'] for r in rs):.2e}",
-                f"{statistics.fmean(r['seconds'] for r in rs):.0f}",
-                f"{statistics.fmean(r['epochs_of_U'] for r in rs):.1f}",
-                format_ci(*mean_ci([r.get("distinct_correct_chains") for r in rs]), digits=2),
+                col(rs, "acc_in"),
+                f"{_mean(r.get('acc_in_se') for r in rs):.3f}",
+                col(rs, "acc_harder"),
+                f"{_mean(r['steps'] for r in rs):,.0f}",
+                f"{_mean(r['supervised_tokens'] for r in rs):,.0f}",
+                f"{_mean(r['unique_examples'] for r in rs):,.0f}",
+                f"{_mean(r['reuse'] for r in rs):.1f}",
+                f"{_mean(r['generated_tokens'] for r in rs):,.0f}",
+                f"{_mean(r['verifier_calls'] for r in rs):,.0f}",
+                f"{_mean(r['flops'] for r in rs):.2e}",
+                "short (max_epochs)" if any(r.get("capped_by_max_epochs") for r in rs) else "met",
+                "reference" if name == bench.reference else (c["verdict"] if c else "-"),
             ]
         )
-    seed_rows = [r for r in rows if r["iteration"] == 0 and r["arm"] == next(iter(arms))]
     sections.append(
         {
-            "heading": "At equal training tokens (final checkpoint)",
-            "columns": columns,
+            "heading": "At equal steps and supervised tokens (final checkpoint)",
+            "columns": [
+                "arm", "acc in", "SE", "acc harder", "steps", "supervised tokens",
+                "unique examples", "reuse", "generated tokens", "verifier calls", "FLOPs",
+                "budget", f"vs {bench.reference}",
+            ],
             "rows": table,
             "text": [
                 "Seed model (every arm's start): acc in "
                 f"{format_ci(*mean_ci([r['acc_in'] for r in seed_rows]))}, acc harder "
-                f"{format_ci(*mean_ci([r['acc_harder'] for r in seed_rows]))}."
+                f"{format_ci(*mean_ci([r['acc_harder'] for r in seed_rows]))}. *reuse*: how "
+                "often the average unique example was trained on; *budget*: whether the arm "
+                "spent it (an arm stops short rather than repeat its data beyond "
+                "`train.max_epochs`)."
             ],
         }
-    )
+    )  # fmt: skip
 
-    # Paired differences against the reference arm.
-    ref = bench.reference
     table = []
-    for name in arms:
-        if name == ref:
-            continue
-        pairs = [
-            (final[(name, s)], final[(ref, s)])
-            for s in bench.seeds
-            if (name, s) in final and (ref, s) in final
-        ]
-        d_in = [a["acc_in"] - b["acc_in"] for a, b in pairs]
-        d_h = [
-            a["acc_harder"] - b["acc_harder"]
-            for a, b in pairs
-            if a["acc_harder"] is not None and b["acc_harder"] is not None
-        ]
+    for c in comparisons:
+        t = c["test"]
         table.append(
             [
-                name,
-                format_ci(*mean_ci(d_in)),
-                format_ci(*mean_ci(d_h)),
-                ", ".join(f"{d:+.3f}" for d in d_in),
+                c["arm"],
+                format_ci(t.mean, t.half_width),
+                "-" if math.isnan(c["p_holm"]) else f"{c['p_holm']:.3f}",
+                "-" if math.isnan(c["p_equivalent_holm"]) else f"{c['p_equivalent_holm']:.3f}",
+                c["verdict"],
+                ", ".join(f"{d:+.3f}" for d in c["diffs"]),
             ]
         )
     sections.append(
         {
-            "heading": f"Paired with `{ref}` (same seed model; difference of final accuracy)",
-            "columns": ["arm", "Δ acc in", "Δ acc harder", "per-seed Δ acc in"],
+            "heading": f"Paired with `{bench.reference}` (final acc in)",
+            "text": [
+                "Per-seed differences from the same seed model; *p*: paired t test of no "
+                "difference, *p equiv*: two one-sided tests of a difference within "
+                f"±{bench.margin:g}; both Holm-corrected over the {len(comparisons)} comparisons."
+            ],
+            "columns": ["arm", "Δ acc in", "p (Holm)", "p equiv (Holm)", "verdict", "per seed"],
             "rows": table,
         }
     )
 
-    # Effective-data multiplier.
-    fresh = {}
-    for r in final.values():
-        if r["source"] == "raw-fresh":
-            fresh.setdefault(r["fresh_multiplier"], []).append(r["acc_in"])
-    curve = [(m, statistics.fmean(v)) for m, v in fresh.items()]
-    if curve:
+    fresh_arms = [n for n in names if arms[n].loop.data_source == "raw-fresh"]
+    curve = {}
+    for n in fresh_arms:
+        curve.setdefault(arms[n].loop.fresh_multiplier, {}).update(
+            {s: r["acc_in"] for (a, s), r in final.items() if a == n}
+        )
+    monotone = None
+    if len(curve) >= 2:
         table = []
-        for name in arms:
-            rs = [final[(name, s)] for s in bench.seeds if (name, s) in final]
-            if rs and rs[0]["source"] != "raw-fresh":
-                m = statistics.fmean(r["acc_in"] for r in rs)
-                table.append([name, f"{m:.3f}", effective_multiplier(m, curve)])
+        for name in names:
+            if name in fresh_arms:
+                continue
+            arm_acc = {s: r["acc_in"] for (a, s), r in final.items() if a == name}
+            eff = effective_data(arm_acc, curve)
+            monotone = eff["monotone"]
+            if eff["estimate"] is None:
+                worth = "outside the measured range"
+            elif eff["low"] is None:
+                worth = f"{eff['estimate']:.2f}x (interval leaves the measured range)"
+            else:
+                worth = f"{eff['estimate']:.2f}x [{eff['low']:.2f}, {eff['high']:.2f}]"
+            table.append([name, f"{_mean(arm_acc.values()):.3f}", worth])
+        xs = sorted(curve)
+        means = [_mean(curve[x].values()) for x in xs]
         sections.append(
             {
                 "heading": "Effective-data multiplier",
                 "text": [
-                    "How much fresh raw data (multiples of U, at the same token budget) reaches "
-                    "the same in-distribution accuracy:"
+                    "How much fresh raw data (multiples of U, same steps and supervised tokens) "
+                    "reaches the arm's final acc in: a monotone (isotonic) fit of the fresh-data "
+                    "curve, inverted, with a 95% bootstrap interval over seeds."
                 ],
-                "columns": ["arm", "acc in", "worth"],
+                "columns": ["arm", "acc in", "worth (fresh data)"],
                 "rows": table,
                 "after": [
-                    "raw-fresh curve: " + ", ".join(f"{m:g}x → {a:.3f}" for m, a in sorted(curve))
+                    "raw-fresh curve (means; fit): "
+                    + ", ".join(
+                        f"{x:g}x → {m:.3f} ({f:.3f})"
+                        for x, m, f in zip(xs, means, isotonic(means), strict=True)
+                    )
                 ],
             }
         )
 
-    # Equal total compute.
-    raw_arms = [n for n in arms if arms[n].loop.data_source != "selfplay"]
-    curves = {n: _mean_curve(rows, n, "flops", "acc_in") for n in arms}
     table = []
-    for name in arms:
+    for n in fresh_arms:
+        rs = rs_of(n)
+        table.append(
+            [
+                n,
+                f"{_mean(r.get('fresh_size') for r in rs):,.0f}",
+                str(sum(r.get("overlap_u") or 0 for r in rs)),
+                str(sum(r.get("overlap_u_twins") or 0 for r in rs)),
+                str(sum(r.get("overlap_eval") or 0 for r in rs)),
+            ]
+        )
+    if table:
+        sections.append(
+            {
+                "heading": "Clean baselines",
+                "text": [
+                    "Problems a fresh corpus shares with U, with U's commutative twins (b+a for "
+                    "a+b) and with the evaluation set, counted over all seeds after the corpus "
+                    "was drawn (overlapping problems are left out before the arm trains)."
+                ],
+                "columns": ["arm", "corpus size", "shared with U", "twins of U", "in eval set"],
+                "rows": table,
+            }
+        )
+
+    table = []
+    for name in names:
+        rs = rs_of(name)
+        if rs:
+            table.append(
+                [
+                    name,
+                    *[col(rs, f"acc_{d}") for d in diffs],
+                    col(rs, "valid"),
+                    *[col(rs, k) for k in ks],
+                ]
+                + [format_ci(*mean_ci([r.get("distinct_correct_chains") for r in rs]), digits=2)]
+            )
+    sections.append(
+        {
+            "heading": "By difficulty and other metrics (final checkpoint)",
+            "columns": ["arm", *[f"d{d}" for d in diffs], "valid", *ks, "distinct correct chains / problem"],
+            "rows": table,
+        }
+    )  # fmt: skip
+
+    raw_arms = [n for n in names if arms[n].loop.data_source != "selfplay"]
+    curves = {n: _mean_curve(rows, n, "flops", "acc_in") for n in names}
+    table = []
+    for name in names:
         if arms[name].loop.data_source != "selfplay":
             continue
         for it, (x, y) in enumerate(curves[name][1:], start=1):
@@ -188,7 +340,7 @@ def summarize_bench(
             "text": [
                 "Self-play spends compute on generation; each self-play checkpoint is compared "
                 "with each raw arm's accuracy interpolated at the same FLOPs, where the raw arm's "
-                "curve reaches that far."
+                "curve reaches that far (raw arms are not continued past their budget)."
             ],
             "columns": ["self-play arm", "checkpoint", "FLOPs", "acc in", *raw_arms],
             "rows": table,
@@ -197,6 +349,21 @@ def summarize_bench(
     return {
         "kind": "bench",
         "title": f"Bench `{bench.name}`",
+        "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
+        "warnings": bench_warnings(bench, rows, final, monotone),
+        "comparisons": [
+            {
+                "arm": c["arm"],
+                "reference": bench.reference,
+                "mean": c["test"].mean,
+                "half_width": c["test"].half_width,
+                "p_holm": c["p_holm"],
+                "p_equivalent_holm": c["p_equivalent_holm"],
+                "verdict": c["verdict"],
+                "per_seed": c["diffs"],
+            }
+            for c in comparisons
+        ],
         "intro": intro,
         "sections": sections,
         "plots": plots,
@@ -206,6 +373,10 @@ def summarize_bench(
 def render_markdown(summary: dict) -> str:
     """A report summary (bench or sweep) as Markdown: report.md."""
     lines = [f"# {summary['title']}", ""]
+    if summary.get("verdict"):
+        lines += [f"**Verdict.** {summary['verdict']}", ""]
+    for w in summary.get("warnings", []):
+        lines += [f"> **Warning:** {w}", ""]
     for para in summary.get("intro", []):
         lines += [para, ""]
     for sec in summary["sections"]:

@@ -116,10 +116,32 @@ def _cmd_bench(args) -> int:
         from selfplay.bench import run_bench
 
         run_bench(bench, arms, console=console, progress=not args.no_progress)
-    report = bench.bench_dir / "report.md"
-    console.print(report.read_text().split("## Paired")[0], markup=False)
-    console.print(f"report: {report}")
+    from selfplay import artifacts
+
+    summary = artifacts.read_json(bench.bench_dir / "summary.json")
+    for table in summary_tables(summary):
+        console.print(table)
+    console.print(f"report: {bench.bench_dir / 'report.md'}")
     return 0
+
+
+def summary_tables(summary: dict) -> list:
+    """A bench or sweep summary for the terminal: its verdict, warnings and first table."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = []
+    if summary.get("verdict"):
+        out.append(Text("Verdict. " + summary["verdict"].replace("**", ""), style="bold"))
+    out += [Text("Warning: " + w, style="yellow") for w in summary.get("warnings", [])]
+    for sec in summary["sections"][:1]:
+        t = Table(title=sec["heading"], title_justify="left")
+        for i, c in enumerate(sec["columns"]):
+            t.add_column(str(c), justify="left" if i == 0 else "right")
+        for row in sec["rows"]:
+            t.add_row(*map(str, row))
+        out.append(t)
+    return out
 
 
 def _cmd_inspect(args) -> int:

@@ -245,7 +245,11 @@ class EvalConfig:
     difficulties: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """Difficulties evaluated; include ones harder than the raw corpus."""
     n_per_difficulty: int = 100
-    """Held-out test problems per difficulty (fewer if the split has fewer)."""
+    """Held-out test problems per difficulty (all there are if the split has fewer). The same
+    problems for every seed and checkpoint; aggregates are micro-averages over problems."""
+    n_intermediate: int | None = None
+    """Problems per difficulty at checkpoints between the seed model and the last round (the
+    first ones of the full set; ``null``: the full set everywhere)."""
     k: int = 4
     """Samples per problem for pass@k and maj@k (0 = greedy only)."""
     temperature: float = 1.0
@@ -479,6 +483,11 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.train.batch_size >= 1, "train.batch_size", "must be >= 1")
     need(cfg.train.max_length >= 8, "train.max_length", "must be >= 8")
     need(cfg.eval.n_per_difficulty >= 1, "eval.n_per_difficulty", "must be >= 1")
+    need(
+        cfg.eval.n_intermediate is None or cfg.eval.n_intermediate >= 1,
+        "eval.n_intermediate",
+        "must be >= 1 or null",
+    )
     need(cfg.eval.k >= 0, "eval.k", "must be >= 0")
     need(cfg.eval.temperature > 0, "eval.temperature", "must be > 0")
     need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")

@@ -1,4 +1,5 @@
-"""Evaluation: greedy accuracy per difficulty, pass@k (unbiased), maj@k and chain validity.
+"""Evaluation: greedy accuracy per difficulty, pass@k (unbiased), maj@k and chain validity; every
+aggregate is a micro-average over problems.
 
 Uses the same generator and verifier as the loop, on the task's held-out test split.
 """
@@ -28,11 +29,26 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
-    """The run's fixed held-out test set: the same problems at every evaluation."""
-    rng = random.Random(f"test-{cfg.seed}")
+    """The fixed held-out test set: ``eval.n_per_difficulty`` test-split problems per difficulty
+    (all there are where there are fewer), the same for every seed, arm and checkpoint."""
+    rng = random.Random("test")  # not the run's seed: every run of a bench sees the same problems
     out = []
     for d in cfg.eval.difficulties:
         out += task.sample_problems("test", d, cfg.eval.n_per_difficulty, rng)
+    return out
+
+
+def subset(problems: list[Problem], per_difficulty: int | None) -> list[Problem]:
+    """The first ``per_difficulty`` problems of each difficulty (``None``: all), for checkpoints
+    between the first and the last, which need a trend rather than a verdict."""
+    if per_difficulty is None:
+        return problems
+    seen: dict[int, int] = {}
+    out = []
+    for p in problems:
+        seen[p.difficulty] = seen.get(p.difficulty, 0) + 1
+        if seen[p.difficulty] <= per_difficulty:
+            out.append(p)
     return out
 
 
@@ -102,9 +118,10 @@ def evaluate(
     for d in sorted(per):
         for name, values in per[d].items():
             metrics.setdefault(name, {})[str(d)] = sum(values) / len(values)
-    for by_d in metrics.values():
-        by_d["all"] = sum(by_d.values()) / len(
-            by_d
-        )  # mean over difficulties, each weighted equally
+    for name, by_d in metrics.items():
+        # The micro-average: every problem counts once, whatever its difficulty.
+        values = [v for d in per for v in per[d][name]]
+        by_d["all"] = sum(values) / len(values)
     metrics["n"] = {str(d): len(per[d]["accuracy"]) for d in sorted(per)}
+    metrics["n"]["all"] = sum(metrics["n"].values())
     return metrics

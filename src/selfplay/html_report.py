@@ -34,6 +34,8 @@ FIELDS = [
     "text",
     "steps",
     "prompt",
+    "origin",  # sampled / adaptive / rationalized: the card labels the latter two
+    "generation_prompt",  # what the model saw (with a hint, for a rationalized sample)
 ]
 
 
@@ -200,6 +202,13 @@ def _bench_body(d: Path) -> str:
         raise ConfigError(f"{d}: the bench has not finished (no summary.json)")
     summary = artifacts.read_json(path)  # a damaged file: a one-line error naming it
     parts = [f"<h2>{html.escape(summary['title'])}</h2>"]
+    if summary.get("verdict"):
+        verdict = html.escape(summary["verdict"]).replace("**", "")
+        parts.append(f'<p class="verdict"><b>Verdict.</b> {verdict}</p>')
+    parts += [
+        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>'
+        for w in summary.get("warnings", [])
+    ]
     parts += [f"<p>{html.escape(t)}</p>" for t in summary.get("intro", [])]
     parts += [_section_html(sec) for sec in summary["sections"]]
     for png in sorted(d.glob("*.png")):
@@ -314,6 +323,8 @@ figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-widt
 .steps { margin: .3em 0; padding-left: 2.2em; font-size: 13px; } .steps li.bad { background: #fde8e8; } .steps .mark { display: inline-block; width: 1.3em; } li.ok .mark { color: #2a9d4a; } li.bad .mark { color: #d33; font-weight: 700; }
 .why { color: #b22; margin-left: 1em; font-style: italic; } .decision { font-size: 12px; color: #555; } .kept .decision { color: #2a9d4a; }
 pre.text { white-space: pre-wrap; word-break: break-all; background: #f8f8f8; padding: .3em; margin: .3em 0; }
+.steps code { white-space: pre-wrap; overflow-wrap: anywhere; } .sample { overflow-wrap: anywhere; }
+.verdict { background: #eef6ee; border-left: 4px solid #2a9d4a; padding: .4em .7em; } .warning { background: #fff4e0; border-left: 4px solid #e0a100; padding: .3em .7em; }
 </style></head><body>
 <h1>__TITLE__</h1>
 __BODY__

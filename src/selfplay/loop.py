@@ -22,7 +22,7 @@ from pathlib import Path
 from selfplay import artifacts, stages
 from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
-from selfplay.evaluation import test_problems
+from selfplay.evaluation import subset, test_problems
 from selfplay.generation import check_backend
 from selfplay.metrics import cumulative, filter_metrics, generation_metrics
 from selfplay.models import build_char_tokenizer, load_tokenizer, resolve_device, setup_device
@@ -34,6 +34,7 @@ from selfplay.sources import (
     raw_summary,
     round_budget,
     seed_budget,
+    tokens_per_step,
     training_set,
     unique_tokens,
 )
@@ -50,26 +51,26 @@ def _log(console, msg: str) -> None:
 
 def run_seed(
     cfg: RunConfig, task: Task, tests: list[Problem], device: str, console=None, progress=True
-) -> tuple[list[Example], int]:
-    """Build the raw corpus U, train model_0 on it and evaluate it; returns U and its tokens."""
+) -> tuple[list[Example], dict]:
+    """Build the raw corpus U, train model_0 on it and evaluate it; returns U and its summary
+    (size, tokens, supervised tokens: what the budgets are counted in)."""
     d = seed_dir(cfg.run_dir)
     drawn = (d / "raw.parquet").exists()
     raw = raw_corpus(cfg, task)
     if not drawn:
         stages.mark_done(d, "raw")
-    if (d / "metrics.json").exists():
-        _checkpoint(cfg, 0)
-        return raw, artifacts.read_json(d / "metrics.json")["raw"]["tokens"]
-    model_dir = d / "model"
     tok = (
         load_tokenizer(cfg.model.name_or_path) if cfg.model.name_or_path else build_char_tokenizer()
     )
     u = raw_summary(cfg.run_dir, raw, tok)
-    budget = seed_budget(cfg, u["tokens"])
+    if (d / "metrics.json").exists():
+        _checkpoint(cfg, 0)
+        return raw, u
+    budget = seed_budget(cfg, u["supervised_tokens"])
     if not stages.is_done("train", d):
         _log(
             console,
-            f"[bold]seed[/]: training model_0 on U = {len(raw)} examples, {budget:,} tokens",
+            f"[bold]seed[/]: model_0 on U = {len(raw)} examples, {budget:,} supervised tokens",
         )
     train = stages.train_model(
         cfg,
@@ -77,6 +78,7 @@ def run_seed(
         None,
         raw,
         budget,
+        tokens_per_step(cfg, u),
         d,
         seed=cfg.seed,
         device=device,
@@ -84,7 +86,7 @@ def run_seed(
         lora=cfg.model.lora if cfg.model.name_or_path else None,
     )
     ev = stages.evaluate_model(
-        cfg, task, tests, model_dir, d, seed=cfg.seed, device=device, progress=progress
+        cfg, task, tests, d / "model", d, seed=cfg.seed, device=device, progress=progress
     )
     seconds = {"train": train["seconds"], "eval": ev["seconds"]}
     seconds["total"] = seconds["train"] + seconds["eval"]
@@ -98,7 +100,7 @@ def run_seed(
         "cumulative": cumulative(None, train["params"], train["tokens"], 0, 0, seconds["total"]),
     }
     artifacts.write_json(d / "metrics.json", out)
-    return raw, u["tokens"]
+    return raw, u
 
 
 def _frontier(cfg: RunConfig, k: int) -> int | None:
@@ -109,14 +111,14 @@ def _frontier(cfg: RunConfig, k: int) -> int | None:
     return curriculum_frontier(cfg, [m["generate"]["pass_rate_by_difficulty"] for m in earlier])
 
 
-def _fill(cfg: RunConfig, task: Task, k: int, u_tokens: int, frontier, tok) -> stages.Fill | None:
+def _fill(cfg: RunConfig, task: Task, k: int, u: dict, frontier, tok) -> stages.Fill | None:
     """With ``loop.fill_budget``: the plan that fills the round's budget with unique kept chains."""
     if not cfg.loop.fill_budget:
         return None
     earlier = 0
     if cfg.train.data == "accumulate":
         earlier = sum(unique_tokens(tok, kept_examples(cfg.run_dir, [j])) for j in range(1, k))
-    quota = round_budget(cfg, k, u_tokens)
+    quota = round_budget(cfg, k, u["supervised_tokens"])
     if cfg.train.raw_mix:
         quota = round(quota * (1 - cfg.train.raw_mix))
     return stages.Fill(
@@ -143,7 +145,7 @@ def run_round(
     task: Task,
     k: int,
     raw: list[Example],
-    u_tokens: int,
+    u: dict,
     tests: list[Problem],
     device: str,
     progress: bool = True,
@@ -158,13 +160,13 @@ def run_round(
     tok = load_tokenizer(prev)
     seed = cfg.seed * 1000 + k
     out = {"stage": it.name, "iteration": k, "source": cfg.loop.data_source}
-    gen_seconds, verifier_calls, generated = 0.0, 0, 0
+    gen_seconds, verifier_calls, generated, prefill = 0.0, 0, 0, 0
 
     selfplay = cfg.loop.data_source == "selfplay"
     if selfplay:
         frontier = _frontier(cfg, k)
         problems = draw_pool(task, cfg, k, frontier)
-        fill = _fill(cfg, task, k, u_tokens, frontier, tok)
+        fill = _fill(cfg, task, k, u, frontier, tok)
         gen = stages.generate_chains(
             cfg, task, prev, problems, it, seed=seed, device=device, progress=progress,
             fill=fill, note={"frontier": frontier},
@@ -175,18 +177,23 @@ def run_round(
         out["filter"] = filter_metrics(samples)
         gen_seconds = gen["seconds"] + gen["verify_seconds"] + ver["seconds"]
         verifier_calls, generated = len(samples), gen["generated_tokens"]
+        prompts = [s["generation_prompt"] or s["prompt"] for s in samples]
+        prefill = (
+            sum(map(len, tok(prompts, add_special_tokens=False)["input_ids"])) if prompts else 0
+        )
 
-    data = training_set(cfg, task, k, raw, u_tokens, tok)
-    budget = round_budget(cfg, k, u_tokens)
-    if selfplay:
-        budget = stages.capped_budget(budget, cfg.train.max_epochs, data, tok)
+    data = training_set(cfg, task, k, raw, u["supervised_tokens"], tok, tests)
+    budget = round_budget(cfg, k, u["supervised_tokens"])
     train = stages.train_model(
-        cfg, cfg.train, init_dir, data, budget, it, seed=seed, device=device,
-        progress=f"train {k}" if progress else None, lora=cfg.model.lora,
+        cfg, cfg.train, init_dir, data, budget, tokens_per_step(cfg, u), it, seed=seed,
+        device=device, progress=f"train {k}" if progress else None, lora=cfg.model.lora,
         note={"init_from": str(init_dir.parent.relative_to(cfg.run_dir))},
     )  # fmt: skip
+    # The seed model and the last round see the full evaluation set, the rounds between a subset.
+    final = k == cfg.loop.iterations
+    probe = tests if final else subset(tests, cfg.eval.n_intermediate)
     ev = stages.evaluate_model(
-        cfg, task, tests, it / "model", it, seed=cfg.seed, device=device, progress=progress
+        cfg, task, probe, it / "model", it, seed=cfg.seed, device=device, progress=progress
     )
 
     out["train"] = train
@@ -196,7 +203,7 @@ def run_round(
     before = artifacts.read_json(round_dir(cfg.run_dir, k - 1) / "metrics.json")["cumulative"]
     out["cumulative"] = cumulative(
         before, train["params"], train["tokens"], generated, verifier_calls,
-        out["seconds"]["total"],
+        out["seconds"]["total"], prefill,
     )  # fmt: skip
     artifacts.write_json(it / "metrics.json", out)
     return out
@@ -216,12 +223,12 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
         f"run dir [bold]{run_dir}[/]  device {device}  task {cfg.task.name}  "
         f"test problems {len(tests)}",
     )
-    raw, u_tokens = run_seed(cfg, task, tests, device, console, progress)
+    raw, u = run_seed(cfg, task, tests, device, console, progress)
     write_metrics_log(run_dir)
     if on_stage:
         on_stage(artifacts.read_json(seed_dir(run_dir) / "metrics.json"))
     for k in range(1, cfg.loop.iterations + 1):
-        metrics = run_round(cfg, task, k, raw, u_tokens, tests, device, progress)
+        metrics = run_round(cfg, task, k, raw, u, tests, device, progress)
         write_metrics_log(run_dir)
         if on_stage:
             on_stage(metrics)

@@ -7,6 +7,7 @@ from collections import Counter
 
 from selfplay.config import RunConfig
 from selfplay.filters import normalize_chain, reason_kind
+from selfplay.stats import binomial_se
 from selfplay.verify import STATUSES
 
 
@@ -83,16 +84,19 @@ def filter_metrics(samples: list[dict]) -> dict:
 
 
 def eval_block(cfg: RunConfig, metrics: dict) -> dict:
-    """Evaluation metrics plus the accuracy inside U's difficulties (*in*) and above (*harder*)."""
-    acc = metrics["accuracy"]
+    """Evaluation metrics plus the accuracy inside U's difficulties (*in*) and above (*harder*):
+    micro-averages over the problems, with their counts and binomial standard errors."""
+    acc, n = metrics["accuracy"], metrics.get("n", {})
     top = max(cfg.raw.difficulties)
-    inside = [acc[str(d)] for d in cfg.eval.difficulties if d <= top and str(d) in acc]
-    harder = [acc[str(d)] for d in cfg.eval.difficulties if d > top and str(d) in acc]
-    return {
-        **metrics,
-        "accuracy_in": sum(inside) / len(inside) if inside else None,
-        "accuracy_harder": sum(harder) / len(harder) if harder else None,
-    }
+    out = dict(metrics)
+    for name, keep in (("in", lambda d: d <= top), ("harder", lambda d: d > top)):
+        ds = [str(d) for d in cfg.eval.difficulties if keep(d) and str(d) in acc]
+        count = sum(n.get(d, 1) for d in ds)
+        mean = sum(acc[d] * n.get(d, 1) for d in ds) / count if ds else None
+        out[f"accuracy_{name}"] = mean
+        out[f"n_{name}"] = count if ds else 0
+        out[f"accuracy_{name}_se"] = binomial_se(mean, count) if ds else None
+    return out
 
 
 def cumulative(
@@ -102,14 +106,18 @@ def cumulative(
     generated_tokens: int,
     verifier_calls: int,
     seconds: float,
+    prefill_tokens: int = 0,
 ) -> dict:
     """Totals since the start of the run: ``prev`` (the previous stage's; ``None`` for the seed)
-    plus this stage's. FLOPs: 6 N per trained token, 2 N per generated token."""
+    plus this stage's. FLOPs: 6 N per trained token, 2 N per generated token and per prompt token
+    of every sample (the prefill; padding is not counted)."""
     prev = prev or {"train_tokens": 0, "generated_tokens": 0, "verifier_calls": 0, "flops": 0}
+    generation = 2 * n_params * (generated_tokens + prefill_tokens)
     return {
         "train_tokens": prev["train_tokens"] + train_tokens,
         "generated_tokens": prev["generated_tokens"] + generated_tokens,
+        "prefill_tokens": prev.get("prefill_tokens", 0) + prefill_tokens,
         "verifier_calls": prev["verifier_calls"] + verifier_calls,
-        "flops": prev["flops"] + 6 * n_params * train_tokens + 2 * n_params * generated_tokens,
+        "flops": prev["flops"] + 6 * n_params * train_tokens + generation,
         "seconds": prev.get("seconds", 0.0) + seconds,
     }

@@ -30,11 +30,17 @@ from selfplay.config import FilterConfig, RunConfig, TrainConfig
 from selfplay.evaluation import evaluate
 from selfplay.filters import filter_samples
 from selfplay.metrics import eval_block, merge_generation_stats
-from selfplay.models import count_params, init_model, load_for_generation, load_for_training
+from selfplay.models import (
+    count_params,
+    init_model,
+    load_for_generation,
+    load_for_training,
+    uses_chat_template,
+)
 from selfplay.sampling import generate_samples, needs_verdicts, verify_samples
 from selfplay.sources import unique_tokens
 from selfplay.tasks import Example, Problem, Task
-from selfplay.training import count_tokens, train_sft
+from selfplay.training import count_supervised_tokens, plan_matched, plan_order, train_sft
 
 STOP_ENV = "SELFPLAY_STOP_AFTER"
 """Name of a stage (e.g. ``iter_001/generate``) after which the run stops as if killed: for tests."""
@@ -198,7 +204,8 @@ NOTHING_TRAINED = {
     "epochs": 0.0,
     "final_loss": None,
     "seconds": 0.0,
-    "note": "nothing kept: model unchanged",
+    "batch_size": 0,
+    "note": "no training data (nothing kept): model unchanged",
 }
 
 
@@ -207,7 +214,8 @@ def train_model(
     train_cfg: TrainConfig,
     init_dir: Path | None,
     examples: list[Example],
-    budget_tokens: int,
+    budget: int,
+    tokens_per_step: float,
     stage_dir: Path,
     *,
     seed: int,
@@ -217,9 +225,12 @@ def train_model(
     note: dict | None = None,
 ) -> dict:
     """Train the checkpoint in ``init_dir`` (``None``: a new model as ``cfg.model`` says) on
-    ``examples`` for ``budget_tokens`` tokens with ``train_cfg``; save it as ``model/`` and return
-    ``train.json``: the trainer's account, the model's size and how much of the data was unique.
-    With no examples the model is saved unchanged. ``note`` is stored with the record."""
+    ``examples`` for ``budget`` supervised (loss-bearing) tokens, in optimizer steps of about
+    ``tokens_per_step`` supervised tokens each (:func:`selfplay.training.plan_matched`: the
+    same budget and step size give the same steps and supervised tokens whatever the data), at most
+    ``train_cfg.max_epochs`` passes over the data. Saves ``model/`` and returns ``train.json``:
+    the trainer's account, the plan, the model's size and how much of the data was unique. With no
+    examples the model is saved unchanged. ``note`` is stored with the record."""
     stage_dir = Path(stage_dir)
     if is_done("train", stage_dir):
         return artifacts.read_json(stage_dir / "train.json")
@@ -227,48 +238,51 @@ def train_model(
         model, tok = init_model(cfg, device)
     else:
         model, tok = load_for_training(cfg, init_dir, device)
-    if examples:
+    chat = uses_chat_template(tok, cfg.model.chat_template)
+    supervised = count_supervised_tokens(tok, examples, chat)
+    plan = plan_matched(
+        supervised, budget, tokens_per_step, train_cfg.max_epochs, train_cfg.num_processes
+    )
+    if plan.steps:
         result = asdict(
             train_sft(
                 model,
                 tok,
                 examples,
                 train_cfg,
-                budget_tokens=budget_tokens,
+                budget_tokens=0,
                 seed=seed,
                 work_dir=stage_dir / ".trainer",
                 device=device,
                 progress=progress,
                 lora=lora,
                 chat_template=cfg.model.chat_template,
+                plan=plan,
             )
         )
+        order = plan_order(len(examples), plan.steps, plan.batch_size, seed)
+        seen_supervised = sum(supervised[i] for i in order)
     else:
-        result = dict(NOTHING_TRAINED)
+        result, seen_supervised = dict(NOTHING_TRAINED), 0
     artifacts.save_model_dir(stage_dir / "model", model, tok)
-    unique = unique_tokens(tok, examples)
+    distinct = {(e.prompt, e.completion) for e in examples}
     result |= {
         "params": count_params(model),
+        "supervised_tokens": seen_supervised,
+        "budget": budget,
+        # max_epochs stopped the stage short of its budget (the bench's table says so).
+        "capped_by_max_epochs": plan.capped,
         "selfplay_examples": sum(e.source == "selfplay" for e in examples),
-        "distinct_examples": len({(e.prompt, e.completion) for e in examples}),
-        "unique_tokens": unique,
-        # How often each unique training token was seen (1.0: no repeats).
-        "reuse": result["tokens"] / unique if unique else 0.0,
+        "distinct_examples": len(distinct),
+        "unique_tokens": unique_tokens(tok, examples),
+        # How often the average distinct example was seen (1.0: each once).
+        "reuse": result["steps"] * plan.batch_size / len(distinct) if distinct else 0.0,
         **(note or {}),
     }
     artifacts.write_json(stage_dir / "train.json", result)
     shutil.rmtree(stage_dir / ".trainer", ignore_errors=True)
     mark_done(stage_dir, "train")
     return result
-
-
-def capped_budget(
-    budget_tokens: int, max_epochs: float | None, examples: list[Example], tok
-) -> int:
-    """``budget_tokens``, but at most ``max_epochs`` passes over ``examples`` (``None``: no cap)."""
-    if max_epochs is None or not examples:
-        return budget_tokens
-    return min(budget_tokens, round(max_epochs * sum(count_tokens(tok, examples))))
 
 
 def evaluate_model(
@@ -297,5 +311,6 @@ def evaluate_model(
 
 
 def seed_train_config(cfg: RunConfig) -> TrainConfig:
-    """The seed stage trains with the round settings but its own learning rate."""
-    return dataclasses.replace(cfg.train, lr=cfg.seed_train.lr)
+    """The seed stage trains with the round settings but its own learning rate, and repeats U as
+    often as its budget asks (``train.max_epochs`` is for the rounds)."""
+    return dataclasses.replace(cfg.train, lr=cfg.seed_train.lr, max_epochs=None)

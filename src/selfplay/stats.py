@@ -1,10 +1,12 @@
-"""Statistics shared by the bench and the sweep: means with t intervals over seeds, and the way
-they are printed."""
+"""Statistics shared by the bench and the sweep: means with t intervals over seeds, paired tests
+with Holm's correction and an equivalence test, binomial errors, monotone curves and the
+effective-data multiplier with a bootstrap interval."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 
 _T95 = {
     1: 12.706,
@@ -59,3 +61,208 @@ def format_ci(m: float | None, h: float, digits: int = 3) -> str:
     if m is None or math.isnan(m):
         return "-"
     return f"{m:.{digits}f}" if math.isnan(h) else f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Tests: paired t, Holm, two one-sided tests (equivalence)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-12:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf(t: float, df: int) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom.
+
+    >>> round(t_sf(2.776, 4), 4)
+    0.025
+    """
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1.0 - tail
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t (bisection on :func:`t_sf`)."""
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 1.0 - t_sf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+@dataclass
+class Paired:
+    """A paired comparison over seeds: differences ``a - b`` of one metric."""
+
+    n: int
+    mean: float
+    half_width: float
+    """95% interval half-width (t); nan for n < 2."""
+    p: float
+    """Two-sided p-value of "no difference" (paired t); nan for n < 2."""
+    p_equivalent: float
+    """p-value of "the difference lies inside ±margin" (two one-sided t tests); nan for n < 2."""
+
+
+def paired(diffs: list[float], margin: float) -> Paired:
+    """Paired t test and equivalence test (TOST against ``±margin``) of per-seed differences."""
+    d = clean(diffs)
+    n = len(d)
+    if n == 0:
+        return Paired(0, math.nan, math.nan, math.nan, math.nan)
+    m = statistics.fmean(d)
+    if n < 2:
+        return Paired(n, m, math.nan, math.nan, math.nan)
+    se = statistics.stdev(d) / math.sqrt(n)
+    df = n - 1
+    if se == 0:  # every seed gave the same difference
+        p = 0.0 if m != 0 else 1.0
+        p_eq = 0.0 if abs(m) < margin else 1.0
+        return Paired(n, m, 0.0, p, p_eq)
+    p = 2 * t_sf(abs(m) / se, df)
+    p_eq = max(t_sf((m + margin) / se, df), t_sf((margin - m) / se, df))
+    return Paired(n, m, t_quantile(0.975, df) * se, p, p_eq)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for multiple comparisons (nan stays nan).
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    order = sorted(idx, key=lambda i: pvalues[i])
+    out = list(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * pvalues[i]))
+        out[i] = round(running, 12)
+    return out
+
+
+def verdict_word(mean: float, p_adjusted: float, p_equivalent_adjusted: float, alpha: float) -> str:
+    """``better`` / ``worse`` (difference significant after correction), ``equivalent`` (inside
+    the margin, significant after correction) or ``inconclusive``."""
+    if not math.isnan(p_adjusted) and p_adjusted < alpha:
+        return "better" if mean > 0 else "worse"
+    if not math.isnan(p_equivalent_adjusted) and p_equivalent_adjusted < alpha:
+        return "equivalent"
+    return "inconclusive"
+
+
+def binomial_se(p: float | None, n: int) -> float:
+    """Standard error of an accuracy ``p`` measured on ``n`` problems."""
+    if p is None or n <= 0 or math.isnan(p):
+        return math.nan
+    return math.sqrt(p * (1 - p) / n)
+
+
+# ------------------------------------------------------------------------------------------------
+# Monotone curves and the effective-data multiplier
+
+
+def isotonic(ys: list[float]) -> list[float]:
+    """The non-decreasing least-squares fit of ``ys`` (pool adjacent violators).
+
+    >>> isotonic([0.5, 0.7, 0.6, 0.8])
+    [0.5, 0.65, 0.65, 0.8]
+    """
+    blocks: list[list[float]] = []  # [sum, count]
+    for y in ys:
+        blocks.append([y, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, c = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+    out = []
+    for s, c in blocks:
+        out += [s / c] * int(c)
+    return [round(v, 12) for v in out]
+
+
+def invert_curve(acc: float, xs: list[float], fitted: list[float]) -> float | None:
+    """The ``x`` (log-linear between points) where a non-decreasing curve reaches ``acc``;
+    ``None`` when ``acc`` lies outside the curve's range."""
+    if math.isnan(acc) or acc < fitted[0] or acc > fitted[-1]:
+        return None
+    for i in range(len(xs) - 1):
+        (x0, a0), (x1, a1) = (xs[i], fitted[i]), (xs[i + 1], fitted[i + 1])
+        if a0 <= acc <= a1:
+            if a1 == a0:
+                return x0
+            t = (acc - a0) / (a1 - a0)
+            return math.exp(math.log(x0) + t * (math.log(x1) - math.log(x0)))
+    return xs[-1] if acc == fitted[-1] else None
+
+
+def effective_data(
+    arm: dict[int, float],
+    curve: dict[float, dict[int, float]],
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """How much fresh raw data (multiples of U) reaches an arm's accuracy: the isotonic fit of
+    the fresh-data curve (mean over seeds per multiplier), inverted at the arm's mean, with a
+    95% bootstrap interval over seeds (seeds resampled with replacement, arm and curve together).
+
+    ``arm``: seed -> accuracy; ``curve``: multiplier -> seed -> accuracy. Returns ``estimate``,
+    ``low``, ``high`` (``None`` where outside the measured range), ``outside`` (the share of
+    resamples outside it) and ``monotone`` (whether the raw curve of means already was)."""
+    import random
+
+    xs = sorted(curve)
+    seeds = sorted(set(arm).intersection(*[set(curve[x]) for x in xs]))
+    if not seeds or len(xs) < 2:
+        return {"estimate": None, "low": None, "high": None, "outside": 1.0, "monotone": True}
+
+    def estimate(sample: list[int]) -> float | None:
+        means = [statistics.fmean(curve[x][s] for s in sample) for x in xs]
+        return invert_curve(statistics.fmean(arm[s] for s in sample), xs, isotonic(means))
+
+    raw_means = [statistics.fmean(curve[x][s] for s in seeds) for x in xs]
+    rng = random.Random(seed)
+    boots = [estimate([rng.choice(seeds) for _ in seeds]) for _ in range(resamples)]
+    inside = sorted(b for b in boots if b is not None)
+    low = high = None
+    if len(inside) == len(boots):
+        low, high = inside[int(0.025 * len(inside))], inside[int(0.975 * len(inside)) - 1]
+    return {
+        "estimate": estimate(seeds),
+        "low": low,
+        "high": high,
+        "outside": 1 - len(inside) / len(boots),
+        "monotone": all(a <= b for a, b in zip(raw_means, raw_means[1:], strict=False)),
+    }

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from selfplay import artifacts
-from selfplay.bench import run_bench, write_summary
+from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_configs, regimes, sub_bench
 from selfplay.bench_report import render_markdown
 from selfplay.stats import format_ci, mean_ci
@@ -49,7 +49,9 @@ def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[d
             rows.append({**r, "regime": name, **{f"axis_{a}": lv for a, lv in levels.items()}})
     artifacts.write_parquet(bench.bench_dir / "results.parquet", rows)
     plots = [write_sweep_plot(bench, rows)]
-    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, time.perf_counter() - t0))
+    wall = time.perf_counter() - t0
+    write_provenance(bench.bench_dir, wall)
+    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, wall))
     return rows
 
 

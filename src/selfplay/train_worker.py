@@ -28,7 +28,7 @@ def run_request(request: dict) -> None:
     from selfplay.config import LoraConfig, TrainConfig
     from selfplay.models import load_model
     from selfplay.tasks import Example
-    from selfplay.training import build_trainer, train_result
+    from selfplay.training import StepPlan, build_trainer, train_result
 
     cfg = TrainConfig(**request["train"])
     lora = LoraConfig(**request["lora"]) if request["lora"] else None
@@ -49,6 +49,7 @@ def run_request(request: dict) -> None:
         progress=request["progress"] if _rank() == 0 else None,
         lora=lora,
         chat_template=request["chat_template"],
+        plan=StepPlan(**request["plan"]) if request.get("plan") else None,
     )
     if trainer is None:
         raise ValueError("nothing to train: no examples or a zero token budget")

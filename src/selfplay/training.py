@@ -77,6 +77,76 @@ class TrainResult:
     """How many times the data was gone through: > 1 means repeated data."""
     final_loss: float | None
     seconds: float
+    batch_size: int = 0
+    """Examples per optimizer step, over all processes."""
+
+
+@dataclass
+class StepPlan:
+    """A training stage's optimizer steps and examples per step, fixed before it starts."""
+
+    steps: int
+    batch_size: int
+    capped: bool = False
+    """``True`` when ``max_epochs`` cut the steps below what the budget asked for."""
+
+
+def count_supervised_tokens(tokenizer, examples: list[Example], chat: bool = False) -> list[int]:
+    """Loss-bearing tokens of each example: its completion and end-of-sequence token (with
+    ``chat``: the rendered conversation minus the rendered prompt with its generation prompt)."""
+    if not examples:
+        return []
+    if chat:
+        full = count_tokens(tokenizer, examples, chat=True)
+        prompts = [
+            len(
+                tokenizer.apply_chat_template(
+                    user_turn(e.prompt), tokenize=True, add_generation_prompt=True, return_dict=True
+                )["input_ids"]
+            )
+            for e in examples
+        ]
+        return [max(1, f - q) for f, q in zip(full, prompts, strict=True)]
+    ids = tokenizer([e.completion for e in examples], add_special_tokens=False)["input_ids"]
+    return [len(x) + 1 for x in ids]
+
+
+def plan_matched(
+    supervised: list[int],
+    budget: int,
+    tokens_per_step: float,
+    max_epochs: float | None = None,
+    multiple_of: int = 1,
+) -> StepPlan:
+    """Steps and examples per step that spend ``budget`` supervised tokens in steps of about
+    ``tokens_per_step`` supervised tokens each, so two data sets with the same budget and step
+    size train the same number of steps on the same number of supervised tokens (to within half
+    an example per step: the batch is a whole number of examples), whatever their lengths. At most ``max_epochs`` passes over the data; the
+    batch is a multiple of ``multiple_of`` (the number of processes)."""
+    if not supervised or budget <= 0:
+        return StepPlan(0, 0)
+    mean = sum(supervised) / len(supervised)
+    batch = max(multiple_of, round(tokens_per_step / mean / multiple_of) * multiple_of)
+    steps = max(1, round(budget / tokens_per_step))
+    most = math.inf if max_epochs is None else math.floor(max_epochs * len(supervised))
+    if steps * batch <= most:
+        return StepPlan(steps, batch)
+    if most >= batch:
+        return StepPlan(most // batch, batch, True)
+    # Fewer examples than one batch may see: one step over what max_epochs allows.
+    return StepPlan(1, max(multiple_of, most // multiple_of * multiple_of), True)
+
+
+def plan_order(n: int, steps: int, batch_size: int, seed: int) -> list[int]:
+    """The example indices a stage trains on, in order: exactly ``steps x batch_size`` of them as
+    whole shuffled passes over the data, so every batch is full and repeats are exact."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        one_pass = list(range(n))
+        rng.shuffle(one_pass)
+        order += one_pass
+    return order[: steps * batch_size]
 
 
 def count_tokens(tokenizer, examples: list[Example], chat: bool = False) -> list[int]:
@@ -95,12 +165,18 @@ def count_tokens(tokenizer, examples: list[Example], chat: bool = False) -> list
     return [len(x) + 1 for x in ids]
 
 
-def plan_steps(lengths: list[int], budget_tokens: int, batch_size: int) -> int:
-    """Optimizer steps that spend ``budget_tokens`` on batches of ``batch_size`` examples."""
+def plan_steps(
+    lengths: list[int], budget_tokens: int, batch_size: int, max_epochs: float | None = None
+) -> int:
+    """Optimizer steps that spend ``budget_tokens`` on batches of ``batch_size`` examples, but
+    never more than ``max_epochs`` passes over the data (0 steps when one batch would be more)."""
     if not lengths or budget_tokens <= 0:
         return 0
     mean = sum(lengths) / len(lengths)
-    return max(1, math.ceil(budget_tokens / (mean * batch_size)))
+    steps = max(1, math.ceil(budget_tokens / (mean * batch_size)))
+    if max_epochs is not None:
+        steps = min(steps, math.floor(max_epochs * len(lengths) / batch_size))
+    return steps
 
 
 def _chat_record(e: Example) -> dict:
@@ -139,30 +215,27 @@ def build_trainer(
     progress: str | None = None,
     lora: LoraConfig | None = None,
     chat_template: str = "auto",
+    plan: StepPlan | None = None,
 ):
-    """An ``SFTTrainer`` that spends about ``budget_tokens`` on ``examples`` and the number of
-    examples it goes through, or ``(None, 0)`` when there is nothing to train. In launched workers
-    the same call gives the same plan on every process; ``per_device_train_batch_size`` is the
-    process's share of ``cfg.batch_size``."""
+    """An ``SFTTrainer`` that spends about ``budget_tokens`` on ``examples`` (or follows ``plan``:
+    its steps and examples per step) and the number of examples it goes through, or ``(None, 0)``
+    when there is nothing to train. In launched workers the same call gives the same plan on every
+    process; ``per_device_train_batch_size`` is the process's share of the batch."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     chat = uses_chat_template(tokenizer, chat_template)
     lengths = count_tokens(tokenizer, examples, chat)
-    steps = plan_steps(lengths, budget_tokens, cfg.batch_size)
-    if steps == 0:
+    if plan is None:
+        plan = StepPlan(plan_steps(lengths, budget_tokens, cfg.batch_size), cfg.batch_size)
+    steps, batch_size = plan.steps, plan.batch_size
+    if steps == 0 or not examples:
         return None, 0
-    # Lay out exactly steps x batch examples as whole shuffled passes over the data, so every batch
-    # is full (a small set would otherwise end each pass on a short batch and miss the budget) and
+    # Exactly steps x batch examples as whole shuffled passes over the data, so every batch is
+    # full (a small set would otherwise end each pass on a short batch and miss the budget) and
     # the number of repeats is exact.
-    rng = random.Random(seed)
-    order: list[int] = []
-    while len(order) < steps * cfg.batch_size:
-        one_pass = list(range(len(examples)))
-        rng.shuffle(one_pass)
-        order += one_pass
-    order = order[: steps * cfg.batch_size]
+    order = plan_order(len(examples), steps, batch_size, seed)
     if chat:
         records = [_chat_record(examples[i]) for i in order]
     else:
@@ -171,7 +244,7 @@ def build_trainer(
         ]
     data = Dataset.from_list(records)
     on_gpu = device.startswith("cuda")
-    per_device = cfg.batch_size // cfg.num_processes
+    per_device = batch_size // cfg.num_processes
     if cfg.packing:
         # A packed row holds up to max_length tokens of whole examples: take as many rows per step
         # as hold a batch's worth of tokens (the step count is fixed below, once rows are known).
@@ -238,9 +311,10 @@ def train_result(
         (int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0
     )
     steps = trainer.args.max_steps
+    batch = seen_examples // steps if steps else 0
     if not tokens:
         lengths = count_tokens(trainer.processing_class, examples)
-        tokens = round(steps * cfg.batch_size * sum(lengths) / len(lengths))
+        tokens = round(steps * batch * sum(lengths) / len(lengths))
     return TrainResult(
         tokens=tokens,
         steps=steps,
@@ -248,6 +322,7 @@ def train_result(
         epochs=seen_examples / len(examples),
         final_loss=losses[-1] if losses else None,
         seconds=seconds,
+        batch_size=batch,
     )
 
 
@@ -264,8 +339,10 @@ def train_sft(
     progress: str | None = None,
     lora: LoraConfig | None = None,
     chat_template: str = "auto",
+    plan: StepPlan | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``examples`` for about ``budget_tokens`` tokens.
+    """Train ``model`` in place on ``examples`` for about ``budget_tokens`` tokens, or as
+    ``plan`` says (steps and examples per step).
 
     ``lora`` (``r > 0``): train adapters and merge them into ``model`` at the end.
     ``chat_template`` (``auto`` | ``none``): conversational records when the tokenizer has a template.
@@ -280,6 +357,7 @@ def train_sft(
         progress=progress,
         lora=lora,
         chat_template=chat_template,
+        plan=plan,
     )
     if cfg.num_processes > 1 or cfg.accelerate_config is not None:
         return launch_training(model, tokenizer, examples, cfg, **kwargs)
@@ -341,6 +419,7 @@ def launch_training(
     progress: str | None = None,
     lora: LoraConfig | None = None,
     chat_template: str = "auto",
+    plan: StepPlan | None = None,
 ) -> TrainResult:
     """:func:`train_sft` in worker processes under ``accelerate launch``.
 
@@ -353,7 +432,7 @@ def launch_training(
 
     from selfplay.generation import WorkerError
 
-    if not examples or budget_tokens <= 0:
+    if not examples or (budget_tokens <= 0 and (plan is None or plan.steps == 0)):
         return TrainResult(0, 0, len(examples), 0.0, None, 0.0)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -372,6 +451,7 @@ def launch_training(
                 "chat_template": chat_template,
                 "attn_implementation": getattr(model.config, "_attn_implementation", None),
                 "budget_tokens": budget_tokens,
+                "plan": asdict(plan) if plan is not None else None,
                 "seed": seed,
                 "trainer_dir": str(work_dir / "trainer"),
                 "progress": progress,

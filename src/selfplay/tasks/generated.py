@@ -1,9 +1,11 @@
 """Helpers for tasks that generate their problems (countdown; arith keeps its own for now): the raw
-corpus U with its slipped, answer-only and hinted items."""
+corpus U with its slipped, answer-only and hinted items, and the key that tells when two problems
+are the same one (for baselines that must not share problems with U or the evaluation set)."""
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,3 +40,21 @@ def generated_corpus(
         else:
             out.append(Example(p.prompt, task.gold_chain(p), p.id, p.difficulty, "raw"))
     return out
+
+
+_BINARY = re.compile(r"(\d+)([+*])(\d+)")
+_TARGET = re.compile(r"(\d+(?:,\d+)*)->(\d+)")
+
+
+def overlap_key(problem_id: str) -> str:
+    """What makes two problems the same for a clean baseline: ``a+b`` and ``b+a`` (also ``*``),
+    or the same numbers in another order (``3,7->10`` and ``7,3->10``), share a key; any other id
+    is its own key. A task may define its own ``overlap_key``."""
+    m = _BINARY.fullmatch(problem_id)
+    if m:
+        a, op, b = m.groups()
+        return op.join(sorted((a, b), key=int))
+    m = _TARGET.fullmatch(problem_id)
+    if m:
+        return ",".join(sorted(m.group(1).split(","), key=int)) + "->" + m.group(2)
+    return problem_id

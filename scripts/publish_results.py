@@ -1,0 +1,42 @@
+"""Check in a bench's result files and render the published tables from them.
+
+    python scripts/publish_results.py runs/arith-bench-quick bench-quick   # copy the files
+    python scripts/publish_results.py --render                              # README.md, docs/*.md
+
+A published table is a block ``<!-- results: NAME | SECTION -->`` ... ``<!-- /results -->``
+(see ``selfplay.publish``); ``tests/test_published.py`` fails when one differs from its files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from selfplay.publish import copy_results, render_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bench_dir", nargs="?", type=Path, help="a finished bench directory")
+    ap.add_argument("name", nargs="?", help="its name under benchmarks/results/")
+    ap.add_argument("--render", action="store_true", help="rewrite the published tables")
+    args = ap.parse_args()
+    if args.bench_dir is not None:
+        if not args.name:
+            ap.error("give the results name after the bench directory")
+        print(f"copied to {copy_results(args.bench_dir, args.name)}")
+    if args.render:
+        for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+            text = path.read_text()
+            new = render_file(text)
+            if new != text:
+                path.write_text(new)
+                print(f"rendered {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

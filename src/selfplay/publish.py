@@ -1,0 +1,101 @@
+"""Published results: a bench's small result files, checked in under
+``benchmarks/results/<name>/``, and the tables in README.md and docs/ rendered from them.
+
+    benchmarks/results/<name>/   bench.yaml (resolved config), provenance.json (commit, library
+                                 versions, machine, wall time), results.parquet (one row per arm x
+                                 seed x checkpoint), summary.json, report.md
+
+A published table sits in a Markdown file between two comments that name its source:
+
+    <!-- results: bench-quick | Paired with `raw-fresh-1x` (final acc in) -->
+    | arm | ... |
+    <!-- /results -->
+
+(the section heading of ``summary.json``; ``verdict`` renders the verdict line). ``render_file``
+rewrites every such block from the files; ``stale_blocks`` lists the ones that differ, and
+``resummarize`` rebuilds a summary from results.parquet and bench.yaml alone, so a test can check
+that the checked-in files, the summary and the published tables agree.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from selfplay import artifacts
+from selfplay.errors import ConfigError
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
+BLOCK = re.compile(
+    r"(<!-- results: (?P<name>[^|]+?) \| (?P<heading>.+?) -->\n)(?P<body>.*?)(<!-- /results -->)",
+    re.S,
+)
+
+
+def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
+    """Copy a finished bench's small files (no checkpoints, no samples) to ``root/name``."""
+    bench_dir = Path(bench_dir)
+    missing = [f for f in FILES if not (bench_dir / f).exists()]
+    if missing:
+        raise ConfigError(f"{bench_dir}: not a finished bench (no {missing[0]})")
+    out = Path(root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    for f in FILES:
+        shutil.copyfile(bench_dir / f, out / f)
+    return out
+
+
+def resummarize(results_dir: Path) -> dict:
+    """The summary that a results directory's results.parquet and bench.yaml give."""
+    from selfplay.bench_config import BenchConfig, arm_configs
+    from selfplay.bench_report import summarize_bench
+    from selfplay.config import build_dataclass, read_yaml_mapping
+    from selfplay.sweep import summarize_sweep
+
+    d = Path(results_dir)
+    bench = build_dataclass(BenchConfig, read_yaml_mapping(d / "bench.yaml"))
+    rows = artifacts.read_parquet(d / "results.parquet")
+    stored = artifacts.read_json(d / "summary.json")
+    wall = artifacts.read_json(d / "provenance.json")["wall_seconds"]
+    if stored.get("kind") == "sweep":
+        return summarize_sweep(bench, rows, stored["plots"], wall)
+    return summarize_bench(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
+
+
+def render_block(name: str, heading: str, root: Path = RESULTS) -> str:
+    """The Markdown of one published table (or, for ``verdict``, the verdict line)."""
+    from selfplay.bench_report import markdown_table
+
+    path = Path(root) / name / "summary.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such results file")
+    summary = artifacts.read_json(path)
+    if heading == "verdict":
+        return f"**Verdict.** {summary.get('verdict', '')}\n"
+    for sec in summary["sections"]:
+        if sec["heading"] == heading:
+            return markdown_table(sec["columns"], sec["rows"]) + "\n"
+    raise ConfigError(f"{path}: no section {heading!r}")
+
+
+def render_file(text: str, root: Path = RESULTS) -> str:
+    """``text`` with every published block rendered from its files."""
+
+    def sub(m: re.Match) -> str:
+        return m.group(1) + render_block(m["name"].strip(), m["heading"].strip(), root) + m.group(5)
+
+    return BLOCK.sub(sub, text)
+
+
+def stale_blocks(paths: list[Path], root: Path = RESULTS) -> list[str]:
+    """``file: name | heading`` for every published block that differs from its files."""
+    out = []
+    for path in paths:
+        text = Path(path).read_text()
+        for m in BLOCK.finditer(text):
+            want = render_block(m["name"].strip(), m["heading"].strip(), root)
+            if m["body"] != want:
+                out.append(f"{path}: {m['name'].strip()} | {m['heading'].strip()}")
+    return out
