@@ -210,3 +210,20 @@ def test_empty_pool_is_a_config_error(tmp_path):
     cfg = grpo_config(tmp_path)
     with pytest.raises(ConfigError, match="practice pool is empty"):
         run_grpo_round(cfg, DigitTask(cfg), tmp_path / "none", [], tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        (["loop.data_source=raw-repeat"], "loop.data_source"),
+        (["loop.rationalize=true"], "loop.rationalize"),
+        (["loop.fill_budget=true"], "loop.fill_budget"),
+        (["generation.adaptive_max_n=8"], "generation.adaptive_max_n"),
+        (["loop.method=ppo"], "loop.method"),
+    ],
+)
+def test_grpo_method_rejects_expert_iteration_options(over, key):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({}, ["loop.method=grpo", *over])
+    assert str(err.value).startswith(key)
+    config_from_dict({}, ["loop.method=grpo"])  # alone it is fine

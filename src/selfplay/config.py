@@ -120,7 +120,11 @@ class SeedConfig:
 @dataclass
 class LoopConfig:
     iterations: int = 3
-    """Number of expert-iteration rounds K."""
+    """Number of rounds K."""
+    method: Literal["expert_iteration", "grpo"] = "expert_iteration"
+    """How a round improves the model. ``expert_iteration``: generate, verify, filter, retrain on
+    the kept chains (``generation``, ``filters``, ``train``); ``grpo``: online RL with the verifier
+    as the reward on the same practice pool (``grpo``; see :mod:`selfplay.grpo`)."""
     pool_difficulties: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     """Difficulties of the problems the model practises on in each round."""
     problems_per_iter: int = 1000
@@ -508,6 +512,15 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.eval.k >= 0, "eval.k", "must be >= 0")
     need(cfg.eval.temperature > 0, "eval.temperature", "must be > 0")
     need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
+    if cfg.loop.method == "grpo":
+        for ok, key, what in [
+            (cfg.loop.data_source == "selfplay", "loop.data_source", "must be selfplay"),
+            (not cfg.loop.rationalize, "loop.rationalize", "is an expert-iteration option"),
+            (not cfg.loop.fill_budget, "loop.fill_budget", "is an expert-iteration option"),
+            (cfg.generation.adaptive_max_n == 0, "generation.adaptive_max_n", "must be 0"),
+            (cfg.generation.backend == "hf", "generation.backend", "must be hf (vLLM: grpo.trl)"),
+        ]:
+            need(ok, key, f"{what} with loop.method: grpo")
     g = cfg.grpo
     need(g.num_generations >= 2, "grpo.num_generations", "must be >= 2 (advantages need a group)")
     need(
