@@ -115,6 +115,7 @@ def test_grpo_round_trains_and_records(tmp_path):
 
     gen, train = m["generate"], m["train"]
     assert train["steps"] == 2 and len(train["losses"]) == 2
+    assert train["epochs"] == pytest.approx(8 / len(pool))  # 8 problems drawn
     assert gen["generated_tokens"] == sum(s["tokens"] for s in samples)
     assert gen["prompt_tokens"] == sum(s["prompt_tokens"] for s in samples)
     assert train["loss_tokens"] == gen["generated_tokens"]  # one pass over every completion
@@ -217,6 +218,7 @@ def test_empty_pool_is_a_config_error(tmp_path):
     [
         (["loop.data_source=raw-repeat"], "loop.data_source"),
         (["loop.rationalize=true"], "loop.rationalize"),
+        (["train.init_from=base"], "train.init_from"),
         (["loop.fill_budget=true"], "loop.fill_budget"),
         (["generation.adaptive_max_n=8"], "generation.adaptive_max_n"),
         (["loop.method=ppo"], "loop.method"),

@@ -515,6 +515,7 @@ def _check_ranges(cfg: RunConfig) -> None:
     if cfg.loop.method == "grpo":
         for ok, key, what in [
             (cfg.loop.data_source == "selfplay", "loop.data_source", "must be selfplay"),
+            (cfg.train.init_from == "previous", "train.init_from", "must be previous"),
             (not cfg.loop.rationalize, "loop.rationalize", "is an expert-iteration option"),
             (not cfg.loop.fill_budget, "loop.fill_budget", "is an expert-iteration option"),
             (cfg.generation.adaptive_max_n == 0, "generation.adaptive_max_n", "must be 0"),

@@ -290,7 +290,9 @@ def _decide(s: dict) -> None:
     )
 
 
-def round_record(cfg: RunConfig, k: int, samples: list[dict], stats: dict, n_params: int) -> dict:
+def round_record(
+    cfg: RunConfig, k: int, samples: list[dict], stats: dict, n_params: int, pool_size: int
+) -> dict:
     """The round's metrics, in the keys the expert-iteration rounds write (``generate``,
     ``train``, ``seconds``), plus ``grpo`` (rewards, advantages) and the round's ``flops``."""
     ds = sorted({s["difficulty"] for s in samples})
@@ -326,7 +328,8 @@ def round_record(cfg: RunConfig, k: int, samples: list[dict], stats: dict, n_par
         "scoring_tokens": stats["scoring_tokens"],
         "steps": stats["steps"],
         "examples": len(samples),
-        "epochs": 1.0,
+        # Passes over the practice pool (each problem drawn once per pass, G completions each).
+        "epochs": len(samples) / cfg.grpo.num_generations / max(pool_size, 1),
         "final_loss": stats["losses"][-1] if stats["losses"] else None,
         "losses": stats["losses"],
         "seconds": stats["train_seconds"],
@@ -408,7 +411,7 @@ def grpo_stage(
     )
     for s in samples:
         _decide(s)
-    record = round_record(cfg, k, samples, stats, count_params(model))
+    record = round_record(cfg, k, samples, stats, count_params(model), len(pool))
     record["train"]["init_from"] = str(model_dir)
     artifacts.save_model_dir(out_dir / "model", model, tok)
     artifacts.write_parquet(out_dir / "samples.parquet", samples)
