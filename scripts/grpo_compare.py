@@ -19,62 +19,31 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import load_config
-from selfplay.evaluation import evaluate, test_problems
-from selfplay.grpo import add_cumulative, grpo_stage
-from selfplay.loop import run
-from selfplay.models import load_for_generation
-from selfplay.sampling import draw_pool
+from selfplay.evaluation import test_problems
+from selfplay.grpo import run_grpo_iteration
+from selfplay.loop import prepare_run_dir, run
 from selfplay.tasks import make_task
 
 
-def eval_block(cfg, metrics: dict) -> dict:
-    top = max(cfg.raw.difficulties)
-    acc = metrics["accuracy"]
-    inside = [acc[str(d)] for d in cfg.eval.difficulties if d <= top and str(d) in acc]
-    harder = [acc[str(d)] for d in cfg.eval.difficulties if d > top and str(d) in acc]
-    return {
-        **metrics,
-        "accuracy_in": sum(inside) / len(inside) if inside else None,
-        "accuracy_harder": sum(harder) / len(harder) if harder else None,
-    }
-
-
-def run_grpo_arm(cfg, ei_dir: Path, out_dir: Path, step_credit: float) -> list[dict]:
-    """GRPO rounds from the expert-iteration run's model_0, matched to its generated tokens."""
-    import dataclasses
-
+def run_grpo_arm(cfg, ei_dir: Path, out_dir: Path) -> list[dict]:
+    """GRPO rounds from the expert-iteration run's model_0, each taking as many steps as spend
+    the tokens expert iteration generated in that round."""
     task = make_task(cfg)
     tests = test_problems(task, cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(cfg)  # config.yaml, so `selfplay inspect` and `report` read the arm
     if not (out_dir / "seed").exists():
         shutil.copytree(ei_dir / "seed", out_dir / "seed")
     rows = [artifacts.read_json(out_dir / "seed" / "metrics.json")]
     for k in range(1, cfg.loop.iterations + 1):
-        it = out_dir / f"iter_{k:03d}"
-        if (it / "metrics.json").exists():
-            rows.append(artifacts.read_json(it / "metrics.json"))
-            continue
         ei = artifacts.read_json(ei_dir / f"iter_{k:03d}" / "metrics.json")["generate"]
         per_sample = ei["generated_tokens"] / ei["samples"]
         steps = max(1, math.ceil(ei["generated_tokens"] / (cfg.grpo.batch_size * per_sample)))
-        rcfg = dataclasses.replace(
-            cfg, grpo=dataclasses.replace(cfg.grpo, max_steps=steps, step_credit=step_credit)
-        )
-        prev = out_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}")
-        pool = draw_pool(task, rcfg, k)
-        rec = grpo_stage(rcfg, task, k, prev / "model", pool, it, device="cpu", progress=False)
-        model, tok = load_for_generation(rcfg, it / "model", "cpu")
-        t0 = time.perf_counter()
-        metrics = evaluate(model, tok, task, tests, rcfg, seed=cfg.seed, progress=False)
-        rec = dict(rec, eval=eval_block(rcfg, metrics), ei_generated_tokens=ei["generated_tokens"])
-        rec["seconds"]["eval"] = time.perf_counter() - t0
-        rec = add_cumulative(rec, artifacts.read_json(prev / "metrics.json")["cumulative"])
-        rec["seconds"]["total"] = sum(rec["seconds"].values())
-        artifacts.write_json(it / "metrics.json", rec)
+        rec = run_grpo_iteration(cfg, task, k, tests, "cpu", progress=False, max_steps=steps)
         rows.append(rec)
         print(
             f"  grpo round {k}: {steps} steps, generated {rec['generate']['generated_tokens']:,} "
@@ -157,12 +126,20 @@ def main(argv=None) -> int:
         arms = {"expert_iteration": {"rows": summary(ei_rows), "seconds": t_ei}}
         for credit in args.step_credit:
             name = "grpo" if credit == 0 else f"grpo-steps{credit:g}"
-            cfg = load_config(args.config, [*over, f"output_dir={args.runs}/{name}-s{seed}"])
+            cfg = load_config(
+                args.config,
+                [
+                    *over,
+                    f"output_dir={args.runs}/{name}-s{seed}",
+                    "loop.method=grpo",
+                    f"grpo.step_credit={credit}",
+                ],
+            )
             print(f"seed {seed}: {name}", flush=True)
             t0 = time.perf_counter()
-            rows = run_grpo_arm(cfg, ei_cfg.run_dir, cfg.run_dir, credit)
+            rows = run_grpo_arm(cfg, ei_cfg.run_dir, cfg.run_dir)
             arms[name] = {"rows": summary(rows), "seconds": time.perf_counter() - t0}
-            arms[name]["grpo_config"] = json.loads(json.dumps(cfg.grpo.__dict__))
+            arms[name]["grpo_config"] = asdict(cfg.grpo)
         result["seeds"][str(seed)] = arms
         result["wall_seconds"] = time.perf_counter() - t_start
         result["load_average_at_end"] = os.getloadavg()

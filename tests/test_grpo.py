@@ -229,3 +229,38 @@ def test_grpo_method_rejects_expert_iteration_options(over, key):
         config_from_dict({}, ["loop.method=grpo", *over])
     assert str(err.value).startswith(key)
     config_from_dict({}, ["loop.method=grpo"])  # alone it is fine
+
+
+def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
+    from selfplay.evaluation import test_problems
+    from selfplay.grpo import run_grpo_iteration
+
+    cfg = config_from_dict(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "device": "cpu",
+            "loop": {"method": "grpo", "problems_per_iter": 8, "pool_difficulties": [1, 2]},
+            "generation": {"max_new_tokens": 12, "batch_size": 32},
+            "grpo": {"num_generations": 4, "batch_size": 8, "max_steps": 1},
+            "eval": {"difficulties": [1, 2], "n_per_difficulty": 4, "k": 2},
+        }
+    )
+    task = DigitTask(cfg)
+    seed = cfg.run_dir / "seed"
+    model, tok = init_model(cfg, "cpu")
+    artifacts.save_model_dir(seed / "model", model, tok)
+    base = {"train_tokens": 100, "generated_tokens": 0, "verifier_calls": 0, "flops": 10}
+    artifacts.write_json(seed / "metrics.json", {"cumulative": {**base, "seconds": 1.0}})
+    tests = test_problems(task, cfg)
+    m1 = run_grpo_iteration(cfg, task, 1, tests, "cpu", progress=False)
+    m2 = run_grpo_iteration(cfg, task, 2, tests, "cpu", progress=False, max_steps=2)
+    assert m1["train"]["init_from"] == "seed/model" and m2["train"]["init_from"] == "iter_001/model"
+    assert m1["train"]["steps"] == 1 and m2["train"]["steps"] == 2
+    assert set(m2["eval"]["accuracy"]) == {"1", "2", "all"}
+    c1, c2 = m1["cumulative"], m2["cumulative"]
+    assert c1["flops"] == 10 + m1["flops"] and c2["flops"] == c1["flops"] + m2["flops"]
+    assert (
+        c2["generated_tokens"]
+        == m1["generate"]["generated_tokens"] + m2["generate"]["generated_tokens"]
+    )
+    assert run_grpo_iteration(cfg, task, 2, tests, "cpu", progress=False) == m2

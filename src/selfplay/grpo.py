@@ -443,3 +443,64 @@ def run_grpo_round(
     record["seconds"]["total"] = sum(record["seconds"].values())
     artifacts.write_json(out_dir / "metrics.json", record)
     return record
+
+
+def eval_block(cfg: RunConfig, metrics: dict) -> dict:
+    """Evaluation metrics plus mean accuracy within U's difficulties and above them."""
+    top = max(cfg.raw.difficulties)
+    acc = metrics["accuracy"]
+    inside = [acc[str(d)] for d in cfg.eval.difficulties if d <= top and str(d) in acc]
+    harder = [acc[str(d)] for d in cfg.eval.difficulties if d > top and str(d) in acc]
+    return {
+        **metrics,
+        "accuracy_in": sum(inside) / len(inside) if inside else None,
+        "accuracy_harder": sum(harder) / len(harder) if harder else None,
+    }
+
+
+def run_grpo_iteration(
+    cfg: RunConfig,
+    task: Task,
+    k: int,
+    tests: list[Problem],
+    device: str,
+    *,
+    progress: bool = True,
+    max_steps: int | None = None,
+) -> dict:
+    """Round ``k`` of a ``loop.method: grpo`` run in ``cfg.run_dir``: GRPO from model_{k-1} on the
+    round's practice pool (the draw expert iteration makes, curriculum included), then the same
+    evaluation; writes ``iter_<k>/metrics.json`` and returns it (read back if it exists).
+    ``max_steps`` overrides ``grpo.max_steps`` (e.g. to match another arm's generated tokens)."""
+    from selfplay.evaluation import evaluate
+    from selfplay.models import load_for_generation
+    from selfplay.sampling import curriculum_frontier, draw_pool
+
+    run_dir = cfg.run_dir
+    it = run_dir / f"iter_{k:03d}"
+    if (it / "metrics.json").exists():
+        return artifacts.read_json(it / "metrics.json")
+    if max_steps is not None:
+        cfg = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, max_steps=max_steps))
+    prev = run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}")
+    frontier = None
+    if cfg.loop.curriculum:
+        earlier = [
+            artifacts.read_json(run_dir / f"iter_{j:03d}" / "metrics.json") for j in range(1, k)
+        ]
+        frontier = curriculum_frontier(
+            cfg, [m["generate"]["pass_rate_by_difficulty"] for m in earlier]
+        )
+    pool = draw_pool(task, cfg, k, frontier)
+    record = grpo_stage(cfg, task, k, prev / "model", pool, it, device=device, progress=progress)
+    record = dict(record, frontier=frontier)
+    record["train"]["init_from"] = str(prev.relative_to(run_dir) / "model")
+    model, tok = load_for_generation(cfg, it / "model", device)
+    t0 = time.perf_counter()
+    metrics = evaluate(model, tok, task, tests, cfg, seed=cfg.seed, progress=progress)
+    record["eval"] = eval_block(cfg, metrics)
+    record["seconds"]["eval"] = time.perf_counter() - t0
+    record = add_cumulative(record, artifacts.read_json(prev / "metrics.json")["cumulative"])
+    record["seconds"]["total"] = sum(record["seconds"].values())
+    artifacts.write_json(it / "metrics.json", record)
+    return record
