@@ -104,7 +104,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--runs", default="runs/grpo-compare")
     ap.add_argument("--out", default="benchmarks/results/grpo/compare.json")
-    ap.add_argument("--step-credit", type=float, nargs="*", default=[0.0])
+    ap.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="a GRPO arm and its overrides (of the run config, after the common ones); "
+        "default: grpo (no overrides) and grpo-steps (grpo.step_credit=0.5)",
+    )
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the run config")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -124,22 +131,20 @@ def main(argv=None) -> int:
         ei_rows = run(ei_cfg, progress=False)
         t_ei = time.perf_counter() - t0
         arms = {"expert_iteration": {"rows": summary(ei_rows), "seconds": t_ei}}
-        for credit in args.step_credit:
-            name = "grpo" if credit == 0 else f"grpo-steps{credit:g}"
-            cfg = load_config(
-                args.config,
-                [
-                    *over,
-                    f"output_dir={args.runs}/{name}-s{seed}",
-                    "loop.method=grpo",
-                    f"grpo.step_credit={credit}",
-                ],
-            )
+        for spec in args.arm or ["grpo:", "grpo-steps:grpo.step_credit=0.5"]:
+            name, _, extra = spec.partition(":")
+            grpo_over = [x for x in extra.split(",") if x]
+            run_over = [*over, f"output_dir={args.runs}/{name}-s{seed}", "loop.method=grpo"]
+            cfg = load_config(args.config, [*run_over, *grpo_over])
             print(f"seed {seed}: {name}", flush=True)
             t0 = time.perf_counter()
             rows = run_grpo_arm(cfg, ei_cfg.run_dir, cfg.run_dir)
-            arms[name] = {"rows": summary(rows), "seconds": time.perf_counter() - t0}
-            arms[name]["grpo_config"] = asdict(cfg.grpo)
+            arms[name] = {
+                "rows": summary(rows),
+                "seconds": time.perf_counter() - t0,
+                "overrides": grpo_over,
+                "grpo_config": asdict(cfg.grpo),
+            }
         result["seeds"][str(seed)] = arms
         result["wall_seconds"] = time.perf_counter() - t_start
         result["load_average_at_end"] = os.getloadavg()
