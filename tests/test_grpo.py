@@ -231,6 +231,7 @@ def test_grpo_method_rejects_expert_iteration_options(over, key):
     config_from_dict({}, ["loop.method=grpo"])  # alone it is fine
 
 
+@pytest.mark.slow
 def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
     from selfplay.evaluation import test_problems
     from selfplay.grpo import run_grpo_iteration
@@ -254,7 +255,7 @@ def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
     tests = test_problems(task, cfg)
     m1 = run_grpo_iteration(cfg, task, 1, tests, "cpu", progress=False)
     m2 = run_grpo_iteration(cfg, task, 2, tests, "cpu", progress=False, max_steps=2)
-    assert m1["train"]["init_from"] == "seed/model" and m2["train"]["init_from"] == "iter_001/model"
+    assert m1["train"]["init_from"] == "seed" and m2["train"]["init_from"] == "iter_001"
     assert m1["train"]["steps"] == 1 and m2["train"]["steps"] == 2
     assert set(m2["eval"]["accuracy"]) == {"1", "2", "all"}
     c1, c2 = m1["cumulative"], m2["cumulative"]
@@ -264,3 +265,33 @@ def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
         == m1["generate"]["generated_tokens"] + m2["generate"]["generated_tokens"]
     )
     assert run_grpo_iteration(cfg, task, 2, tests, "cpu", progress=False) == m2
+
+
+@pytest.mark.slow
+def test_loop_method_grpo_runs_rounds_and_resumes(tmp_path, monkeypatch):
+    from selfplay.loop import STOP_ENV, StageInterrupt, run
+
+    data = {
+        "output_dir": str(tmp_path / "run"),
+        "device": "cpu",
+        "raw": {"size": 100, "difficulties": [1, 2]},
+        "seed_train": {"tokens": 3000},
+        "loop": {"method": "grpo", "iterations": 1, "problems_per_iter": 8},
+        "generation": {"batch_size": 32},
+        "grpo": {"num_generations": 4, "batch_size": 8, "max_steps": 2},
+        "eval": {"difficulties": [1, 2], "n_per_difficulty": 4, "k": 2},
+    }
+    cfg = config_from_dict(data)
+    monkeypatch.setenv(STOP_ENV, "iter_001/grpo")
+    with pytest.raises(StageInterrupt):
+        run(cfg, progress=False)
+    it = cfg.run_dir / "iter_001"
+    assert (it / "samples.parquet").exists() and not (it / "metrics.json").exists()
+    monkeypatch.delenv(STOP_ENV)
+    rows = run(cfg, progress=False)  # resumes: the GRPO stage is read back, then evaluated
+    assert [r["stage"] for r in rows] == ["seed", "iter_001"]
+    m = rows[-1]
+    assert m["method"] == "grpo" and m["train"]["steps"] == 2 and "accuracy" in m["eval"]
+    assert m["cumulative"]["generated_tokens"] == m["generate"]["generated_tokens"]
+    samples = artifacts.read_parquet(it / "samples.parquet")
+    assert len(samples) == 16 and {"reward", "advantage"} <= set(samples[0])

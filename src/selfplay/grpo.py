@@ -32,7 +32,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from selfplay import artifacts
-from selfplay.config import ConfigError, RunConfig
+from selfplay.config import RunConfig
+from selfplay.errors import ConfigError
 from selfplay.filters import normalize_chain
 from selfplay.models import count_params, load_for_training, user_turn, uses_chat_template
 from selfplay.tasks import Problem, Task, verify_all
@@ -445,19 +446,6 @@ def run_grpo_round(
     return record
 
 
-def eval_block(cfg: RunConfig, metrics: dict) -> dict:
-    """Evaluation metrics plus mean accuracy within U's difficulties and above them."""
-    top = max(cfg.raw.difficulties)
-    acc = metrics["accuracy"]
-    inside = [acc[str(d)] for d in cfg.eval.difficulties if d <= top and str(d) in acc]
-    harder = [acc[str(d)] for d in cfg.eval.difficulties if d > top and str(d) in acc]
-    return {
-        **metrics,
-        "accuracy_in": sum(inside) / len(inside) if inside else None,
-        "accuracy_harder": sum(harder) / len(harder) if harder else None,
-    }
-
-
 def run_grpo_iteration(
     cfg: RunConfig,
     task: Task,
@@ -466,40 +454,34 @@ def run_grpo_iteration(
     device: str,
     *,
     progress: bool = True,
+    frontier: int | None = None,
     max_steps: int | None = None,
 ) -> dict:
     """Round ``k`` of a ``loop.method: grpo`` run in ``cfg.run_dir``: GRPO from model_{k-1} on the
-    round's practice pool (the draw expert iteration makes, curriculum included), then the same
-    evaluation; writes ``iter_<k>/metrics.json`` and returns it (read back if it exists).
+    round's practice pool (the draw expert iteration makes at this ``frontier``), then the loop's
+    evaluation stage; writes ``iter_<k>/metrics.json`` and returns it (read back if it exists).
     ``max_steps`` overrides ``grpo.max_steps`` (e.g. to match another arm's generated tokens)."""
-    from selfplay.evaluation import evaluate
-    from selfplay.models import load_for_generation
-    from selfplay.sampling import curriculum_frontier, draw_pool
+    from selfplay.rundir import round_dir
+    from selfplay.sampling import draw_pool
+    from selfplay.stages import evaluate_model, mark_done
 
     run_dir = cfg.run_dir
-    it = run_dir / f"iter_{k:03d}"
+    it = round_dir(run_dir, k)
     if (it / "metrics.json").exists():
         return artifacts.read_json(it / "metrics.json")
     if max_steps is not None:
         cfg = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, max_steps=max_steps))
-    prev = run_dir / ("seed" if k == 1 else f"iter_{k - 1:03d}")
-    frontier = None
-    if cfg.loop.curriculum:
-        earlier = [
-            artifacts.read_json(run_dir / f"iter_{j:03d}" / "metrics.json") for j in range(1, k)
-        ]
-        frontier = curriculum_frontier(
-            cfg, [m["generate"]["pass_rate_by_difficulty"] for m in earlier]
-        )
+    prev = round_dir(run_dir, k - 1)
     pool = draw_pool(task, cfg, k, frontier)
     record = grpo_stage(cfg, task, k, prev / "model", pool, it, device=device, progress=progress)
+    mark_done(it, "grpo")
     record = dict(record, frontier=frontier)
-    record["train"]["init_from"] = str(prev.relative_to(run_dir) / "model")
-    model, tok = load_for_generation(cfg, it / "model", device)
-    t0 = time.perf_counter()
-    metrics = evaluate(model, tok, task, tests, cfg, seed=cfg.seed, progress=progress)
-    record["eval"] = eval_block(cfg, metrics)
-    record["seconds"]["eval"] = time.perf_counter() - t0
+    record["train"]["init_from"] = str(prev.relative_to(run_dir))
+    ev = evaluate_model(
+        cfg, task, tests, it / "model", it, seed=cfg.seed, device=device, progress=progress
+    )
+    record["eval"] = ev["eval"]
+    record["seconds"]["eval"] = ev["seconds"]
     record = add_cumulative(record, artifacts.read_json(prev / "metrics.json")["cumulative"])
     record["seconds"]["total"] = sum(record["seconds"].values())
     artifacts.write_json(it / "metrics.json", record)
