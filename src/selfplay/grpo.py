@@ -35,6 +35,7 @@ from selfplay import artifacts
 from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
 from selfplay.filters import normalize_chain
+from selfplay.metrics import filter_metrics
 from selfplay.models import count_params, load_for_training, user_turn, uses_chat_template
 from selfplay.tasks import Problem, Task, verify_all
 from selfplay.verify import STATUSES, Verdict
@@ -355,6 +356,7 @@ def round_record(
             "step_credit": cfg.grpo.step_credit,
             "max_new_tokens": stats["max_new_tokens"],
         },
+        "filter": filter_metrics(samples),
         "train": train,
         "flops": flops,
         "seconds": {
