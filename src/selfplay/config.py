@@ -115,7 +115,11 @@ class SeedConfig:
 @dataclass
 class LoopConfig:
     iterations: int = 3
-    """Number of expert-iteration rounds K."""
+    """Number of rounds K."""
+    method: Literal["expert_iteration", "grpo"] = "expert_iteration"
+    """How a round improves the model. ``expert_iteration``: generate, verify, filter, retrain on
+    the kept chains (``generation``, ``filters``, ``train``); ``grpo``: online RL with the verifier
+    as the reward on the same practice pool (``grpo``; see :mod:`selfplay.grpo`)."""
     pool_difficulties: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     """Difficulties of the problems the model practises on in each round."""
     problems_per_iter: int = 1000
@@ -241,6 +245,33 @@ class TrainConfig:
 
 
 @dataclass
+class GrpoConfig:
+    """Online RL with the task's verifier as the reward (GRPO, TRL's ``GRPOTrainer``): used when
+    ``loop.method: grpo``. Each round samples ``num_generations`` completions per practice problem,
+    scores them, and takes ``max_steps`` policy-gradient steps on the group-normalised rewards."""
+
+    num_generations: int = 8
+    """Group size G: completions per prompt; advantages are rewards relative to their group."""
+    batch_size: int = 64
+    """Completions per optimizer step (a multiple of ``num_generations``): batch_size / G prompts."""
+    max_steps: int = 20
+    """Optimizer steps per round; each step generates a fresh batch (on-policy)."""
+    lr: float = 5e-5
+    """Learning rate (cosine decay within the round). 5e-4, the arith rounds' SFT rate, collapsed
+    a tiny model's policy within 13 steps; 5e-5 held it (docs/grpo.md)."""
+    beta: float = 0.0
+    """KL coefficient against the round's initial model (0 = no reference model, TRL's default)."""
+    epsilon: float = 0.2
+    """PPO-style clipping of the probability ratio (only bites with ``trl.num_iterations > 1``)."""
+    step_credit: float = 0.0
+    """Partial credit (0 = off): a chain that is not valid earns ``step_credit x`` the fraction of
+    its steps that check out; a valid chain always earns 1."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Passed through to ``trl.GRPOConfig`` (e.g. ``num_iterations``, ``loss_type``,
+    ``scale_rewards``); overrides the values above."""
+
+
+@dataclass
 class EvalConfig:
     difficulties: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """Difficulties evaluated; include ones harder than the raw corpus."""
@@ -271,6 +302,7 @@ class RunConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -491,6 +523,30 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(cfg.eval.k >= 0, "eval.k", "must be >= 0")
     need(cfg.eval.temperature > 0, "eval.temperature", "must be > 0")
     need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
+    if cfg.loop.method == "grpo":
+        for ok, key, what in [
+            (cfg.loop.data_source == "selfplay", "loop.data_source", "must be selfplay"),
+            (cfg.train.init_from == "previous", "train.init_from", "must be previous"),
+            (not cfg.loop.rationalize, "loop.rationalize", "is an expert-iteration option"),
+            (not cfg.loop.fill_budget, "loop.fill_budget", "is an expert-iteration option"),
+            (cfg.generation.adaptive_max_n == 0, "generation.adaptive_max_n", "must be 0"),
+            (cfg.generation.backend == "hf", "generation.backend", "must be hf (vLLM: grpo.trl)"),
+        ]:
+            need(ok, key, f"{what} with loop.method: grpo")
+    g = cfg.grpo
+    need(g.num_generations >= 2, "grpo.num_generations", "must be >= 2 (advantages need a group)")
+    need(
+        g.batch_size >= 1 and g.batch_size % g.num_generations == 0,
+        "grpo.batch_size",
+        f"must be a positive multiple of grpo.num_generations ({g.num_generations})",
+    )
+    need(g.max_steps >= 1, "grpo.max_steps", "must be >= 1")
+    need(g.lr > 0, "grpo.lr", "must be > 0")
+    need(g.beta >= 0, "grpo.beta", "must be >= 0")
+    need(g.epsilon > 0, "grpo.epsilon", "must be > 0")
+    need(
+        0.0 <= g.step_credit < 1.0, "grpo.step_credit", "must be in [0, 1) (a valid chain earns 1)"
+    )
     need(cfg.task.timeout > 0, "task.timeout", "must be > 0")
     need(cfg.task.memory_mb >= 64, "task.memory_mb", "must be >= 64")
 

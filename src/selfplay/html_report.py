@@ -36,6 +36,8 @@ FIELDS = [
     "prompt",
     "origin",  # sampled / adaptive / rationalized: the card labels the latter two
     "generation_prompt",  # what the model saw (with a hint, for a rationalized sample)
+    "reward",
+    "advantage",
 ]
 
 
@@ -289,7 +291,7 @@ BROWSER_JS = r"""
     const ol = el('ol', 'steps');
     steps.forEach(s => { const li = el('li', s[1] ? 'ok' : 'bad'); li.append(el('span', 'mark', s[1] ? '✓' : '✗'), el('code', '', s[0] || '(missing)')); if (s[2]) li.appendChild(el('span', 'why', s[2])); ol.appendChild(li); });
     if (!steps.length) c.appendChild(el('pre', 'text', r[F.text])); else c.appendChild(ol);
-    c.appendChild(el('div', 'decision', r[F.kept] ? 'kept' : 'rejected: ' + r[F.filter_reason]));
+    c.appendChild(el('div', 'decision', r[F.reward] != null ? 'reward ' + r[F.reward].toFixed(2) + ' · ' + r[F.filter_reason] : r[F.kept] ? 'kept' : 'rejected: ' + r[F.filter_reason]));
     return c;
   }
   function render() {

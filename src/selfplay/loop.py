@@ -1,4 +1,4 @@
-"""The self-play loop (expert iteration: STaR / ReST-EM / RFT).
+"""The self-play loop (expert iteration: STaR / ReST-EM / RFT; or GRPO, ``loop.method: grpo``).
 
     raw corpus U --seed SFT--> model_0
     for k in 1..K:
@@ -9,6 +9,8 @@
         model_k  = train(init = base | model_{k-1}, data = kept (+ raw mix), token budget)
         metrics  = evaluate(model_k, held-out test split, raw difficulties and harder)
 
+With ``loop.method: grpo`` a round is one GRPO stage (:mod:`selfplay.grpo`: online RL with the
+verifier as the reward, on the same pool) followed by the same evaluation.
 The raw baselines (``loop.data_source: raw-repeat | raw-fresh``) skip the first three stages and
 train on their slice of raw data (:mod:`selfplay.sources`). Each stage (:mod:`selfplay.stages`)
 writes its artifact atomically and is skipped when it exists, so rerunning a killed run resumes
@@ -155,6 +157,12 @@ def run_round(
     if (it / "metrics.json").exists():
         _checkpoint(cfg, k)
         return artifacts.read_json(it / "metrics.json")
+    if cfg.loop.method == "grpo":
+        from selfplay.grpo import run_grpo_iteration
+
+        _checkpoint(cfg, k - 1)
+        frontier = _frontier(cfg, k)
+        return run_grpo_iteration(cfg, task, k, tests, device, progress=progress, frontier=frontier)
     prev = _checkpoint(cfg, k - 1)
     init_dir = prev if cfg.train.init_from == "previous" else _checkpoint(cfg, 0)
     tok = load_tokenizer(prev)

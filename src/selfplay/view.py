@@ -92,8 +92,12 @@ def render_sample(s: dict):
         lines.append(Text("  (no steps) " + repr(s["text"][:200]), style="dim"))
     if s.get("why") and s["status"] != "correct":
         lines.append(Text(f"  verdict: {s['why']}", style="dim"))
+    if s.get("reward") is not None:  # GRPO: every sample is trained on, weighted by its advantage
+        verdict = f"  reward {s['reward']:.2f} · {s['filter_reason']}"
+    else:
+        verdict = "  kept" if s["kept"] else f"  rejected: {s['filter_reason']}"
     decision = Text(
-        "  kept" if s["kept"] else f"  rejected: {s['filter_reason']}",
+        verdict,
         style="green" if s["kept"] else "dim red",
     )
     lines.append(decision)
