@@ -248,6 +248,19 @@ class EvalConfig:
 
 
 @dataclass
+class TrackingConfig:
+    backend: Literal["none", "tensorboard", "wandb", "trackio"] = "none"
+    """Where training curves (through TRL's ``report_to``) and every round's metrics are logged;
+    offline: files under ``dir`` (wandb runs with ``WANDB_MODE=offline`` unless it is set)."""
+    dir: str | None = None
+    """Log directory; default ``<run dir>/tracking`` (a bench: ``<bench dir>/tracking``)."""
+    project: str = "selfplay"
+    """Project name (wandb, trackio)."""
+    run_name: str | None = None
+    """Name of this run in the dashboard; default the run's ``name`` (a bench: arm/seed_<s>)."""
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     output_dir: str | None = None
@@ -263,6 +276,7 @@ class RunConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @property
     def run_dir(self) -> Path:

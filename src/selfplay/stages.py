@@ -34,6 +34,7 @@ from selfplay.models import count_params, init_model, load_for_generation, load_
 from selfplay.sampling import generate_samples, needs_verdicts, verify_samples
 from selfplay.sources import unique_tokens
 from selfplay.tasks import Example, Problem, Task
+from selfplay.tracking import trainer_tracking
 from selfplay.training import count_tokens, train_sft
 
 STOP_ENV = "SELFPLAY_STOP_AFTER"
@@ -228,21 +229,24 @@ def train_model(
     else:
         model, tok = load_for_training(cfg, init_dir, device)
     if examples:
-        result = asdict(
-            train_sft(
-                model,
-                tok,
-                examples,
-                train_cfg,
-                budget_tokens=budget_tokens,
-                seed=seed,
-                work_dir=stage_dir / ".trainer",
-                device=device,
-                progress=progress,
-                lora=lora,
-                chat_template=cfg.model.chat_template,
+        with trainer_tracking(cfg, stage_dir.name) as report:
+            # Tracking comes first so that a value set in train.sft still wins.
+            tracked = dataclasses.replace(train_cfg, sft={**report, **train_cfg.sft})
+            result = asdict(
+                train_sft(
+                    model,
+                    tok,
+                    examples,
+                    tracked,
+                    budget_tokens=budget_tokens,
+                    seed=seed,
+                    work_dir=stage_dir / ".trainer",
+                    device=device,
+                    progress=progress,
+                    lora=lora,
+                    chat_template=cfg.model.chat_template,
+                )
             )
-        )
     else:
         result = dict(NOTHING_TRAINED)
     artifacts.save_model_dir(stage_dir / "model", model, tok)
