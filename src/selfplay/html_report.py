@@ -175,8 +175,8 @@ def _section_html(sec: dict) -> str:
     return "\n".join(out)
 
 
-def build_report(path: str | Path) -> Path:
-    """Write ``report.html`` into a run or bench directory; return its path."""
+def build_report(path: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` (or ``out``) for a run or bench directory; return its path."""
     d = Path(path)
     if (d / "bench.yaml").exists():
         body = _bench_body(d)
@@ -189,7 +189,8 @@ def build_report(path: str | Path) -> Path:
             f"{d}: neither a run directory (config.yaml) nor a bench directory (bench.yaml)"
         )
     page = TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__BODY__", body)
-    out = d / "report.html"
+    out = Path(out) if out else d / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(out, page)
     return out
 
