@@ -163,7 +163,9 @@ def _cmd_inspect(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.view import (
         finished_iterations,
+        load_eval_samples,
         load_samples,
+        reason_counts,
         render_compare,
         render_sample,
         select,
@@ -172,6 +174,8 @@ def _cmd_inspect(args) -> int:
     console = _console()
     _not_a_bench(args.run_dir, "inspect")
     its = finished_iterations(args.run_dir)
+    if args.eval:
+        its = [0, *its]
     if not its:
         raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
     if args.compare:
@@ -179,21 +183,32 @@ def _cmd_inspect(args) -> int:
             raise ConfigError("--compare needs --problem ID")
         console.print(render_compare(args.run_dir, args.problem, args.limit))
         return 0
-    it = args.iter if args.iter is not None else its[-1]
-    if it not in its:
-        raise ConfigError(
-            f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
-        )
-    samples = load_samples(args.run_dir, it)
+    if args.eval:
+        it = args.iter if args.iter is not None else its[-1]
+        samples, where = load_eval_samples(args.run_dir, it), f"checkpoint {it} evaluation"
+    else:
+        it = args.iter if args.iter is not None else its[-1]
+        if it not in its:
+            raise ConfigError(
+                f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
+            )
+        samples, where = load_samples(args.run_dir, it), f"iteration {it}"
     kept = {"kept": True, "rejected": False}.get(args.decision)
     rows = select(
-        samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept
-    )
+        samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept,
+        valid=args.valid, reason=args.reason, right_answer_wrong_steps=args.wrong_steps,
+    )  # fmt: skip
     for s in rows[: args.limit]:
         console.print(render_sample(s))
     console.print(
-        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown (iteration {it}: {len(samples)} samples)"
+        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown ({where}: {len(samples)} samples)"
     )
+    if not args.eval and not rows and samples:
+        reasons = reason_counts(samples)
+        if reasons:
+            console.print(
+                "rejection reasons: " + "; ".join(f"{r} ({n})" for r, n in reasons.items())
+            )
     return 0
 
 
@@ -341,6 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--difficulty", type=int)
     i.add_argument("--problem", help="problem id, e.g. 4729+386")
     i.add_argument("--decision", choices=["kept", "rejected"], help="the filter's decision")
+    validity = i.add_mutually_exclusive_group()
+    validity.add_argument(
+        "--valid", dest="valid", action="store_const", const=True,
+        help="only valid chains (right answer, every step checks out)",
+    )  # fmt: skip
+    validity.add_argument(
+        "--invalid", dest="valid", action="store_const", const=False, help="only invalid chains"
+    )
+    i.add_argument(
+        "--reason", metavar="TEXT",
+        help="only chains whose filter, verdict or step reason contains TEXT (e.g. duplicate)",
+    )  # fmt: skip
+    i.add_argument(
+        "--wrong-steps", action="store_true",
+        help="right answer, wrong steps: the final answer is correct but a step fails",
+    )  # fmt: skip
+    i.add_argument(
+        "--eval", action="store_true",
+        help="the held-out evaluation's greedy generations of checkpoint --iter (0: seed model)",
+    )  # fmt: skip
     i.add_argument("--limit", type=int, default=10)
     i.add_argument(
         "--compare",

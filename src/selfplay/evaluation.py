@@ -11,6 +11,7 @@ from math import comb
 from selfplay.config import RunConfig
 from selfplay.filters import majority_answer, normalize_answer
 from selfplay.generation import backend_options, get_backend
+from selfplay.sampling import sample_record
 from selfplay.tasks import Problem, Task, verify_all
 
 
@@ -45,8 +46,10 @@ def evaluate(
     *,
     seed: int,
     progress: bool = True,
+    samples: list[dict] | None = None,
 ) -> dict:
-    """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``."""
+    """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``. With
+    ``samples`` (a list), every greedy completion is appended to it with its verdict."""
     generate = get_backend(cfg.generation.backend)
     max_new = cfg.generation.max_new_tokens or task.max_new_tokens(
         max(p.difficulty for p in problems)
@@ -68,6 +71,8 @@ def evaluate(
     verdicts = verify_all(task, [(problems[c.prompt_idx], c.text) for c in greedy])
     for comp, v in zip(greedy, verdicts, strict=True):
         p = problems[comp.prompt_idx]
+        if samples is not None:
+            samples.append(sample_record(p, comp, v, 0, "eval-greedy", p.prompt))
         row = per.setdefault(p.difficulty, {})
         row.setdefault("accuracy", []).append(float(v.status == "correct"))
         row.setdefault("valid", []).append(float(v.valid))

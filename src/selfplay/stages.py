@@ -9,7 +9,8 @@ first stage whose artifact is missing.
     filter      verified.parquet                    samples.parquet (every chain, its verdict and
                                                     the filter's decision), kept.parquet
     train       init_dir, examples, token budget    model/, train.json
-    evaluate    model_dir, test problems            eval.json
+    evaluate    model_dir, test problems            eval.json, eval_samples.parquet (the greedy
+                                                    generations, with verdicts)
 
 Once ``filter`` has written ``samples.parquet`` the two intermediate chain files are removed
 (``samples.parquet`` holds all they held). ``selfplay.loop`` calls the stages in this order.
@@ -293,8 +294,12 @@ def evaluate_model(
         return artifacts.read_json(stage_dir / "eval.json")
     model, tok = load_for_generation(cfg, model_dir, device)
     t0 = time.perf_counter()
-    metrics = evaluate(model, tok, task, tests, cfg, seed=seed, progress=progress)
+    greedy: list[dict] = []
+    metrics = evaluate(model, tok, task, tests, cfg, seed=seed, progress=progress, samples=greedy)
     out = {"eval": eval_block(cfg, metrics), "seconds": time.perf_counter() - t0}
+    # The greedy generations behind the accuracies, so that "acc d4 = 0.00" can be read.
+    if greedy:
+        artifacts.write_parquet(stage_dir / "eval_samples.parquet", greedy)
     artifacts.write_json(stage_dir / "eval.json", out)
     mark_done(stage_dir, "eval")
     return out
