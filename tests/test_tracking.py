@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
 from selfplay.bench_config import BenchConfig, arm_config
 from selfplay.config import ConfigError
 from selfplay.loop import run
-from selfplay.tracking import check_tracking, flat_scalars
+from selfplay.tracking import check_tracking, flat_scalars, log_stage, trainer_tracking
 from tests.test_loop import micro_config
 
 
@@ -21,7 +22,7 @@ def _scalars(directory):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="needs tensorboard")
+@pytest.mark.slow  # a whole (micro) loop: minutes on a shared 2-core machine
 def test_tensorboard_logs_training_curves_and_round_metrics(tmp_path):
     cfg = micro_config(tmp_path, tracking={"backend": "tensorboard"}, loop={"iterations": 1})
     rows = run(cfg, progress=False)
@@ -41,6 +42,33 @@ def test_tensorboard_logs_training_curves_and_round_metrics(tmp_path):
     # A rerun (resume of a finished run) logs nothing twice.
     run(cfg, progress=False)
     assert [s for s, _ in _scalars(root)["round/eval/accuracy_in"]] == [0, 1]
+
+
+def test_round_metrics_are_logged_once_per_run_name(tmp_path):
+    cfg = micro_config(tmp_path, tracking={"backend": "tensorboard", "run_name": "arm/seed_0"})
+    stage = tmp_path / "iter_001"
+    stage.mkdir()
+    metrics = {"stage": "iter_001", "iteration": 1, "eval": {"accuracy_in": 0.75}, "n": 3}
+    log_stage(cfg, stage, metrics)
+    log_stage(cfg, stage, {**metrics, "n": 4})  # a resumed run: already logged
+    got = _scalars(cfg.run_dir / "tracking" / "arm" / "seed_0")
+    assert got == {"round/eval/accuracy_in": [(1, 0.75)], "round/n": [(1, 3.0)]}
+    # Another run name (another arm sharing the seed directory's files) logs its own.
+    other = micro_config(tmp_path, tracking={"backend": "tensorboard", "run_name": "b/seed_0"})
+    log_stage(other, stage, metrics)
+    assert _scalars(other.run_dir / "tracking" / "b" / "seed_0")["round/n"] == [(1, 3.0)]
+
+
+def test_trainer_tracking_points_trl_at_the_log_dir(tmp_path):
+    cfg = micro_config(tmp_path, tracking={"backend": "tensorboard"})
+    with trainer_tracking(cfg, "iter_002") as args:
+        assert args == {"report_to": ["tensorboard"], "run_name": "micro/iter_002"}
+        logdir = os.environ["TENSORBOARD_LOGGING_DIR"]
+        assert logdir == str(cfg.run_dir / "tracking" / "micro" / "train" / "iter_002")
+    assert "TENSORBOARD_LOGGING_DIR" not in os.environ or os.environ[
+        "TENSORBOARD_LOGGING_DIR"] != logdir  # fmt: skip
+    with trainer_tracking(micro_config(tmp_path), "seed") as args:
+        assert args == {}
 
 
 def test_missing_backend_is_one_line(tmp_path, monkeypatch):
