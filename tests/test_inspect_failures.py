@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from selfplay import artifacts
 from selfplay.cli import main
 from selfplay.view import reason_counts, select
-from tests.test_report import _sample, make_run
+from tests.test_report import _sample, make_run, page  # noqa: F401  (page: fixture)
 
 
 def _run_with_failures(tmp_path):
@@ -58,3 +60,32 @@ def test_inspect_failure_views(tmp_path, capsys):
     assert "rejected" not in out
     assert main(["inspect", str(d), "--eval", "--iter", "2"]) == 2
     assert "no evaluation samples" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_browser_failure_views(tmp_path, page):  # noqa: F811
+    from selfplay.html_report import build_report
+
+    d, _ = _run_with_failures(tmp_path)
+    page.goto(build_report(d).as_uri())
+    assert page.inner_text("#count") == "5 of 6 samples"  # generated ones; one evaluation sample
+    page.select_option("#f-chain", "wrong-steps")
+    assert page.inner_text("#count") == "1 of 6 samples"
+    card = page.locator(".sample").first
+    assert "right answer, wrong steps" in card.inner_text() and "lucky" in card.get_attribute(
+        "class"
+    )
+    page.select_option("#f-chain", "valid")
+    assert page.inner_text("#count") == "2 of 6 samples"  # 2+3 in both rounds
+    page.select_option("#f-chain", "")
+    page.fill("#f-search", "1+4=5, not 6")  # a step's reason
+    assert page.inner_text("#count") == "1 of 6 samples"
+    page.fill("#f-search", "")
+    page.select_option("#f-set", "eval")
+    assert page.inner_text("#count") == "1 of 6 samples"
+    text = page.locator(".sample").first.inner_text()
+    assert "eval of checkpoint 1" in text and "wrong sum at column 3" in text
+    assert "not trained on" in text
+    reasons = page.inner_text("#reasons")
+    assert "invalid chain: step 1" in reasons and "iter 1" in reasons and "iter 2" in reasons
+    assert "name: run" in page.locator("#config pre").text_content()  # the run's config.yaml
