@@ -11,7 +11,6 @@ from math import comb
 from selfplay.config import RunConfig
 from selfplay.filters import majority_answer, normalize_answer
 from selfplay.generation import backend_options, get_backend
-from selfplay.sampling import sample_record
 from selfplay.tasks import Problem, Task, verify_all
 
 
@@ -49,7 +48,8 @@ def evaluate(
     samples: list[dict] | None = None,
 ) -> dict:
     """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``. With
-    ``samples`` (a list), every greedy completion is appended to it with its verdict."""
+    ``samples`` (a list), every greedy completion is appended to it as ``(problem, completion,
+    verdict)``."""
     generate = get_backend(cfg.generation.backend)
     max_new = cfg.generation.max_new_tokens or task.max_new_tokens(
         max(p.difficulty for p in problems)
@@ -72,7 +72,7 @@ def evaluate(
     for comp, v in zip(greedy, verdicts, strict=True):
         p = problems[comp.prompt_idx]
         if samples is not None:
-            samples.append(sample_record(p, comp, v, 0, "eval-greedy", p.prompt))
+            samples.append((p, comp, v))
         row = per.setdefault(p.difficulty, {})
         row.setdefault("accuracy", []).append(float(v.status == "correct"))
         row.setdefault("valid", []).append(float(v.valid))

@@ -32,7 +32,7 @@ from selfplay.evaluation import evaluate
 from selfplay.filters import filter_samples
 from selfplay.metrics import eval_block, merge_generation_stats
 from selfplay.models import count_params, init_model, load_for_generation, load_for_training
-from selfplay.sampling import generate_samples, needs_verdicts, verify_samples
+from selfplay.sampling import generate_samples, needs_verdicts, sample_record, verify_samples
 from selfplay.sources import unique_tokens
 from selfplay.tasks import Example, Problem, Task
 from selfplay.tracking import trainer_tracking
@@ -294,8 +294,9 @@ def evaluate_model(
         return artifacts.read_json(stage_dir / "eval.json")
     model, tok = load_for_generation(cfg, model_dir, device)
     t0 = time.perf_counter()
-    greedy: list[dict] = []
+    greedy: list = []
     metrics = evaluate(model, tok, task, tests, cfg, seed=seed, progress=progress, samples=greedy)
+    greedy = [sample_record(p, c, v, 0, "eval-greedy", p.prompt) for p, c, v in greedy]
     out = {"eval": eval_block(cfg, metrics), "seconds": time.perf_counter() - t0}
     # The greedy generations behind the accuracies, so that "acc d4 = 0.00" can be read.
     if greedy:
