@@ -53,8 +53,12 @@ def test_one_iteration_writes_every_artifact(tmp_path):
         "iter_001/kept.parquet",
         "iter_001/model/model.safetensors",
         "iter_001/metrics.json",
+        "seed/eval_samples.parquet",
+        "iter_001/eval_samples.parquet",
     ]:
         assert (d / rel).exists(), rel
+    evals = artifacts.read_parquet(d / "iter_001" / "eval_samples.parquet")
+    assert len(evals) == 3 * 4 and {e["origin"] for e in evals} == {"eval-greedy"}
     assert [r["stage"] for r in rows] == ["seed", "iter_001"]
     samples = artifacts.read_parquet(d / "iter_001" / "samples.parquet")
     assert len(samples) == 12 * 2

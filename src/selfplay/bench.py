@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from selfplay.bench_config import BenchConfig, arm_config
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
 from selfplay.config import RunConfig
 from selfplay.loop import run
+from selfplay.progress import bench_progress, bench_seconds
 from selfplay.rundir import read_metrics
 
 
@@ -49,38 +49,26 @@ def run_bench(
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
-    t0 = time.perf_counter()
-    earlier = _earlier_wall(bench_dir)
-    total = len(bench.seeds) * len(arms)
-    done = 0
-    for seed in bench.seeds:
-        shared = None
-        for name in arms:
-            cfg = arm_config(bench, name, seed)
-            done += 1
-            if console is not None:
-                spent = earlier + time.perf_counter() - t0
-                console.print(
-                    f"[bold]bench[/] {done}/{total}: seed {seed}, arm [cyan]{name}[/]  "
-                    f"({spent:.0f}s so far)"
-                )
-            if shared is not None:
-                _share_seed(shared, cfg.run_dir / "seed")
-            run(cfg, console=None, progress=progress)
-            shared = shared or cfg.run_dir / "seed"
+    with bench_progress(len(bench.seeds) * len(arms), console, bar=progress) as step:
+        for seed in bench.seeds:
+            shared = None
+            for name in arms:
+                cfg = arm_config(bench, name, seed)
+                step(f"seed {seed}, arm [cyan]{name}[/]", cfg.run_dir)
+                if shared is not None:
+                    _share_seed(shared, cfg.run_dir / "seed")
+                run(cfg, console=None, progress=progress)
+                shared = shared or cfg.run_dir / "seed"
+        step()
     rows = collect_results(bench, arms)
     artifacts.write_parquet(bench_dir / "results.parquet", rows)
     plots = write_plots(bench_dir, rows)
-    wall = earlier + time.perf_counter() - t0
+    # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
+    dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
+    wall = bench_seconds(dirs)
     write_provenance(bench_dir, wall)
     write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=wall))
     return rows
-
-
-def _earlier_wall(bench_dir: Path) -> float:
-    """Seconds spent by earlier, interrupted or finished, invocations of this bench."""
-    path = bench_dir / "provenance.json"
-    return artifacts.read_json(path).get("wall_seconds", 0.0) if path.exists() else 0.0
 
 
 def write_provenance(bench_dir: Path, wall: float) -> dict:

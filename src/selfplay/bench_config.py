@@ -9,6 +9,7 @@ from pathlib import Path
 
 from selfplay.config import (
     RunConfig,
+    TrackingConfig,
     apply_overrides,
     build_dataclass,
     config_from_dict,
@@ -59,6 +60,9 @@ class BenchConfig:
     eval_min_problems: int = 0
     """Fewest in-distribution evaluation problems (over U's difficulties) the verdict needs; a
     smaller evaluation set is an error before any training."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """Tracking for every arm (same keys as a run's ``tracking``): one run per arm x seed, named
+    ``<bench>/<arm>/seed_<s>``, logged under ``dir`` (default ``<bench dir>/tracking``)."""
     sweep: dict = field(default_factory=dict)
     """Regime axes: axis -> {level -> list of ``key=value`` overrides of ``run``}. Every
     combination of levels (one per axis) is a regime, and every arm runs in every regime, in
@@ -161,8 +165,18 @@ def check_eval_size(bench: BenchConfig, cfg: RunConfig) -> int:
 def arm_config(bench: BenchConfig, arm: str, seed: int) -> RunConfig:
     """One arm's run config for one seed, in ``<bench>/seed_<seed>/<arm>/``."""
     out = bench.bench_dir / f"seed_{seed}" / arm
+    tracking = []
+    if bench.tracking.backend != "none":
+        t = bench.tracking
+        tracking = [
+            f"tracking.backend={t.backend}",
+            f"tracking.dir={t.dir or bench.bench_dir / 'tracking'}",
+            f"tracking.project={t.project}",
+            f"tracking.run_name={t.run_name or bench.name}/{arm}/seed_{seed}",
+        ]
     return config_from_dict(
-        bench.run, [*bench.arms[arm], f"seed={seed}", f"name={arm}", f"output_dir={out}"]
+        bench.run,
+        [*bench.arms[arm], f"seed={seed}", f"name={arm}", f"output_dir={out}", *tracking],
     )
 
 

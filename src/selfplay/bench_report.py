@@ -461,9 +461,13 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
             lo = [max(0.0, m - h) for m, h in zip(ms, hs, strict=True)]  # accuracy lives in [0, 1]
             hi = [min(1.0, m + h) for m, h in zip(ms, hs, strict=True)]
             ax.fill_between(xs, lo, hi, alpha=0.15)
+        seed = [r[key] for r in rows if r["iteration"] == 0 and r[key] is not None]
+        if seed:  # the seed model, every arm's start: the line an arm has to clear
+            ax.axhline(statistics.fmean(seed), color="grey", ls=":", label="seed model")
+        ax.set_ylim(-0.03, 1.03)  # accuracy's whole range: no truncated axis turns 0.15 into a V
         ax.set_xlabel("training tokens after the seed model")
-        ax.set_ylabel("greedy accuracy")
-        ax.set_title(title)
+        ax.set_ylabel("greedy accuracy (held-out)")
+        ax.set_title(f"{title}: mean over seeds, 95% band")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     save(fig, "accuracy_vs_tokens.png")
@@ -486,6 +490,7 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
         )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(diffs))], [f"{d} digits" for d in diffs])
     ax.set_ylabel("final greedy accuracy")
+    ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(axis="y", alpha=0.3)
     save(fig, "accuracy_by_difficulty.png")
@@ -500,7 +505,9 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=arm)
         axes[0].set_ylabel("sample pass rate")
         axes[1].set_ylabel("kept samples")
+        axes[0].set_ylim(-0.03, 1.03)
         for ax in axes:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_xlabel("round")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)

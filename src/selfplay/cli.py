@@ -3,6 +3,7 @@
 selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e-4 output_dir=runs/x)
 selfplay summary RUN_DIR                print the per-iteration table of a run
 selfplay verify TASK FILE [--gold]      verify a file of completions; status counts and reasons
+selfplay config CONFIG [key=value ...]  print the resolved config (--keys: every key and its doc)
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+from selfplay.errors import ConfigError
 
 
 def _fmt(x, digits: int = 2) -> str:
@@ -61,6 +64,27 @@ def _console():
     return Console(width=None if sys.stdout.isatty() else 150)
 
 
+def _progress(args) -> bool:
+    """Bars only on a terminal: in a log file every redraw would be a line."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _bench_runs(d: Path) -> list[Path]:
+    """The run directories of a bench (or sweep) directory: one per arm x seed."""
+    return sorted(p.parent for p in Path(d).glob("**/seed_*/*/config.yaml"))
+
+
+def _not_a_bench(d: Path, command: str) -> None:
+    """A bench directory where a run directory is wanted: a one-line error naming its runs."""
+    if (Path(d) / "bench.yaml").exists() and not (Path(d) / "config.yaml").exists():
+        runs = _bench_runs(d)
+        shown = ", ".join(str(r) for r in runs[:4]) + (", ..." if len(runs) > 4 else "")
+        raise ConfigError(
+            f"{d} is a bench directory; {command} takes one of its {len(runs)} arm runs "
+            f"(<bench>/seed_<s>/<arm>): {shown or 'none has started'}"
+        )
+
+
 def _quiet_libraries() -> None:
     """Our own bars cover long work; the libraries' per-step bars and notices are noise here."""
     import datasets
@@ -77,6 +101,9 @@ def _cmd_run(args) -> int:
 
     console = _console()
     cfg = load_config(args.config, args.overrides)  # ConfigError -> one line, below
+    if args.dry_run:
+        console.print(dry_run_plan(cfg), markup=False)
+        return 0
     _quiet_libraries()
     from selfplay.loop import run
 
@@ -90,7 +117,7 @@ def _cmd_run(args) -> int:
             f"[green]done[/] {row['stage']}: {extra}accuracy {acc}  ({row['seconds']['total']:.0f}s)"
         )
 
-    rows = run(cfg, console=console, progress=not args.no_progress, on_stage=on_stage)
+    rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
     console.print(
         summary_table(
             rows,
@@ -106,16 +133,26 @@ def _cmd_bench(args) -> int:
 
     console = _console()
     bench, arms = load_bench_config(args.config, args.overrides)  # ConfigError -> one line
+    if args.dry_run:
+        lines = [f"bench {bench.bench_dir}: {len(arms)} arms x {len(bench.seeds)} seeds"]
+        lines.append(
+            f"reference arm: {bench.reference}; sweep regimes: {len(bench.sweep) or 'none'}"
+        )
+        for name, cfg in arms.items():
+            lines.append(f"arm {name} (seed_<s>/{name}/):")
+            lines += ["  " + line for line in dry_run_plan(cfg).splitlines()[1:]]
+        console.print("\n".join(lines), markup=False)
+        return 0
     _quiet_libraries()
     console.print(f"bench [bold]{bench.bench_dir}[/]: {len(arms)} arms x {len(bench.seeds)} seeds")
     if bench.sweep:  # every regime is a bench of its own
         from selfplay.sweep import run_sweep
 
-        run_sweep(bench, console=console, progress=not args.no_progress)
+        run_sweep(bench, console=console, progress=_progress(args))
     else:
         from selfplay.bench import run_bench
 
-        run_bench(bench, arms, console=console, progress=not args.no_progress)
+        run_bench(bench, arms, console=console, progress=_progress(args))
     from selfplay import artifacts
 
     summary = artifacts.read_json(bench.bench_dir / "summary.json")
@@ -148,14 +185,19 @@ def _cmd_inspect(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.view import (
         finished_iterations,
+        load_eval_samples,
         load_samples,
+        reason_counts,
         render_compare,
         render_sample,
         select,
     )
 
     console = _console()
+    _not_a_bench(args.run_dir, "inspect")
     its = finished_iterations(args.run_dir)
+    if args.eval:
+        its = [0, *its]
     if not its:
         raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
     if args.compare:
@@ -163,28 +205,39 @@ def _cmd_inspect(args) -> int:
             raise ConfigError("--compare needs --problem ID")
         console.print(render_compare(args.run_dir, args.problem, args.limit))
         return 0
-    it = args.iter if args.iter is not None else its[-1]
-    if it not in its:
-        raise ConfigError(
-            f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
-        )
-    samples = load_samples(args.run_dir, it)
+    if args.eval:
+        it = args.iter if args.iter is not None else its[-1]
+        samples, where = load_eval_samples(args.run_dir, it), f"checkpoint {it} evaluation"
+    else:
+        it = args.iter if args.iter is not None else its[-1]
+        if it not in its:
+            raise ConfigError(
+                f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
+            )
+        samples, where = load_samples(args.run_dir, it), f"iteration {it}"
     kept = {"kept": True, "rejected": False}.get(args.decision)
     rows = select(
-        samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept
-    )
+        samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept,
+        valid=args.valid, reason=args.reason, right_answer_wrong_steps=args.wrong_steps,
+    )  # fmt: skip
     for s in rows[: args.limit]:
         console.print(render_sample(s))
     console.print(
-        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown (iteration {it}: {len(samples)} samples)"
+        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown ({where}: {len(samples)} samples)"
     )
+    if not args.eval and not rows and samples:
+        reasons = reason_counts(samples)
+        if reasons:
+            console.print(
+                "rejection reasons: " + "; ".join(f"{r} ({n})" for r, n in reasons.items())
+            )
     return 0
 
 
 def _cmd_report(args) -> int:
     from selfplay.html_report import build_report
 
-    out = build_report(args.dir)
+    out = build_report(args.dir, args.out)
     print(f"wrote {out}")
     return 0
 
@@ -200,7 +253,7 @@ def _cmd_verify(args) -> int:
         gold=args.gold,
         timeout=args.timeout,
         memory_mb=args.memory_mb,
-        progress=not args.no_progress,
+        progress=_progress(args),
     )
     console = _console()
     what = "gold solutions" if args.gold else "completions"
@@ -219,6 +272,14 @@ def _cmd_summary(args) -> int:
     from selfplay.rundir import write_metrics_log
 
     run_dir = Path(args.run_dir)
+    if (run_dir / "bench.yaml").exists() and not (run_dir / "config.yaml").exists():
+        runs = [r for r in _bench_runs(run_dir) if (r / "seed" / "metrics.json").exists()]
+        if not runs:
+            raise ConfigError(f"{run_dir}: a bench directory whose arms have not started")
+        for r in runs:  # a bench: every arm x seed's table, then where its report is
+            _console().print(summary_table(write_metrics_log(r), title=str(r)))
+        print(f"{len(runs)} arm runs; the bench's report: {run_dir / 'report.md'}")
+        return 0
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
     rows = write_metrics_log(run_dir)
@@ -228,10 +289,69 @@ def _cmd_summary(args) -> int:
     return 0
 
 
+def _cmd_config(args) -> int:
+    from selfplay.config import RunConfig, config_keys, dump_config, load_config
+
+    if args.keys:
+        for key, type_name, default, doc in config_keys(RunConfig):
+            print(f"{key}: {type_name} = {default!r}" + (f"\n    {doc}" if doc else ""))
+        return 0
+    if args.config is None:
+        raise ConfigError("config: give a CONFIG file, or --keys to list every key")
+    print(dump_config(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def dry_run_plan(cfg) -> str:
+    """What ``selfplay run`` would do for ``cfg``, with its budgets; nothing is run or written."""
+    lp, g, t = cfg.loop, cfg.generation, cfg.train
+    seed = (
+        f"{cfg.seed_train.epochs} passes over U"
+        if cfg.seed_train.epochs is not None
+        else f"{cfg.seed_train.tokens:,} tokens"
+    )
+    rounds = (
+        ", ".join(f"{e} x U" for e in t.budget_epochs)
+        if t.budget_epochs is not None
+        else f"{t.tokens:,} tokens each"
+    )
+    state = "resumes" if (cfg.run_dir / "config.yaml").exists() else "new"
+    lines = [
+        f"run {cfg.run_dir} ({state}); task {cfg.task.name}; model "
+        + (cfg.model.name_or_path or f"preset {cfg.model.preset}"),
+        f"seed: U = {cfg.raw.size:,} problems, difficulties {cfg.raw.difficulties}; "
+        f"model_0 trains {seed}",
+        f"{lp.iterations} rounds, data {lp.data_source}; training budget {rounds}"
+        + (f", at most {t.max_epochs} passes over a round's set" if t.max_epochs else ""),
+    ]
+    if lp.data_source == "selfplay":
+        lines.append(
+            f"each round: {lp.problems_per_iter:,} problems x {g.n} samples "
+            f"= {lp.problems_per_iter * g.n:,} chains verified"
+            + (f" (at most {g.max_new_tokens} new tokens each)" if g.max_new_tokens else "")
+        )
+    lines.append(
+        f"evaluation after every stage: {cfg.eval.n_per_difficulty} problems x difficulties "
+        f"{cfg.eval.difficulties} (greedy; pass@k / maj@k with k={cfg.eval.k})"
+    )
+    if cfg.tracking.backend != "none":
+        lines.append(
+            f"tracking: {cfg.tracking.backend} in {cfg.tracking.dir or cfg.run_dir / 'tracking'}"
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="selfplay", description="Self-play (expert iteration) with verified reasoning chains."
     )
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("selfplay")
+    except PackageNotFoundError:
+        from selfplay import __version__ as v
+    p.add_argument("--version", action="version", version=f"selfplay {v}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run or resume the loop on a config")
     r.add_argument("config", help="YAML config, e.g. configs/arith/default.yaml")
@@ -239,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4 loop.iterations=2"
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--dry-run", action="store_true", help="print what would run and its budgets")
     r.set_defaults(func=_cmd_run)
     b = sub.add_parser(
         "bench", help="run arms under equal budgets over seeds; write results and a report"
@@ -248,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", help="key=value overrides (seeds=[0], run.train.lr=3e-4, ...)"
     )
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    b.add_argument("--dry-run", action="store_true", help="print the arms, seeds and budgets")
     b.set_defaults(func=_cmd_bench)
     i = sub.add_parser("inspect", help="show generated chains with the verifier's step marks")
     i.add_argument("run_dir", type=Path)
@@ -256,6 +378,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--difficulty", type=int)
     i.add_argument("--problem", help="problem id, e.g. 4729+386")
     i.add_argument("--decision", choices=["kept", "rejected"], help="the filter's decision")
+    validity = i.add_mutually_exclusive_group()
+    validity.add_argument(
+        "--valid", dest="valid", action="store_const", const=True,
+        help="only valid chains (right answer, every step checks out)",
+    )  # fmt: skip
+    validity.add_argument(
+        "--invalid", dest="valid", action="store_const", const=False, help="only invalid chains"
+    )
+    i.add_argument(
+        "--reason", metavar="TEXT",
+        help="only chains whose filter, verdict or step reason contains TEXT (e.g. duplicate)",
+    )  # fmt: skip
+    i.add_argument(
+        "--wrong-steps", action="store_true",
+        help="right answer, wrong steps: the final answer is correct but a step fails",
+    )  # fmt: skip
+    i.add_argument(
+        "--eval", action="store_true",
+        help="the held-out evaluation's greedy generations of checkpoint --iter (0: seed model)",
+    )  # fmt: skip
     i.add_argument("--limit", type=int, default=10)
     i.add_argument(
         "--compare",
@@ -267,7 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write a self-contained report.html into a run or bench directory"
     )
     rp.add_argument("dir", type=Path)
+    rp.add_argument("--out", type=Path, help="write the page here (default DIR/report.html)")
     rp.set_defaults(func=_cmd_report)
+    c = sub.add_parser("config", help="print a config resolved with its overrides and defaults")
+    c.add_argument("config", nargs="?", help="run YAML, e.g. configs/arith/default.yaml")
+    c.add_argument("overrides", nargs="*", help="key=value overrides")
+    c.add_argument("--keys", action="store_true", help="list every config key with its doc")
+    c.set_defaults(func=_cmd_config)
     v = sub.add_parser(
         "verify",
         help="verify a JSONL/Parquet file of problems with completions; print status counts",
@@ -297,8 +445,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
-    from selfplay.config import ConfigError
-
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -287,6 +287,19 @@ class EvalConfig:
 
 
 @dataclass
+class TrackingConfig:
+    backend: Literal["none", "tensorboard", "wandb", "trackio"] = "none"
+    """Where training curves (through TRL's ``report_to``) and every round's metrics are logged;
+    offline: files under ``dir`` (wandb runs with ``WANDB_MODE=offline`` unless it is set)."""
+    dir: str | None = None
+    """Log directory; default ``<run dir>/tracking`` (a bench: ``<bench dir>/tracking``)."""
+    project: str = "selfplay"
+    """Project name (wandb, trackio)."""
+    run_name: str | None = None
+    """Name of this run in the dashboard; default the run's ``name`` (a bench: arm/seed_<s>)."""
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     output_dir: str | None = None
@@ -303,6 +316,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -630,3 +644,44 @@ def config_to_dict(cfg: RunConfig) -> dict:
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """A dataclass's field docstrings (the string literal under each field), read from source."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def config_keys(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Every config key as ``(dotted key, type, default, doc)``, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    docs = _field_docs(cls)
+    defaults = cls()
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += config_keys(tp, f"{prefix}{f.name}.")
+        else:
+            out.append(
+                (prefix + f.name, _type_name(tp), getattr(defaults, f.name), docs.get(f.name, ""))
+            )
+    return out

@@ -61,8 +61,11 @@ def evaluate(
     *,
     seed: int,
     progress: bool = True,
+    samples: list[dict] | None = None,
 ) -> dict:
-    """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``."""
+    """Metrics keyed by name, each a mapping ``difficulty -> value`` plus ``all``. With
+    ``samples`` (a list), every greedy completion is appended to it as ``(problem, completion,
+    verdict)``."""
     generate = get_backend(cfg.generation.backend)
     max_new = cfg.generation.max_new_tokens or task.max_new_tokens(
         max(p.difficulty for p in problems)
@@ -84,6 +87,8 @@ def evaluate(
     verdicts = verify_all(task, [(problems[c.prompt_idx], c.text) for c in greedy])
     for comp, v in zip(greedy, verdicts, strict=True):
         p = problems[comp.prompt_idx]
+        if samples is not None:
+            samples.append((p, comp, v))
         row = per.setdefault(p.difficulty, {})
         row.setdefault("accuracy", []).append(float(v.status == "correct"))
         row.setdefault("valid", []).append(float(v.valid))

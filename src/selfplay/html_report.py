@@ -10,6 +10,7 @@ and is put on the page with ``textContent`` only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import ConfigError
-from selfplay.view import finished_iterations, load_samples
+from selfplay.view import finished_iterations, load_eval_samples, load_samples, reason_counts
 
 FIELDS = [
     "iteration",
@@ -38,7 +39,11 @@ FIELDS = [
     "generation_prompt",  # what the model saw (with a hint, for a rationalized sample)
     "reward",
     "advantage",
+    "valid",
+    "set",
 ]
+"""A browser row's fields; ``set``: ``generated`` (a round's samples) or ``eval`` (a checkpoint's
+greedy generations on the held-out test problems)."""
 
 
 def _safe_json(obj) -> str:
@@ -65,35 +70,57 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+MARKERS = "osD^vP*X"
+"""One marker (and dash pattern) per series, so lines that coincide (e.g. all at 0) stay visible."""
+
+
 def _line_plot(
-    title: str, xs: list, series: dict[str, list], xlabel: str, ylabel: str
+    title: str,
+    xs: list,
+    series: dict[str, list],
+    xlabel: str,
+    ylabel: str,
+    reference: tuple[str, float] | None = None,
 ) -> tuple[str, str]:
+    """Rates against rounds: integer round ticks, a 0-1 axis, an optional horizontal reference."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for label, ys in series.items():
-        ax.plot(xs, ys, marker="o", label=label)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, ys) in enumerate(series.items()):
+        ax.plot(
+            xs, ys, marker=MARKERS[i % len(MARKERS)], markersize=7 - (i % 3), linewidth=1.6,
+            linestyle=["-", "--", "-.", ":"][i % 4], label=label, alpha=0.9,
+        )  # fmt: skip
+    if reference is not None:
+        ax.axhline(reference[1], color="grey", linestyle=":", linewidth=1.2, label=reference[0])
+    ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(sorted(set(xs)))  # rounds are whole numbers
+    ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return title, _png(fig)
 
 
 def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
     diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
     acc = {f"{d} digits": [r["eval"]["accuracy"].get(d) for r in rows] for d in diffs}
+    seed = next((r for r in rows if r["iteration"] == 0), None)
+    ref = None
+    if seed is not None and seed["eval"].get("accuracy_in") is not None:
+        ref = ("seed model, mean over U's difficulties", seed["eval"]["accuracy_in"])
     out = [
         _line_plot(
-            "Accuracy by difficulty",
+            "Greedy accuracy on held-out problems, by difficulty, after each round",
             [r["iteration"] for r in rows],
             acc,
-            "iteration (0 = seed model)",
-            "greedy accuracy (held-out)",
+            "round (0 = seed model)",
+            "greedy accuracy",
+            reference=ref,
         )
     ]
     its = [r for r in rows if "generate" in r]
@@ -105,10 +132,10 @@ def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
         }
         out.append(
             _line_plot(
-                "Sample pass rate by difficulty",
+                "Fraction of each round's samples with the right final answer, by difficulty",
                 [r["iteration"] for r in its],
                 rates,
-                "iteration",
+                "round",
                 "sample pass rate",
             )
         )
@@ -179,8 +206,8 @@ def _section_html(sec: dict) -> str:
     return "\n".join(out)
 
 
-def build_report(path: str | Path) -> Path:
-    """Write ``report.html`` into a run or bench directory; return its path."""
+def build_report(path: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` (or ``out``) for a run or bench directory; return its path."""
     d = Path(path)
     if (d / "bench.yaml").exists():
         body = _bench_body(d)
@@ -193,7 +220,8 @@ def build_report(path: str | Path) -> Path:
             f"{d}: neither a run directory (config.yaml) nor a bench directory (bench.yaml)"
         )
     page = TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__BODY__", body)
-    out = d / "report.html"
+    out = Path(out) if out else d / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(out, page)
     return out
 
@@ -215,9 +243,45 @@ def _bench_body(d: Path) -> str:
     parts += [_section_html(sec) for sec in summary["sections"]]
     for png in sorted(d.glob("*.png")):
         parts.append(
-            f'<figure><img alt="{html.escape(png.stem)}" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}"><figcaption>{html.escape(png.stem)}</figcaption></figure>'
+            f'<figure><img alt="{html.escape(_caption(png.stem))}" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}"><figcaption>{html.escape(_caption(png.stem))}</figcaption></figure>'
         )
     return "\n".join(parts)
+
+
+def _browser_row(s: dict, which: str) -> list:
+    s = dict(s, set=which)
+    s["steps"] = [[st["text"], bool(st["ok"]), st["why"]] for st in (s.get("steps") or [])]
+    return [s.get(f) for f in FIELDS]
+
+
+def _reasons_html(by_round: dict[int, dict[str, int]]) -> str:
+    """Rejection reasons (rows) x rounds (columns): how many chains the filter dropped, and why."""
+    reasons = sorted({r for c in by_round.values() for r in c}, key=lambda r: -sum(
+        c.get(r, 0) for c in by_round.values()))  # fmt: skip
+    if not reasons:
+        return "<p>No chain was rejected.</p>"
+    head = "".join(f"<th>iter {k}</th>" for k in by_round)
+    body = "".join(
+        f"<tr><td>{html.escape(r)}</td>"
+        + "".join(f"<td>{c.get(r, 0):,}</td>" for c in by_round.values())
+        + "</tr>"
+        for r in reasons
+    )
+    return f'<table id="reasons"><thead><tr><th>rejected because</th>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+CAPTIONS = {
+    "accuracy_vs_tokens": "Greedy accuracy on held-out problems against training tokens spent after "
+    "the seed model, per arm (mean over seeds, 95% band); left: U's difficulties, right: harder",
+    "accuracy_by_difficulty": "Final greedy accuracy by difficulty, per arm (mean over seeds, 95% CI)",
+    "selfplay_yield": "Self-play arms per round: fraction of samples with the right answer (left) "
+    "and chains kept for training (right)",
+    "raw_repeat_epochs": "The data wall: in-distribution accuracy against passes over U",
+}
+
+
+def _caption(stem: str) -> str:
+    return CAPTIONS.get(stem, stem.replace("_", " "))
 
 
 def _run_body(d: Path) -> str:
@@ -226,20 +290,31 @@ def _run_body(d: Path) -> str:
     rows = read_metrics(d)
     if not rows:
         raise ConfigError(f"{d}: no finished stage yet")
-    samples = []
+    samples, by_round = [], {}
     for it in finished_iterations(d):
-        for s in load_samples(d, it):
-            s["steps"] = [[st["text"], bool(st["ok"]), st["why"]] for st in (s.get("steps") or [])]
-            samples.append([s.get(f) for f in FIELDS])
+        generated = load_samples(d, it)
+        by_round[it] = reason_counts(generated)
+        samples += [_browser_row(s, "generated") for s in generated]
+    for r in rows:
+        # A run written before evaluation samples were kept has none.
+        with contextlib.suppress(ConfigError):
+            samples += [_browser_row(s, "eval") for s in load_eval_samples(d, r["iteration"])]
     plots = "".join(
         f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{b}"><figcaption>{html.escape(t)}</figcaption></figure>'
         for t, b in _run_plots(rows)
     )
     data = _safe_json({"fields": FIELDS, "rows": samples})
+    config = (d / "config.yaml").read_text(errors="replace")
     return f"""
 <h2>Per stage</h2>
 {_summary_html(rows)}
+<p class="legend"><b>pass rate</b>: fraction of the round's samples whose final answer is right;
+<b>valid rate</b>: right answer and every step verified; <b>kept</b>: chains the filter kept for
+training; <b>acc dN</b>: greedy accuracy on held-out problems of difficulty N.</p>
 <div class="plots">{plots}</div>
+<h2>Rejection reasons per round</h2>
+{_reasons_html(by_round)}
+<details id="config"><summary>Config of this run (config.yaml)</summary><pre>{html.escape(config)}</pre></details>
 <h2>Samples</h2>
 {BROWSER}
 <script type="application/json" id="samples-data">{data}</script>
@@ -249,10 +324,12 @@ def _run_body(d: Path) -> str:
 
 BROWSER = """
 <div id="controls">
+  <label>set <select id="f-set"><option value="generated">generated in rounds</option><option value="eval">evaluation (greedy, held-out)</option><option value="">all</option></select></label>
   <label>iteration <select id="f-iter"><option value="">all</option></select></label>
   <label>status <select id="f-status"><option value="">all</option></select></label>
   <label>difficulty <select id="f-diff"><option value="">all</option></select></label>
   <label>filter <select id="f-kept"><option value="">all</option><option value="kept">kept</option><option value="rejected">rejected</option></select></label>
+  <label>chain <select id="f-chain"><option value="">all</option><option value="valid">valid</option><option value="invalid">invalid</option><option value="wrong-steps">right answer, wrong steps</option></select></label>
   <label>search <input id="f-search" type="search" placeholder="problem, text or reason"></label>
   <span id="f-problem-box" hidden>problem <b id="f-problem"></b> <button id="f-problem-clear">show all problems</button></span>
 </div>
@@ -273,25 +350,30 @@ BROWSER_JS = r"""
   fill($('f-iter'), rows.map(r => r[F.iteration])); fill($('f-status'), rows.map(r => r[F.status])); fill($('f-diff'), rows.map(r => r[F.difficulty]));
   function apply() {
     const it = $('f-iter').value, st = $('f-status').value, df = $('f-diff').value, kp = $('f-kept').value, q = $('f-search').value.toLowerCase();
-    shown = rows.filter(r => (!it || String(r[F.iteration]) === it) && (!st || r[F.status] === st) && (!df || String(r[F.difficulty]) === df)
+    const set = $('f-set').value, ch = $('f-chain').value;
+    shown = rows.filter(r => (!set || r[F.set] === set) && chainOk(r, ch) && (!it || String(r[F.iteration]) === it) && (!st || r[F.status] === st) && (!df || String(r[F.difficulty]) === df)
       && (!kp || (kp === 'kept') === r[F.kept]) && (!problem || r[F.problem_id] === problem)
-      && (!q || (r[F.problem_id] + '\n' + r[F.text] + '\n' + r[F.filter_reason]).toLowerCase().includes(q)));
+      && (!q || (r[F.problem_id] + '\n' + r[F.text] + '\n' + r[F.filter_reason] + '\n' + (r[F.steps] || []).map(s => s[2]).join('\n')).toLowerCase().includes(q)));
     if (problem) shown = shown.slice().sort((a, b) => a[F.iteration] - b[F.iteration] || a[F.sample_idx] - b[F.sample_idx]);
     page = 0; render();
   }
+  // Right answer, wrong steps: the final answer is correct but the chain is not valid.
+  function lucky(r) { return r[F.status] === 'correct' && !r[F.valid]; }
+  function chainOk(r, ch) { return !ch || (ch === 'wrong-steps' ? lucky(r) : (ch === 'valid') === !!r[F.valid]); }
   function card(r) {
-    const c = el('div', 'sample ' + r[F.status] + (r[F.kept] ? ' kept' : ' rejected'));
+    const c = el('div', 'sample ' + (lucky(r) ? 'lucky' : r[F.status]) + (r[F.kept] ? ' kept' : ' rejected'));
     const h = el('div', 'head');
     const pid = el('a', 'pid', r[F.problem_id]); pid.href = '#'; pid.title = 'history of this problem across iterations';
     pid.addEventListener('click', (ev) => { ev.preventDefault(); problem = r[F.problem_id]; $('f-problem').textContent = problem; $('f-problem-box').hidden = false; apply(); });
-    h.append(el('span', 'iter', 'iter ' + r[F.iteration]), pid, el('span', 'meta', '#' + r[F.sample_idx] + ' · d' + r[F.difficulty] + ' · ' + r[F.tokens] + ' tok' + (r[F.finish_reason] === 'length' ? ' · TRUNCATED' : '')),
+    h.append(el('span', 'iter', (r[F.set] === 'eval' ? 'eval of checkpoint ' : 'iter ') + r[F.iteration]), pid, el('span', 'meta', '#' + r[F.sample_idx] + ' · d' + r[F.difficulty] + ' · ' + r[F.tokens] + ' tok' + (r[F.finish_reason] === 'length' ? ' · TRUNCATED' : '')),
       el('span', 'status ' + r[F.status], r[F.status]), el('span', 'origin', r[F.origin] && r[F.origin] !== 'sampled' ? r[F.origin] + (r[F.origin] === 'rationalized' ? ' from ' + r[F.generation_prompt] : '') : ''), el('span', 'ans', 'answer ' + (r[F.answer] === null ? '–' : r[F.answer]) + ' · gold ' + r[F.gold]));
+    if (lucky(r)) h.appendChild(el('span', 'flag', 'right answer, wrong steps'));
     c.appendChild(h);
     const steps = r[F.steps] || [];
     const ol = el('ol', 'steps');
     steps.forEach(s => { const li = el('li', s[1] ? 'ok' : 'bad'); li.append(el('span', 'mark', s[1] ? '✓' : '✗'), el('code', '', s[0] || '(missing)')); if (s[2]) li.appendChild(el('span', 'why', s[2])); ol.appendChild(li); });
     if (!steps.length) c.appendChild(el('pre', 'text', r[F.text])); else c.appendChild(ol);
-    c.appendChild(el('div', 'decision', r[F.reward] != null ? 'reward ' + r[F.reward].toFixed(2) + ' · ' + r[F.filter_reason] : r[F.kept] ? 'kept' : 'rejected: ' + r[F.filter_reason]));
+    c.appendChild(el('div', 'decision', r[F.set] === 'eval' ? 'held-out evaluation (greedy); not trained on' : r[F.reward] != null ? 'reward ' + r[F.reward].toFixed(2) + ' · ' + r[F.filter_reason] : r[F.kept] ? 'kept' : 'rejected: ' + r[F.filter_reason]));
     return c;
   }
   function render() {
@@ -301,7 +383,7 @@ BROWSER_JS = r"""
     $('page').textContent = 'page ' + (page + 1) + ' of ' + pages;
     const box = $('samples'); box.replaceChildren(...shown.slice(page * PAGE, (page + 1) * PAGE).map(card));
   }
-  ['f-iter', 'f-status', 'f-diff', 'f-kept'].forEach(id => $(id).addEventListener('change', apply));
+  ['f-set', 'f-chain', 'f-iter', 'f-status', 'f-diff', 'f-kept'].forEach(id => $(id).addEventListener('change', apply));
   $('f-search').addEventListener('input', apply);
   $('f-problem-clear').addEventListener('click', () => { problem = null; $('f-problem-box').hidden = true; apply(); });
   $('prev').addEventListener('click', () => { page--; render(); });
@@ -317,10 +399,10 @@ TEMPLATE = """<!doctype html>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; } th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; } th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
-figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-width: 560px; } figcaption { font-size: 12px; color: #555; }
+figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-width: 100%; } .legend { font-size: 12px; color: #555; max-width: 900px; } figcaption { font-size: 12px; color: #555; }
 #controls { display: flex; flex-wrap: wrap; gap: .8em; align-items: center; margin: .5em 0; } #count { font-weight: 600; margin: .4em 0; }
 .sample { border: 1px solid #ddd; border-left: 5px solid #bbb; border-radius: 4px; padding: .4em .7em; margin: .45em 0; }
-.sample.correct { border-left-color: #2a9d4a; } .sample.wrong { border-left-color: #d33; } .sample.unparseable { border-left-color: #e0a100; }
+.sample.correct { border-left-color: #2a9d4a; } .sample.lucky { border-left-color: #e07000; } .flag { color: #b35900; font-weight: 600; } .sample.wrong { border-left-color: #d33; } .sample.unparseable { border-left-color: #e0a100; }
 .head { display: flex; flex-wrap: wrap; gap: .9em; font-size: 13px; } .pid { font-weight: 600; } .status.correct { color: #2a9d4a; } .status.wrong { color: #d33; } .status.unparseable { color: #b07d00; }
 .steps { margin: .3em 0; padding-left: 2.2em; font-size: 13px; } .steps li.bad { background: #fde8e8; } .steps .mark { display: inline-block; width: 1.3em; } li.ok .mark { color: #2a9d4a; } li.bad .mark { color: #d33; font-weight: 700; }
 .why { color: #b22; margin-left: 1em; font-style: italic; } .decision { font-size: 12px; color: #555; } .kept .decision { color: #2a9d4a; }

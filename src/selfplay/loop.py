@@ -42,6 +42,7 @@ from selfplay.sources import (
 )
 from selfplay.stages import STOP_ENV, StageInterrupt
 from selfplay.tasks import Example, Problem, Task, make_task
+from selfplay.tracking import check_tracking, log_stage
 
 __all__ = ["STOP_ENV", "StageInterrupt", "prepare_run_dir", "run", "run_round", "run_seed"]
 
@@ -221,6 +222,7 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
     """Run (or resume) the whole loop; returns one metrics record per finished stage.
     ``on_stage(metrics)`` is called after the seed stage and after every round."""
     task = make_task(cfg)  # the task's config checks come before anything is written
+    check_tracking(cfg)
     run_dir = prepare_run_dir(cfg)
     device = resolve_device(cfg.device)
     setup_device(device)
@@ -233,11 +235,14 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
     )
     raw, u = run_seed(cfg, task, tests, device, console, progress)
     write_metrics_log(run_dir)
+    seed_metrics = artifacts.read_json(seed_dir(run_dir) / "metrics.json")
+    log_stage(cfg, seed_dir(run_dir), seed_metrics)
     if on_stage:
-        on_stage(artifacts.read_json(seed_dir(run_dir) / "metrics.json"))
+        on_stage(seed_metrics)
     for k in range(1, cfg.loop.iterations + 1):
         metrics = run_round(cfg, task, k, raw, u, tests, device, progress)
         write_metrics_log(run_dir)
+        log_stage(cfg, round_dir(run_dir, k), metrics)
         if on_stage:
             on_stage(metrics)
     return write_metrics_log(run_dir)

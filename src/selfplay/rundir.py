@@ -16,7 +16,11 @@ from selfplay import artifacts
 from selfplay.config import RunConfig, config_to_dict, dump_config
 from selfplay.errors import ConfigError
 
-RESUMABLE_CHANGES = {"loop.iterations", "output_dir"}
+RESUMABLE_CHANGES = {
+    "loop.iterations",
+    "output_dir",
+    *(f"tracking.{k}" for k in ("backend", "dir", "project", "run_name")),
+}
 """Keys a rerun may change without invalidating finished stages."""
 
 

@@ -9,7 +9,8 @@ first stage whose artifact is missing.
     filter      verified.parquet                    samples.parquet (every chain, its verdict and
                                                     the filter's decision), kept.parquet
     train       init_dir, examples, token budget    model/, train.json
-    evaluate    model_dir, test problems            eval.json
+    evaluate    model_dir, test problems            eval.json, eval_samples.parquet (the greedy
+                                                    generations, with verdicts)
 
 Once ``filter`` has written ``samples.parquet`` the two intermediate chain files are removed
 (``samples.parquet`` holds all they held). ``selfplay.loop`` calls the stages in this order.
@@ -37,9 +38,10 @@ from selfplay.models import (
     load_for_training,
     uses_chat_template,
 )
-from selfplay.sampling import generate_samples, needs_verdicts, verify_samples
+from selfplay.sampling import generate_samples, needs_verdicts, sample_record, verify_samples
 from selfplay.sources import unique_tokens
 from selfplay.tasks import Example, Problem, Task
+from selfplay.tracking import trainer_tracking
 from selfplay.training import count_supervised_tokens, plan_matched, plan_order, train_sft
 
 STOP_ENV = "SELFPLAY_STOP_AFTER"
@@ -244,22 +246,25 @@ def train_model(
         supervised, budget, tokens_per_step, train_cfg.max_epochs, train_cfg.num_processes
     )
     if plan.steps:
-        result = asdict(
-            train_sft(
-                model,
-                tok,
-                examples,
-                train_cfg,
-                budget_tokens=0,
-                seed=seed,
-                work_dir=stage_dir / ".trainer",
-                device=device,
-                progress=progress,
-                lora=lora,
-                chat_template=cfg.model.chat_template,
-                plan=plan,
+        with trainer_tracking(cfg, stage_dir.name) as report:
+            # Tracking comes first so that a value set in train.sft still wins.
+            tracked = dataclasses.replace(train_cfg, sft={**report, **train_cfg.sft})
+            result = asdict(
+                train_sft(
+                    model,
+                    tok,
+                    examples,
+                    tracked,
+                    budget_tokens=0,
+                    seed=seed,
+                    work_dir=stage_dir / ".trainer",
+                    device=device,
+                    progress=progress,
+                    lora=lora,
+                    chat_template=cfg.model.chat_template,
+                    plan=plan,
+                )
             )
-        )
         order = plan_order(len(examples), plan.steps, plan.batch_size, seed)
         seen_supervised = sum(supervised[i] for i in order)
     else:
@@ -303,8 +308,13 @@ def evaluate_model(
         return artifacts.read_json(stage_dir / "eval.json")
     model, tok = load_for_generation(cfg, model_dir, device)
     t0 = time.perf_counter()
-    metrics = evaluate(model, tok, task, tests, cfg, seed=seed, progress=progress)
+    greedy: list = []
+    metrics = evaluate(model, tok, task, tests, cfg, seed=seed, progress=progress, samples=greedy)
+    greedy = [sample_record(p, c, v, 0, "eval-greedy", p.prompt) for p, c, v in greedy]
     out = {"eval": eval_block(cfg, metrics), "seconds": time.perf_counter() - t0}
+    # The greedy generations behind the accuracies, so that "acc d4 = 0.00" can be read.
+    if greedy:
+        artifacts.write_parquet(stage_dir / "eval_samples.parquet", greedy)
     artifacts.write_json(stage_dir / "eval.json", out)
     mark_done(stage_dir, "eval")
     return out

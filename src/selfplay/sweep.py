@@ -16,7 +16,6 @@ import math
 import os
 import platform
 import statistics
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,8 +23,9 @@ import yaml
 
 from selfplay import artifacts
 from selfplay.bench import run_bench, write_provenance, write_summary
-from selfplay.bench_config import BenchConfig, arm_configs, regimes, sub_bench
+from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
 from selfplay.bench_report import render_markdown
+from selfplay.progress import bench_seconds, format_duration
 from selfplay.stats import format_ci, mean_ci
 
 
@@ -35,23 +35,25 @@ def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[d
     artifacts.write_text(
         bench.bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False)
     )
-    t0 = time.perf_counter()
     rows: list[dict] = []
     all_regimes = regimes(bench)
+    seconds = 0.0  # the stages' recorded times: a resumed sweep reports its whole time
     for i, (name, levels, overrides) in enumerate(all_regimes, start=1):
-        if console is not None:
-            console.print(
-                f"[bold]sweep[/] regime {i}/{len(all_regimes)}: [magenta]{name}[/]  ({time.perf_counter() - t0:.0f}s so far)"
-            )
         sub = sub_bench(bench, name, overrides)
         arms = arm_configs(sub, bench.seeds[0])
+        dirs = [[arm_config(sub, a, s).run_dir for a in arms] for s in bench.seeds]
+        if console is not None:
+            console.print(
+                f"[bold]sweep[/] regime {i}/{len(all_regimes)}: [magenta]{name}[/]  "
+                f"({format_duration(seconds)} recorded so far)"
+            )
         for r in run_bench(sub, arms, console=console, progress=progress):
             rows.append({**r, "regime": name, **{f"axis_{a}": lv for a, lv in levels.items()}})
+        seconds += bench_seconds(dirs)
     artifacts.write_parquet(bench.bench_dir / "results.parquet", rows)
     plots = [write_sweep_plot(bench, rows)]
-    wall = time.perf_counter() - t0
-    write_provenance(bench.bench_dir, wall)
-    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, wall))
+    write_provenance(bench.bench_dir, seconds)
+    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, seconds))
     return rows
 
 

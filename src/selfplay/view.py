@@ -46,12 +46,39 @@ def load_samples(run_dir: Path, iteration: int) -> list[dict]:
     return rows
 
 
+def load_eval_samples(run_dir: Path, iteration: int) -> list[dict]:
+    """The greedy evaluation generations of checkpoint ``iteration`` (0: the seed model)."""
+    stage = "seed" if iteration == 0 else f"iter_{iteration:03d}"
+    path = Path(run_dir) / stage / "eval_samples.parquet"
+    if not path.exists():
+        raise ConfigError(f"{path}: no evaluation samples (not evaluated yet, or an older run)")
+    rows = artifacts.read_parquet(path)
+    for r in rows:
+        r["iteration"] = iteration
+    return rows
+
+
+def wrong_steps(s: dict) -> bool:
+    """Right answer, wrong steps: the final answer is correct but the chain is not valid."""
+    return s["status"] == "correct" and not s["valid"]
+
+
+def _mentions(s: dict, text: str) -> bool:
+    """Whether ``text`` is in the filter's reason, the verdict's or a step's (case-insensitive)."""
+    text = text.lower()
+    whys = [s.get("filter_reason"), s.get("why"), *(st["why"] for st in s.get("steps") or [])]
+    return any(text in str(w).lower() for w in whys if w)
+
+
 def select(
     samples: list[dict],
     status: str | None = None,
     difficulty: int | None = None,
     problem: str | None = None,
     kept: bool | None = None,
+    valid: bool | None = None,
+    reason: str | None = None,
+    right_answer_wrong_steps: bool = False,
 ) -> list[dict]:
     return [
         s
@@ -59,8 +86,20 @@ def select(
         if (status is None or s["status"] == status)
         and (difficulty is None or s["difficulty"] == difficulty)
         and (problem is None or s["problem_id"] == problem)
-        and (kept is None or s["kept"] == kept)
+        and (kept is None or s.get("kept") == kept)
+        and (valid is None or bool(s["valid"]) == valid)
+        and (reason is None or _mentions(s, reason))
+        and (not right_answer_wrong_steps or wrong_steps(s))
     ]
+
+
+def reason_counts(samples: list[dict]) -> dict[str, int]:
+    """How many chains the filter rejected for each reason, commonest first."""
+    counts: dict[str, int] = {}
+    for s in samples:
+        if not s.get("kept"):
+            counts[s["filter_reason"]] = counts.get(s["filter_reason"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def render_sample(s: dict):
@@ -92,15 +131,21 @@ def render_sample(s: dict):
         lines.append(Text("  (no steps) " + repr(s["text"][:200]), style="dim"))
     if s.get("why") and s["status"] != "correct":
         lines.append(Text(f"  verdict: {s['why']}", style="dim"))
+    if wrong_steps(s):
+        lines.append(Text("  right answer, wrong steps", style="bold yellow"))
     if s.get("reward") is not None:  # GRPO: every sample is trained on, weighted by its advantage
-        verdict = f"  reward {s['reward']:.2f} · {s['filter_reason']}"
-    else:
-        verdict = "  kept" if s["kept"] else f"  rejected: {s['filter_reason']}"
-    decision = Text(
-        verdict,
-        style="green" if s["kept"] else "dim red",
-    )
-    lines.append(decision)
+        lines.append(
+            Text(
+                f"  reward {s['reward']:.2f} · {s['filter_reason']}",
+                style="green" if s["kept"] else "dim red",
+            )
+        )
+    elif s.get("kept") is not None:  # evaluation samples have no filter decision
+        decision = Text(
+            "  kept" if s["kept"] else f"  rejected: {s['filter_reason']}",
+            style="green" if s["kept"] else "dim red",
+        )
+        lines.append(decision)
     return Panel(
         Group(*lines),
         title=f"iter {s['iteration']} · {s['problem_id']}",

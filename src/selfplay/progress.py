@@ -1,0 +1,91 @@
+"""A bench's overall progress: one bar over arms x seeds with an ETA, and times that survive a
+resume because they are read from the stages' own records (``metrics.json``), not a session clock.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from selfplay.rundir import read_metrics
+
+
+def run_seconds(run_dir: Path) -> tuple[float, float]:
+    """``(seed stage seconds, seconds of the rounds after it)`` recorded in a run directory."""
+    if not (Path(run_dir) / "seed" / "metrics.json").exists():
+        return 0.0, 0.0
+    rows = read_metrics(run_dir)
+    seed = rows[0]["cumulative"].get("seconds", 0.0)
+    return seed, rows[-1]["cumulative"].get("seconds", 0.0) - seed
+
+
+def bench_seconds(run_dirs_by_seed: list[list[Path]]) -> float:
+    """Seconds the bench's stages took, however many sessions ran them: every seed's shared seed
+    model once, plus every arm's rounds (model loading between stages is not counted)."""
+    total = 0.0
+    for dirs in run_dirs_by_seed:
+        parts = [run_seconds(d) for d in dirs]
+        total += max((s for s, _ in parts), default=0.0) + sum(r for _, r in parts)
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def eta(unit_seconds: list[float], remaining: int) -> str:
+    """Remaining time at the mean recorded time of the arm x seed runs finished so far."""
+    if not unit_seconds or remaining == 0:
+        return "ETA –" if remaining else "done"
+    return f"ETA ~{format_duration(remaining * sum(unit_seconds) / len(unit_seconds))}"
+
+
+@contextmanager
+def bench_progress(total: int, console=None, bar: bool = True):
+    """Yields ``step(label, run_dir=None)``: call it before each arm x seed run with its label,
+    and once more at the end; a finished run's recorded time feeds the ETA. On a terminal a rich
+    bar; otherwise (a log file) one line per run."""
+    spent: list[float] = []
+    state = {"done": -1, "dir": None, "t0": time.perf_counter()}
+    progress = None
+    if console is not None and bar and console.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        progress = Progress(
+            TextColumn("[bold]bench[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+            console=console,
+        )  # fmt: skip
+        task = progress.add_task("", total=total, eta="ETA –")
+        progress.start()
+
+    def step(label: str | None = None, run_dir: Path | None = None) -> None:
+        if state["dir"] is not None:
+            seed, rounds = run_seconds(state["dir"])
+            spent.append(seed + rounds)
+        state["done"] += 1
+        state["dir"] = run_dir
+        done, left = state["done"], total - state["done"]
+        if progress is not None:
+            progress.update(task, completed=done, description=label or "", eta=eta(spent, left))
+        elif console is not None and label:
+            recorded = format_duration(sum(spent))
+            console.print(
+                f"[bold]bench[/] {done + 1}/{total}: {label}  ({recorded} recorded so far, "
+                f"{eta(spent, left)})"
+            )
+
+    try:
+        yield step
+    finally:
+        if progress is not None:
+            progress.stop()

@@ -1,0 +1,43 @@
+"""Bench progress: recorded times survive a resume; ETA from the runs finished so far."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from selfplay import artifacts
+from selfplay.progress import bench_progress, bench_seconds, eta, run_seconds
+
+
+def _run(d, seed_s, round_s):
+    artifacts.write_text(d / "config.yaml", "name: x\n")
+    artifacts.write_json(
+        d / "seed" / "metrics.json", {"iteration": 0, "cumulative": {"seconds": seed_s}}
+    )
+    artifacts.write_json(
+        d / "iter_001" / "metrics.json",
+        {"iteration": 1, "cumulative": {"seconds": seed_s + round_s}},
+    )
+    return d
+
+
+def test_bench_seconds_count_a_shared_seed_once(tmp_path):
+    a = _run(tmp_path / "s0" / "a", 100.0, 30.0)
+    b = _run(tmp_path / "s0" / "b", 100.0, 50.0)  # the same seed model, hard-linked
+    c = _run(tmp_path / "s1" / "a", 80.0, 20.0)
+    assert run_seconds(a) == (100.0, 30.0)
+    assert run_seconds(tmp_path / "missing") == (0.0, 0.0)
+    assert bench_seconds([[a, b], [c, tmp_path / "not-started"]]) == 100 + 30 + 50 + 80 + 20
+
+
+def test_eta_and_log_lines(tmp_path):
+    assert eta([], 3) == "ETA –" and eta([60.0, 120.0], 0) == "done"
+    assert eta([60.0, 120.0], 2) == "ETA ~3m00s"
+    a = _run(tmp_path / "a", 10.0, 50.0)
+    console = Console(record=True, width=200, force_terminal=False)
+    with bench_progress(2, console, bar=True) as step:  # not a terminal: one line per run
+        step("seed 0, arm a", a)
+        step("seed 0, arm b", tmp_path / "b")
+        step()
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("bench 1/2: seed 0, arm a  (0m00s recorded so far, ETA –)")
+    assert lines[1] == "bench 2/2: seed 0, arm b  (1m00s recorded so far, ETA ~1m00s)"
