@@ -51,7 +51,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
-from selfplay.tasks.base import Problem
+from selfplay.tasks.base import Problem, bounded_verify
 from selfplay.tasks.dataset import DatasetTask
 from selfplay.tasks.mathtask import last_boxed
 from selfplay.verify import Deadline, StepMark, Verdict
@@ -714,35 +714,32 @@ def _gold_value(problem: Problem) -> Fraction:
 
 
 def verify_gsm8k(problem: Problem, completion: str, seconds: float = VERIFY_SECONDS) -> Verdict:
-    """Judge a ``gsm8k`` completion: final answer against the gold, each annotation by the calculator."""
-    try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > MAX_CHARS:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
-        deadline = Deadline(seconds)
-        shown, value, body_end, rest_start = extract_answer(completion)
-        steps: list[StepMark] = []
-        for line in completion[:body_end].splitlines():
-            if deadline.expired():
-                return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
-            if line.strip():
-                steps.append(check_line(line.strip()))
-        rest = completion[rest_start:].strip()
-        if rest:
-            steps.append(StepMark(rest[:200], False, "text after the final answer"))
-        if shown is None:
-            return Verdict("unparseable", steps=tuple(steps), why="no number in the completion")
-        answer = format_number(value) if value is not None else shown[:MAX_NUMBER_DIGITS] + "..."
-        ok = value is not None and value == _gold_value(problem)
-        return Verdict(
-            "correct" if ok else "wrong",
-            answer=answer,
-            steps=tuple(steps),
-            why="" if ok else "wrong answer",
-        )
-    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
-        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+    """Judge a ``gsm8k`` completion: final answer against the gold, every written claim by the
+    calculator (inside :func:`bounded_verify`: text only, size cap, deadline, never raises)."""
+    return bounded_verify(_judge, problem, completion, max_chars=MAX_CHARS, seconds=seconds)
+
+
+def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
+    shown, value, body_end, rest_start = extract_answer(completion)
+    steps: list[StepMark] = []
+    for line in completion[:body_end].splitlines():
+        if deadline.expired():
+            raise TimeoutError
+        if line.strip():
+            steps.append(check_line(line.strip()))
+    rest = completion[rest_start:].strip()
+    if rest:
+        steps.append(StepMark(rest[:200], False, "text after the final answer"))
+    if shown is None:
+        return Verdict("unparseable", steps=tuple(steps), why="no number in the completion")
+    answer = format_number(value) if value is not None else shown[:MAX_NUMBER_DIGITS] + "..."
+    ok = value is not None and value == _gold_value(problem)
+    return Verdict(
+        "correct" if ok else "wrong",
+        answer=answer,
+        steps=tuple(steps),
+        why="" if ok else "wrong answer",
+    )
 
 
 # ------------------------------------------------------------------------------------------------
