@@ -73,6 +73,9 @@ class TaskConfig:
     index_hints: bool = False
     """``arith`` addition with index hints: every prompt digit and chain step carries its column's
     letter, so the chain format itself does not tie the model to the lengths it was trained on."""
+    reversed: bool = False
+    """``arith``: operands and answer least-significant digit first, the answer zero-padded to a
+    fixed width (addition: longer operand + 1 digits), the format that generalizes in length."""
     data: str | None = None
     """Problems of a dataset task (``gsm8k``, ``math``, ``code``): a local JSONL / JSONL.gz / Parquet
     file, or a Hugging Face hub dataset name (e.g. ``openai/gsm8k``). ``null``: the task's default."""
