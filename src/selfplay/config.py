@@ -46,6 +46,10 @@ class LoraConfig:
 class ModelConfig:
     preset: Literal["tiny", "small", "base"] = "tiny"
     """Size of a from-scratch Llama with a character tokenizer: tiny ~1M, small ~10M, base ~100M params."""
+    position: Literal["rope", "nope"] = "rope"
+    """Position encoding of a from-scratch preset: ``rope`` (rotary) or ``nope`` (none: causal
+    attention alone tells positions apart, which lets a model trained on short problems run on
+    longer ones). Saved in the checkpoint's config, so it reloads as trained."""
     name_or_path: str | None = None
     """Any Hugging Face causal LM (hub name or local directory); overrides ``preset`` when set."""
     chat_template: Literal["auto", "none"] = "auto"
