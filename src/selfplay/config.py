@@ -125,7 +125,48 @@ class SeedConfig:
 
 
 @dataclass
+class FrontierConfig:
+    """The frontier schedule (``loop.schedule: frontier``): practise just past the largest
+    difficulty solved, on the model's own answers, one round at a time (see ``selfplay.frontier``)."""
+
+    threshold: float = 0.9
+    """A difficulty is solved when greedy accuracy on the validation split reaches this."""
+    accelerated: bool = False
+    """Practise every difficulty above the trained ones that is already solved, plus the next one,
+    in one round (instead of only the next one)."""
+    max_difficulty: int = 32
+    """Stop once the frontier reaches this difficulty."""
+    stall_rounds: int = 3
+    """Stop when the frontier has not moved up for this many rounds."""
+    time_budget_s: float | None = None
+    """Start no new round after this many seconds of the run (wall clock; ``null``: no limit)."""
+    val_per_difficulty: int = 100
+    """Validation problems per difficulty for the probe (train split, never practised on)."""
+    probe_ahead: int = 2
+    """The probe (and the per-round evaluation) covers difficulties up to the largest practised + this."""
+    length_filter: bool = True
+    """Keep only answers of the width the prompt implies (needs no ground truth)."""
+    mix_new: float = 0.5
+    """Share of each training batch from the newest round's kept data."""
+    mix_old: float = 0.25
+    """Share from all earlier rounds' kept data."""
+    mix_raw: float = 0.25
+    """Share from U. Shares of empty sources go to the others."""
+    warmup: float = 0.05
+    """Warmup-stable-decay schedule of each round: warmup fraction of its steps."""
+    decay: float = 0.3
+    """Fraction of its steps over which the learning rate decays linearly to 0."""
+    trainer: Literal["plain", "trl"] = "plain"
+    """``plain``: a minimal PyTorch loop (batches sampled by the mix shares, loss on the answer);
+    ``trl``: the project's TRL trainer on the mixed examples (slower at this size)."""
+
+
+@dataclass
 class LoopConfig:
+    schedule: Literal["rounds", "frontier"] = "rounds"
+    """``rounds``: a fixed number of rounds on ``pool_difficulties``; ``frontier``: the frontier
+    schedule of ``loop.frontier``, with ``iterations`` as its round cap."""
+    frontier: FrontierConfig = field(default_factory=FrontierConfig)
     iterations: int = 3
     """Number of expert-iteration rounds K."""
     pool_difficulties: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
@@ -471,6 +512,22 @@ def _check_ranges(cfg: RunConfig) -> None:
     )
     need(cfg.generation.adaptive_target >= 1, "generation.adaptive_target", "must be >= 1")
     need(0.0 <= cfg.raw.hint_rate <= 1.0, "raw.hint_rate", "must be in [0, 1]")
+    fr = cfg.loop.frontier
+    need(0.0 < fr.threshold <= 1.0, "loop.frontier.threshold", "must be in (0, 1]")
+    need(fr.max_difficulty >= 1, "loop.frontier.max_difficulty", "must be >= 1")
+    need(fr.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
+    need(fr.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
+    need(fr.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
+    need(
+        min(fr.mix_new, fr.mix_old, fr.mix_raw) >= 0 and fr.mix_new + fr.mix_old + fr.mix_raw > 0,
+        "loop.frontier.mix_new",
+        "mix shares must be >= 0 and not all 0",
+    )
+    need(
+        0 <= fr.warmup and 0 <= fr.decay and fr.warmup + fr.decay <= 1,
+        "loop.frontier.warmup",
+        "warmup and decay must be >= 0 with warmup + decay <= 1",
+    )
     need(cfg.filters.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
     need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
     need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")

@@ -58,7 +58,7 @@ MAX_DIGITS = 40
 """Largest difficulty the task generates (length generalization climbs well past U's)."""
 MAX_CHARS = 20_000
 """Completions longer than this are judged unparseable without being read."""
-MAX_NUMBER_CHARS = 64
+MAX_NUMBER_CHARS = 128
 """A number longer than this in a step is never right for problems of at most MAX_DIGITS digits."""
 VERIFY_SECONDS = 1.0
 
