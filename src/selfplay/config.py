@@ -139,7 +139,10 @@ class FrontierConfig:
     stall_rounds: int = 3
     """Stop when the frontier has not moved up for this many rounds."""
     time_budget_s: float | None = None
-    """Start no new round after this many seconds of the run (wall clock; ``null``: no limit)."""
+    """Start no new round once the run has spent this many seconds (``null``: no limit)."""
+    budget_clock: Literal["cpu", "wall"] = "cpu"
+    """What ``time_budget_s`` counts: ``cpu``, the run process's CPU seconds (all its threads), so
+    other jobs on a shared machine do not cut the climb short; ``wall``, elapsed seconds."""
     val_per_difficulty: int = 100
     """Validation problems per difficulty for the probe (train split, never practised on)."""
     probe_ahead: int = 2
@@ -512,8 +515,13 @@ def _check_ranges(cfg: RunConfig) -> None:
     )
     need(cfg.generation.adaptive_target >= 1, "generation.adaptive_target", "must be >= 1")
     need(0.0 <= cfg.raw.hint_rate <= 1.0, "raw.hint_rate", "must be in [0, 1]")
+    need(
+        cfg.model.position == "rope" or not cfg.model.name_or_path,
+        "model.position",
+        "nope is for the from-scratch presets (a pretrained model keeps its own)",
+    )
     fr = cfg.loop.frontier
-    need(0.0 < fr.threshold <= 1.0, "loop.frontier.threshold", "must be in (0, 1]")
+    need(0.0 <= fr.threshold <= 1.0, "loop.frontier.threshold", "must be in [0, 1]")
     need(fr.max_difficulty >= 1, "loop.frontier.max_difficulty", "must be >= 1")
     need(fr.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
     need(fr.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
@@ -524,7 +532,7 @@ def _check_ranges(cfg: RunConfig) -> None:
         "mix shares must be >= 0 and not all 0",
     )
     need(
-        0 <= fr.warmup and 0 <= fr.decay and fr.warmup + fr.decay <= 1,
+        fr.warmup >= 0 and fr.decay >= 0 and fr.warmup + fr.decay <= 1,
         "loop.frontier.warmup",
         "warmup and decay must be >= 0 with warmup + decay <= 1",
     )

@@ -54,7 +54,7 @@ def solved_frontier(accuracy: dict[int, float], threshold: float) -> int:
     2
     """
     d = 0
-    while accuracy.get(d + 1, 0.0) >= threshold:
+    while d + 1 in accuracy and accuracy[d + 1] >= threshold:
         d += 1
     return d
 
@@ -499,7 +499,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
     from selfplay.loop import prepare_run_dir, write_metrics_log
     from selfplay.models import count_params, init_model, load_model, resolve_device
 
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     run_dir = prepare_run_dir(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -561,6 +561,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 "generated_tokens": 0,
                 "flops": 6 * n_params * train["tokens"],
                 "seconds": time.perf_counter() - t_start,
+                "cpu_seconds": time.process_time() - c_start,
             },
         }
         artifacts.write_json(d / "metrics.json", out)
@@ -572,7 +573,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
     frontiers: list[int] = []
     trained_max = top_raw
     stop = None
-    elapsed0 = artifacts.read_json(d / "metrics.json")["cumulative"]["seconds"]
+    spent = _spent(artifacts.read_json(d / "metrics.json"))
     for k in range(1, cfg.loop.iterations + 1):
         it = run_dir / f"iter_{k:03d}"
         if (it / "metrics.json").exists():
@@ -580,14 +581,16 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             frontiers.append(m["frontier"]["probe_solved"])
             trained_max = m["frontier"]["trained_max"]
             prev_dir = it / "model"
-            elapsed0 = m["cumulative"]["seconds"]
+            spent = _spent(m)
             continue
-        session = time.perf_counter() - t_start
-        if fr.time_budget_s is not None and elapsed0 + session >= fr.time_budget_s:
-            stop = f"time budget {fr.time_budget_s:g}s spent"
+        clock = spent[1] if fr.budget_clock == "cpu" else spent[0]
+        if fr.time_budget_s is not None and clock >= fr.time_budget_s:
+            stop = (
+                f"time budget spent ({clock:.0f} of {fr.time_budget_s:g} {fr.budget_clock} seconds)"
+            )
             break
+        t0, c0 = time.perf_counter(), time.process_time()
         model, tok = load_model(prev_dir, device, dtype="float32")
-        t0 = time.perf_counter()
         # Probe (validation split) -> frontier -> practice difficulties.
         probe_path = it / "probe.json"
         if probe_path.exists():
@@ -664,7 +667,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         prev = rows[-1]["cumulative"]
         n_params = rows[0]["train"]["params"]
         gen_tokens = sum(len(r["text"]) + 1 for r in records) * cfg.generation.n
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
         out = {
             "stage": f"iter_{k:03d}",
             "iteration": k,
@@ -687,15 +690,17 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 "train": train["seconds"],
                 "eval": t_eval,
                 "total": total,
+                "cpu": cpu,
             },
             "cumulative": {
                 "train_tokens": prev["train_tokens"] + train["tokens"],
                 "generated_tokens": prev["generated_tokens"] + gen_tokens,
                 "flops": prev["flops"] + 6 * n_params * train["tokens"] + 2 * n_params * gen_tokens,
-                "seconds": elapsed0 + total,
+                "seconds": spent[0] + total,
+                "cpu_seconds": spent[1] + cpu,
             },
         }
-        elapsed0 += total
+        spent = (spent[0] + total, spent[1] + cpu)
         artifacts.write_json(it / "metrics.json", out)
         rows = write_metrics_log(run_dir)
         prev_dir = it / "model"
@@ -712,6 +717,12 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
     return rows
 
 
+def _spent(metrics: dict) -> tuple[float, float]:
+    """Cumulative (wall, CPU) seconds of the run up to a finished stage."""
+    c = metrics["cumulative"]
+    return c["seconds"], c.get("cpu_seconds", c["seconds"])
+
+
 def _final_eval(cfg, task, tests, run_dir: Path, model_dir: Path, device: str, rows, stop) -> dict:
     """Every evaluation difficulty for the last model (rounds measure only up to the frontier)."""
     from selfplay.models import load_model
@@ -724,6 +735,7 @@ def _final_eval(cfg, task, tests, run_dir: Path, model_dir: Path, device: str, r
         "stop": stop or "loop.iterations reached",
         "eval": _eval_row(acc, cfg),
         "seconds": rows[-1]["cumulative"]["seconds"],
+        "cpu_seconds": rows[-1]["cumulative"].get("cpu_seconds"),
     }
     artifacts.write_json(path, out)
     return out
