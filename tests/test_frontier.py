@@ -125,7 +125,7 @@ def test_tiny_climb_and_resume(tmp_path):
     rows = run_frontier(_cfg(tmp_path, iterations=2), console=None)
     assert (tmp_path / "run" / "iter_001" / "metrics.json").read_text() == first
     assert [r["stage"] for r in rows] == ["seed", "iter_001", "iter_002"]
-    assert rows[2]["frontier"]["trained_max"] == 5 and rows[2]["frontier"]["practice"] == [7]
+    assert rows[2]["frontier"]["practice"] == [8] and rows[2]["frontier"]["trained_max"] == 8
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["stage"] for x in lines] == ["seed", "iter_001", "iter_002"]
     final = artifacts.read_json(tmp_path / "run" / "final.json")
