@@ -13,11 +13,11 @@ TASK = ArithTask(["add", "mul"], reversed_=True)
 
 # (a, op, b, prompt, answer)
 FORMAT = [
-    (4729, "+", 386, "Q:9274+683=", "51150"),
+    (4729, "+", 386, "Q:9274+6830=", "51150"),
     (5, "+", 7, "Q:5+7=", "21"),
     (0, "+", 0, "Q:0+0=", "00"),
     (10, "+", 90, "Q:01+09=", "001"),  # 100: the padding keeps the width, zeros are digits
-    (999, "+", 1, "Q:999+1=", "0001"),
+    (999, "+", 1, "Q:999+100=", "0001"),
     (47, "*", 36, "Q:74*63=", "2961"),
     (9, "*", 9, "Q:9*9=", "18"),
     (100, "*", 3, "Q:001*3=", "0030"),
@@ -106,6 +106,7 @@ def test_config_reversed():
 def test_forward_parse_unchanged_and_reversed_leading_zero_rejected():
     fwd = ArithTask(["add"])
     assert fwd.parse_prompt("Q:12+34=").answer == "46"
-    with pytest.raises(ValueError, match="cannot end in 0"):
-        TASK.parse_prompt("Q:10+3=")
+    for bad in ("Q:10+3=", "Q:50+30=", "Q:3+10="):  # unequal widths, needless padding
+        with pytest.raises(ValueError, match="as written"):
+            TASK.parse_prompt(bad)
     assert fwd.problem_from_record({"prompt": "Q:21+43=", "reversed": True}, 0).answer == "640"

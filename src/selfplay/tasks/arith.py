@@ -30,10 +30,11 @@ answer is zero-padded to a fixed width (the longer operand's digits + 1 for addi
 the operands' digits for multiplication), as in Lee et al. 2025 ("Self-Improving Transformers
 Overcome Easy-to-Hard and Length Generalization Challenges"): the model emits each answer digit
 right after it has read the operand digits it depends on, and the answer length follows from the
-prompt. Addition keeps its column steps (already least-significant first); every number of the
+prompt. Addition operands are zero-padded to one width, so digit i of both sits at the same offset
+whatever their lengths. Addition keeps its column steps (already least-significant first); every number of the
 multiplication chain is written reversed::
 
-    Q:9274+683=  ->  51150                                  (answer-only)
+    Q:9274+6830=  ->  51150                                 (answer-only)
     Q:74*63=     ->  74*6=282|74*03=0141|282+0141=2961|2961
 
 An answer-only reversed completion is judged digit by digit: each digit is a step, so the verdict
@@ -521,7 +522,12 @@ class ArithTask:
         if self.reversed if reversed_ is None else reversed_:
             # The id stays the forward one, so a problem lands in the same split in both formats.
             meta["reversed"] = True
-            prompt = f"Q:{_rev(a)}{op}{_rev(b)}="
+            xs, ys = _rev(a), _rev(b)
+            if op == "+":
+                # Zero-padded to one width: digit i of both operands sits at the same offset from
+                # its operand's start, whatever the lengths (the answer's digit i needs both).
+                xs, ys = xs.ljust(cols, "0"), ys.ljust(cols, "0")
+            prompt = f"Q:{xs}{op}{ys}="
             return Problem(pid, cols, prompt, reversed_answer(a, b, op), meta)
         if (self.index_hints if index_hints is None else index_hints) and op == "+":
             meta["offset"] = offset = index_offset(pid, cols)
@@ -534,10 +540,14 @@ class ArithTask:
         text = prompt.strip()
         if m := _PROMPT_RE.match(text):
             if reversed_ or self.reversed:
-                xs, ys = m.group(1), m.group(3)
-                if any(len(x) > 1 and x.endswith("0") for x in (xs, ys)):
-                    raise ValueError("a reversed operand cannot end in 0 (its leading digit)")
-                return self.make_problem(_unrev(xs), m.group(2), _unrev(ys), False, True)
+                p = self.make_problem(
+                    _unrev(m.group(1)), m.group(2), _unrev(m.group(3)), False, True
+                )
+                if p.prompt != text:
+                    raise ValueError(
+                        f"not a reversed arith prompt as written: expected {p.prompt!r}"
+                    )
+                return p
             return self.make_problem(int(m.group(1)), m.group(2), int(m.group(3)), False)
         if m := _HINTED_PROMPT_RE.match(text):
             a, b = (int(re.sub("[a-z]", "", g)) for g in m.groups())
