@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from selfplay import artifacts
-from selfplay.bench import BenchConfig, load_bench_config
+from selfplay.bench_config import BenchConfig, load_bench_config, regimes, sub_bench
 from selfplay.config import ConfigError
-from selfplay.loop import round_budget, run, seed_budget
-from selfplay.sweep import regimes, sub_bench, sweep_report, winner
+from selfplay.loop import run
+from selfplay.sources import round_budget, seed_budget
+from selfplay.sweep import sweep_report, winner
 from selfplay.tasks import Example
 from selfplay.training import count_tokens
 
@@ -57,8 +58,8 @@ def test_budgets_in_epochs_of_u(tmp_path):
     tok = build_char_tokenizer()
     raw = [Example("Q:1+2=", "1+2=3 c0|3", "1+2", 1, "raw")] * 10
     u = sum(count_tokens(tok, raw))
-    assert seed_budget(cfg, raw, tok) == 2 * u
-    assert round_budget(cfg, 1, raw, tok) == round(0.5 * u)
+    assert seed_budget(cfg, u) == 2 * u
+    assert round_budget(cfg, 1, u) == round(0.5 * u)
     rows = run(cfg, progress=False)
     u_tokens = rows[0]["raw"]["tokens"]
     assert rows[0]["train"]["tokens"] == pytest.approx(2 * u_tokens, rel=0.1)

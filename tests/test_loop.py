@@ -105,8 +105,10 @@ def test_verified_filter_keeps_only_valid_chains(tmp_path):
         "seed/raw",
         "seed/train",
         "iter_001/generate",
-        "iter_001/kept",
+        "iter_001/verify",
+        "iter_001/filter",
         "iter_001/train",
+        "iter_001/eval",
         "iter_002/eval",
     ],
 )
@@ -203,7 +205,7 @@ def test_a_run_saved_by_an_older_version_resumes(tmp_path):
     """A saved config without a key added since reads as that key's default; a real change is refused."""
     import yaml
 
-    from selfplay.loop import prepare_run_dir
+    from selfplay.rundir import prepare_run_dir
 
     cfg = micro_config(tmp_path)
     prepare_run_dir(cfg)

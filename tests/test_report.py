@@ -204,14 +204,32 @@ def test_bench_directory_report_shows_the_arms_table(tmp_path):
     d = tmp_path / "bench"
     d.mkdir()
     (d / "bench.yaml").write_text("name: b\n")
-    (d / "report.md").write_text(
-        "# Bench `b`\n\n| arm | acc in |\n|---|---|\n| raw-repeat | 0.705 ± 0.145 |\n| <b>x</b> | 1 |\n"
-    )
+    summary = {
+        "kind": "bench",
+        "title": "Bench `b`",
+        "intro": ["Seeds [0]."],
+        "sections": [
+            {
+                "heading": "At equal training tokens",
+                "columns": ["arm", "acc in"],
+                "rows": [["raw-repeat", "0.705 ± 0.145"], ["<b>x</b>", "1"]],
+            }
+        ],
+        "plots": [],
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
     (d / "accuracy_vs_tokens.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
     page = build_report(d).read_text()
+    # The page renders the bench's summary (data), the same one report.md is rendered from.
     assert "<td>raw-repeat</td><td>0.705 ± 0.145</td>" in page
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     assert page.count("data:image/png;base64,") == 1
-    (d / "report.md").unlink()
+    from selfplay.bench_report import render_markdown
+
+    assert "| raw-repeat | 0.705 ± 0.145 |" in render_markdown(summary)
+    (d / "summary.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        build_report(d)
+    (d / "summary.json").unlink()
     with pytest.raises(ConfigError, match="has not finished"):
         build_report(d)

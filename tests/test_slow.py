@@ -65,7 +65,8 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, kill_after):
 
 
 def test_quick_bench_config_runs(tmp_path):
-    from selfplay.bench import load_bench_config, run_bench
+    from selfplay.bench import run_bench
+    from selfplay.bench_config import load_bench_config
 
     bench, arms = load_bench_config(
         REPO / "configs" / "arith" / "bench-quick.yaml",
@@ -81,7 +82,8 @@ def test_quick_bench_config_runs(tmp_path):
 def test_small_sweep_end_to_end(tmp_path):
     """Two sizes x two qualities x three arms, one seed: every regime is a bench of its own and the
     sweep report has one line per regime and budget checkpoint."""
-    from selfplay.bench import load_bench_config, run_bench
+    from selfplay.bench_config import load_bench_config
+    from selfplay.sweep import run_sweep
 
     sweep = {
         "name": "sweep-smoke",
@@ -108,8 +110,8 @@ def test_small_sweep_end_to_end(tmp_path):
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep, sort_keys=False))  # axis order names the regimes
-    bench, arms = load_bench_config(path)
-    rows = run_bench(bench, arms, progress=False)
+    bench, _ = load_bench_config(path)
+    rows = run_sweep(bench, progress=False)
     regimes = {"u100-clean", "u100-slips", "u200-clean", "u200-slips"}
     assert {r["regime"] for r in rows} == regimes
     assert len(rows) == 4 * 3 * 3  # regimes x arms x (seed model + 2 rounds)

@@ -8,6 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
+from selfplay.errors import ConfigError
+
 
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -28,7 +30,13 @@ def write_json(path: Path, obj) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+    """A JSON artifact; a damaged one is a one-line error naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise ConfigError(
+            f"{path}: not valid JSON; delete it to redo the stage that wrote it"
+        ) from None
 
 
 def write_parquet(path: Path, records: list[dict]) -> None:
@@ -42,9 +50,19 @@ def write_parquet(path: Path, records: list[dict]) -> None:
 
 
 def read_parquet(path: Path) -> list[dict]:
+    """A Parquet artifact's rows; a damaged (e.g. truncated) one is a one-line error naming it."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(str(path)).to_pylist()
+    try:
+        return pq.read_table(str(path)).to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ConfigError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}); delete it to redo the "
+            "stage that wrote it"
+        ) from None
 
 
 def save_model_dir(path: Path, model, tokenizer) -> None:

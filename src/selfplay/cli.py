@@ -102,13 +102,20 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from selfplay.bench import load_bench_config, run_bench
+    from selfplay.bench_config import load_bench_config
 
     console = _console()
     bench, arms = load_bench_config(args.config, args.overrides)  # ConfigError -> one line
     _quiet_libraries()
     console.print(f"bench [bold]{bench.bench_dir}[/]: {len(arms)} arms x {len(bench.seeds)} seeds")
-    run_bench(bench, arms, console=console, progress=not args.no_progress)
+    if bench.sweep:  # every regime is a bench of its own
+        from selfplay.sweep import run_sweep
+
+        run_sweep(bench, console=console, progress=not args.no_progress)
+    else:
+        from selfplay.bench import run_bench
+
+        run_bench(bench, arms, console=console, progress=not args.no_progress)
     report = bench.bench_dir / "report.md"
     console.print(report.read_text().split("## Paired")[0], markup=False)
     console.print(f"report: {report}")
@@ -187,7 +194,7 @@ def _cmd_verify(args) -> int:
 
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
-    from selfplay.loop import write_metrics_log
+    from selfplay.rundir import write_metrics_log
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").exists():

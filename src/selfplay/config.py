@@ -18,12 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration problem, reported to the user as one line."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+from selfplay.errors import ConfigError
 
 
 @dataclass
@@ -351,7 +346,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return _build(tp, value, key + ".")
+        return build_dataclass(tp, value, key + ".")
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise bad
@@ -401,7 +396,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise bad
 
 
-def _build(cls: type, data: dict, prefix: str = "") -> Any:
+def build_dataclass(cls: type, data: dict, prefix: str = "") -> Any:
+    """``cls(**data)`` with every value checked against its annotation; unknown keys and wrong
+    types raise a one-line :class:`ConfigError` that names the key (``prefix`` + key)."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -555,14 +552,6 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
     need(cfg.task.timeout > 0, "task.timeout", "must be > 0")
     need(cfg.task.memory_mb >= 64, "task.memory_mb", "must be >= 64")
-    from selfplay.tasks import TASKS
-
-    need(
-        cfg.task.name in TASKS,
-        "task.name",
-        f"unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))}",
-    )
-    TASKS[cfg.task.name].check_config(cfg)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -598,14 +587,28 @@ def apply_overrides(data: dict, overrides: list[str] = ()) -> dict:
 
 
 def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
+    """A validated run config: types and ranges here, then the task's own checks."""
+    # Tasks sit below the config (they import only selfplay.errors at run time), so this is a
+    # one-way arrow; imported here so that reading a config does not load every task module.
+    from selfplay.tasks import check_config
+
     data = apply_overrides(data, overrides)
-    cfg = _build(RunConfig, data)
+    cfg = build_dataclass(RunConfig, data)
     _check_ranges(cfg)
+    check_config(cfg)
     return cfg
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Load and validate a YAML run config; the default ``name`` is the file's stem."""
+    path = Path(path)
+    data = read_yaml_mapping(path)
+    data.setdefault("name", path.stem)
+    return config_from_dict(data, overrides)
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file whose top level is a mapping (empty file: ``{}``); one-line errors otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -618,11 +621,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    data.setdefault("name", path.stem)
-    return config_from_dict(data, overrides)
+    return data
 
 
 def config_to_dict(cfg: RunConfig) -> dict:

@@ -156,42 +156,22 @@ def _cell(c) -> str:
     return html.escape(str(c))
 
 
-def _markdown_tables(md: str) -> str:
-    """The bench report's markdown (headings, paragraphs, tables) as HTML, escaped."""
-    out, table = [], []
-
-    def flush():
-        if table:
-            rows = [
-                [c.strip() for c in line.strip().strip("|").split("|")]
-                for line in table
-                if not set(line.strip()) <= set("|-: ")
-            ]
-            out.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-                + "</tr></thead><tbody>"
-                + "".join(
-                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                    for r in rows[1:]
-                )
-                + "</tbody></table>"
+def _section_html(sec: dict) -> str:
+    """One section of a bench or sweep summary (``summary.json``): heading, text, table."""
+    out = [f"<h2>{html.escape(sec['heading'])}</h2>"]
+    out += [f"<p>{html.escape(t)}</p>" for t in sec.get("text", [])]
+    if sec.get("columns"):
+        out.append(
+            "<table><thead><tr>"
+            + "".join(f"<th>{html.escape(str(c))}</th>" for c in sec["columns"])
+            + "</tr></thead><tbody>"
+            + "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                for r in sec["rows"]
             )
-            table.clear()
-
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("!["):
-            continue
-        if line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
-            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    flush()
+            + "</tbody></table>"
+        )
+    out += [f"<p>{html.escape(t)}</p>" for t in sec.get("after", [])]
     return "\n".join(out)
 
 
@@ -215,10 +195,13 @@ def build_report(path: str | Path) -> Path:
 
 
 def _bench_body(d: Path) -> str:
-    md = d / "report.md"
-    if not md.exists():
-        raise ConfigError(f"{d}: the bench has not finished (no report.md)")
-    parts = [_markdown_tables(md.read_text())]
+    path = d / "summary.json"
+    if not path.exists():
+        raise ConfigError(f"{d}: the bench has not finished (no summary.json)")
+    summary = artifacts.read_json(path)  # a damaged file: a one-line error naming it
+    parts = [f"<h2>{html.escape(summary['title'])}</h2>"]
+    parts += [f"<p>{html.escape(t)}</p>" for t in summary.get("intro", [])]
+    parts += [_section_html(sec) for sec in summary["sections"]]
     for png in sorted(d.glob("*.png")):
         parts.append(
             f'<figure><img alt="{html.escape(png.stem)}" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}"><figcaption>{html.escape(png.stem)}</figcaption></figure>'
@@ -227,9 +210,9 @@ def _bench_body(d: Path) -> str:
 
 
 def _run_body(d: Path) -> str:
-    from selfplay.loop import write_metrics_log
+    from selfplay.rundir import read_metrics
 
-    rows = write_metrics_log(d)
+    rows = read_metrics(d)
     if not rows:
         raise ConfigError(f"{d}: no finished stage yet")
     samples = []

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from selfplay.config import RunConfig
 from selfplay.generation import backend_options, get_backend
 from selfplay.tasks import Problem, Task, verify_all
+from selfplay.verify import Verdict
 
 
 def curriculum_frontier(cfg: RunConfig, pass_rates: list[dict[str, float]]) -> int:
@@ -63,10 +64,28 @@ def draw_pool(
     return problems
 
 
-def sample_record(p: Problem, c, v, sample_idx: int, origin: str, generation_prompt: str) -> dict:
-    """One generated chain with its verdict. ``prompt`` is always the plain problem prompt: it is what
-    the chain is trained on; ``generation_prompt`` is what the model actually saw (e.g. with a hint)."""
+VERDICT_FIELDS = ("status", "answer", "valid", "why", "first_bad_step", "steps")
+"""The fields of a sample record that its verdict fills (``None`` until verified)."""
+
+
+def verdict_fields(v: Verdict) -> dict:
     return {
+        "status": v.status,
+        "answer": v.answer,
+        "valid": v.valid,
+        "why": v.why,
+        "first_bad_step": v.first_bad_step,
+        "steps": [asdict(s) for s in v.steps],
+    }
+
+
+def sample_record(
+    p: Problem, c, v: Verdict | None, sample_idx: int, origin: str, generation_prompt: str
+) -> dict:
+    """One generated chain with its verdict (or, before verification, ``None`` in its fields).
+    ``prompt`` is always the plain problem prompt: it is what the chain is trained on;
+    ``generation_prompt`` is what the model actually saw (e.g. with a hint)."""
+    record = {
         "problem_id": p.id,
         "difficulty": p.difficulty,
         "prompt": p.prompt,
@@ -77,20 +96,41 @@ def sample_record(p: Problem, c, v, sample_idx: int, origin: str, generation_pro
         "text": c.text,
         "tokens": c.tokens,
         "finish_reason": c.finish_reason,
-        "status": v.status,
-        "answer": v.answer,
-        "valid": v.valid,
-        "why": v.why,
-        "first_bad_step": v.first_bad_step,
-        "steps": [asdict(s) for s in v.steps],
     }
+    return record | (verdict_fields(v) if v is not None else dict.fromkeys(VERDICT_FIELDS))
+
+
+def needs_verdicts(cfg: RunConfig) -> bool:
+    """Whether the round's sampling decides what to sample next by verdicts (difficulty-aware
+    resampling, rationalization, filling the budget), and so verifies as it generates."""
+    g = cfg.generation
+    return g.adaptive_max_n > g.n or cfg.loop.rationalize or cfg.loop.fill_budget
+
+
+def verify_samples(task: Task, samples: list[dict], problems: list[Problem]) -> int:
+    """Fill in the verdict of every sample that has none (in place), against its problem among
+    ``problems``; returns how many were verified."""
+    todo = [s for s in samples if s["status"] is None]
+    by_id = {p.id: p for p in problems}
+    verdicts = verify_all(task, [(by_id[s["problem_id"]], s["text"]) for s in todo])
+    for s, v in zip(todo, verdicts, strict=True):
+        s.update(verdict_fields(v))
+    return len(todo)
 
 
 def generate_samples(
-    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int, progress=True
+    model,
+    tok,
+    task: Task,
+    problems: list[Problem],
+    cfg: RunConfig,
+    seed: int,
+    progress=True,
+    verify: bool = True,
 ) -> tuple[list[dict], dict]:
-    """n chains per problem, each verified step by step; then, if configured, more samples for
-    problems with too few verified chains (DART), then hinted retries of problems with none (STaR)."""
+    """n chains per problem; then, if configured, more samples for problems with too few verified
+    chains (DART), then hinted retries of problems with none (STaR). With ``verify`` each chain is
+    verified as it comes (those strategies need it); without, the verdict fields stay ``None``."""
     generate = get_backend(cfg.generation.backend)
     g = cfg.generation
     max_new = g.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
@@ -113,7 +153,10 @@ def generate_samples(
             model, tok, prompts, n=n, seed=seed_, progress=desc if progress else None, **common
         )
         t1 = time.perf_counter()
-        verdicts = verify_all(task, [(batch[c.prompt_idx], c.text) for c in comps])
+        if verify:
+            verdicts = verify_all(task, [(batch[c.prompt_idx], c.text) for c in comps])
+        else:
+            verdicts = [None] * len(comps)
         for c, v in zip(comps, verdicts, strict=True):
             p = batch[c.prompt_idx]
             samples.append(

@@ -17,44 +17,16 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
 from selfplay import artifacts
-from selfplay.bench import BenchConfig, _fmt, arm_config, mean_ci, run_bench
-from selfplay.config import ConfigError, apply_overrides
-
-
-def regimes(bench: BenchConfig) -> list[tuple[str, dict[str, str], list[str]]]:
-    """``(name, {axis: level}, overrides)`` for every combination of the sweep's levels."""
-    axes = []
-    for axis, levels in bench.sweep.items():
-        if not isinstance(levels, dict) or not levels:
-            raise ConfigError(f"sweep.{axis}: expected a mapping of level -> list of overrides")
-        for level, overrides in levels.items():
-            if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-                raise ConfigError(f"sweep.{axis}.{level}: expected a list of key=value overrides")
-            if not str(level) or "/" in str(level):
-                raise ConfigError(f"sweep.{axis}.{level}: a level name must be non-empty, no '/'")
-        axes.append((str(axis), list(levels.items())))
-    out = []
-    for combo in itertools.product(*(levels for _, levels in axes)):
-        name = "-".join(str(level) for level, _ in combo)
-        levels = {axis: str(level) for (axis, _), (level, _) in zip(axes, combo, strict=True)}
-        out.append((name, levels, [o for _, overrides in combo for o in overrides]))
-    return out
-
-
-def sub_bench(bench: BenchConfig, name: str, overrides: list[str]) -> BenchConfig:
-    return replace(
-        bench,
-        name=f"{bench.name}/{name}",
-        output_dir=str(bench.bench_dir / name),
-        run=apply_overrides(bench.run, overrides),
-        sweep={},
-    )
+from selfplay.bench import run_bench, write_summary
+from selfplay.bench_config import BenchConfig, arm_configs, regimes, sub_bench
+from selfplay.bench_report import render_markdown
+from selfplay.stats import format_ci, mean_ci
 
 
 def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[dict]:
@@ -72,13 +44,12 @@ def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[d
                 f"[bold]sweep[/] regime {i}/{len(all_regimes)}: [magenta]{name}[/]  ({time.perf_counter() - t0:.0f}s so far)"
             )
         sub = sub_bench(bench, name, overrides)
-        arms = {arm: arm_config(sub, arm, bench.seeds[0]) for arm in sub.arms}
+        arms = arm_configs(sub, bench.seeds[0])
         for r in run_bench(sub, arms, console=console, progress=progress):
             rows.append({**r, "regime": name, **{f"axis_{a}": lv for a, lv in levels.items()}})
     artifacts.write_parquet(bench.bench_dir / "results.parquet", rows)
     plots = [write_sweep_plot(bench, rows)]
-    report = sweep_report(bench, rows, plots, wall=time.perf_counter() - t0)
-    artifacts.write_text(bench.bench_dir / "report.md", report)
+    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, time.perf_counter() - t0))
     return rows
 
 
@@ -124,34 +95,27 @@ def _verdict(best: str, second: str, diffs: list[float]) -> str:
     return f"tie: {best} {m:+.3f} ± {h:.3f} over {second} (CI includes 0)"
 
 
-def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: float) -> str:
+def summarize_sweep(bench: BenchConfig, rows: list[dict], plots: list[str], wall: float) -> dict:
+    """The sweep's report as data (``summary.json``), in the shape of a bench summary."""
     arms = list(bench.arms)
     names = [name for name, _, _ in regimes(bench)]
     axes = {axis: list(levels) for axis, levels in bench.sweep.items()}
     axes_text = " x ".join(f"{a} ({', '.join(lv)})" for a, lv in axes.items())
-    lines = [
-        f"# Sweep `{bench.name}`",
-        "",
+    intro = [
         f"Regimes: {axes_text}; "
         f"arms {', '.join(arms)}; seeds {bench.seeds}. Each regime is a bench of its own "
         "(`<regime>/report.md`); all arms of a seed start from the same seed model. Budget = "
         "training tokens after the seed model, in passes over U's tokens (epochs). Accuracy is "
         "greedy exact match on held-out problems; mean ± 95% CI over seeds; the winner's margin "
         "is paired over seeds against the runner-up.",
-        "",
         f"Wall time {wall / 60:.1f} min on {platform.machine()} ({os.cpu_count()} CPUs).",
     ]
+    sections = []
     for metric, title in [("acc_in", "in-distribution"), ("acc_harder", "harder than U")]:
         if not any(r.get(metric) for r in rows):
-            lines += ["", f"Accuracy {title}: 0 for every arm, regime and budget.", ""]
+            intro.append(f"Accuracy {title}: 0 for every arm, regime and budget.")
             continue
-        lines += [
-            "",
-            f"## Accuracy {title}",
-            "",
-            "| regime | budget (epochs of U) | seed model | " + " | ".join(arms) + " | winner |",
-            "|---" * (4 + len(arms)) + "|",
-        ]
+        table = []
         for name in names:
             cps = _checkpoints(rows, name)
             seed_rows = {s: r for (_, s), r in cps.get(0, {}).items()}  # one seed model per seed
@@ -161,17 +125,38 @@ def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: f
                 # The budget the round gave (an arm that kept nothing trains less).
                 budget = max(r["epochs_of_U"] for r in at.values())
                 cells = [
-                    _fmt(*mean_ci([at[(a, s)][metric] for s in bench.seeds if (a, s) in at]))
+                    format_ci(*mean_ci([at[(a, s)][metric] for s in bench.seeds if (a, s) in at]))
                     for a in arms
                 ]
                 w = winner(at, arms, bench.seeds, metric)
-                lines.append(
-                    f"| {name} | {budget:.1f} | {_fmt(*seed_acc)} | "
-                    + " | ".join(cells)
-                    + f" | {_verdict(*w) if w else '-'} |"
+                table.append(
+                    [
+                        name,
+                        f"{budget:.1f}",
+                        format_ci(*seed_acc),
+                        *cells,
+                        _verdict(*w) if w else "-",
+                    ]
                 )
-    lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
+        sections.append(
+            {
+                "heading": f"Accuracy {title}",
+                "columns": ["regime", "budget (epochs of U)", "seed model", *arms, "winner"],
+                "rows": table,
+            }
+        )
+    return {
+        "kind": "sweep",
+        "title": f"Sweep `{bench.name}`",
+        "intro": intro,
+        "sections": sections,
+        "plots": plots,
+    }
+
+
+def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: float) -> str:
+    """The sweep's report.md."""
+    return render_markdown(summarize_sweep(bench, rows, plots, wall))
 
 
 def write_sweep_plot(bench: BenchConfig, rows: list[dict], metric: str = "acc_in") -> str:

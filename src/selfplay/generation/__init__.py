@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from selfplay.config import ConfigError
+from selfplay.errors import ConfigError
 
 if TYPE_CHECKING:
     from selfplay.config import RunConfig
@@ -46,6 +47,14 @@ BACKENDS = {
 VLLM_MISSING = "generation.backend 'vllm' needs the vllm package, which is not installed: pip install '.[vllm]'"
 
 
+ENGINE_ENV = "SELFPLAY_VLLM_ENGINE"
+"""Module providing ``LLM`` and ``SamplingParams`` (default ``vllm``); tests point it at a fake."""
+
+
+def engine_module() -> str:
+    return os.environ.get(ENGINE_ENV, "vllm")
+
+
 def get_backend(name: str):
     if name not in BACKENDS:
         raise ValueError(f"unknown generation backend {name!r}; valid: {', '.join(BACKENDS)}")
@@ -55,11 +64,8 @@ def get_backend(name: str):
 
 def check_backend(cfg: RunConfig) -> None:
     """Fail before any work if the configured backend cannot run here."""
-    if cfg.generation.backend == "vllm":
-        from selfplay.generation.vllm import engine_module
-
-        if importlib.util.find_spec(engine_module()) is None:
-            raise ConfigError(VLLM_MISSING)
+    if cfg.generation.backend == "vllm" and importlib.util.find_spec(engine_module()) is None:
+        raise ConfigError(VLLM_MISSING)
 
 
 def backend_options(cfg: RunConfig) -> dict[str, Any]:

@@ -25,19 +25,19 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from selfplay.generation import VLLM_MISSING, Completion, WorkerError, to_completion
+from selfplay.generation import (  # ENGINE_ENV: re-exported
+    ENGINE_ENV,  # noqa: F401
+    VLLM_MISSING,
+    Completion,
+    WorkerError,
+    engine_module,
+    to_completion,
+)
 from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
-
-ENGINE_ENV = "SELFPLAY_VLLM_ENGINE"
-"""Module providing ``LLM`` and ``SamplingParams`` (default ``vllm``); tests point it at a fake."""
 
 LAST_CALL: dict[str, float] = {}
 """Timings of the last call, slowest worker: ``start_seconds`` (process and engine start, weights
 loaded, CUDA graphs captured) and ``generate_seconds`` (generation alone), for benchmarks."""
-
-
-def engine_module() -> str:
-    return os.environ.get(ENGINE_ENV, "vllm")
 
 
 def prompt_seed(seed: int, prompt_idx: int) -> int:

@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from selfplay.generation import one_line
-from selfplay.generation.vllm import engine_module
+from selfplay.generation import engine_module, one_line
 
 
 def _auto_dtype() -> str:

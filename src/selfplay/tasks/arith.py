@@ -47,7 +47,7 @@ import random
 import re
 from typing import TYPE_CHECKING
 
-from selfplay.config import ConfigError
+from selfplay.errors import ConfigError
 from selfplay.tasks.base import Example, Problem, corpus_problems, split_of
 from selfplay.verify import Deadline, StepMark, Verdict
 

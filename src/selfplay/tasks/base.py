@@ -1,13 +1,21 @@
-"""Records and the Task protocol every task implements."""
+"""Records, the Task protocol every task implements, and the helpers every task uses.
+
+A new task is one class that implements :class:`Task` below (each method says what it must do),
+registered by name in ``selfplay.tasks.TASKS``. Its verifier is a pure function of a problem and a
+completion that never raises and never hangs: wrap it in :func:`bounded_verify`. A task that
+generates its problems can build U with :func:`selfplay.tasks.generated.generated_corpus`; a task
+that reads a dataset can start from :class:`selfplay.tasks.dataset.DatasetTask`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from selfplay.verify import Verdict
+from selfplay.verify import Deadline, Verdict
 
 if TYPE_CHECKING:
     from selfplay.config import RunConfig
@@ -22,6 +30,7 @@ class Problem:
     answer: str
     """Gold final answer, as text."""
     meta: dict[str, Any] = field(default_factory=dict)
+    """Whatever the verifier needs beyond the answer (operands, numbers, tests)."""
 
 
 @dataclass
@@ -33,28 +42,48 @@ class Example:
     problem_id: str
     difficulty: int
     source: str
-    """Where it came from: ``raw``, ``raw-slip``, ``raw-answer-only``, ``selfplay``."""
+    """Where it came from: ``raw``, ``raw-slip``, ``raw-answer-only``, ``raw-hinted``, ``selfplay``."""
 
 
 class Task(Protocol):
+    """What the loop, the bench and ``selfplay verify`` ask of a task."""
+
     name: str
+    """The name in ``task.name`` and ``selfplay verify TASK``."""
+
+    # -- construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def check_config(cls, cfg: RunConfig) -> None:
+        """Raise a one-line :class:`selfplay.errors.ConfigError` naming the key if ``cfg`` asks for
+        something this task cannot do (a difficulty it lacks, a slip it has no generator for).
+        Runs when the config is loaded and again when the task is made; reads no data."""
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> Task:
+        """The task a run uses (``cfg.task``: options, data source, verifier limits)."""
+
+    @classmethod
+    def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> Task:
+        """An instance that can read records and verify, without loading any problem set."""
+
+    # -- problems and data ------------------------------------------------------------------------
 
     def sample_problems(
         self, split: str, difficulty: int, n: int, rng: random.Random
     ) -> list[Problem]:
-        """Up to ``n`` distinct problems of one difficulty from ``split`` (``train`` or ``test``)."""
+        """Up to ``n`` distinct problems of one difficulty from ``split`` (``train`` or ``test``,
+        e.g. by :func:`split_of` of the id); deterministic given ``rng``."""
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
-        """The raw corpus U described by ``cfg.raw``, drawn from the train split."""
+        """The raw corpus U described by ``cfg.raw`` (size, difficulties, slip / answer-only /
+        hint rates), drawn from the train split."""
 
     def gold_chain(self, problem: Problem) -> str:
-        """A correct completion for ``problem``."""
+        """A correct completion for ``problem``: one the verifier judges valid."""
 
     def hint_prompt(self, problem: Problem) -> str:
-        """The prompt with the gold answer as a hint (for rationalization)."""
-
-    def verify(self, problem: Problem, completion: str) -> Verdict:
-        """Judge a completion; pure and bounded in time."""
+        """The prompt with a hint to the answer (for rationalization); training uses the plain one."""
 
     def max_new_tokens(self, difficulty: int) -> int:
         """A completion-length bound that fits any correct chain of this difficulty (in characters)."""
@@ -63,9 +92,39 @@ class Task(Protocol):
         """A problem from one record of a user's file (``selfplay verify``); ``ValueError`` with a
         short reason if the record does not describe a problem of this task."""
 
-    @classmethod
-    def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> Task:
-        """An instance that can read records and verify, without loading any problem set."""
+    # -- verification -----------------------------------------------------------------------------
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        """Judge a completion, step by step: pure, bounded in time and size, never raising (see
+        :func:`bounded_verify`)."""
+
+    # Optional: ``verify_many(items: list[tuple[Problem, str]]) -> list[Verdict]``, verdicts in
+    # order, for a verifier that is slow per call (the code sandbox runs several at once);
+    # :func:`verify_all` uses it when present.
+
+
+def bounded_verify(
+    check: Callable[[Problem, str, Deadline], Verdict],
+    problem: Problem,
+    completion: Any,
+    *,
+    max_chars: int,
+    seconds: float,
+) -> Verdict:
+    """Run a task's ``check(problem, completion, deadline)`` inside the bounds every verifier
+    keeps: the completion must be text of at most ``max_chars`` characters, ``check`` raises
+    ``TimeoutError`` once ``deadline.expired()`` (tested between steps), and any exception becomes
+    an ``error`` verdict, so a megabyte of garbage gets a verdict, not a hang or a crash."""
+    try:
+        if not isinstance(completion, str):
+            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+        if len(completion) > max_chars:
+            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+        return check(problem, completion, Deadline(seconds))
+    except TimeoutError:
+        return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
+    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
+        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
 
 
 def split_of(problem_id: str, test_fraction: float = 0.2) -> str:

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from selfplay.config import ConfigError
+from selfplay.errors import ConfigError
 from selfplay.sandbox import Limits, SandboxResult, run_python
 from selfplay.tasks.base import Problem
 from selfplay.tasks.dataset import DatasetTask

@@ -45,8 +45,9 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from selfplay.config import ConfigError
-from selfplay.tasks.base import Example, Problem, corpus_problems, split_of
+from selfplay.errors import ConfigError
+from selfplay.tasks.base import Example, Problem, bounded_verify, split_of
+from selfplay.tasks.generated import generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
@@ -354,48 +355,42 @@ def _verify_equation(line: str, held: Counter, seen: set) -> StepMark:
 def verify_countdown(problem: Problem, completion: str, seconds: float = 1.0) -> Verdict:
     """Judge a ``countdown`` completion: every equation against the rules and the arithmetic, the
     answer line against the numbers held at the end and the target."""
-    try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > MAX_CHARS:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
-        deadline = Deadline(seconds)
-        numbers, target = problem.meta["numbers"], problem.meta["target"]
-        lines = [s for s in (line.strip() for line in completion.split("\n")) if s]
-        if not lines:
-            return Verdict("unparseable", why="empty completion")
-        answer = lines[-1]
-        if not _NUMBER_RE.match(answer):
-            return Verdict("unparseable", why="no final answer (the last line is not a number)")
-        held, seen = Counter(numbers), set(numbers)
-        marks = []
-        for line in lines[:-1]:
-            if deadline.expired():
-                raise TimeoutError
-            marks.append(_verify_equation(line, held, seen))
-        if len(answer) > MAX_NUMBER_CHARS:
-            marks.append(StepMark(_cut(answer), False, "number too long"))
-        else:
-            value = int(answer)
-            why = (
-                ""
-                if held[value] > 0
-                else f"{value} is not held at the end: "
-                + ("already used" if value in seen else "neither given nor computed")
-            )
-            marks.append(StepMark(answer, not why, why))
-        bad = next((i for i, s in enumerate(marks) if not s.ok), None)
-        if _norm(answer) != str(target):
-            status, why = "wrong", f"wrong answer (the target is {target})"
-        elif bad is not None:
-            status, why = "wrong", f"invalid step {bad + 1}: {marks[bad].why}"
-        else:
-            status, why = "correct", ""
-        return Verdict(status, answer=_cut(answer, MAX_NUMBER_CHARS), steps=tuple(marks), why=why)
-    except TimeoutError:
-        return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
-    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
-        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+    return bounded_verify(_judge, problem, completion, max_chars=MAX_CHARS, seconds=seconds)
+
+
+def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
+    numbers, target = problem.meta["numbers"], problem.meta["target"]
+    lines = [s for s in (line.strip() for line in completion.split("\n")) if s]
+    if not lines:
+        return Verdict("unparseable", why="empty completion")
+    answer = lines[-1]
+    if not _NUMBER_RE.match(answer):
+        return Verdict("unparseable", why="no final answer (the last line is not a number)")
+    held, seen = Counter(numbers), set(numbers)
+    marks = []
+    for line in lines[:-1]:
+        if deadline.expired():
+            raise TimeoutError
+        marks.append(_verify_equation(line, held, seen))
+    if len(answer) > MAX_NUMBER_CHARS:
+        marks.append(StepMark(_cut(answer), False, "number too long"))
+    else:
+        value = int(answer)
+        why = (
+            ""
+            if held[value] > 0
+            else f"{value} is not held at the end: "
+            + ("already used" if value in seen else "neither given nor computed")
+        )
+        marks.append(StepMark(answer, not why, why))
+    bad = next((i for i, s in enumerate(marks) if not s.ok), None)
+    if _norm(answer) != str(target):
+        status, why = "wrong", f"wrong answer (the target is {target})"
+    elif bad is not None:
+        status, why = "wrong", f"invalid step {bad + 1}: {marks[bad].why}"
+    else:
+        status, why = "correct", ""
+    return Verdict(status, answer=_cut(answer, MAX_NUMBER_CHARS), steps=tuple(marks), why=why)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -544,23 +539,7 @@ class CountdownTask:
         return f"H:{expr} {problem.prompt}"
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
-        raw = cfg.raw
-        problems = corpus_problems(self, raw.size, raw.difficulties, rng)
-        out = []
-        for p in problems:
-            u = rng.random()
-            if u < raw.answer_only_rate:
-                out.append(Example(p.prompt, p.answer, p.id, p.difficulty, "raw-answer-only"))
-            elif u < raw.answer_only_rate + raw.slip_rate:
-                chain = self.gold_chain(p, "wrong_result", rng)
-                out.append(Example(p.prompt, chain, p.id, p.difficulty, "raw-slip"))
-            elif raw.hint_rate and rng.random() < raw.hint_rate:
-                # Shown with the solution as a hint, so the model learns to read one.
-                hinted = self.hint_prompt(p)
-                out.append(Example(hinted, self.gold_chain(p), p.id, p.difficulty, "raw-hinted"))
-            else:
-                out.append(Example(p.prompt, self.gold_chain(p), p.id, p.difficulty, "raw"))
-        return out
+        return generated_corpus(self, cfg.raw, rng, slip=lambda p, rng: "wrong_result")
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return verify_countdown(problem, completion, self.timeout)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from selfplay.config import ConfigError
+from selfplay.errors import ConfigError
 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from selfplay.config import ConfigError
+from selfplay.errors import ConfigError
 from selfplay.tasks.base import Example, Problem, split_of
 from selfplay.tasks.data import read_records
 from selfplay.verify import Verdict

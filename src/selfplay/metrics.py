@@ -1,0 +1,115 @@
+"""The numbers a stage reports: generation yield, filter decisions, evaluation aggregates, and the
+cumulative cost (tokens, verifier calls, FLOPs, seconds) carried from round to round."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from selfplay.config import RunConfig
+from selfplay.filters import normalize_chain, reason_kind
+from selfplay.verify import STATUSES
+
+
+def rate(samples: list[dict], pred) -> float:
+    return sum(map(pred, samples)) / len(samples) if samples else 0.0
+
+
+def by_difficulty(samples: list[dict], pred) -> dict[str, float]:
+    ds = sorted({s["difficulty"] for s in samples})
+    return {str(d): rate([s for s in samples if s["difficulty"] == d], pred) for d in ds}
+
+
+def diversity(samples: list[dict]) -> dict:
+    """Distinct correct chains and distinct answers per practice problem (means over problems)."""
+    chains: dict[str, set] = {}
+    answers: dict[str, set] = {}
+    for s in samples:
+        chains.setdefault(s["problem_id"], set())
+        answers.setdefault(s["problem_id"], set()).add(s["answer"])
+        if s["valid"]:
+            chains[s["problem_id"]].add(normalize_chain(s["text"]))
+    n = max(len(chains), 1)
+    return {
+        "distinct_correct_chains_per_problem": sum(len(v) for v in chains.values()) / n,
+        "unique_answers_per_problem": sum(len(v) for v in answers.values()) / n,
+    }
+
+
+def merge_generation_stats(a: dict, b: dict) -> dict:
+    """The stats of two generation calls of one round, added up."""
+    out = dict(a)
+    for key in (
+        "problems",
+        "samples",
+        "generated_tokens",
+        "truncated",
+        "seconds",
+        "verify_seconds",
+    ):
+        out[key] = a[key] + b[key]
+    out["samples_by_origin"] = {
+        o: a["samples_by_origin"].get(o, 0) + b["samples_by_origin"].get(o, 0)
+        for o in {*a["samples_by_origin"], *b["samples_by_origin"]}
+    }
+    out["tokens_per_second"] = out["generated_tokens"] / max(out["seconds"], 1e-9)
+    return out
+
+
+def generation_metrics(samples: list[dict], stats: dict) -> dict:
+    """A round's ``generate`` block: the generation stats plus pass/valid rates of the chains."""
+    return {
+        **stats,
+        "pass_rate": rate(samples, lambda s: s["status"] == "correct"),
+        "valid_rate": rate(samples, lambda s: s["valid"]),
+        "pass_rate_by_difficulty": by_difficulty(samples, lambda s: s["status"] == "correct"),
+        "status_counts": {st: sum(s["status"] == st for s in samples) for st in STATUSES},
+        **diversity(samples),
+    }
+
+
+def filter_metrics(samples: list[dict]) -> dict:
+    """A round's ``filter`` block: what was kept, by difficulty, and why the rest was not."""
+    kept = [s for s in samples if s["kept"]]
+    reasons = Counter(reason_kind(s["filter_reason"]) for s in samples if not s["kept"])
+    return {
+        "kept": len(kept),
+        "kept_problems": len({s["problem_id"] for s in kept}),
+        "kept_by_difficulty": {
+            str(d): sum(s["difficulty"] == d for s in kept)
+            for d in sorted({s["difficulty"] for s in samples})
+        },
+        "rejected": dict(reasons),
+    }
+
+
+def eval_block(cfg: RunConfig, metrics: dict) -> dict:
+    """Evaluation metrics plus the accuracy inside U's difficulties (*in*) and above (*harder*)."""
+    acc = metrics["accuracy"]
+    top = max(cfg.raw.difficulties)
+    inside = [acc[str(d)] for d in cfg.eval.difficulties if d <= top and str(d) in acc]
+    harder = [acc[str(d)] for d in cfg.eval.difficulties if d > top and str(d) in acc]
+    return {
+        **metrics,
+        "accuracy_in": sum(inside) / len(inside) if inside else None,
+        "accuracy_harder": sum(harder) / len(harder) if harder else None,
+    }
+
+
+def cumulative(
+    prev: dict | None,
+    n_params: int,
+    train_tokens: int,
+    generated_tokens: int,
+    verifier_calls: int,
+    seconds: float,
+) -> dict:
+    """Totals since the start of the run: ``prev`` (the previous stage's; ``None`` for the seed)
+    plus this stage's. FLOPs: 6 N per trained token, 2 N per generated token."""
+    prev = prev or {"train_tokens": 0, "generated_tokens": 0, "verifier_calls": 0, "flops": 0}
+    return {
+        "train_tokens": prev["train_tokens"] + train_tokens,
+        "generated_tokens": prev["generated_tokens"] + generated_tokens,
+        "verifier_calls": prev["verifier_calls"] + verifier_calls,
+        "flops": prev["flops"] + 6 * n_params * train_tokens + 2 * n_params * generated_tokens,
+        "seconds": prev.get("seconds", 0.0) + seconds,
+    }

@@ -1,0 +1,131 @@
+"""A run directory: its layout, the resolved config it was started with, and its metrics log.
+
+<run>/config.yaml          resolved config (a rerun with another config is refused)
+<run>/metrics.jsonl        one line per finished stage, rebuilt from the stages' metrics.json
+<run>/seed/                raw.parquet (U), raw.json, model/, train.json, eval.json, metrics.json
+<run>/fresh.parquet        the raw-fresh baseline's corpus (that arm only)
+<run>/iter_<k>/            samples.parquet, kept.parquet, model/, train.json, eval.json, ...
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from selfplay import artifacts
+from selfplay.config import RunConfig, config_to_dict, dump_config
+from selfplay.errors import ConfigError
+
+RESUMABLE_CHANGES = {"loop.iterations", "output_dir"}
+"""Keys a rerun may change without invalidating finished stages."""
+
+
+def seed_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "seed"
+
+
+def round_dir(run_dir: Path, k: int) -> Path:
+    """Round ``k``'s directory; round 0 is the seed stage."""
+    return seed_dir(run_dir) if k == 0 else Path(run_dir) / f"iter_{k:03d}"
+
+
+def environment() -> dict:
+    """Versions of the code and the libraries that decide results (written into config.yaml)."""
+    import platform
+    import subprocess
+
+    import torch
+    import transformers
+    import trl
+
+    from selfplay import __version__
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return {
+        "selfplay": __version__,
+        "git": sha or "unknown",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+    }
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "sft":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def prepare_run_dir(cfg: RunConfig) -> Path:
+    """Create the run directory, or check that an existing one holds the same run."""
+    import yaml
+
+    run_dir = cfg.run_dir
+    path = run_dir / "config.yaml"
+    if path.exists():
+        try:
+            saved = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise ConfigError(f"{path}: not a readable config; delete the run directory") from None
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{path}: not a config mapping; delete the run directory")
+        old = _flatten(saved)
+        new = _flatten(config_to_dict(cfg))
+        # A key the saved config lacks (written by an older version) matches its default.
+        defaults = _flatten(config_to_dict(RunConfig()))
+        diff = [
+            k
+            for k in sorted(set(old) | set(new))
+            if old.get(k, defaults.get(k)) != new.get(k) and k not in RESUMABLE_CHANGES
+        ]
+        if diff:
+            k = diff[0]
+            raise ConfigError(
+                f"{run_dir} holds a run with another config ({k}: {old.get(k)!r} there, "
+                f"{new.get(k)!r} now); use another output_dir or delete it"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.clean_temporaries(run_dir)
+    env = environment()
+    header = (
+        "# resolved config of this run; " + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n"
+    )
+    header += f"# rerun (resumes): selfplay run {path}\n"
+    artifacts.write_text(path, header + dump_config(cfg))
+    return run_dir
+
+
+def finished_rounds(run_dir: Path) -> list[int]:
+    """Rounds (0 = seed) whose metrics.json exists, in order."""
+    out = [0] if (seed_dir(run_dir) / "metrics.json").exists() else []
+    names = [p.parent.name[5:] for p in Path(run_dir).glob("iter_*/metrics.json")]
+    return out + sorted(int(n) for n in names if n.isdigit())
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Every finished stage's metrics, in order (reads only)."""
+    return [
+        artifacts.read_json(round_dir(run_dir, k) / "metrics.json")
+        for k in finished_rounds(run_dir)
+    ]
+
+
+def write_metrics_log(run_dir: Path) -> list[dict]:
+    """Rebuild ``metrics.jsonl`` from every finished stage (idempotent, so resume never duplicates)."""
+    rows = read_metrics(run_dir)
+    artifacts.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
