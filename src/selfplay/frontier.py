@@ -496,8 +496,9 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
     import torch
 
     from selfplay.evaluation import test_problems
-    from selfplay.loop import prepare_run_dir, write_metrics_log
     from selfplay.models import count_params, init_model, load_model, resolve_device
+    from selfplay.rundir import prepare_run_dir, round_dir, seed_dir, write_metrics_log
+    from selfplay.stages import mark_done
 
     t_start, c_start = time.perf_counter(), time.process_time()
     run_dir = prepare_run_dir(cfg)
@@ -512,7 +513,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
     )
 
     # Seed: U -> model_0.
-    d = run_dir / "seed"
+    d = seed_dir(run_dir)
     raw_path = d / "raw.parquet"
     if raw_path.exists():
         raw = _raw_examples(artifacts.read_parquet(raw_path))
@@ -565,6 +566,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             },
         }
         artifacts.write_json(d / "metrics.json", out)
+        mark_done(d, "evaluate")
     rows = write_metrics_log(run_dir)
     if on_stage:
         on_stage(rows[-1])
@@ -575,7 +577,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
     stop = None
     spent = _spent(artifacts.read_json(d / "metrics.json"))
     for k in range(1, cfg.loop.iterations + 1):
-        it = run_dir / f"iter_{k:03d}"
+        it = round_dir(run_dir, k)
         if (it / "metrics.json").exists():
             m = artifacts.read_json(it / "metrics.json")
             frontiers.append(m["frontier"]["probe_solved"])
@@ -631,13 +633,14 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             )
             artifacts.write_json(it / "label.json", label_stats)
             artifacts.write_parquet(kept_path, records)
+            mark_done(it, "filter")
         t_label = time.perf_counter() - t1
         # Train from the previous checkpoint on the mix.
         new = _examples(records)
         old = [
             e
             for j in range(1, k)
-            for e in _examples(artifacts.read_parquet(run_dir / f"iter_{j:03d}" / "kept.parquet"))
+            for e in _examples(artifacts.read_parquet(round_dir(run_dir, j) / "kept.parquet"))
         ]
         shares = {"new": fr.mix_new, "old": fr.mix_old, "raw": fr.mix_raw}
         if not (it / "model").exists():
@@ -654,6 +657,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             )
             artifacts.write_json(it / "train.json", train)
             artifacts.save_model_dir(it / "model", model, tok)
+            mark_done(it, "train")
         else:
             model, tok = load_model(it / "model", device, dtype="float32")
         train = artifacts.read_json(it / "train.json")
