@@ -174,7 +174,7 @@ def test_wrong_type(data, key, fragment):
         ({"filters": {"max_per_problem": -1}}, "filters.max_per_problem: must be >= 0"),
         ({"eval": {"k": -1}}, "eval.k: must be >= 0"),
         ({"name": "a/b"}, "name: must be a non-empty name without '/'"),
-        ({"raw": {"difficulties": [19]}}, "raw.difficulties: arith supports at most 18 digits"),
+        ({"raw": {"difficulties": [41]}}, "raw.difficulties: arith supports at most 40 digits"),
     ],
     ids=lambda x: None if isinstance(x, dict) else x.split(":")[0],
 )
@@ -186,7 +186,7 @@ def test_limits_themselves_are_allowed():
     cfg = config_from_dict(
         {
             "generation": {"n": 1, "top_p": 1.0},
-            "raw": {"slip_rate": 0.5, "answer_only_rate": 0.5, "difficulties": [18]},
+            "raw": {"slip_rate": 0.5, "answer_only_rate": 0.5, "difficulties": [40]},
             "filters": {"max_per_problem": 0},
         }
     )

@@ -41,6 +41,10 @@ class LoraConfig:
 class ModelConfig:
     preset: Literal["tiny", "small", "base"] = "tiny"
     """Size of a from-scratch Llama with a character tokenizer: tiny ~1M, small ~10M, base ~100M params."""
+    position: Literal["rope", "nope"] = "rope"
+    """Position encoding of a from-scratch preset: ``rope`` (rotary) or ``nope`` (none: causal
+    attention alone tells positions apart, which lets a model trained on short problems run on
+    longer ones). Saved in the checkpoint's config, so it reloads as trained."""
     name_or_path: str | None = None
     """Any Hugging Face causal LM (hub name or local directory); overrides ``preset`` when set."""
     chat_template: Literal["auto", "none"] = "auto"
@@ -68,6 +72,9 @@ class TaskConfig:
     index_hints: bool = False
     """``arith`` addition with index hints: every prompt digit and chain step carries its column's
     letter, so the chain format itself does not tie the model to the lengths it was trained on."""
+    reversed: bool = False
+    """``arith``: operands and answer least-significant digit first, the answer zero-padded to a
+    fixed width (addition: longer operand + 1 digits), the format that generalizes in length."""
     data: str | None = None
     """Problems of a dataset task (``gsm8k``, ``math``, ``code``): a local JSONL / JSONL.gz / Parquet
     file, or a Hugging Face hub dataset name (e.g. ``openai/gsm8k``). ``null``: the task's default."""
@@ -113,7 +120,51 @@ class SeedConfig:
 
 
 @dataclass
+class FrontierConfig:
+    """The frontier schedule (``loop.schedule: frontier``): practise just past the largest
+    difficulty solved, on the model's own answers, one round at a time (see ``selfplay.frontier``)."""
+
+    threshold: float = 0.9
+    """A difficulty is solved when greedy accuracy on the validation split reaches this."""
+    accelerated: bool = False
+    """Practise every difficulty above the trained ones that is already solved, plus the next one,
+    in one round (instead of only the next one)."""
+    max_difficulty: int = 32
+    """Stop once the frontier reaches this difficulty."""
+    stall_rounds: int = 3
+    """Stop when the frontier has not moved up for this many rounds."""
+    time_budget_s: float | None = None
+    """Start no new round once the run has spent this many seconds (``null``: no limit)."""
+    budget_clock: Literal["cpu", "wall"] = "cpu"
+    """What ``time_budget_s`` counts: ``cpu``, the run process's CPU seconds (all its threads), so
+    other jobs on a shared machine do not cut the climb short; ``wall``, elapsed seconds."""
+    val_per_difficulty: int = 100
+    """Validation problems per difficulty for the probe (train split, never practised on)."""
+    probe_ahead: int = 2
+    """The probe (and the per-round evaluation) covers difficulties up to the largest practised + this."""
+    length_filter: bool = True
+    """Keep only answers of the width the prompt implies (needs no ground truth)."""
+    mix_new: float = 0.5
+    """Share of each training batch from the newest round's kept data."""
+    mix_old: float = 0.25
+    """Share from all earlier rounds' kept data."""
+    mix_raw: float = 0.25
+    """Share from U. Shares of empty sources go to the others."""
+    warmup: float = 0.05
+    """Warmup-stable-decay schedule of each round: warmup fraction of its steps."""
+    decay: float = 0.3
+    """Fraction of its steps over which the learning rate decays linearly to 0."""
+    trainer: Literal["plain", "trl"] = "plain"
+    """``plain``: a minimal PyTorch loop (batches sampled by the mix shares, loss on the answer);
+    ``trl``: the project's TRL trainer on the mixed examples (slower at this size)."""
+
+
+@dataclass
 class LoopConfig:
+    schedule: Literal["rounds", "frontier"] = "rounds"
+    """``rounds``: a fixed number of rounds on ``pool_difficulties``; ``frontier``: the frontier
+    schedule of ``loop.frontier``, with ``iterations`` as its round cap."""
+    frontier: FrontierConfig = field(default_factory=FrontierConfig)
     iterations: int = 3
     """Number of rounds K."""
     method: Literal["expert_iteration", "grpo"] = "expert_iteration"
@@ -515,6 +566,27 @@ def _check_ranges(cfg: RunConfig) -> None:
     )
     need(cfg.generation.adaptive_target >= 1, "generation.adaptive_target", "must be >= 1")
     need(0.0 <= cfg.raw.hint_rate <= 1.0, "raw.hint_rate", "must be in [0, 1]")
+    need(
+        cfg.model.position == "rope" or not cfg.model.name_or_path,
+        "model.position",
+        "nope is for the from-scratch presets (a pretrained model keeps its own)",
+    )
+    fr = cfg.loop.frontier
+    need(0.0 <= fr.threshold <= 1.0, "loop.frontier.threshold", "must be in [0, 1]")
+    need(fr.max_difficulty >= 1, "loop.frontier.max_difficulty", "must be >= 1")
+    need(fr.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
+    need(fr.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
+    need(fr.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
+    need(
+        min(fr.mix_new, fr.mix_old, fr.mix_raw) >= 0 and fr.mix_new + fr.mix_old + fr.mix_raw > 0,
+        "loop.frontier.mix_new",
+        "mix shares must be >= 0 and not all 0",
+    )
+    need(
+        fr.warmup >= 0 and fr.decay >= 0 and fr.warmup + fr.decay <= 1,
+        "loop.frontier.warmup",
+        "warmup and decay must be >= 0 with warmup + decay <= 1",
+    )
     need(cfg.filters.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
     need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
     need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")

@@ -221,6 +221,10 @@ def run_round(
 def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> list[dict]:
     """Run (or resume) the whole loop; returns one metrics record per finished stage.
     ``on_stage(metrics)`` is called after the seed stage and after every round."""
+    if cfg.loop.schedule == "frontier":
+        from selfplay.frontier import run_frontier
+
+        return run_frontier(cfg, console, progress, on_stage)
     task = make_task(cfg)  # the task's config checks come before anything is written
     check_tracking(cfg)
     run_dir = prepare_run_dir(cfg)

@@ -53,19 +53,39 @@ def build_char_tokenizer(max_length: int = 1024) -> PreTrainedTokenizerBase:
     )
 
 
+NOPE_ROPE = {"rope_type": "linear", "factor": 1e30, "rope_theta": 10000.0}
+"""Rotary parameters that make RoPE the identity: every angle is ``position x freq / 1e30``, so
+cos is exactly 1 and sin at most ~1e-27 in float32, below the rounding of any activation (one part
+in ~1e7). The model is then NoPE (causal attention with no position signal), and because this is
+an ordinary ``LlamaConfig`` the checkpoint reloads as NoPE in plain transformers (and vLLM) with no
+custom class or remote code."""
+
+
+def position_encoding(config) -> str:
+    """``nope`` if a Llama config's rotary embedding is the identity of :data:`NOPE_ROPE`, else ``rope``."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    return "nope" if rope.get("factor", 1.0) >= NOPE_ROPE["factor"] else "rope"
+
+
 def build_model(
     preset: str,
     tokenizer: PreTrainedTokenizerBase,
     max_positions: int = 1024,
     seed: int = 0,
     attn_implementation: str | None = None,
+    position: str = "rope",
 ) -> PreTrainedModel:
-    """A randomly initialised Llama of the given size preset, sized to the tokenizer."""
+    """A randomly initialised Llama of the given size preset, sized to the tokenizer; ``position``
+    ``rope`` (rotary) or ``nope`` (no position signal: see :data:`NOPE_ROPE`)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if position not in ("rope", "nope"):
+        raise ValueError(f"position: 'rope' or 'nope', not {position!r}")
     hidden, layers, heads, inter = PRESETS[preset]
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if position == "nope":
+        extra["rope_parameters"] = dict(NOPE_ROPE)
     config = LlamaConfig(
         **extra,
         vocab_size=len(tokenizer),
@@ -97,7 +117,9 @@ def init_model(
         return load_for_training(cfg, cfg.model.name_or_path, device)
     tok = build_char_tokenizer()
     attn = resolve_attention(cfg.model.attn_implementation, device)
-    model = build_model(cfg.model.preset, tok, seed=cfg.seed, attn_implementation=attn)
+    model = build_model(
+        cfg.model.preset, tok, seed=cfg.seed, attn_implementation=attn, position=cfg.model.position
+    )
     target = "cpu" if launches_training(cfg) else device
     return model.to(target, _torch_dtype(training_dtype(cfg.model))), tok
 

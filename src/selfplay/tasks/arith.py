@@ -24,6 +24,21 @@ The units column's letter starts at an offset drawn per problem (a hash of its i
 trained on 1-3 digits has seen every letter in every role; finding a column's digits becomes a
 match on its letter rather than a count of positions, and the chain ends where the prompt's
 letters end, whatever the length.
+
+With ``task.reversed``, operands and answer are written least-significant digit first and the
+answer is zero-padded to a fixed width (the longer operand's digits + 1 for addition, the sum of
+the operands' digits for multiplication), as in Lee et al. 2025 ("Self-Improving Transformers
+Overcome Easy-to-Hard and Length Generalization Challenges"): the model emits each answer digit
+right after it has read the operand digits it depends on, and the answer length follows from the
+prompt. Addition operands are zero-padded to one width, so digit i of both sits at the same offset
+whatever their lengths. Addition keeps its column steps (already least-significant first); every number of the
+multiplication chain is written reversed::
+
+    Q:9274+6830=  ->  51150                                 (answer-only)
+    Q:74*63=     ->  74*6=282|74*03=0141|282+0141=2961|2961
+
+An answer-only reversed completion is judged digit by digit: each digit is a step, so the verdict
+shows where a long answer first goes wrong.
 """
 
 from __future__ import annotations
@@ -40,16 +55,16 @@ if TYPE_CHECKING:
     from selfplay.config import RunConfig
 
 OPS = {"add": "+", "mul": "*"}
-MAX_DIGITS = 18
-"""Largest difficulty the task generates."""
+MAX_DIGITS = 40
+"""Largest difficulty the task generates (length generalization climbs well past U's)."""
 MAX_CHARS = 20_000
 """Completions longer than this are judged unparseable without being read."""
-MAX_NUMBER_CHARS = 64
+MAX_NUMBER_CHARS = 128
 """A number longer than this in a step is never right for problems of at most MAX_DIGITS digits."""
 VERIFY_SECONDS = 1.0
 
-_PROMPT_RE = re.compile(r"^Q:(\d{1,18})([+*])(\d{1,18})=$", re.ASCII)
-_HINTED_PROMPT_RE = re.compile(r"^Q:((?:[a-z]\d){1,18})\+((?:[a-z]\d){1,18})=$", re.ASCII)
+_PROMPT_RE = re.compile(rf"^Q:(\d{{1,{MAX_DIGITS}}})([+*])(\d{{1,{MAX_DIGITS}}})=$", re.ASCII)
+_HINTED_PROMPT_RE = re.compile(r"^Q:((?:[a-z]\d){1,26})\+((?:[a-z]\d){1,26})=$", re.ASCII)
 _LABEL_RE = re.compile(r"^([a-z]):(.*)$", re.ASCII | re.DOTALL)
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # re.ASCII: ``\d`` must mean 0-9 only, as for the answer; Unicode digits (e.g. '٣') are not steps.
@@ -69,6 +84,23 @@ def _norm(s: str) -> str:
 
 def _digit(n: int, i: int) -> int:
     return (n // 10**i) % 10
+
+
+def reversed_answer(a: int, b: int, op: str) -> str:
+    """The answer of ``a op b`` least-significant digit first, zero-padded to the format's width:
+    ``4729 + 386`` -> ``51150``, ``47 * 36`` -> ``2961``."""
+    la, lb = len(str(a)), len(str(b))
+    value, width = (a + b, max(la, lb) + 1) if op == "+" else (a * b, la + lb)
+    return str(value).zfill(width)[::-1]
+
+
+def _rev(n: int) -> str:
+    return str(n)[::-1]
+
+
+def _unrev(text: str) -> int:
+    """A number written least-significant digit first (``'0141'`` -> 1410)."""
+    return int(text[::-1])
 
 
 def index_offset(problem_id: str, cols: int) -> int:
@@ -148,6 +180,15 @@ def mul_chain(a: int, b: int, slip: str | None = None, rng: random.Random | None
         steps.append(f"{total}+{p}={total + p}")
         total += p
     return "|".join(steps + [str(total)])
+
+
+def reverse_mul_chain(chain: str, a: int, b: int) -> str:
+    """A forward multiplication chain with every number written least-significant digit first and
+    the answer padded to the reversed format's width."""
+    *steps, answer = chain.split("|")
+    out = [_NUM_RE.sub(lambda m: m.group(0)[::-1], s) for s in steps]
+    width = len(str(a)) + len(str(b))
+    return "|".join(out + [answer.zfill(width)[::-1]])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -323,6 +364,8 @@ def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECO
         answer = segs[-1]
         if not answer.isascii() or not answer.isdigit():
             return Verdict("unparseable", why="no final answer (the last segment is not a number)")
+        if problem.meta.get("reversed"):
+            return _verify_reversed(problem, segs, deadline)
         marks: list[StepMark] = []
         if len(segs) > 1:
             if op == "+":
@@ -349,6 +392,64 @@ def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECO
         return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
 
 
+def _digit_marks(answer: str, gold: str) -> list[StepMark]:
+    """One mark per answer digit (least significant first), then one for missing or extra digits."""
+    marks = [
+        StepMark(ch, ch == g, "" if ch == g else f"wrong digit {i + 1}: {g}, not {ch}")
+        for i, (ch, g) in enumerate(zip(answer, gold, strict=False))
+    ]
+    if len(answer) < len(gold):
+        marks.append(StepMark("", False, f"missing digits: {len(answer)} of {len(gold)}"))
+    elif len(answer) > len(gold):
+        marks.append(StepMark(answer[len(gold) :], False, f"extra digits: {len(gold)} expected"))
+    return marks
+
+
+def _verify_reversed(problem: Problem, segs: list[str], deadline: Deadline) -> Verdict:
+    """The reversed format: the answer is compared digit for digit (fixed width, no stripping of
+    zeros); a chain's steps are checked as in the forward format, its numbers read reversed."""
+    a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
+    answer, steps = segs[-1], segs[:-1]
+    if steps:
+        if op == "+":
+            marks, result = _verify_add(a, b, steps, deadline)
+        else:
+            forward = [_NUM_RE.sub(lambda m: m.group(0)[::-1], seg) for seg in steps]
+            marks, result = _verify_mul(a, b, forward, deadline)
+            # The marks name the steps as written (reversed), not as checked.
+            marks = [
+                StepMark(steps[i], m.ok, m.why) if i < len(steps) else m
+                for i, m in enumerate(marks)
+            ]
+        if result is not None:
+            width = len(problem.answer)
+            follows = len(answer) == width and _norm(answer[::-1]) == result
+            want = result.zfill(width)[::-1]
+            marks.append(
+                StepMark(
+                    answer,
+                    follows,
+                    "" if follows else f"answer does not follow from the chain (it gives {want})",
+                )
+            )
+    else:
+        marks = _digit_marks(answer, problem.answer)
+    ok = answer == problem.answer
+    why = ""
+    if not ok:
+        why = (
+            f"wrong answer width: {len(answer)} digits, not {len(problem.answer)}"
+            if len(answer) != len(problem.answer)
+            else "wrong answer"
+        )
+    return Verdict(
+        "correct" if ok else "wrong",
+        answer=answer if len(answer) <= MAX_NUMBER_CHARS else answer[:MAX_NUMBER_CHARS] + "...",
+        steps=tuple(marks),
+        why=why,
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # The task
 
@@ -356,9 +457,12 @@ def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECO
 class ArithTask:
     name = "arith"
 
-    def __init__(self, ops: list[str] = ("add",), index_hints: bool = False):
+    def __init__(
+        self, ops: list[str] = ("add",), index_hints: bool = False, reversed_: bool = False
+    ):
         self.ops = list(ops)
         self.index_hints = index_hints
+        self.reversed = reversed_
 
     @classmethod
     def check_config(cls, cfg: RunConfig) -> None:
@@ -376,10 +480,12 @@ class ArithTask:
                 raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
         if cfg.task.index_hints and cfg.task.ops != ["add"]:
             raise ConfigError("task.index_hints: only for addition (task.ops: [add])")
+        if cfg.task.index_hints and cfg.task.reversed:
+            raise ConfigError("task.index_hints: not combined with task.reversed")
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> ArithTask:
-        return cls(cfg.task.ops, cfg.task.index_hints)
+        return cls(cfg.task.ops, cfg.task.index_hints, cfg.task.reversed)
 
     @classmethod
     def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> ArithTask:
@@ -388,7 +494,7 @@ class ArithTask:
     def problem_from_record(self, record: dict, index: int) -> Problem:
         """``{"prompt": "Q:12+345="}`` or ``{"a": 12, "op": "+", "b": 345}``."""
         if isinstance(record.get("prompt"), str):
-            return self.parse_prompt(record["prompt"])
+            return self.parse_prompt(record["prompt"], record.get("reversed") is True)
         a, op, b = record.get("a"), record.get("op"), record.get("b")
         if not (
             isinstance(a, int) and isinstance(b, int) and op in ("+", "*") and a >= 0 and b >= 0
@@ -398,23 +504,50 @@ class ArithTask:
             )
         if max(len(str(a)), len(str(b))) > MAX_DIGITS:
             raise ValueError(f"operands longer than {MAX_DIGITS} digits")
-        return self.make_problem(a, op, b)
+        return self.make_problem(a, op, b, reversed_=record.get("reversed") is True or None)
 
-    def make_problem(self, a: int, op: str, b: int, index_hints: bool | None = None) -> Problem:
+    def make_problem(
+        self,
+        a: int,
+        op: str,
+        b: int,
+        index_hints: bool | None = None,
+        reversed_: bool | None = None,
+    ) -> Problem:
         answer = a + b if op == "+" else a * b
         pid = f"{a}{op}{b}"
         cols = max(len(str(a)), len(str(b)))
         meta = {"a": a, "b": b, "op": op}
         prompt = f"Q:{pid}="
+        if self.reversed if reversed_ is None else reversed_:
+            # The id stays the forward one, so a problem lands in the same split in both formats.
+            meta["reversed"] = True
+            xs, ys = _rev(a), _rev(b)
+            if op == "+":
+                # Zero-padded to one width: digit i of both operands sits at the same offset from
+                # its operand's start, whatever the lengths (the answer's digit i needs both).
+                xs, ys = xs.ljust(cols, "0"), ys.ljust(cols, "0")
+            prompt = f"Q:{xs}{op}{ys}="
+            return Problem(pid, cols, prompt, reversed_answer(a, b, op), meta)
         if (self.index_hints if index_hints is None else index_hints) and op == "+":
             meta["offset"] = offset = index_offset(pid, cols)
             prompt = f"Q:{hinted(a, offset)}+{hinted(b, offset)}="
         return Problem(id=pid, difficulty=cols, prompt=prompt, answer=str(answer), meta=meta)
 
-    def parse_prompt(self, prompt: str) -> Problem:
-        """A plain (``Q:12+34=``) or index-hinted (``Q:e1d2+e3d4=``) prompt as a problem."""
+    def parse_prompt(self, prompt: str, reversed_: bool = False) -> Problem:
+        """A plain (``Q:12+34=``) or index-hinted (``Q:e1d2+e3d4=``) prompt as a problem; with
+        ``reversed_`` (or a reversed task) the operands are read least-significant digit first."""
         text = prompt.strip()
         if m := _PROMPT_RE.match(text):
+            if reversed_ or self.reversed:
+                p = self.make_problem(
+                    _unrev(m.group(1)), m.group(2), _unrev(m.group(3)), False, True
+                )
+                if p.prompt != text:
+                    raise ValueError(
+                        f"not a reversed arith prompt as written: expected {p.prompt!r}"
+                    )
+                return p
             return self.make_problem(int(m.group(1)), m.group(2), int(m.group(3)), False)
         if m := _HINTED_PROMPT_RE.match(text):
             a, b = (int(re.sub("[a-z]", "", g)) for g in m.groups())
@@ -449,8 +582,13 @@ class ArithTask:
     ) -> str:
         a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
         if op == "+":
-            return add_chain(a, b, slip, rng, problem.meta.get("offset"))
-        return mul_chain(a, b, slip, rng)
+            chain = add_chain(a, b, slip, rng, problem.meta.get("offset"))
+            if problem.meta.get("reversed"):
+                *steps, answer = chain.split("|")
+                chain = "|".join([*steps, answer.zfill(len(problem.answer))[::-1]])
+            return chain
+        chain = mul_chain(a, b, slip, rng)
+        return reverse_mul_chain(chain, a, b) if problem.meta.get("reversed") else chain
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
         raw = cfg.raw

@@ -1,0 +1,149 @@
+"""The frontier schedule: its rule as pure functions, and a tiny end-to-end climb and its resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfplay import artifacts
+from selfplay.config import config_from_dict
+from selfplay.frontier import (
+    is_validation,
+    mix_counts,
+    next_practice,
+    run_frontier,
+    should_stop,
+    solved_frontier,
+    wsd_lr,
+)
+
+T = 0.9
+# (id, accuracy per difficulty, trained_max, accelerated, expected practice)
+RULE = [
+    ("next-length", {1: 1.0, 2: 1.0, 3: 0.95, 4: 0.2}, 3, False, [4]),
+    ("same-length-again", {1: 1.0, 2: 1.0, 3: 0.95, 4: 0.6}, 4, False, [4]),
+    ("threshold-is-inclusive", {1: 0.9, 2: 0.89}, 2, False, [2]),
+    ("forgotten-shorter-length", {1: 1.0, 2: 0.5, 3: 1.0, 4: 1.0}, 4, False, [2]),
+    ("nothing-solved", {1: 0.1}, 3, False, [1]),
+    ("unprobed-counts-unsolved", {1: 1.0, 2: 1.0}, 2, False, [3]),
+    ("accelerated-takes-extrapolated", {1: 1, 2: 1, 3: 1, 4: 0.99, 5: 0.3}, 2, True, [3, 4, 5]),
+    ("accelerated-nothing-extra", {1: 1, 2: 1, 3: 0.3}, 2, True, [3]),
+    ("accelerated-relabel", {1: 1, 2: 1, 3: 0.3}, 5, True, [3]),
+    ("at-the-top", {d: 1.0 for d in range(1, 7)}, 6, False, []),
+]
+
+
+@pytest.mark.parametrize("name,acc,trained,accel,want", RULE, ids=[r[0] for r in RULE])
+def test_next_practice(name, acc, trained, accel, want):
+    assert next_practice(acc, T, trained, max_difficulty=6, accelerated=accel) == want
+
+
+def test_solved_frontier_needs_every_shorter_length():
+    assert solved_frontier({1: 1.0, 2: 0.8, 3: 1.0}, T) == 1
+    assert solved_frontier({}, T) == 0
+    assert solved_frontier({2: 1.0}, T) == 0
+
+
+@pytest.mark.parametrize(
+    "frontiers,stop",
+    [
+        ([5, 6, 7], None),
+        ([5, 5, 5], None),  # two rounds without a new length: not yet k = 3
+        ([5, 5, 5, 5], "stalled at 5 for 3"),
+        ([5, 6, 6, 7, 7, 7], None),
+        ([5, 6, 5, 6, 6], "stalled at 6 for 3"),
+        ([5, 32], "max_difficulty 32"),
+    ],
+)
+def test_should_stop(frontiers, stop):
+    got = should_stop(frontiers, 32, 3)
+    assert got is None if stop is None else stop in got
+
+
+def test_mix_counts_and_lr_schedule():
+    shares = {"new": 0.5, "old": 0.25, "raw": 0.25}
+    assert mix_counts({"new": 5, "old": 5, "raw": 5}, shares, 128) == {
+        "new": 64,
+        "old": 32,
+        "raw": 32,
+    }
+    assert mix_counts({"new": 0, "old": 0, "raw": 9}, shares, 10) == {"new": 0, "old": 0, "raw": 10}
+    assert sum(mix_counts({"new": 1, "old": 1, "raw": 1}, shares, 7).values()) == 7
+    lrs = [wsd_lr(s, 100, 1.0, 0.1, 0.3) for s in range(100)]
+    assert lrs[0] == 0.1 and lrs[9] == 1.0 and lrs[50] == 1.0 and lrs[-1] < 0.05
+    assert all(a >= b for a, b in zip(lrs[70:], lrs[71:], strict=False))
+
+
+def test_validation_is_disjoint_from_practice_and_fixed():
+    ids = [f"{a}+{b}" for a in range(100) for b in range(30)]
+    share = sum(map(is_validation, ids)) / len(ids)
+    assert 0.2 < share < 0.3
+    assert [is_validation(i) for i in ids[:50]] == [is_validation(i) for i in ids[:50]]
+
+
+TINY = {
+    "model": {"preset": "tiny", "position": "nope"},
+    "task": {"name": "arith", "ops": ["add"], "reversed": True},
+    "raw": {"size": 200, "difficulties": [1, 2], "answer_only_rate": 1.0},
+    "seed_train": {"tokens": 5_000, "lr": 0.003},
+    "loop": {
+        "schedule": "frontier",
+        "iterations": 2,
+        "problems_per_iter": 30,
+        "frontier": {
+            "threshold": 0.0,
+            "val_per_difficulty": 10,
+            "max_difficulty": 8,
+            "length_filter": False,
+        },
+    },
+    "generation": {"n": 1},
+    "filters": {"verified": False},
+    "train": {"tokens": 1_000, "batch_size": 16},
+    "eval": {"difficulties": [1, 2, 3, 4], "n_per_difficulty": 8, "k": 0},
+}
+
+
+def _cfg(tmp_path, **loop):
+    data = json.loads(json.dumps(TINY))
+    data["output_dir"] = str(tmp_path / "run")
+    data["loop"].update(loop)
+    return config_from_dict(data)
+
+
+def test_tiny_climb_and_resume(tmp_path):
+    # threshold 0: every probed length counts as solved, so the frontier must move one per round.
+    rows = run_frontier(_cfg(tmp_path, iterations=1), console=None)
+    assert [r["stage"] for r in rows] == ["seed", "iter_001"]
+    fr = rows[1]["frontier"]
+    assert fr["probe_solved"] == 4 and fr["practice"] == [5]  # probed 1..trained_max + 2
+    kept = artifacts.read_parquet(tmp_path / "run" / "iter_001" / "kept.parquet")
+    assert kept and all(r["difficulty"] == 5 and r["kept"] for r in kept)  # no filter: all kept
+    first = (tmp_path / "run" / "iter_001" / "metrics.json").read_text()
+    # Resume with more rounds: round 1 is not redone; round 2 practises past round 1's length.
+    rows = run_frontier(_cfg(tmp_path, iterations=2), console=None)
+    assert (tmp_path / "run" / "iter_001" / "metrics.json").read_text() == first
+    assert [r["stage"] for r in rows] == ["seed", "iter_001", "iter_002"]
+    assert rows[2]["frontier"]["practice"] == [8] and rows[2]["frontier"]["trained_max"] == 8
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["stage"] for x in lines] == ["seed", "iter_001", "iter_002"]
+    final = artifacts.read_json(tmp_path / "run" / "final.json")
+    assert set(final["eval"]["accuracy"]) == {"1", "2", "3", "4", "all"}
+
+
+def test_killed_round_resumes_from_its_labels(tmp_path, monkeypatch):
+    from selfplay.loop import run
+    from selfplay.stages import STOP_ENV, StageInterrupt
+
+    cfg = _cfg(tmp_path, iterations=1)
+    monkeypatch.setenv(STOP_ENV, "iter_001/filter")
+    with pytest.raises(StageInterrupt):
+        run(cfg)  # ``selfplay run`` dispatches on loop.schedule
+    it = tmp_path / "run" / "iter_001"
+    labels = (it / "kept.parquet").read_bytes()
+    assert not (it / "model").exists() and not (it / "metrics.json").exists()
+    monkeypatch.delenv(STOP_ENV)
+    rows = run(cfg)
+    assert (it / "kept.parquet").read_bytes() == labels  # the labels were not redrawn
+    assert rows[-1]["stage"] == "iter_001" and (it / "model").is_dir()
