@@ -48,7 +48,7 @@ import re
 from typing import TYPE_CHECKING
 
 from selfplay.errors import ConfigError
-from selfplay.tasks.base import Example, Problem, corpus_problems, split_of
+from selfplay.tasks.base import Example, Problem, bounded_verify, corpus_problems, split_of
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
@@ -352,44 +352,37 @@ def _verify_mul(
 
 
 def verify_arith(problem: Problem, completion: str, seconds: float = VERIFY_SECONDS) -> Verdict:
-    """Judge an ``arith`` completion: answer against the gold, every step against the arithmetic."""
-    try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > MAX_CHARS:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
-        deadline = Deadline(seconds)
-        a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
-        segs = [s.strip() for s in completion.strip().split("|")]
-        answer = segs[-1]
-        if not answer.isascii() or not answer.isdigit():
-            return Verdict("unparseable", why="no final answer (the last segment is not a number)")
-        if problem.meta.get("reversed"):
-            return _verify_reversed(problem, segs, deadline)
-        marks: list[StepMark] = []
-        if len(segs) > 1:
-            if op == "+":
-                marks, result = _verify_add(a, b, segs[:-1], deadline, problem.meta.get("offset"))
-            else:
-                marks, result = _verify_mul(a, b, segs[:-1], deadline)
-            if result is not None:
-                # The answer itself is a step: it must be what the chain computed.
-                follows = _norm(answer) == result
-                why = (
-                    "" if follows else f"answer does not follow from the chain (it gives {result})"
-                )
-                marks.append(StepMark(answer, follows, why))
-        ok = _norm(answer) == _norm(problem.answer)
-        return Verdict(
-            "correct" if ok else "wrong",
-            answer=answer if len(answer) <= MAX_NUMBER_CHARS else answer[:MAX_NUMBER_CHARS] + "...",
-            steps=tuple(marks),
-            why="" if ok else "wrong answer",
-        )
-    except TimeoutError:
-        return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
-    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
-        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+    """Judge an ``arith`` completion: answer against the gold, every step against the arithmetic
+    (inside :func:`bounded_verify`: text only, size cap, deadline, never raises)."""
+    return bounded_verify(_judge, problem, completion, max_chars=MAX_CHARS, seconds=seconds)
+
+
+def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
+    a, b, op = problem.meta["a"], problem.meta["b"], problem.meta["op"]
+    segs = [s.strip() for s in completion.strip().split("|")]
+    answer = segs[-1]
+    if not answer.isascii() or not answer.isdigit():
+        return Verdict("unparseable", why="no final answer (the last segment is not a number)")
+    if problem.meta.get("reversed"):
+        return _verify_reversed(problem, segs, deadline)
+    marks: list[StepMark] = []
+    if len(segs) > 1:
+        if op == "+":
+            marks, result = _verify_add(a, b, segs[:-1], deadline, problem.meta.get("offset"))
+        else:
+            marks, result = _verify_mul(a, b, segs[:-1], deadline)
+        if result is not None:
+            # The answer itself is a step: it must be what the chain computed.
+            follows = _norm(answer) == result
+            why = "" if follows else f"answer does not follow from the chain (it gives {result})"
+            marks.append(StepMark(answer, follows, why))
+    ok = _norm(answer) == _norm(problem.answer)
+    return Verdict(
+        "correct" if ok else "wrong",
+        answer=answer if len(answer) <= MAX_NUMBER_CHARS else answer[:MAX_NUMBER_CHARS] + "...",
+        steps=tuple(marks),
+        why="" if ok else "wrong answer",
+    )
 
 
 def _digit_marks(answer: str, gold: str) -> list[StepMark]:
