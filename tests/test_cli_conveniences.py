@@ -40,7 +40,7 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     args = ["configs/arith/default.yaml", f"output_dir={out_dir}", "--dry-run"]
     assert main(["run", *args]) == 0
     out = capsys.readouterr().out
-    assert "3 rounds" in out and "300,000 tokens each" in out and "6,000 chains" in out
+    assert "3 rounds" in out and "228,000 supervised tokens each" in out and "6,000 chains" in out
     assert not out_dir.exists()
     bench = ["bench", "configs/arith/bench-quick.yaml", f"output_dir={tmp_path / 'b'}", "--dry-run"]
     assert main(bench) == 0

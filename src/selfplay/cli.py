@@ -308,12 +308,12 @@ def dry_run_plan(cfg) -> str:
     seed = (
         f"{cfg.seed_train.epochs} passes over U"
         if cfg.seed_train.epochs is not None
-        else f"{cfg.seed_train.tokens:,} tokens"
+        else f"{cfg.seed_train.tokens:,} supervised tokens"
     )
     rounds = (
         ", ".join(f"{e} x U" for e in t.budget_epochs)
         if t.budget_epochs is not None
-        else f"{t.tokens:,} tokens each"
+        else f"{t.tokens:,} supervised tokens each"
     )
     state = "resumes" if (cfg.run_dir / "config.yaml").exists() else "new"
     lines = [
