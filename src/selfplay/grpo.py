@@ -28,7 +28,6 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 from selfplay import artifacts
@@ -37,6 +36,7 @@ from selfplay.errors import ConfigError
 from selfplay.filters import normalize_chain
 from selfplay.metrics import filter_metrics
 from selfplay.models import count_params, load_for_training, user_turn, uses_chat_template
+from selfplay.sampling import verdict_fields
 from selfplay.tasks import Problem, Task, verify_all
 from selfplay.verify import STATUSES, Verdict
 
@@ -136,12 +136,7 @@ def _verdict_record(p: Problem, text: str, ids: list[int], eos: set[int], v: Ver
         "text": text,
         "tokens": len(ids),
         "finish_reason": "stop" if ids and ids[-1] in eos else "length",
-        "status": v.status,
-        "answer": v.answer,
-        "valid": v.valid,
-        "why": v.why,
-        "first_bad_step": v.first_bad_step,
-        "steps": [asdict(s) for s in v.steps],
+        **verdict_fields(v),
     }
 
 
