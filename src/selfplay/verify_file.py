@@ -10,7 +10,6 @@ own gold solution (an audit of the verifier, or of the data).
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import zlib
 from collections import Counter
@@ -21,7 +20,7 @@ from typing import Any
 
 from selfplay.filters import verification_reason
 from selfplay.tasks import TASKS, Problem, verify_all
-from selfplay.tasks.data import iter_records
+from selfplay.tasks.data import iter_records, parse_record
 from selfplay.verify import STATUSES, Verdict
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
@@ -155,17 +154,8 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
                         f"not UTF-8 text (byte {raw[exc.start]:#04x} at {exc.start + 1})",
                     )
                     continue
-                if not text.strip():
-                    continue
-                try:
-                    rec = json.loads(text)
-                except (json.JSONDecodeError, RecursionError):
-                    yield lineno, None, "not valid JSON"
-                    continue
-                if not isinstance(rec, dict):
-                    yield lineno, None, f"a JSON {type(rec).__name__}, not an object"
-                    continue
-                yield lineno, rec, ""
+                if text.strip():
+                    yield lineno, *parse_record(text)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         if lineno == 0:
             raise DataError(f"{path}: not a readable gzip file ({type(exc).__name__})") from None

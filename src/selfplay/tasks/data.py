@@ -27,6 +27,17 @@ def _is_local(source: str) -> bool:
     return p.exists() or source.startswith((".", "/", "~")) or source.endswith(LOCAL_SUFFIXES)
 
 
+def parse_record(line: str) -> tuple[dict[str, Any] | None, str]:
+    """One JSONL line as ``(record, "")``, or ``(None, why)`` when it is not a JSON object."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None, "not valid JSON"
+    if not isinstance(rec, dict):
+        return None, f"a JSON {type(rec).__name__}, not an object"
+    return rec, ""
+
+
 def iter_records(source: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """``(line number, record or None, reason)`` for every line/row of a local file."""
     path = Path(source).expanduser()
@@ -47,17 +58,8 @@ def iter_records(source: str | Path) -> Iterator[tuple[int, dict[str, Any] | Non
     try:
         with opener(path, "rt", encoding="utf-8", errors="strict") as f:
             for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
-                    yield lineno, None, "not valid JSON"
-                    continue
-                if not isinstance(rec, dict):
-                    yield lineno, None, f"a JSON {type(rec).__name__}, not an object"
-                    continue
-                yield lineno, rec, ""
+                if line.strip():
+                    yield lineno, *parse_record(line)
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
     except (OSError, EOFError) as exc:
