@@ -162,3 +162,46 @@ def test_majority_filter_keeps_the_winning_answer():
     assert samples[1]["filter_reason"] == "not the majority answer"
     assert samples[3]["filter_reason"] == "no majority"
     random.seed(0)
+
+
+def test_parallel_bench_matches_the_sequential_one(tmp_path, monkeypatch):
+    """``jobs: 2`` runs arm x seed in two processes (one thread each here); every arm still starts
+    from its seed's shared model, and the results equal a one-at-a-time bench's on one thread."""
+    import os
+
+    import torch
+
+    arms = {
+        "raw-repeat": ["loop.data_source=raw-repeat"],
+        "raw-fresh": ["loop.data_source=raw-fresh"],
+    }
+    path = _bench_yaml(tmp_path, arms, seeds=(0, 1))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    par, par_arms = load_bench_config(
+        path, ["jobs=2", "run.loop.iterations=1", f"output_dir={tmp_path / 'par'}"]
+    )
+    rows_par = run_bench(par, par_arms, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seq, seq_arms = load_bench_config(
+            path, ["run.loop.iterations=1", f"output_dir={tmp_path / 'seq'}"]
+        )
+        rows_seq = run_bench(seq, seq_arms, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    key = lambda r: (r["seed"], r["arm"], r["iteration"])  # noqa: E731
+    assert len(rows_par) == len(rows_seq) == 2 * 2 * 2
+    for a, b in zip(sorted(rows_par, key=key), sorted(rows_seq, key=key), strict=True):
+        assert key(a) == key(b)
+        assert (a["acc_in"], a["round_steps"], a["steps"]) == (
+            b["acc_in"],
+            b["round_steps"],
+            b["steps"],
+        )
+    for s in (0, 1):
+        one = tmp_path / "par" / f"seed_{s}" / "raw-repeat" / "seed" / "model" / "model.safetensors"
+        two = tmp_path / "par" / f"seed_{s}" / "raw-fresh" / "seed" / "model" / "model.safetensors"
+        assert one.stat().st_ino == two.stat().st_ino  # shared, not retrained
+    with pytest.raises(ConfigError, match="jobs: must be >= 1"):
+        load_bench_config(path, ["jobs=0"])

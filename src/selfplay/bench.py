@@ -24,8 +24,9 @@ from selfplay import artifacts
 from selfplay.bench_config import BenchConfig, arm_config
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
 from selfplay.config import RunConfig
+from selfplay.errors import ConfigError
 from selfplay.loop import run
-from selfplay.progress import bench_progress, bench_seconds
+from selfplay.progress import bench_progress, bench_seconds, quiet_libraries
 from selfplay.rundir import read_metrics
 
 
@@ -49,6 +50,23 @@ def run_bench(
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
+    if bench.jobs > 1:
+        run_arms_parallel(bench, arms, console, progress)
+    else:
+        run_arms(bench, arms, console, progress)
+    rows = collect_results(bench, arms)
+    artifacts.write_parquet(bench_dir / "results.parquet", rows)
+    plots = write_plots(bench_dir, rows)
+    # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
+    dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
+    wall = bench_seconds(dirs)
+    write_provenance(bench_dir, wall)
+    write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=wall))
+    return rows
+
+
+def run_arms(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
+    """Every arm x seed in turn; a seed's first arm trains the seed model the others share."""
     with bench_progress(len(bench.seeds) * len(arms), console, bar=progress) as step:
         for seed in bench.seeds:
             shared = None
@@ -60,15 +78,68 @@ def run_bench(
                 run(cfg, console=None, progress=progress)
                 shared = shared or cfg.run_dir / "seed"
         step()
-    rows = collect_results(bench, arms)
-    artifacts.write_parquet(bench_dir / "results.parquet", rows)
-    plots = write_plots(bench_dir, rows)
-    # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
-    dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
-    wall = bench_seconds(dirs)
-    write_provenance(bench_dir, wall)
-    write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=wall))
-    return rows
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    quiet_libraries()
+
+
+def _run_arm(cfg: RunConfig) -> str:
+    run(cfg, console=None, progress=False)
+    return str(cfg.run_dir)
+
+
+def run_arms_parallel(
+    bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool
+) -> None:
+    """``bench.jobs`` arm x seed runs at once, each in a fresh process with its share of the CPU
+    threads. A seed's first arm trains its seed model; the seed's other arms start once it is done.
+    A failed run stops the bench (finished runs stay; rerunning resumes)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, (cpus or 1) // bench.jobs)
+    names = list(arms)
+    label = {}
+    with (
+        bench_progress(len(bench.seeds) * len(arms), console, bar=progress, jobs=bench.jobs) as step,
+        ProcessPoolExecutor(
+            bench.jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+            initargs=(threads,),
+        ) as pool,
+    ):  # fmt: skip
+
+        def submit(seed: int, name: str):
+            cfg = arm_config(bench, name, seed)
+            fut = pool.submit(_run_arm, cfg)
+            label[fut] = (seed, name, cfg.run_dir)
+            return fut
+
+        pending = {submit(seed, names[0]) for seed in bench.seeds}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    seed, name, run_dir = label[fut]
+                    try:
+                        fut.result()
+                    except ConfigError as exc:
+                        raise ConfigError(f"seed {seed}, arm {name}: {exc}") from None
+                    step(f"seed {seed}, arm [cyan]{name}[/]", run_dir, finished=True)
+                    if name == names[0]:
+                        for other in names[1:]:
+                            _share_seed(
+                                run_dir / "seed", arm_config(bench, other, seed).run_dir / "seed"
+                            )
+                            pending.add(submit(seed, other))
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
 
 
 def write_provenance(bench_dir: Path, wall: float) -> dict:

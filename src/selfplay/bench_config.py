@@ -57,6 +57,9 @@ class BenchConfig:
     """Say better / worse / equivalent / inconclusive per comparison (needs >= 2 seeds)."""
     quick: bool = False
     """A smoke-size bench: its report says it is not a result."""
+    jobs: int = 1
+    """Arm x seed runs going at once, each in its own process with an equal share of the CPU
+    threads (or of the GPU); the other arms of a seed wait for the run that trains its seed model."""
     eval_min_problems: int = 0
     """Fewest in-distribution evaluation problems (over U's difficulties) the verdict needs; a
     smaller evaluation set is an error before any training."""
@@ -116,6 +119,8 @@ def load_bench_config(
             f"seeds: a verdict needs at least 2 seeds, got {len(bench.seeds)}; add seeds or set "
             "verdict: false"
         )
+    if bench.jobs < 1:
+        raise ConfigError(f"jobs: must be >= 1, got {bench.jobs}")
     if bench.eval_min_problems < 0:
         raise ConfigError("eval_min_problems: must be >= 0")
     check_eval_size(bench, next(iter(arms.values())))

@@ -85,17 +85,6 @@ def _not_a_bench(d: Path, command: str) -> None:
         )
 
 
-def _quiet_libraries() -> None:
-    """Our own bars cover long work; the libraries' per-step bars and notices are noise here."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 def _cmd_run(args) -> int:
     from selfplay.config import load_config
 
@@ -104,7 +93,9 @@ def _cmd_run(args) -> int:
     if args.dry_run:
         console.print(dry_run_plan(cfg), markup=False)
         return 0
-    _quiet_libraries()
+    from selfplay.progress import quiet_libraries
+
+    quiet_libraries()
     from selfplay.loop import run
 
     def on_stage(row):
@@ -143,7 +134,9 @@ def _cmd_bench(args) -> int:
             lines += ["  " + line for line in dry_run_plan(cfg).splitlines()[1:]]
         console.print("\n".join(lines), markup=False)
         return 0
-    _quiet_libraries()
+    from selfplay.progress import quiet_libraries
+
+    quiet_libraries()
     console.print(f"bench [bold]{bench.bench_dir}[/]: {len(arms)} arms x {len(bench.seeds)} seeds")
     if bench.sweep:  # every regime is a bench of its own
         from selfplay.sweep import run_sweep
@@ -244,9 +237,10 @@ def _cmd_report(args) -> int:
 
 def _cmd_verify(args) -> int:
     from selfplay import artifacts
+    from selfplay.progress import quiet_libraries
     from selfplay.verify_file import summarize, summary_tables, verify_file
 
-    _quiet_libraries()
+    quiet_libraries()
     verdicts = verify_file(
         args.task,
         args.file,

@@ -11,6 +11,17 @@ from pathlib import Path
 from selfplay.rundir import read_metrics
 
 
+def quiet_libraries() -> None:
+    """Our own bars cover long work; the libraries' per-step bars and notices are noise here."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def run_seconds(run_dir: Path) -> tuple[float, float]:
     """``(seed stage seconds, seconds of the rounds after it)`` recorded in a run directory."""
     if not (Path(run_dir) / "seed" / "metrics.json").exists():
@@ -36,18 +47,21 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def eta(unit_seconds: list[float], remaining: int) -> str:
-    """Remaining time at the mean recorded time of the arm x seed runs finished so far."""
+def eta(unit_seconds: list[float], remaining: int, jobs: int = 1) -> str:
+    """Remaining time at the mean recorded time of the arm x seed runs finished so far, with
+    ``jobs`` of them running at once."""
     if not unit_seconds or remaining == 0:
         return "ETA –" if remaining else "done"
-    return f"ETA ~{format_duration(remaining * sum(unit_seconds) / len(unit_seconds))}"
+    mean = sum(unit_seconds) / len(unit_seconds)
+    return f"ETA ~{format_duration(remaining * mean / max(1, min(jobs, remaining)))}"
 
 
 @contextmanager
-def bench_progress(total: int, console=None, bar: bool = True):
-    """Yields ``step(label, run_dir=None)``: call it before each arm x seed run with its label,
-    and once more at the end; a finished run's recorded time feeds the ETA. On a terminal a rich
-    bar; otherwise (a log file) one line per run."""
+def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
+    """Yields ``step(label, run_dir=None, finished=False)``: call it before each arm x seed run
+    with its label, and once more at the end; a finished run's recorded time feeds the ETA. Runs
+    that go ``jobs`` at a time call it once each as they finish, with ``finished=True``. On a
+    terminal a rich bar; otherwise (a log file) one line per run."""
     spent: list[float] = []
     state = {"done": -1, "dir": None, "t0": time.perf_counter()}
     progress = None
@@ -68,21 +82,29 @@ def bench_progress(total: int, console=None, bar: bool = True):
         task = progress.add_task("", total=total, eta="ETA –")
         progress.start()
 
-    def step(label: str | None = None, run_dir: Path | None = None) -> None:
-        if state["dir"] is not None:
-            seed, rounds = run_seconds(state["dir"])
-            spent.append(seed + rounds)
-        state["done"] += 1
-        state["dir"] = run_dir
-        done, left = state["done"], total - state["done"]
+    def show(label: str | None, done: int, where: str) -> None:
+        left = total - done
         if progress is not None:
-            progress.update(task, completed=done, description=label or "", eta=eta(spent, left))
+            progress.update(
+                task, completed=done, description=label or "", eta=eta(spent, left, jobs)
+            )
         elif console is not None and label:
             recorded = format_duration(sum(spent))
             console.print(
-                f"[bold]bench[/] {done + 1}/{total}: {label}  ({recorded} recorded so far, "
-                f"{eta(spent, left)})"
+                f"[bold]bench[/] {where}: {label}  ({recorded} recorded so far, "
+                f"{eta(spent, left, jobs)})"
             )
+
+    def step(label: str | None = None, run_dir: Path | None = None, finished: bool = False) -> None:
+        if finished:  # one of several runs going at once has ended
+            spent.append(sum(run_seconds(run_dir)))
+            show(label, len(spent), f"{len(spent)}/{total} done")
+            return
+        if state["dir"] is not None:
+            spent.append(sum(run_seconds(state["dir"])))
+        state["done"] += 1
+        state["dir"] = run_dir
+        show(label, state["done"], f"{state['done'] + 1}/{total}")
 
     try:
         yield step
