@@ -116,15 +116,24 @@ def bounded_verify(
     ``TimeoutError`` once ``deadline.expired()`` (tested between steps), and any exception becomes
     an ``error`` verdict, so a megabyte of garbage gets a verdict, not a hang or a crash."""
     try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > max_chars:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+        screened = screen_completion(completion, max_chars)
+        if screened is not None:
+            return screened
         return check(problem, completion, Deadline(seconds))
     except TimeoutError:
         return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
     except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
         return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+
+
+def screen_completion(completion: Any, max_chars: int) -> Verdict | None:
+    """The verdict for a completion no verifier reads: not text (``error``) or longer than
+    ``max_chars`` (``unparseable``); None for one that may be read."""
+    if not isinstance(completion, str):
+        return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+    if len(completion) > max_chars:
+        return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+    return None
 
 
 def split_of(problem_id: str, test_fraction: float = 0.2) -> str:
