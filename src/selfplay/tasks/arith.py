@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from selfplay.errors import ConfigError
 from selfplay.tasks.answers import clip, strip_zeros
-from selfplay.tasks.base import Example, Problem, bounded_verify
+from selfplay.tasks.base import Example, Problem, bounded_verify, configured_difficulties
 from selfplay.tasks.generated import draw_distinct, generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
@@ -470,11 +470,7 @@ class ArithTask:
             raise ConfigError(
                 f"task.ops: unknown operation {bad[0] if bad else '(none)'!r}; valid: {', '.join(OPS)}"
             )
-        for key, ds in [
-            ("raw.difficulties", cfg.raw.difficulties),
-            ("loop.pool_difficulties", cfg.loop.pool_difficulties),
-            ("eval.difficulties", cfg.eval.difficulties),
-        ]:
+        for key, ds in configured_difficulties(cfg):
             if max(ds) > MAX_DIGITS:
                 raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
         if cfg.task.index_hints and cfg.task.ops != ["add"]:

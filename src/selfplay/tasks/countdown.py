@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfplay.errors import ConfigError
 from selfplay.tasks.answers import clip, strip_zeros
-from selfplay.tasks.base import Example, Problem, bounded_verify
+from selfplay.tasks.base import Example, Problem, bounded_verify, configured_difficulties
 from selfplay.tasks.generated import draw_distinct, generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
@@ -405,11 +405,7 @@ class CountdownTask:
     def check_config(cls, cfg: RunConfig) -> None:
         if cfg.task.data is not None:
             raise ConfigError("task.data: countdown generates its problems; leave it unset")
-        for key, ds in [
-            ("raw.difficulties", cfg.raw.difficulties),
-            ("loop.pool_difficulties", cfg.loop.pool_difficulties),
-            ("eval.difficulties", cfg.eval.difficulties),
-        ]:
+        for key, ds in configured_difficulties(cfg):
             if min(ds) < MIN_NUMBERS or max(ds) > MAX_NUMBERS:
                 raise ConfigError(
                     f"{key}: countdown difficulties (counts of given numbers) are "
