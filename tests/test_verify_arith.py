@@ -516,6 +516,49 @@ def test_raw_corpus_clean_is_all_valid():
     assert all(verify_arith(TASK.parse_prompt(ex.prompt), ex.completion).valid for ex in corpus)
 
 
+def test_sampled_ids_prompts_and_splits_are_pinned():
+    # Runs are reproduced from their seeds: a change to how arith draws problems, names them,
+    # writes their prompts or splits them changes every published arith result.
+    train = TASK.sample_problems("train", 3, 4, random.Random(0))
+    assert [(p.id, p.prompt, p.answer) for p in train] == [
+        ("71*514", "Q:71*514=", "36494"),
+        ("4+616", "Q:4+616=", "620"),
+        ("733+78", "Q:733+78=", "811"),
+        ("417+1", "Q:417+1=", "418"),
+    ]
+    test = TASK.sample_problems("test", 3, 4, random.Random(0))
+    assert [p.id for p in test] == ["15*876", "17+440", "885+2", "7+345"]
+    rev = ArithTask(reversed_=True).sample_problems("train", 2, 3, random.Random(1))
+    assert [(p.id, p.prompt) for p in rev] == [
+        ("4+82", "Q:40+28="),
+        ("36+70", "Q:63+07="),
+        ("59+87", "Q:95+78="),
+    ]
+    hinted = ArithTask(index_hints=True).sample_problems("train", 2, 3, random.Random(1))
+    assert [p.prompt for p in hinted] == ["Q:p4+q8p2=", "Q:w3v6+w7v0=", "Q:k5j9+k8j7="]
+
+
+def test_raw_corpus_is_pinned():
+    # U for a seed, item by item: which problems, which are slipped, answer-only or hinted.
+    rates = {"slip_rate": 0.25, "answer_only_rate": 0.25, "hint_rate": 0.5}
+    cfg = config_from_dict(
+        {"task": {"ops": ["add", "mul"]}, "raw": {"size": 10, "difficulties": [1, 2, 3], **rates}}
+    )
+    corpus = TASK.raw_corpus(cfg, random.Random(0))
+    assert [(e.problem_id, e.source, e.prompt, e.completion) for e in corpus] == [
+        ("9*95", "raw", "Q:9*95=", "9*5=45|9*90=810|45+810=855|855"),
+        ("8+40", "raw-answer-only", "Q:8+40=", "48"),
+        ("23+50", "raw-answer-only", "Q:23+50=", "73"),
+        ("17*1", "raw", "Q:17*1=", "17*1=17|17"),
+        ("18*41", "raw-hinted", "H:738 Q:18*41=", "18*1=18|18*40=720|18+720=738|738"),
+        ("4+8", "raw-slip", "Q:4+8=", "4+8=13 c1|13"),
+        ("79*25", "raw-hinted", "H:1975 Q:79*25=", "79*5=395|79*20=1580|395+1580=1975|1975"),
+        ("80+66", "raw-hinted", "H:146 Q:80+66=", "0+6=6 c0|8+6+0=14 c1|146"),
+        ("772+133", "raw", "Q:772+133=", "2+3=5 c0|7+3+0=10 c1|7+1+1=9 c0|905"),
+        ("5*70", "raw-slip", "Q:5*70=", "5*0=0|5*70=360|0+360=360|360"),
+    ]
+
+
 # ------------------------------------------------------------------------------------------------
 # Gold chains
 

@@ -48,7 +48,9 @@ import re
 from typing import TYPE_CHECKING
 
 from selfplay.errors import ConfigError
-from selfplay.tasks.base import Example, Problem, bounded_verify, corpus_problems, split_of
+from selfplay.tasks.answers import clip, strip_zeros
+from selfplay.tasks.base import Example, Problem, bounded_verify, configured_difficulties
+from selfplay.tasks.generated import draw_distinct, generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
@@ -76,10 +78,6 @@ _NUM_RE = re.compile(r"\d+")
 
 def _num(digits: int, rng: random.Random) -> int:
     return rng.randrange(10) if digits == 1 else rng.randrange(10 ** (digits - 1), 10**digits)
-
-
-def _norm(s: str) -> str:
-    return s.lstrip("0") or "0"
 
 
 def _digit(n: int, i: int) -> int:
@@ -159,7 +157,7 @@ def add_chain(
         steps.append(f"{label}{x}+{y}{carry_in}={s} c{c}")
         digits.append(str(s % 10))
     answer = (str(c) if c else "") + "".join(reversed(digits))
-    return "|".join(steps + [_norm(answer)])
+    return "|".join(steps + [strip_zeros(answer)])
 
 
 def mul_chain(a: int, b: int, slip: str | None = None, rng: random.Random | None = None) -> str:
@@ -278,7 +276,7 @@ def _verify_add(
         chain_ok = False
     if not chain_ok:
         return marks, None
-    return marks, _norm((str(prev_carry) if prev_carry else "") + "".join(reversed(digits)))
+    return marks, strip_zeros((str(prev_carry) if prev_carry else "") + "".join(reversed(digits)))
 
 
 def _verify_mul(
@@ -373,13 +371,13 @@ def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
             marks, result = _verify_mul(a, b, segs[:-1], deadline)
         if result is not None:
             # The answer itself is a step: it must be what the chain computed.
-            follows = _norm(answer) == result
+            follows = strip_zeros(answer) == result
             why = "" if follows else f"answer does not follow from the chain (it gives {result})"
             marks.append(StepMark(answer, follows, why))
-    ok = _norm(answer) == _norm(problem.answer)
+    ok = strip_zeros(answer) == strip_zeros(problem.answer)
     return Verdict(
         "correct" if ok else "wrong",
-        answer=answer if len(answer) <= MAX_NUMBER_CHARS else answer[:MAX_NUMBER_CHARS] + "...",
+        answer=clip(answer, MAX_NUMBER_CHARS),
         steps=tuple(marks),
         why="" if ok else "wrong answer",
     )
@@ -416,7 +414,7 @@ def _verify_reversed(problem: Problem, segs: list[str], deadline: Deadline) -> V
             ]
         if result is not None:
             width = len(problem.answer)
-            follows = len(answer) == width and _norm(answer[::-1]) == result
+            follows = len(answer) == width and strip_zeros(answer[::-1]) == result
             want = result.zfill(width)[::-1]
             marks.append(
                 StepMark(
@@ -437,7 +435,7 @@ def _verify_reversed(problem: Problem, segs: list[str], deadline: Deadline) -> V
         )
     return Verdict(
         "correct" if ok else "wrong",
-        answer=answer if len(answer) <= MAX_NUMBER_CHARS else answer[:MAX_NUMBER_CHARS] + "...",
+        answer=clip(answer, MAX_NUMBER_CHARS),
         steps=tuple(marks),
         why=why,
     )
@@ -445,6 +443,14 @@ def _verify_reversed(problem: Problem, segs: list[str], deadline: Deadline) -> V
 
 # ------------------------------------------------------------------------------------------------
 # The task
+
+
+def _slip(problem: Problem, rng: random.Random) -> str:
+    """The kind of slip a raw chain gets: a wrong partial product, or a dropped carry or a wrong
+    column sum."""
+    if problem.meta["op"] == "*":
+        return "wrong_product"
+    return rng.choice(["dropped_carry", "wrong_sum"])
 
 
 class ArithTask:
@@ -464,11 +470,7 @@ class ArithTask:
             raise ConfigError(
                 f"task.ops: unknown operation {bad[0] if bad else '(none)'!r}; valid: {', '.join(OPS)}"
             )
-        for key, ds in [
-            ("raw.difficulties", cfg.raw.difficulties),
-            ("loop.pool_difficulties", cfg.loop.pool_difficulties),
-            ("eval.difficulties", cfg.eval.difficulties),
-        ]:
+        for key, ds in configured_difficulties(cfg):
             if max(ds) > MAX_DIGITS:
                 raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
         if cfg.task.index_hints and cfg.task.ops != ["add"]:
@@ -561,14 +563,7 @@ class ArithTask:
     def sample_problems(
         self, split: str, difficulty: int, n: int, rng: random.Random
     ) -> list[Problem]:
-        seen: dict[str, Problem] = {}
-        attempts = 0
-        while len(seen) < n and attempts < 50 * n + 1000:
-            attempts += 1
-            p = self._draw(difficulty, rng)
-            if p.id not in seen and split_of(p.id) == split:
-                seen[p.id] = p
-        return list(seen.values())
+        return draw_distinct(lambda: self._draw(difficulty, rng), split, n, 50 * n + 1000)
 
     def gold_chain(
         self, problem: Problem, slip: str | None = None, rng: random.Random | None = None
@@ -584,35 +579,7 @@ class ArithTask:
         return reverse_mul_chain(chain, a, b) if problem.meta.get("reversed") else chain
 
     def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
-        raw = cfg.raw
-        problems = corpus_problems(self, raw.size, raw.difficulties, rng)
-        out = []
-        for p in problems:
-            u = rng.random()
-            if u < raw.answer_only_rate:
-                out.append(Example(p.prompt, p.answer, p.id, p.difficulty, "raw-answer-only"))
-            elif u < raw.answer_only_rate + raw.slip_rate:
-                slip = (
-                    "wrong_product"
-                    if p.meta["op"] == "*"
-                    else rng.choice(["dropped_carry", "wrong_sum"])
-                )
-                out.append(
-                    Example(p.prompt, self.gold_chain(p, slip, rng), p.id, p.difficulty, "raw-slip")
-                )
-            else:
-                out.append(Example(p.prompt, self.gold_chain(p), p.id, p.difficulty, "raw"))
-        # A fraction shown with the answer as a hint, so the model learns to read one.
-        for i, e in enumerate(out):
-            if raw.hint_rate and rng.random() < raw.hint_rate and e.source == "raw":
-                out[i] = Example(
-                    f"H:{e.completion.split('|')[-1]} {e.prompt}",
-                    e.completion,
-                    e.problem_id,
-                    e.difficulty,
-                    "raw-hinted",
-                )
-        return out
+        return generated_corpus(self, cfg.raw, rng, slip=_slip, hints_last=True)
 
     def hint_prompt(self, problem: Problem) -> str:
         """The prompt with the answer given as a hint (STaR's rationalization)."""

@@ -1,10 +1,14 @@
 """Records, the Task protocol every task implements, and the helpers every task uses.
 
 A new task is one class that implements :class:`Task` below (each method says what it must do),
-registered by name in ``selfplay.tasks.TASKS``. Its verifier is a pure function of a problem and a
-completion that never raises and never hangs: wrap it in :func:`bounded_verify`. A task that
-generates its problems can build U with :func:`selfplay.tasks.generated.generated_corpus`; a task
-that reads a dataset can start from :class:`selfplay.tasks.dataset.DatasetTask`.
+registered by name in ``selfplay.tasks.TASKS``. Its ``check_config`` holds
+:func:`configured_difficulties` against the difficulties it has. Its verifier is a pure function
+of a problem and a completion that never raises and never hangs: wrap it in
+:func:`bounded_verify`; the answer-reading rules tasks share (the last ``\\boxed{}``, integers
+without leading zeros, text cut for a verdict) are in :mod:`selfplay.tasks.answers`. A task that
+generates its problems draws them with :func:`selfplay.tasks.generated.draw_distinct` and builds
+U with :func:`selfplay.tasks.generated.generated_corpus`; a task that reads a dataset can start
+from :class:`selfplay.tasks.dataset.DatasetTask`, which does both from its records.
 """
 
 from __future__ import annotations
@@ -80,7 +84,9 @@ class Task(Protocol):
         hint rates), drawn from the train split."""
 
     def gold_chain(self, problem: Problem) -> str:
-        """A correct completion for ``problem``: one the verifier judges valid."""
+        """A correct completion for ``problem``: one the verifier judges valid. A task whose U has
+        slipped chains (``raw.slip_rate``) also takes ``slip`` (a kind it names) and ``rng``, and
+        then returns the chain with that slip carried to a wrong answer."""
 
     def hint_prompt(self, problem: Problem) -> str:
         """The prompt with a hint to the answer (for rationalization); training uses the plain one."""
@@ -98,9 +104,14 @@ class Task(Protocol):
         """Judge a completion, step by step: pure, bounded in time and size, never raising (see
         :func:`bounded_verify`)."""
 
-    # Optional: ``verify_many(items: list[tuple[Problem, str]]) -> list[Verdict]``, verdicts in
-    # order, for a verifier that is slow per call (the code sandbox runs several at once);
-    # :func:`verify_all` uses it when present.
+    # Optional, looked up with getattr:
+    # - ``verify_many(items: list[tuple[Problem, str]]) -> list[Verdict]``, verdicts in order, for
+    #   a verifier that is slow per call (the code sandbox runs several at once); :func:`verify_all`
+    #   uses it when present.
+    # - ``overlap_key(problem_id: str) -> str``: what makes two problems the same one for the
+    #   ``raw-fresh`` baseline, which shares none with U or the evaluation set
+    #   (:func:`selfplay.sources.fresh_corpus`); default
+    #   :func:`selfplay.tasks.generated.overlap_key` (``a+b`` is ``b+a``).
 
 
 def bounded_verify(
@@ -116,15 +127,34 @@ def bounded_verify(
     ``TimeoutError`` once ``deadline.expired()`` (tested between steps), and any exception becomes
     an ``error`` verdict, so a megabyte of garbage gets a verdict, not a hang or a crash."""
     try:
-        if not isinstance(completion, str):
-            return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-        if len(completion) > max_chars:
-            return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+        screened = screen_completion(completion, max_chars)
+        if screened is not None:
+            return screened
         return check(problem, completion, Deadline(seconds))
     except TimeoutError:
         return Verdict("timeout", why=f"verifier exceeded {seconds:g}s")
     except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
         return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+
+
+def screen_completion(completion: Any, max_chars: int) -> Verdict | None:
+    """The verdict for a completion no verifier reads: not text (``error``) or longer than
+    ``max_chars`` (``unparseable``); None for one that may be read."""
+    if not isinstance(completion, str):
+        return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
+    if len(completion) > max_chars:
+        return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+    return None
+
+
+def configured_difficulties(cfg: RunConfig) -> list[tuple[str, list[int]]]:
+    """Every ``(key, difficulties)`` a run config asks problems at, for a task's
+    :meth:`Task.check_config` to hold against the difficulties it has."""
+    return [
+        ("raw.difficulties", cfg.raw.difficulties),
+        ("loop.pool_difficulties", cfg.loop.pool_difficulties),
+        ("eval.difficulties", cfg.eval.difficulties),
+    ]
 
 
 def split_of(problem_id: str, test_fraction: float = 0.2) -> str:

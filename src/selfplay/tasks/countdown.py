@@ -46,8 +46,9 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from selfplay.errors import ConfigError
-from selfplay.tasks.base import Example, Problem, bounded_verify, split_of
-from selfplay.tasks.generated import generated_corpus
+from selfplay.tasks.answers import clip, strip_zeros
+from selfplay.tasks.base import Example, Problem, bounded_verify, configured_difficulties
+from selfplay.tasks.generated import draw_distinct, generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
@@ -101,14 +102,6 @@ def apply_op(a: int, op: str, b: int) -> int | None:
     if op == "/":
         return a // b if b and a % b == 0 else None
     raise ValueError(f"unknown operation {op!r}")
-
-
-def _norm(s: str) -> str:
-    return s.lstrip("0") or "0"
-
-
-def _cut(s: str, n: int = MAX_STEP_CHARS) -> str:
-    return s if len(s) <= n else s[:n] + "..."
 
 
 # ------------------------------------------------------------------------------------------------
@@ -326,14 +319,13 @@ def _taken(held: Counter, seen: set, a: int, b: int) -> str:
 
 
 def _verify_equation(line: str, held: Counter, seen: set) -> StepMark:
+    shown = clip(line, MAX_STEP_CHARS)
     m = _EQ_RE.match(line)
     if not m:
-        return StepMark(
-            _cut(line), False, "not an equation (one operation per line, like 50+25=75)"
-        )
+        return StepMark(shown, False, "not an equation (one operation per line, like 50+25=75)")
     xs, op, ys, cs = m.groups()
     if max(len(xs), len(ys), len(cs)) > MAX_NUMBER_CHARS:
-        return StepMark(_cut(line), False, "number too long")
+        return StepMark(shown, False, "number too long")
     a, b, c = int(xs), int(ys), int(cs)
     whys = [w] if (w := _taken(held, seen, a, b)) else []
     true = apply_op(a, op, b)
@@ -349,7 +341,7 @@ def _verify_equation(line: str, held: Counter, seen: set) -> StepMark:
     # so a slip marks its own line and not every line after it.
     held[c] += 1
     seen.add(c)
-    return StepMark(_cut(line), not whys, "; ".join(whys))
+    return StepMark(shown, not whys, "; ".join(whys))
 
 
 def verify_countdown(problem: Problem, completion: str, seconds: float = 1.0) -> Verdict:
@@ -373,7 +365,7 @@ def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
             raise TimeoutError
         marks.append(_verify_equation(line, held, seen))
     if len(answer) > MAX_NUMBER_CHARS:
-        marks.append(StepMark(_cut(answer), False, "number too long"))
+        marks.append(StepMark(clip(answer, MAX_STEP_CHARS), False, "number too long"))
     else:
         value = int(answer)
         why = (
@@ -384,13 +376,13 @@ def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
         )
         marks.append(StepMark(answer, not why, why))
     bad = next((i for i, s in enumerate(marks) if not s.ok), None)
-    if _norm(answer) != str(target):
+    if strip_zeros(answer) != str(target):
         status, why = "wrong", f"wrong answer (the target is {target})"
     elif bad is not None:
         status, why = "wrong", f"invalid step {bad + 1}: {marks[bad].why}"
     else:
         status, why = "correct", ""
-    return Verdict(status, answer=_cut(answer, MAX_NUMBER_CHARS), steps=tuple(marks), why=why)
+    return Verdict(status, answer=clip(answer, MAX_NUMBER_CHARS), steps=tuple(marks), why=why)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -413,11 +405,7 @@ class CountdownTask:
     def check_config(cls, cfg: RunConfig) -> None:
         if cfg.task.data is not None:
             raise ConfigError("task.data: countdown generates its problems; leave it unset")
-        for key, ds in [
-            ("raw.difficulties", cfg.raw.difficulties),
-            ("loop.pool_difficulties", cfg.loop.pool_difficulties),
-            ("eval.difficulties", cfg.eval.difficulties),
-        ]:
+        for key, ds in configured_difficulties(cfg):
             if min(ds) < MIN_NUMBERS or max(ds) > MAX_NUMBERS:
                 raise ConfigError(
                     f"{key}: countdown difficulties (counts of given numbers) are "
@@ -497,16 +485,13 @@ class CountdownTask:
     ) -> list[Problem]:
         if difficulty not in TARGET_RANGES:
             raise ValueError(f"countdown difficulties are {MIN_NUMBERS}..{MAX_NUMBERS}")
-        seen: dict[str, Problem] = {}
-        attempts = 0
-        while len(seen) < n and attempts < 200 * n + 2000:
-            attempts += 1
-            p = self._draw(difficulty, rng)
-            if p is None or p.id in seen:
-                continue
-            if split_of(split_key(p.meta["numbers"], p.meta["target"])) == split:
-                seen[p.id] = p
-        return list(seen.values())
+        return draw_distinct(
+            lambda: self._draw(difficulty, rng),
+            split,
+            n,
+            200 * n + 2000,
+            lambda p: split_key(p.meta["numbers"], p.meta["target"]),
+        )
 
     # -- chains ---------------------------------------------------------------------------------
 

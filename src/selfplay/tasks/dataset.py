@@ -12,7 +12,7 @@ import random
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from selfplay.errors import ConfigError
-from selfplay.tasks.base import Example, Problem, split_of
+from selfplay.tasks.base import Example, Problem, configured_difficulties, split_of
 from selfplay.tasks.data import read_records
 from selfplay.verify import Verdict
 
@@ -43,11 +43,7 @@ class DatasetTask:
     def check_config(cls, cfg: RunConfig) -> None:
         if cfg.raw.slip_rate:
             raise ConfigError(f"raw.slip_rate: the {cls.name} task has no slip generator; use 0")
-        for key, ds in [
-            ("raw.difficulties", cfg.raw.difficulties),
-            ("loop.pool_difficulties", cfg.loop.pool_difficulties),
-            ("eval.difficulties", cfg.eval.difficulties),
-        ]:
+        for key, ds in configured_difficulties(cfg):
             if max(ds) > cls.max_difficulty:
                 raise ConfigError(f"{key}: {cls.name} difficulties go up to {cls.max_difficulty}")
 

@@ -1,6 +1,7 @@
-"""Helpers for tasks that generate their problems (countdown; arith keeps its own for now): the raw
-corpus U with its slipped, answer-only and hinted items, and the key that tells when two problems
-are the same one (for baselines that must not share problems with U or the evaluation set)."""
+"""What tasks that generate their problems (arith, countdown) share: distinct problems of a
+split drawn from a generator, the raw corpus U with its slipped, answer-only and hinted items, and
+the key that tells when two problems are the same one (for baselines that must not share problems
+with U or the evaluation set)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,31 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from selfplay.tasks.base import Example, Problem, Task, corpus_problems
+from selfplay.tasks.base import Example, Problem, Task, corpus_problems, split_of
 
 if TYPE_CHECKING:
     from selfplay.config import RawConfig
+
+
+def draw_distinct(
+    draw: Callable[[], Problem | None],
+    split: str,
+    n: int,
+    max_draws: int,
+    split_key: Callable[[Problem], str] = lambda p: p.id,
+) -> list[Problem]:
+    """Up to ``n`` problems of ``split`` with distinct ids, in the order ``draw()`` first makes
+    them, from at most ``max_draws`` draws (a split with fewer problems, like 1-digit addition,
+    gives what it has). ``draw`` may return None for a draw it rejects; a problem's split is
+    :func:`split_of` its ``split_key``."""
+    seen: dict[str, Problem] = {}
+    draws = 0
+    while len(seen) < n and draws < max_draws:
+        draws += 1
+        p = draw()
+        if p is not None and p.id not in seen and split_of(split_key(p)) == split:
+            seen[p.id] = p
+    return list(seen.values())
 
 
 def generated_corpus(
@@ -20,26 +42,42 @@ def generated_corpus(
     raw: RawConfig,
     rng: random.Random,
     slip: Callable[[Problem, random.Random], str],
+    hints_last: bool = False,
 ) -> list[Example]:
     """U as ``raw`` describes it: ``raw.size`` train problems (:func:`corpus_problems`), each
     with its gold chain, or its answer alone (``answer_only_rate``), or a chain with a slip that
     propagates (``slip_rate``; ``slip(problem, rng)`` names the kind for ``task.gold_chain``), or
     (``hint_rate`` of the clean rest) shown with ``task.hint_prompt`` so a model learns to read
-    a hint. Deterministic given ``rng``."""
+    a hint. Deterministic given ``rng``.
+
+    ``hints_last`` draws which clean items are hinted in a second pass over U, after the rest:
+    the same distribution, other draws. It is arith's order, kept so that a seed gives the U
+    (and so the results) it always gave."""
+    problems = corpus_problems(task, raw.size, raw.difficulties, rng)
     out = []
-    for p in corpus_problems(task, raw.size, raw.difficulties, rng):
+    for p in problems:
         u = rng.random()
         if u < raw.answer_only_rate:
             out.append(Example(p.prompt, p.answer, p.id, p.difficulty, "raw-answer-only"))
         elif u < raw.answer_only_rate + raw.slip_rate:
             chain = task.gold_chain(p, slip(p, rng), rng)
             out.append(Example(p.prompt, chain, p.id, p.difficulty, "raw-slip"))
-        elif raw.hint_rate and rng.random() < raw.hint_rate:
-            hinted = task.hint_prompt(p)
-            out.append(Example(hinted, task.gold_chain(p), p.id, p.difficulty, "raw-hinted"))
+        elif not hints_last and raw.hint_rate and rng.random() < raw.hint_rate:
+            out.append(_hinted(task, p))
         else:
             out.append(Example(p.prompt, task.gold_chain(p), p.id, p.difficulty, "raw"))
+    if hints_last and raw.hint_rate:
+        for i, p in enumerate(problems):
+            # One draw for every item, clean or not: the order the seeds depend on.
+            if rng.random() < raw.hint_rate and out[i].source == "raw":
+                out[i] = _hinted(task, p, out[i].completion)
     return out
+
+
+def _hinted(task: Task, p: Problem, chain: str | None = None) -> Example:
+    hinted = task.hint_prompt(p)
+    chain = task.gold_chain(p) if chain is None else chain
+    return Example(hinted, chain, p.id, p.difficulty, "raw-hinted")
 
 
 _BINARY = re.compile(r"(\d+)([+*])(\d+)")

@@ -51,9 +51,9 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
+from selfplay.tasks.answers import last_boxed
 from selfplay.tasks.base import Problem, bounded_verify
 from selfplay.tasks.dataset import DatasetTask
-from selfplay.tasks.mathtask import last_boxed
 from selfplay.verify import Deadline, StepMark, Verdict
 
 MAX_CHARS = 100_000

@@ -49,9 +49,10 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, ClassVar
 
-from selfplay.tasks.base import Problem
+from selfplay.tasks.answers import clip, last_boxed
+from selfplay.tasks.base import Problem, bounded_verify, screen_completion
 from selfplay.tasks.dataset import DatasetTask
-from selfplay.verify import StepMark, Verdict
+from selfplay.verify import Deadline, StepMark, Verdict
 
 MAX_CHARS = 100_000
 """Completions longer than this are judged unparseable without being read."""
@@ -66,41 +67,11 @@ CACHE_SIZE = 4096
 TASK_CACHE_SIZE = 1 << 17
 """Judgements remembered per task, per (gold, answer) pair: many samples box the same answer."""
 
-_BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\.|[{}]", re.S)
 _LEVEL_RE = re.compile(r"^\s*(?:level\s*)?([1-5])\s*$", re.I)
 
 
 # ------------------------------------------------------------------------------------------------
 # Reading answers
-
-
-def last_boxed(text: str) -> str | None:
-    r"""The contents of the last complete ``\boxed{...}`` (or ``\fbox{...}``) in ``text``.
-
-    Braces are balanced; escaped braces (``\{``) do not count. "Last" is the box that closes last
-    (of ``\boxed{\boxed{1}}``, the outer one); an unclosed box at the end (a truncated
-    completion) is skipped. One linear pass, so a megabyte of unclosed boxes costs no more than
-    reading it.
-
-    >>> last_boxed(r"so $x = \boxed{\frac{1}{2}}$, or \boxed{\{1, 2\}}")
-    '\\{1, 2\\}'
-    >>> last_boxed(r"\boxed{3} then \boxed{4")
-    '3'
-    """
-    stack: list[int | None] = []  # for each open brace: where its box's contents start, or None
-    best: tuple[int, int] | None = None
-    for m in _BOX_TOKEN_RE.finditer(text):
-        tok = m.group()
-        if tok[0] == "\\" and tok.endswith("{") and len(tok) > 2:
-            stack.append(m.end())
-        elif tok == "{":
-            stack.append(None)
-        elif tok == "}" and stack:
-            start = stack.pop()
-            if start is not None:
-                best = (start, m.start())
-    return None if best is None else text[best[0] : best[1]]
-
 
 _TEXT_RE = re.compile(r"(\\(?:text|mbox|mathrm|textbf)\s*\{[^{}]*\})")
 _SPACING_RE = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]")
@@ -449,11 +420,15 @@ class MathJudge:
 
 
 def read_answer(completion: Any) -> str | Verdict:
-    """The boxed answer of a completion, or the verdict when there is none to compare."""
-    if not isinstance(completion, str):
-        return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-    if len(completion) > MAX_CHARS:
-        return Verdict("unparseable", why=f"completion too long ({len(completion)} characters)")
+    """The boxed answer of a completion, or the verdict when there is none to compare (also for
+    one that is not text or is too long: :func:`selfplay.tasks.base.screen_completion`)."""
+    screened = screen_completion(completion, MAX_CHARS)
+    return screened if screened is not None else boxed_answer(completion)
+
+
+def boxed_answer(completion: str) -> str | Verdict:
+    """The stripped contents of the last ``\\boxed{}``, or the verdict when there is none, it is
+    empty, or it is too long to compare."""
     boxed = last_boxed(completion)
     if boxed is None:
         return Verdict("unparseable", why="no \\boxed{} answer")
@@ -463,7 +438,7 @@ def read_answer(completion: Any) -> str | Verdict:
     if len(answer) > MAX_ANSWER_CHARS:
         return Verdict(
             "unparseable",
-            answer=answer[:80] + "...",
+            answer=clip(answer, 80),
             why=f"boxed answer too long ({len(answer)} characters)",
         )
     return answer
@@ -487,22 +462,32 @@ def verify_math(
     problem: Problem, completion: str, judge: MathJudge, cache: dict | None = None
 ) -> Verdict:
     """Judge a ``math`` completion by its last ``\\boxed{}`` answer against the gold answer:
-    :func:`fast_judge` where it is certain, else ``cache``, else math-verify through ``judge``."""
-    try:
-        answer = read_answer(completion)
+    :func:`fast_judge` where it is certain, else ``cache``, else math-verify through ``judge``
+    (inside :func:`bounded_verify`: text only, size cap, never raises)."""
+
+    def check(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
+        answer = boxed_answer(completion)
         if isinstance(answer, Verdict):
             return answer
-        gold = problem.answer
-        result, why = fast_judge(gold, answer), ""
+        key = (problem.answer, answer)
+        result = fast_judge(*key)
         if result is None and cache is not None:
-            result = cache.get((gold, answer))
-        if result is None:
-            result, why = judge.judge(gold, answer)
-            if cache is not None and result in ("equal", "different"):
-                _remember(cache, (gold, answer), result)
-        return answer_verdict(gold, answer, result, why)
-    except Exception as exc:  # a verifier never crashes the loop: the sample gets an error verdict
-        return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+            result = cache.get(key)
+        if result is not None:
+            return answer_verdict(*key, result)
+        return answer_verdict(*key, *_ask_math_verify(judge, key, cache))
+
+    # One verdict is one math-verify call at most, which the worker bounds by ``judge.timeout``
+    # (and the parent by killing it): there are no steps between which to read the deadline.
+    return bounded_verify(check, problem, completion, max_chars=MAX_CHARS, seconds=judge.timeout)
+
+
+def _ask_math_verify(judge: MathJudge, key: tuple[str, str], cache: dict | None) -> tuple[str, str]:
+    """``judge``'s ``(result, why)`` for a ``(gold, answer)`` pair, remembered in ``cache``."""
+    result, why = judge.judge(*key)
+    if cache is not None and result in ("equal", "different"):
+        _remember(cache, key, result)
+    return result, why
 
 
 def _remember(cache: dict, key: tuple[str, str], result: str) -> None:
@@ -593,17 +578,20 @@ class MathTask(DatasetTask):
             judge.close()
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
-        try:
-            answer = read_answer(completion)
-            if isinstance(answer, Verdict):
-                return answer
-            key = (problem.answer, answer)
-            result = self._decide(key, self.judge)
-            if result is not None:
-                return answer_verdict(*key, result)
-        except Exception as exc:  # as verify_math: an error verdict, never a crash
-            return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
-        return verify_math(problem, completion, self.judge, self._cache)
+        """As :func:`verify_math`, with the gold's profile before math-verify."""
+        return bounded_verify(
+            self._check, problem, completion, max_chars=MAX_CHARS, seconds=self.timeout
+        )
+
+    def _check(self, problem: Problem, completion: str, deadline: Deadline) -> Verdict:
+        answer = boxed_answer(completion)
+        if isinstance(answer, Verdict):
+            return answer
+        key = (problem.answer, answer)
+        result = self._decide(key, self.judge)
+        if result is not None:
+            return answer_verdict(*key, result)
+        return answer_verdict(*key, *_ask_math_verify(self.judge, key, self._cache))
 
     def _decide(self, key: tuple[str, str], judge: MathJudge | None) -> str | None:
         """The fast path, the cache, then the gold's profile (asked of ``judge`` if not known,

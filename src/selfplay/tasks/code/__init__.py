@@ -56,11 +56,11 @@ from typing import TYPE_CHECKING, Any
 
 from selfplay.errors import ConfigError
 from selfplay.sandbox import Limits
-from selfplay.tasks.base import Problem
+from selfplay.tasks.base import Problem, bounded_verify
 from selfplay.tasks.code.judge import judge_completion
 from selfplay.tasks.code.rewrite import CheckPlan, plan_tests
 from selfplay.tasks.dataset import DatasetTask
-from selfplay.verify import Verdict
+from selfplay.verify import Deadline, Verdict
 
 if TYPE_CHECKING:
     from selfplay.config import RunConfig
@@ -185,20 +185,20 @@ class CodeTask(DatasetTask):
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Run ``prompt + completion`` in the sandbox and the tests here; see the module docstring."""
-        try:
-            if not isinstance(completion, str):
-                return Verdict("error", why=f"completion is {type(completion).__name__}, not text")
-            if len(completion) > MAX_CHARS:
-                return Verdict(
-                    "unparseable", why=f"completion too long ({len(completion)} characters)"
-                )
-            plan = plan_tests(problem.meta["test"])
-            code = extract_code(completion)
-            return judge_completion(
-                plan, problem.prompt, code, problem.meta["entry_point"], self.limits()
-            )
-        except Exception as exc:  # a verifier never crashes the loop: the sample gets a verdict
-            return Verdict("error", why=f"{type(exc).__name__}: {exc}"[:200])
+        return bounded_verify(
+            self._check, problem, completion, max_chars=MAX_CHARS, seconds=self.timeout
+        )
+
+    def _check(self, problem: Problem, completion: str, deadline: Deadline) -> Verdict:
+        # The deadline goes unread: the jail is the clock. It holds the candidate's run to
+        # ``task.timeout`` (wall clock and CPU), every call the tests make waits on that run,
+        # and only the jail's own ending of the run leaves nothing of it behind; a run it cuts
+        # off comes back as a ``timeout`` verdict.
+        plan = plan_tests(problem.meta["test"])
+        code = extract_code(completion)
+        return judge_completion(
+            plan, problem.prompt, code, problem.meta["entry_point"], self.limits()
+        )
 
     def verify_many(
         self, items: list[tuple[Problem, str]], workers: int | None = None
