@@ -205,3 +205,19 @@ def test_parallel_bench_matches_the_sequential_one(tmp_path, monkeypatch):
         assert one.stat().st_ino == two.stat().st_ino  # shared, not retrained
     with pytest.raises(ConfigError, match="jobs: must be >= 1"):
         load_bench_config(path, ["jobs=0"])
+
+
+def test_budget_status_says_why_an_arm_trained_less():
+    from selfplay.bench_report import budget_status
+
+    def row(arm, it, steps, capped=False):
+        return {"arm": arm, "iteration": it, "round_budget": 1000 if it else None,
+                "round_steps": steps, "capped_by_max_epochs": capped}  # fmt: skip
+
+    rows = [row(a, 0, 0) for a in "abc"]
+    rows += [row("a", 1, 10), row("a", 2, 10)]
+    rows += [row("b", 1, 10), row("b", 2, 0)]  # round 2 kept nothing: it trained no step
+    rows += [row("c", 1, 10), row("c", 2, 3, capped=True)]
+    assert budget_status(rows, "a") == "met"
+    assert budget_status(rows, "b") == "short (nothing kept)"
+    assert budget_status(rows, "c") == "short (max_epochs)"

@@ -107,13 +107,29 @@ def bench_warnings(
             "The fresh-data curve (accuracy vs multiplier) is not monotone in its means: the "
             "effective-data multiplier reads a monotone fit of it, and its interval is wide."
         )
-    capped = sorted({a for (a, _), r in final.items() if r.get("capped_by_max_epochs")})
-    if capped:
+    short = {a: why for a in {a for a, _ in final} if (why := budget_status(rows, a)) != "met"}
+    if short:
         out.append(
-            "Short of the budget (train.max_epochs reached): " + ", ".join(capped) + "; their "
-            "steps and supervised tokens are below the others' (see the table)."
+            "Short of the budget: "
+            + ", ".join(
+                f"{a} ({why.removeprefix('short ').strip('()')})"
+                for a, why in sorted(short.items())
+            )
+            + "; their steps and supervised tokens are below the others' (see the table)."
         )
     return out
+
+
+def budget_status(rows: list[dict], arm: str) -> str:
+    """``met``, or why a round of the arm (any seed) trained less than its budget: ``short
+    (nothing kept)`` when a round had no data at all, ``short (max_epochs)`` when
+    ``train.max_epochs`` capped the repeats of a thin set."""
+    rounds = [r for r in rows if r["arm"] == arm and r["iteration"] > 0]
+    if any(r.get("round_budget") and not r.get("round_steps") for r in rounds):
+        return "short (nothing kept)"
+    if any(r.get("capped_by_max_epochs") for r in rounds):
+        return "short (max_epochs)"
+    return "met"
 
 
 def summarize_bench(
@@ -181,7 +197,7 @@ def summarize_bench(
                 f"{_mean(r['generated_tokens'] for r in rs):,.0f}",
                 f"{_mean(r['verifier_calls'] for r in rs):,.0f}",
                 f"{_mean(r['flops'] for r in rs):.2e}",
-                "short (max_epochs)" if any(r.get("capped_by_max_epochs") for r in rs) else "met",
+                budget_status(rows, name),
                 "reference" if name == bench.reference else (c["verdict"] if c else "-"),
             ]
         )
