@@ -192,3 +192,27 @@ def test_climb_recipe_learns_two_digit_reversed_addition():
     outs = decode(model, tok, [p.prompt for p in tests], 4)
     acc = sum(o[0] == p.answer for o, p in zip(outs, tests, strict=True)) / len(tests)
     assert acc >= 0.9, f"2-digit accuracy {acc:.2f}"
+
+
+@pytest.mark.parametrize("loss, labelled", [("sequence", 8 + 3 + 1), ("answer", 3 + 1)])
+def test_train_mixture_loss_covers_the_whole_sequence_or_the_answer(loss, labelled):
+    from selfplay.frontier import train_mixture
+    from selfplay.models import build_char_tokenizer, build_model
+    from selfplay.tasks.base import Example
+
+    tok = build_char_tokenizer()
+    model = build_model("tiny", tok, position="nope")
+    seen = []
+    forward = model.forward
+
+    def recording(*args, labels=None, **kwargs):
+        seen.append(labels.clone())
+        return forward(*args, labels=labels, **kwargs)
+
+    model.forward = recording
+    ex = [Example("Q:21+43=", "640", "p", 2, "raw")]  # prompt 8 chars, answer 3, then </s>
+    res = train_mixture(model, tok, {"raw": ex}, {"raw": 1.0}, tokens=12, batch_size=1, lr=1e-3,
+                        warmup=0.0, decay=0.0, seed=0, loss=loss)  # fmt: skip
+    assert res["steps"] == 1 and len(seen) == 1
+    assert int((seen[0] != -100).sum()) == labelled
+    assert tok.decode(seen[0][0, -4:-1].tolist()) == "640"

@@ -155,8 +155,13 @@ class FrontierConfig:
     decay: float = 0.3
     """Fraction of its steps over which the learning rate decays linearly to 0."""
     trainer: Literal["plain", "trl"] = "plain"
-    """``plain``: a minimal PyTorch loop (batches sampled by the mix shares, loss on the answer);
-    ``trl``: the project's TRL trainer on the mixed examples (slower at this size)."""
+    """``plain``: a minimal PyTorch loop (batches sampled by the mix shares); ``trl``: the
+    project's TRL trainer on the mixed examples (slower at this size; answer loss only)."""
+    loss: Literal["sequence", "answer"] = "sequence"
+    """What the plain trainer's loss covers: ``sequence``, every token of prompt and answer (the
+    prompt is the problem, never generated; predicting where ``+`` and ``=`` fall makes a NoPE
+    model count digits, which is what aligns the operands: 1-4 digit U solved in a quarter of the
+    steps); ``answer``, the answer only."""
 
 
 @dataclass
@@ -577,6 +582,11 @@ def _check_ranges(cfg: RunConfig) -> None:
     need(fr.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
     need(fr.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
     need(fr.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
+    need(
+        fr.trainer == "plain" or fr.loss == "answer",
+        "loop.frontier.loss",
+        "'sequence' needs trainer: plain (the TRL trainer takes loss: answer)",
+    )
     need(
         min(fr.mix_new, fr.mix_old, fr.mix_raw) >= 0 and fr.mix_new + fr.mix_old + fr.mix_raw > 0,
         "loop.frontier.mix_new",

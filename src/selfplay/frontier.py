@@ -252,9 +252,11 @@ def train_mixture(
     decay: float,
     seed: int,
     weight_decay: float = 0.0,
+    loss: str = "answer",
 ) -> dict:
     """Train ``model`` in place for about ``tokens`` tokens on batches that draw from each source
-    by its share (with replacement); the loss is on completion tokens only."""
+    by its share (with replacement); the loss is on the completion tokens (``loss="answer"``) or
+    on every token (``"sequence"``)."""
     import torch
 
     data = {k: _tokenize_examples(tok, v) for k, v in sources.items() if v}
@@ -279,7 +281,8 @@ def train_mixture(
         y = torch.full((len(batch), width), -100, dtype=torch.long)
         for r, (ids, plen) in enumerate(batch):
             x[r, : len(ids)] = torch.tensor(ids)
-            y[r, plen : len(ids)] = torch.tensor(ids[plen:])
+            start = 0 if loss == "sequence" else plen
+            y[r, start : len(ids)] = torch.tensor(ids[start:])
         # Right padding under a causal mask: real tokens never see the pads after them.
         for g in opt.param_groups:
             g["lr"] = wsd_lr(step, steps, lr, warmup, decay)
