@@ -41,3 +41,20 @@ def test_eta_and_log_lines(tmp_path):
     lines = console.export_text().splitlines()
     assert lines[0].startswith("bench 1/2: seed 0, arm a  (0m00s recorded so far, ETA –)")
     assert lines[1] == "bench 2/2: seed 0, arm b  (1m00s recorded so far, ETA ~1m00s)"
+
+
+def test_parallel_progress_counts_a_shared_seed_model_once(tmp_path):
+    import os
+
+    a = _run(tmp_path / "s0" / "a", 100.0, 30.0)
+    b = _run(tmp_path / "s0" / "b", 100.0, 50.0)
+    (b / "seed" / "metrics.json").unlink()
+    os.link(a / "seed" / "metrics.json", b / "seed" / "metrics.json")  # as the bench shares it
+    console = Console(record=True, width=200, force_terminal=False)
+    with bench_progress(4, console, bar=True, jobs=2) as step:
+        step("seed 0, arm a", a, finished=True)
+        step("seed 0, arm b", b, finished=True)
+    lines = console.export_text().splitlines()
+    assert lines[0] == "bench 1/4 done: seed 0, arm a  (2m10s recorded so far, ETA ~3m15s)"
+    # b's rounds only (50 s): the seed model's 100 s were a's. Two runs left, two at a time.
+    assert lines[1] == "bench 2/4 done: seed 0, arm b  (3m00s recorded so far, ETA ~1m30s)"

@@ -82,6 +82,20 @@ def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
         task = progress.add_task("", total=total, eta="ETA –")
         progress.start()
 
+    seeds_seen: set[tuple[int, int]] = set()
+
+    def own_seconds(run_dir: Path) -> float:
+        """A run's rounds, plus its seed stage if no earlier run shared that seed model."""
+        seed, rounds = run_seconds(run_dir)
+        path = Path(run_dir) / "seed" / "metrics.json"
+        if not path.exists():
+            return seed + rounds
+        st = path.stat()
+        if (st.st_dev, st.st_ino) in seeds_seen:
+            return rounds
+        seeds_seen.add((st.st_dev, st.st_ino))
+        return seed + rounds
+
     def show(label: str | None, done: int, where: str) -> None:
         left = total - done
         if progress is not None:
@@ -97,11 +111,11 @@ def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
 
     def step(label: str | None = None, run_dir: Path | None = None, finished: bool = False) -> None:
         if finished:  # one of several runs going at once has ended
-            spent.append(sum(run_seconds(run_dir)))
+            spent.append(own_seconds(run_dir))
             show(label, len(spent), f"{len(spent)}/{total} done")
             return
         if state["dir"] is not None:
-            spent.append(sum(run_seconds(state["dir"])))
+            spent.append(own_seconds(state["dir"]))
         state["done"] += 1
         state["dir"] = run_dir
         show(label, state["done"], f"{state['done'] + 1}/{total}")
