@@ -216,3 +216,15 @@ def test_train_mixture_loss_covers_the_whole_sequence_or_the_answer(loss, labell
     assert res["steps"] == 1 and len(seen) == 1
     assert int((seen[0] != -100).sum()) == labelled
     assert tok.decode(seen[0][0, -4:-1].tolist()) == "640"
+
+
+@pytest.mark.parametrize("loss", ["sequence", "answer"])
+def test_the_runs_trainer_uses_the_configured_loss(tmp_path, monkeypatch, loss):
+    import selfplay.frontier as frontier
+
+    seen = {}
+    monkeypatch.setattr(frontier, "train_mixture", lambda *a, **k: seen.update(k) or {})
+    cfg = _cfg(tmp_path)
+    cfg.loop.frontier.loss = loss
+    frontier._train(None, None, cfg, {"raw": []}, {"raw": 1.0}, 10, 1e-3, 0, tmp_path)
+    assert seen["loss"] == loss

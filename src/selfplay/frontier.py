@@ -468,6 +468,7 @@ def _train(model, tok, cfg: RunConfig, sources, shares, tokens, lr, seed, work_d
         warmup=fr.warmup,
         decay=fr.decay,
         seed=seed,
+        loss=fr.loss,
     )
 
 
