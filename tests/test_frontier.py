@@ -211,11 +211,12 @@ def test_train_mixture_loss_covers_the_whole_sequence_or_the_answer(loss, labell
 
     model.forward = recording
     ex = [Example("Q:21+43=", "640", "p", 2, "raw")]  # prompt 8 chars, answer 3, then </s>
-    res = train_mixture(model, tok, {"raw": ex}, {"raw": 1.0}, tokens=12, batch_size=1, lr=1e-3,
+    res = train_mixture(model, tok, {"raw": ex}, {"raw": 1.0}, tokens=36, batch_size=1, lr=1e-3,
                         warmup=0.0, decay=0.0, seed=0, loss=loss)  # fmt: skip
-    assert res["steps"] == 1 and len(seen) == 1
-    assert int((seen[0] != -100).sum()) == labelled
-    assert tok.decode(seen[0][0, -4:-1].tolist()) == "640"
+    assert res["steps"] == 3 and len(seen) == 3
+    for labels in seen:  # every step, not only the first
+        assert int((labels != -100).sum()) == labelled
+        assert tok.decode(labels[0, -4:-1].tolist()) == "640"
 
 
 @pytest.mark.parametrize("loss", ["sequence", "answer"])

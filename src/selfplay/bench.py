@@ -80,10 +80,12 @@ def run_arms(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: 
         step()
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, jobs: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if torch.cuda.is_available():  # runs sharing one GPU each get an equal part of its memory
+        torch.cuda.set_per_process_memory_fraction(1 / jobs)
     quiet_libraries()
 
 
@@ -109,7 +111,7 @@ def run_arms_parallel(
         bench_progress(len(bench.seeds) * len(arms), console, bar=progress, jobs=bench.jobs) as step,
         ProcessPoolExecutor(
             bench.jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-            initargs=(threads,),
+            initargs=(threads, bench.jobs),
         ) as pool,
     ):  # fmt: skip
 

@@ -274,6 +274,7 @@ def train_mixture(
     pad = tok.pad_token_id
     model.train()
     t0, seen, losses = time.perf_counter(), 0, []
+    whole_sequence = loss == "sequence"
     for step in range(steps):
         batch = [data[k][rng.randrange(len(data[k]))] for k in data for _ in range(counts[k])]
         width = max(len(x) for x, _ in batch)
@@ -281,18 +282,18 @@ def train_mixture(
         y = torch.full((len(batch), width), -100, dtype=torch.long)
         for r, (ids, plen) in enumerate(batch):
             x[r, : len(ids)] = torch.tensor(ids)
-            start = 0 if loss == "sequence" else plen
+            start = 0 if whole_sequence else plen
             y[r, start : len(ids)] = torch.tensor(ids[start:])
         # Right padding under a causal mask: real tokens never see the pads after them.
         for g in opt.param_groups:
             g["lr"] = wsd_lr(step, steps, lr, warmup, decay)
-        loss = model(input_ids=x.to(device), labels=y.to(device)).loss
+        step_loss = model(input_ids=x.to(device), labels=y.to(device)).loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         seen += sum(len(ids) for ids, _ in batch)
-        losses.append(loss.item())
+        losses.append(step_loss.item())
     model.eval()
     tail = losses[-max(1, steps // 10) :]
     return {
