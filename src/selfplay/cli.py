@@ -178,6 +178,8 @@ def _cmd_inspect(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.view import (
         finished_iterations,
+        frontier_header,
+        is_frontier_run,
         load_eval_samples,
         load_samples,
         reason_counts,
@@ -189,10 +191,17 @@ def _cmd_inspect(args) -> int:
     console = _console()
     _not_a_bench(args.run_dir, "inspect")
     its = finished_iterations(args.run_dir)
+    frontier = is_frontier_run(args.run_dir)
+    if frontier and args.eval:
+        raise ConfigError(
+            f"{args.run_dir}: a frontier run keeps no evaluation generations; its test accuracy "
+            "per difficulty is in metrics.jsonl (selfplay summary)"
+        )
     if args.eval:
         its = [0, *its]
     if not its:
-        raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
+        what = "round has labelled problems" if frontier else "iteration has generated samples"
+        raise ConfigError(f"{args.run_dir}: no {what} yet")
     if args.compare:
         if not args.problem:
             raise ConfigError("--compare needs --problem ID")
@@ -208,6 +217,9 @@ def _cmd_inspect(args) -> int:
                 f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
             )
         samples, where = load_samples(args.run_dir, it), f"iteration {it}"
+        if frontier:
+            console.print(frontier_header(args.run_dir, it, samples), markup=False)
+            where = f"round {it}"
     kept = {"kept": True, "rejected": False}.get(args.decision)
     rows = select(
         samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept,
@@ -215,8 +227,9 @@ def _cmd_inspect(args) -> int:
     )  # fmt: skip
     for s in rows[: args.limit]:
         console.print(render_sample(s))
+    what = "labels" if frontier else "samples"
     console.print(
-        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown ({where}: {len(samples)} samples)"
+        f"{min(len(rows), args.limit)} of {len(rows)} matching {what} shown ({where}: {len(samples)} {what})"
     )
     if not args.eval and not rows and samples:
         reasons = reason_counts(samples)
@@ -279,6 +292,17 @@ def _cmd_summary(args) -> int:
     rows = write_metrics_log(run_dir)
     if not rows:
         raise ConfigError(f"{run_dir}: no finished stage yet")
+    from selfplay.view import frontier_threshold, is_frontier_run
+
+    if is_frontier_run(run_dir):
+        from selfplay import frontier_report as fr
+
+        final = fr.read_final(run_dir)
+        t = frontier_threshold(run_dir)
+        _console().print(fr.summary_table(rows, final, f"{run_dir}: the frontier schedule"))
+        print(fr.LEGEND.format(t=t))
+        print(fr.final_line(final, fr.difficulties(rows, final)) if final else "final: not yet")
+        return 0
     _console().print(summary_table(rows, title=str(run_dir)))
     return 0
 
