@@ -218,7 +218,7 @@ def _cmd_inspect(args) -> int:
             )
         samples, where = load_samples(args.run_dir, it), f"iteration {it}"
         if frontier:
-            console.print(frontier_header(args.run_dir, it, samples), markup=False)
+            print(frontier_header(args.run_dir, it, samples))
             where = f"round {it}"
     kept = {"kept": True, "rejected": False}.get(args.decision)
     rows = select(

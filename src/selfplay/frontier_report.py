@@ -149,8 +149,7 @@ def heatmap_figure(rows: list[dict], final: dict | None = None):
     fig, ax = plt.subplots(
         figsize=(min(12, 2.5 + 0.45 * len(stages)), min(9, 1.6 + 0.3 * len(diffs)))
     )
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#e4e4e4")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#e4e4e4")
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1)
     if grid.size <= 600:  # numbers stay legible up to ~30 x 20 cells
         for (i, j), v in np.ndenumerate(grid):
@@ -178,14 +177,14 @@ def frontier_figure(rows: list[dict], threshold: float, final: dict | None = Non
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     test = [r["eval"].get("solved") for r in rows]
     # Round k's probe measures the model of stage k-1, at stage k-1's cumulative spend.
     probe = [r.get("frontier", {}).get("probe_solved") for r in rows[1:]]
     top_u = rows[0].get("frontier", {}).get("trained_max") if rows else None
     for ax, key, xlabel in (
         (axes[0], "train_tokens", "cumulative training tokens"),
-        (axes[1], "flops", "cumulative FLOPs (6N per trained token + 2N per generated)"),
+        (axes[1], "flops", "cumulative FLOPs"),  # 6N per trained token + 2N per generated
     ):
         xs = [r["cumulative"][key] for r in rows]
         ax.plot(xs, test, marker="o", linewidth=1.6, label="test split, after the stage")
@@ -207,7 +206,12 @@ def frontier_figure(rows: list[dict], threshold: float, final: dict | None = Non
 
 
 def write_figures(rows: list[dict], threshold: float, final: dict | None, base: Path) -> list[Path]:
-    """``<base>_heatmap.png`` and ``<base>_frontier.png`` (small: 100 dpi); their paths."""
+    """``<base>_heatmap.png`` and ``<base>_frontier.png``; their paths. Small files for a results
+    folder: 100 dpi, a 256-colour palette (a 16-round x 24-digit heatmap is ~40 KB)."""
+    import io
+
+    from PIL import Image
+
     plt = _pyplot()
     out = []
     for name, fig in (
@@ -215,8 +219,10 @@ def write_figures(rows: list[dict], threshold: float, final: dict | None, base: 
         ("frontier", frontier_figure(rows, threshold, final)),
     ):
         path = base.with_name(f"{base.name}_{name}.png")
+        buf = io.BytesIO()
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100)
+        fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
+        Image.open(buf).convert("RGB").quantize(256).save(path, format="PNG", optimize=True)
         out.append(path)
     return out
