@@ -404,13 +404,15 @@ def _frontier_html(d: Path, rows: list[dict]) -> str:
         if final
         else "<p>Not finished (no final.json yet).</p>"
     )
+    heatmap = "Greedy test accuracy by difficulty after each round (red box: practised)"
+    climb = (
+        f"Largest d with every difficulty 1..d at >= {t:g}, against cumulative training tokens "
+        "and FLOPs (6N per trained token + 2N per generated one)"
+    )
     figures = [
-        _figure("Greedy test accuracy by difficulty after each round (red box: practised)",
-                _png(fr.heatmap_figure(rows, final))),
-        _figure(f"Largest d with every difficulty 1..d at >= {t:g}, against cumulative training "
-                "tokens and FLOPs (6N per trained token + 2N per generated one)",
-                _png(fr.frontier_figure(rows, t, final))),
-    ]  # fmt: skip
+        _figure(heatmap, _png(fr.heatmap_figure(rows, final))),
+        _figure(climb, _png(fr.frontier_figure(rows, t, final))),
+    ]
     return f"""
 <h2>Frontier per round</h2>
 {stop}
