@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from selfplay import artifacts
 from selfplay.cli import main
@@ -33,7 +34,12 @@ def climb(tmp_path_factory) -> Path:
     data["loop"]["problems_per_iter"] = 40
     data["loop"]["frontier"]["threshold"] = 0.9
     data["filters"]["verified"] = True
-    run_frontier(config_from_dict(data), console=None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a ~1M-parameter model: more threads only contend on a small box
+    try:
+        run_frontier(config_from_dict(data), console=None)
+    finally:
+        torch.set_num_threads(threads)
     return Path(data["output_dir"])
 
 
