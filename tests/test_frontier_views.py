@@ -209,3 +209,27 @@ def test_browser_frontier_report(climb, tmp_path, page):  # noqa: F811
     assert "rejected: not verified" in card.inner_text() and "null" not in card.inner_text()
     assert card.locator("li.bad").count() >= 1  # the wrong digits are marked
     assert page.locator("#frontier tr").count() == 5  # header, seed, two rounds, final
+
+
+def test_a_climb_in_progress(climb, tmp_path, capsys):
+    """Round 2 labelled but not trained yet, then only the seed: every view still answers."""
+    d = tmp_path / "run"
+    shutil.copytree(climb, d, ignore=shutil.ignore_patterns("model"))
+    (d / "final.json").unlink()
+    (d / "iter_002" / "metrics.json").unlink()
+    assert main(["inspect", str(d), "--limit", "0"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    probe = artifacts.read_json(climb / "iter_002" / "metrics.json")["frontier"]["probe_solved"]
+    assert header.startswith(f"round 2 (labels by the model of round 1): probe frontier {probe} ")
+    assert header.endswith("(round not finished)")
+    assert main(["summary", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "iter_001" in out and "iter_002" not in out and out.splitlines()[-1] == "final: not yet"
+    assert "Not finished" in build_report(d).read_text()
+    for it in ("iter_001", "iter_002"):
+        shutil.rmtree(d / it)
+    assert main(["inspect", str(d)]) == 2
+    assert "no round has labelled problems yet" in capsys.readouterr().err
+    page_ = build_report(d).read_text()
+    assert page_.split('<table id="frontier">')[1].split("</table>")[0].count("<tr") == 2  # seed
+    assert page_.count("data:image/png;base64,") == 2
