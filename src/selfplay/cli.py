@@ -109,6 +109,15 @@ def _cmd_run(args) -> int:
         )
 
     rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
+    if cfg.loop.schedule == "frontier":
+        from selfplay import frontier_report as fr
+
+        final = fr.read_final(cfg.run_dir)
+        console.print(fr.summary_table(rows, final, f"{cfg.name}: the frontier schedule"))
+        console.print(
+            f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/kept.parquet, final.json)"
+        )
+        return 0
     console.print(
         summary_table(
             rows,
