@@ -64,6 +64,18 @@ def _console():
     return Console(width=None if sys.stdout.isatty() else 150)
 
 
+def _print_wide(table) -> None:
+    """A table into a pipe or log file at its natural width (a climb over many difficulties is
+    wider than 150 columns); on a terminal, at the terminal's."""
+    from rich.measure import Measurement
+
+    console = _console()
+    if not sys.stdout.isatty():
+        wide = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, wide)
+    console.print(table)
+
+
 def _progress(args) -> bool:
     """Bars only on a terminal: in a log file every redraw would be a line."""
     return not args.no_progress and sys.stderr.isatty()
@@ -113,7 +125,7 @@ def _cmd_run(args) -> int:
         from selfplay import frontier_report as fr
 
         final = fr.read_final(cfg.run_dir)
-        console.print(fr.summary_table(rows, final, f"{cfg.name}: the frontier schedule"))
+        _print_wide(fr.summary_table(rows, final, f"{cfg.name}: the frontier schedule"))
         console.print(
             f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/kept.parquet, final.json)"
         )
@@ -308,7 +320,7 @@ def _cmd_summary(args) -> int:
 
         final = fr.read_final(run_dir)
         t = frontier_threshold(run_dir)
-        _console().print(fr.summary_table(rows, final, f"{run_dir}: the frontier schedule"))
+        _print_wide(fr.summary_table(rows, final, f"{run_dir}: the frontier schedule"))
         print(fr.LEGEND.format(t=t))
         print(fr.final_line(final, fr.difficulties(rows, final)) if final else "final: not yet")
         return 0

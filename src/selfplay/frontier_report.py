@@ -101,7 +101,9 @@ def summary_table(rows: list[dict], final: dict | None, title: str):
     cols = ["stage", "probe frontier", "practised", "labels correct", "kept", "test frontier"]
     cols += [f"test % d{diffs[0]}..d{diffs[-1]}" if diffs else "test %", "train tok", "CPU s"]
     for c in cols:
-        t.add_column(c, justify="left" if c in ("stage", "practised") else "right")
+        t.add_column(
+            c, justify="left" if c in ("stage", "practised") else "right", no_wrap=c != "practised"
+        )
     for r in rows:
         c = stage_cells(r)
         t.add_row(

@@ -392,12 +392,12 @@ def _frontier_html(d: Path, rows: list[dict]) -> str:
             + "<td></td>" * 2
             + f"<td>{_cell(final.get('cpu_seconds'))}</td></tr>"
         )
-    table = (
-        '<table id="frontier"><thead><tr>'
+    table = (  # a wide climb (many difficulties) scrolls sideways rather than past the page
+        '<div class="wide"><table id="frontier"><thead><tr>'
         + "".join(f"<th>{html.escape(h)}</th>" for h in head)
         + "</tr></thead><tbody>"
         + "".join(body)
-        + "</tbody></table>"
+        + "</tbody></table></div>"
     )
     stop = (
         f"<p><b>Stopped:</b> {html.escape(final['stop'])}.</p>"
@@ -509,7 +509,7 @@ figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-widt
 .why { color: #b22; margin-left: 1em; font-style: italic; } .decision { font-size: 12px; color: #555; } .kept .decision { color: #2a9d4a; }
 pre.text { white-space: pre-wrap; word-break: break-all; background: #f8f8f8; padding: .3em; margin: .3em 0; }
 .steps code { white-space: pre-wrap; overflow-wrap: anywhere; } .sample { overflow-wrap: anywhere; }
-td.na { color: #aaa; text-align: center; } tr.final td { font-weight: 600; }
+td.na { color: #aaa; text-align: center; } .wide { overflow-x: auto; } tr.final td { font-weight: 600; }
 .verdict { background: #eef6ee; border-left: 4px solid #2a9d4a; padding: .4em .7em; } .warning { background: #fff4e0; border-left: 4px solid #e0a100; padding: .3em .7em; }
 </style></head><body>
 <h1>__TITLE__</h1>
