@@ -110,10 +110,15 @@ def test_labels_written_before_verdicts_are_verified_again(climb, tmp_path):
     shutil.copytree(climb, d, ignore=shutil.ignore_patterns("model"))
     path = d / "iter_002" / "kept.parquet"
     old = ("problem_id", "difficulty", "prompt", "text", "correct", "kept", "filter_reason")
-    artifacts.write_parquet(path, [{k: r[k] for k in old} for r in _labels(climb, 2)])
+    rows = [{k: r[k] for k in old} for r in _labels(climb, 2)]
+    rows[0]["prompt"] = "not a prompt"  # a label the task cannot rebuild: its bare status
+    artifacts.write_parquet(path, rows)
     again, new = load_samples(d, 2), load_samples(climb, 2)
     fields = ("problem_id", "status", "answer", "gold", "valid", "why", "steps", "kept")
-    assert [[r[f] for f in fields] for r in again] == [[r[f] for f in fields] for r in new]
+    assert [[r[f] for f in fields] for r in again[1:]] == [[r[f] for f in fields] for r in new[1:]]
+    bare = again[0]
+    assert bare["status"] == new[0]["status"] and bare["steps"] == [] and bare["gold"] is None
+    assert bare["valid"] == (bare["status"] == "correct")  # never "right answer, wrong steps"
 
 
 def test_summary_prints_the_frontier_per_round(climb, capsys):

@@ -109,26 +109,31 @@ def load_labels(run_dir: Path, k: int) -> list[dict]:
 
 
 def _verify_again(run_dir: Path, rows: list[dict]) -> None:
-    """Fill in the verdict of labels that carry only ``correct``: from the task's verifier when
-    the prompt describes the problem (``arith``), else the bare status."""
+    """Fill in the verdict of labels that carry only ``correct``: the task's verifier's where the
+    prompt describes the problem (``arith``), else the bare status (no marks)."""
     from selfplay.config import load_config
     from selfplay.sampling import verdict_fields
     from selfplay.tasks import make_task, verify_all
 
     try:
         cfg = load_config(run_dir / "config.yaml")
-        task = make_task(cfg)
-        rec = {"reversed": cfg.task.reversed}
-        problems = [task.problem_from_record(rec | {"prompt": r["prompt"]}, 0) for r in rows]
-    except (ConfigError, ValueError, TypeError, KeyError):
-        for r in rows:
-            status = "correct" if r["correct"] else "wrong"
-            r |= {"status": status, "answer": None, "gold": None, "valid": False}
-            r |= {"why": "", "first_bad_step": None, "steps": []}
-        return
-    verdicts = verify_all(task, [(p, r["text"]) for p, r in zip(problems, rows, strict=True)])
-    for p, r, v in zip(problems, rows, verdicts, strict=True):
-        r |= {"gold": p.answer, **verdict_fields(v)}
+        task, rec = make_task(cfg), {"reversed": cfg.task.reversed}
+    except ConfigError:
+        task = None
+    problems = []
+    for r in rows:
+        try:
+            problems.append(task and task.problem_from_record(rec | {"prompt": r["prompt"]}, 0))
+        except (ValueError, TypeError, KeyError):
+            problems.append(None)
+    items = [(p, r["text"]) for p, r in zip(problems, rows, strict=True) if p is not None]
+    verdicts = iter(verify_all(task, items) if items else [])
+    for p, r in zip(problems, rows, strict=True):
+        if p is None:  # valid as correct: with no marks, no step can be called wrong
+            r |= {"status": "correct" if r["correct"] else "wrong", "answer": None, "gold": None}
+            r |= {"valid": bool(r["correct"]), "why": "", "first_bad_step": None, "steps": []}
+        else:
+            r |= {"gold": p.answer, **verdict_fields(next(verdicts))}
 
 
 def frontier_header(run_dir: Path, k: int, labels: list[dict]) -> str:
