@@ -5,8 +5,8 @@ status, difficulty and filter decision; free-text search; per-step marks; a prob
 iterations; paginated, so 50,000 samples stay responsive). For a frontier run: the per-round
 frontier table, a heatmap of test accuracy (difficulty x round), the frontier against training
 tokens and FLOPs, and its rounds' labels in the same browser. For a bench directory: the arms'
-tables and plots. Model text is data, never markup: it travels as JSON (with ``<``, ``>``, ``&`` escaped)
-and is put on the page with ``textContent`` only.
+tables and plots. Model text is data, never markup: it travels as JSON (with ``<``, ``>``, ``&``
+escaped) and is put on the page with ``textContent`` only.
 """
 
 from __future__ import annotations
