@@ -239,3 +239,11 @@ def test_a_climb_in_progress(climb, tmp_path, capsys):
     page_ = build_report(d).read_text()
     assert page_.split('<table id="frontier">')[1].split("</table>")[0].count("<tr") == 2  # seed
     assert page_.count("data:image/png;base64,") == 2
+
+
+def test_frontier_report_doctests():
+    import doctest
+
+    from selfplay import frontier_report
+
+    assert doctest.testmod(frontier_report).failed == 0
