@@ -1,4 +1,6 @@
-"""Summarise a frontier-schedule run into a small result file (JSON + Markdown table).
+"""Summarise a frontier-schedule run into small result files: JSON, a Markdown table and two
+figures (``<out>_heatmap.png``: test accuracy by difficulty x round; ``<out>_frontier.png``: the
+frontier against cumulative training tokens and FLOPs).
 
 python scripts/climb_summary.py runs/arith-climb benchmarks/results/climb/n5-seed0
 """
@@ -86,13 +88,26 @@ def to_markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_figures(run_dir: Path, out: Path) -> list[Path]:
+    """The heatmap and the frontier-against-compute figure, next to the JSON and Markdown."""
+    from selfplay.frontier_report import read_final, write_figures
+    from selfplay.rundir import read_metrics
+    from selfplay.view import frontier_threshold
+
+    rows = read_metrics(run_dir)
+    return write_figures(rows, frontier_threshold(run_dir), read_final(run_dir), out)
+
+
 def main(argv: list[str]) -> int:
     run_dir, out = Path(argv[0]), Path(argv[1])
     s = summarise(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(run_dir, out.with_suffix(""))
+    s["figures"] = [p.name for p in figures]
+    md = to_markdown(s) + "".join(f"\n![{p.stem}]({p.name})\n" for p in figures)
     out.with_suffix(".json").write_text(json.dumps(s, indent=1) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(s))
-    print(to_markdown(s))
+    out.with_suffix(".md").write_text(md)
+    print(md)
     return 0
 
 

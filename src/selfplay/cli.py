@@ -64,6 +64,18 @@ def _console():
     return Console(width=None if sys.stdout.isatty() else 150)
 
 
+def _print_wide(table) -> None:
+    """A table into a pipe or log file at its natural width (a climb over many difficulties is
+    wider than 150 columns); on a terminal, at the terminal's."""
+    from rich.measure import Measurement
+
+    console = _console()
+    if not sys.stdout.isatty():
+        wide = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, wide)
+    console.print(table)
+
+
 def _progress(args) -> bool:
     """Bars only on a terminal: in a log file every redraw would be a line."""
     return not args.no_progress and sys.stderr.isatty()
@@ -109,6 +121,15 @@ def _cmd_run(args) -> int:
         )
 
     rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
+    if cfg.loop.schedule == "frontier":
+        from selfplay import frontier_report as fr
+
+        final = fr.read_final(cfg.run_dir)
+        _print_wide(fr.summary_table(rows, final, f"{cfg.name}: the frontier schedule"))
+        console.print(
+            f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/kept.parquet, final.json)"
+        )
+        return 0
     console.print(
         summary_table(
             rows,
@@ -178,6 +199,8 @@ def _cmd_inspect(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.view import (
         finished_iterations,
+        frontier_header,
+        is_frontier_run,
         load_eval_samples,
         load_samples,
         reason_counts,
@@ -189,10 +212,17 @@ def _cmd_inspect(args) -> int:
     console = _console()
     _not_a_bench(args.run_dir, "inspect")
     its = finished_iterations(args.run_dir)
+    frontier = is_frontier_run(args.run_dir)
+    if frontier and args.eval:
+        raise ConfigError(
+            f"{args.run_dir}: a frontier run keeps no evaluation generations; its test accuracy "
+            "per difficulty is in metrics.jsonl (selfplay summary)"
+        )
     if args.eval:
         its = [0, *its]
     if not its:
-        raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
+        what = "round has labelled problems" if frontier else "iteration has generated samples"
+        raise ConfigError(f"{args.run_dir}: no {what} yet")
     if args.compare:
         if not args.problem:
             raise ConfigError("--compare needs --problem ID")
@@ -208,6 +238,9 @@ def _cmd_inspect(args) -> int:
                 f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
             )
         samples, where = load_samples(args.run_dir, it), f"iteration {it}"
+        if frontier:
+            print(frontier_header(args.run_dir, it, samples))
+            where = f"round {it}"
     kept = {"kept": True, "rejected": False}.get(args.decision)
     rows = select(
         samples, status=args.status, difficulty=args.difficulty, problem=args.problem, kept=kept,
@@ -215,8 +248,9 @@ def _cmd_inspect(args) -> int:
     )  # fmt: skip
     for s in rows[: args.limit]:
         console.print(render_sample(s))
+    what = "labels" if frontier else "samples"
     console.print(
-        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown ({where}: {len(samples)} samples)"
+        f"{min(len(rows), args.limit)} of {len(rows)} matching {what} shown ({where}: {len(samples)} {what})"
     )
     if not args.eval and not rows and samples:
         reasons = reason_counts(samples)
@@ -279,6 +313,17 @@ def _cmd_summary(args) -> int:
     rows = write_metrics_log(run_dir)
     if not rows:
         raise ConfigError(f"{run_dir}: no finished stage yet")
+    from selfplay.view import frontier_threshold, is_frontier_run
+
+    if is_frontier_run(run_dir):
+        from selfplay import frontier_report as fr
+
+        final = fr.read_final(run_dir)
+        t = frontier_threshold(run_dir)
+        _print_wide(fr.summary_table(rows, final, f"{run_dir}: the frontier schedule"))
+        print(fr.LEGEND.format(t=t))
+        print(fr.final_line(final, fr.difficulties(rows, final)) if final else "final: not yet")
+        return 0
     _console().print(summary_table(rows, title=str(run_dir)))
     return 0
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import RunConfig
+from selfplay.sampling import verdict_fields
 from selfplay.tasks import Example, Problem, Task, make_task, verify_all
 from selfplay.tasks.base import split_of
 
@@ -405,10 +406,13 @@ def _choose_label(cfg: RunConfig, p: Problem, texts: list[str], verdicts: list) 
         "problem_id": p.id,
         "difficulty": p.difficulty,
         "prompt": p.prompt,
+        "gold": p.answer,
+        "sample_idx": pick,
         "text": texts[pick],
         "correct": verdicts[pick].status == "correct",
         "kept": j is not None,
         "filter_reason": reason,
+        **verdict_fields(verdicts[pick]),  # the marks `selfplay inspect` and the report show
     }
 
 

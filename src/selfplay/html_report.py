@@ -2,9 +2,11 @@
 
 For a run directory: the per-iteration summary, plots, and a sample browser (filter by iteration,
 status, difficulty and filter decision; free-text search; per-step marks; a problem's history across
-iterations; paginated, so 50,000 samples stay responsive). For a bench directory: the arms' tables
-and plots. Model text is data, never markup: it travels as JSON (with ``<``, ``>``, ``&`` escaped)
-and is put on the page with ``textContent`` only.
+iterations; paginated, so 50,000 samples stay responsive). For a frontier run: the per-round
+frontier table, a heatmap of test accuracy (difficulty x round), the frontier against training
+tokens and FLOPs, and its rounds' labels in the same browser. For a bench directory: the arms'
+tables and plots. Model text is data, never markup: it travels as JSON (with ``<``, ``>``, ``&``
+escaped) and is put on the page with ``textContent`` only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import ConfigError
-from selfplay.view import finished_iterations, load_eval_samples, load_samples, reason_counts
+from selfplay.view import (
+    finished_iterations,
+    is_frontier_run,
+    load_eval_samples,
+    load_samples,
+    reason_counts,
+)
 
 FIELDS = [
     "iteration",
@@ -299,27 +307,120 @@ def _run_body(d: Path) -> str:
         # A run written before evaluation samples were kept has none.
         with contextlib.suppress(ConfigError):
             samples += [_browser_row(s, "eval") for s in load_eval_samples(d, r["iteration"])]
-    plots = "".join(
-        f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{b}"><figcaption>{html.escape(t)}</figcaption></figure>'
-        for t, b in _run_plots(rows)
-    )
     data = _safe_json({"fields": FIELDS, "rows": samples})
     config = (d / "config.yaml").read_text(errors="replace")
+    if is_frontier_run(d):
+        top, browsed = (
+            _frontier_html(d, rows),
+            "Labelled problems (every round's labels, kept or not)",
+        )
+    else:
+        top, browsed = _stages_html(rows), "Samples"
+    return f"""
+{top}
+<h2>Rejection reasons per round</h2>
+{_reasons_html(by_round)}
+<details id="config"><summary>Config of this run (config.yaml)</summary><pre>{html.escape(config)}</pre></details>
+<h2>{browsed}</h2>
+{BROWSER}
+<script type="application/json" id="samples-data">{data}</script>
+<script>{BROWSER_JS}</script>
+"""
+
+
+def _figure(title: str, b64: str) -> str:
+    t = html.escape(title)
+    return f'<figure><img alt="{t}" src="data:image/png;base64,{b64}"><figcaption>{t}</figcaption></figure>'
+
+
+def _stages_html(rows: list[dict]) -> str:
+    """An ordinary run's per-stage table and plots."""
+    plots = "".join(_figure(t, b) for t, b in _run_plots(rows))
     return f"""
 <h2>Per stage</h2>
 {_summary_html(rows)}
 <p class="legend"><b>pass rate</b>: fraction of the round's samples whose final answer is right;
 <b>valid rate</b>: right answer and every step verified; <b>kept</b>: chains the filter kept for
 training; <b>acc dN</b>: greedy accuracy on held-out problems of difficulty N.</p>
-<div class="plots">{plots}</div>
-<h2>Rejection reasons per round</h2>
-{_reasons_html(by_round)}
-<details id="config"><summary>Config of this run (config.yaml)</summary><pre>{html.escape(config)}</pre></details>
-<h2>Samples</h2>
-{BROWSER}
-<script type="application/json" id="samples-data">{data}</script>
-<script>{BROWSER_JS}</script>
-"""
+<div class="plots">{plots}</div>"""
+
+
+def _acc_td(a: float | None) -> str:
+    """A test-accuracy cell, shaded by its value (the table doubles as a heatmap)."""
+    if a is None:
+        return '<td class="na" title="not measured">·</td>'
+    return f'<td class="acc" style="background: rgba(42, 157, 74, {0.85 * a:.2f})">{a:.2f}</td>'
+
+
+def _frontier_html(d: Path, rows: list[dict]) -> str:
+    """A frontier run's per-round table (test accuracy shaded), its heatmap and its frontier
+    against training tokens and FLOPs."""
+    from selfplay import frontier_report as fr
+    from selfplay.view import frontier_threshold
+
+    t = frontier_threshold(d)
+    final = fr.read_final(d)
+    diffs = fr.difficulties(rows, final)
+    head = ["stage", "probe frontier", "practised", "labels correct", "kept", "test frontier"]
+    head += [f"d{x}" for x in diffs] + ["train tokens", "FLOPs", "CPU s"]
+    body = []
+    for r in rows:
+        c, acc = fr.stage_cells(r), fr.accuracy_of(r)
+        cells = [
+            c["stage"],
+            c["probe"],
+            c["practised"],
+            c["labels_correct"],
+            c["kept"],
+            c["solved"],
+        ]
+        tail = [c["train_tokens"], c["flops"] and f"{c['flops']:.2e}", c["cpu_seconds"]]
+        body.append(
+            "<tr>"
+            + "".join(f"<td>{_cell(x)}</td>" for x in cells)
+            + "".join(_acc_td(acc.get(x)) for x in diffs)
+            + "".join(f"<td>{_cell(x)}</td>" for x in tail)
+            + "</tr>"
+        )
+    if final:
+        acc = fr.accuracy_of(final)
+        body.append(
+            f'<tr class="final"><td>final ({html.escape(final["model"])})</td>'
+            + "<td></td>" * 4
+            + f"<td>{_cell(final['eval']['solved'])}</td>"
+            + "".join(_acc_td(acc.get(x)) for x in diffs)
+            + "<td></td>" * 2
+            + f"<td>{_cell(final.get('cpu_seconds'))}</td></tr>"
+        )
+    table = (  # a wide climb (many difficulties) scrolls sideways rather than past the page
+        '<div class="wide"><table id="frontier"><thead><tr>'
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
+    stop = (
+        f"<p><b>Stopped:</b> {html.escape(final['stop'])}.</p>"
+        if final
+        else "<p>Not finished (no final.json yet).</p>"
+    )
+    heatmap = "Greedy test accuracy by difficulty after each round (red box: practised)"
+    climb = (
+        f"Largest d with every difficulty 1..d at >= {t:g}, against cumulative training tokens "
+        "and FLOPs (6N per trained token + 2N per generated one)"
+    )
+    figures = [
+        _figure(heatmap, _png(fr.heatmap_figure(rows, final))),
+        _figure(climb, _png(fr.frontier_figure(rows, t, final))),
+    ]
+    return f"""
+<h2>Frontier per round</h2>
+{stop}
+{table}
+<p class="legend">{html.escape(fr.LEGEND.format(t=t))}. <b>dN</b>: greedy test accuracy at
+difficulty N (· not measured: a round evaluates up to its longest practised difficulty +
+probe_ahead; the final model every evaluation difficulty).</p>
+<div class="plots">{"".join(figures)}</div>"""
 
 
 BROWSER = """
@@ -365,7 +466,7 @@ BROWSER_JS = r"""
     const h = el('div', 'head');
     const pid = el('a', 'pid', r[F.problem_id]); pid.href = '#'; pid.title = 'history of this problem across iterations';
     pid.addEventListener('click', (ev) => { ev.preventDefault(); problem = r[F.problem_id]; $('f-problem').textContent = problem; $('f-problem-box').hidden = false; apply(); });
-    h.append(el('span', 'iter', (r[F.set] === 'eval' ? 'eval of checkpoint ' : 'iter ') + r[F.iteration]), pid, el('span', 'meta', '#' + r[F.sample_idx] + ' · d' + r[F.difficulty] + ' · ' + r[F.tokens] + ' tok' + (r[F.finish_reason] === 'length' ? ' · TRUNCATED' : '')),
+    h.append(el('span', 'iter', (r[F.set] === 'eval' ? 'eval of checkpoint ' : 'iter ') + r[F.iteration]), pid, el('span', 'meta', '#' + r[F.sample_idx] + ' · d' + r[F.difficulty] + (r[F.tokens] == null ? '' : ' · ' + r[F.tokens] + ' tok') + (r[F.finish_reason] === 'length' ? ' · TRUNCATED' : '')),
       el('span', 'status ' + r[F.status], r[F.status]), el('span', 'origin', r[F.origin] && r[F.origin] !== 'sampled' ? r[F.origin] + (r[F.origin] === 'rationalized' ? ' from ' + r[F.generation_prompt] : '') : ''), el('span', 'ans', 'answer ' + (r[F.answer] === null ? '–' : r[F.answer]) + ' · gold ' + r[F.gold]));
     if (lucky(r)) h.appendChild(el('span', 'flag', 'right answer, wrong steps'));
     c.appendChild(h);
@@ -408,6 +509,7 @@ figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-widt
 .why { color: #b22; margin-left: 1em; font-style: italic; } .decision { font-size: 12px; color: #555; } .kept .decision { color: #2a9d4a; }
 pre.text { white-space: pre-wrap; word-break: break-all; background: #f8f8f8; padding: .3em; margin: .3em 0; }
 .steps code { white-space: pre-wrap; overflow-wrap: anywhere; } .sample { overflow-wrap: anywhere; }
+td.na { color: #aaa; text-align: center; } .wide { overflow-x: auto; } tr.final td { font-weight: 600; }
 .verdict { background: #eef6ee; border-left: 4px solid #2a9d4a; padding: .4em .7em; } .warning { background: #fff4e0; border-left: 4px solid #e0a100; padding: .3em .7em; }
 </style></head><body>
 <h1>__TITLE__</h1>

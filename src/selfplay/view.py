@@ -2,7 +2,8 @@
 
 Each chain is shown with every step marked ok or failed (and why), the extracted vs gold answer,
 the filter's decision and reason, its token count and whether it was truncated. ``--compare`` shows
-one problem's samples across iterations side by side.
+one problem's samples across iterations side by side. A frontier run (``loop.schedule:
+frontier``) has no samples: its rounds' labelled problems (``kept.parquet``) are shown instead.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfplay import artifacts
-from selfplay.config import ConfigError
+from selfplay.config import ConfigError, FrontierConfig
 
 STATUS_STYLE = {
     "correct": "green",
@@ -21,20 +22,52 @@ STATUS_STYLE = {
 }
 
 
+def _saved_loop(run_dir: Path) -> dict:
+    """The ``loop`` section of the run's saved config.yaml (``{}`` when it has none)."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    try:
+        cfg = yaml.safe_load(path.read_text(errors="replace"))
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not a readable config") from None
+    loop = cfg.get("loop") if isinstance(cfg, dict) else None
+    return loop if isinstance(loop, dict) else {}
+
+
+def is_frontier_run(run_dir: Path) -> bool:
+    """Whether the run directory holds a frontier-schedule run (its config.yaml says so)."""
+    return (Path(run_dir) / "config.yaml").exists() and _saved_loop(run_dir).get(
+        "schedule"
+    ) == "frontier"
+
+
+def frontier_threshold(run_dir: Path) -> float:
+    """The accuracy at which the run counts a difficulty as solved (``loop.frontier.threshold``)."""
+    fr = _saved_loop(run_dir).get("frontier")
+    default = FrontierConfig.threshold
+    return float(fr.get("threshold", default)) if isinstance(fr, dict) else default
+
+
 def finished_iterations(run_dir: Path) -> list[int]:
-    """Iterations whose samples were written (generation finished), in order."""
+    """Iterations whose samples were written (generation finished), in order; for a frontier run,
+    rounds whose labels were written."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    name = "kept.parquet" if is_frontier_run(run_dir) else "samples.parquet"
     its = sorted(
         int(p.parent.name[5:])
-        for p in run_dir.glob("iter_*/samples.parquet")
+        for p in run_dir.glob(f"iter_*/{name}")
         if p.parent.name[5:].isdigit()
     )
     return its
 
 
 def load_samples(run_dir: Path, iteration: int) -> list[dict]:
+    """Iteration ``iteration``'s samples (a frontier run: its round's labels, as samples)."""
+    if is_frontier_run(run_dir):
+        return load_labels(run_dir, iteration)
     path = Path(run_dir) / f"iter_{iteration:03d}" / "samples.parquet"
     if not path.exists():
         raise ConfigError(
@@ -56,6 +89,76 @@ def load_eval_samples(run_dir: Path, iteration: int) -> list[dict]:
     for r in rows:
         r["iteration"] = iteration
     return rows
+
+
+def load_labels(run_dir: Path, k: int) -> list[dict]:
+    """Frontier round ``k``'s labelled problems (``kept.parquet``: every label, kept or not) in
+    the shape of a sample. Labels written before they carried their verdict are verified again."""
+    path = Path(run_dir) / f"iter_{k:03d}" / "kept.parquet"
+    if not path.exists():
+        raise ConfigError(f"{path.parent}: round {k} has no labels (not run yet)")
+    rows = artifacts.read_parquet(path)
+    if rows and "status" not in rows[0]:
+        _verify_again(Path(run_dir), rows)
+    for r in rows:
+        r.setdefault("sample_idx", 0)
+        r.setdefault("tokens", None)  # the frontier's decoder counts no tokens per label
+        r.setdefault("finish_reason", None)
+        r["iteration"] = k
+    return rows
+
+
+def _verify_again(run_dir: Path, rows: list[dict]) -> None:
+    """Fill in the verdict of labels that carry only ``correct``: the task's verifier's where the
+    prompt describes the problem (``arith``), else the bare status (no marks)."""
+    from selfplay.config import load_config
+    from selfplay.sampling import verdict_fields
+    from selfplay.tasks import make_task, verify_all
+
+    try:
+        cfg = load_config(run_dir / "config.yaml")
+        task, rec = make_task(cfg), {"reversed": cfg.task.reversed}
+    except ConfigError:
+        task = None
+    problems = []
+    for r in rows:
+        try:
+            problems.append(task and task.problem_from_record(rec | {"prompt": r["prompt"]}, 0))
+        except (ValueError, TypeError, KeyError):
+            problems.append(None)
+    items = [(p, r["text"]) for p, r in zip(problems, rows, strict=True) if p is not None]
+    verdicts = iter(verify_all(task, items) if items else [])
+    for p, r in zip(problems, rows, strict=True):
+        if p is None:  # valid as correct: with no marks, no step can be called wrong
+            r |= {"status": "correct" if r["correct"] else "wrong", "answer": None, "gold": None}
+            r |= {"valid": bool(r["correct"]), "why": "", "first_bad_step": None, "steps": []}
+        else:
+            r |= {"gold": p.answer, **verdict_fields(next(verdicts))}
+
+
+def frontier_header(run_dir: Path, k: int, labels: list[dict]) -> str:
+    """One line on frontier round ``k``: the probe's frontier, what it practised, its labels."""
+    d = Path(run_dir) / f"iter_{k:03d}"
+    m = artifacts.read_json(d / "metrics.json") if (d / "metrics.json").exists() else {}
+    fr = m.get("frontier", {})
+    probe_path = d / "probe.json"
+    probe = fr.get("probe") or (artifacts.read_json(probe_path) if probe_path.exists() else {})
+    solved = fr.get("probe_solved")
+    if solved is None:  # a round still training: its probe is written, its metrics not yet
+        from selfplay.frontier import solved_frontier
+
+        solved = solved_frontier({int(a): b for a, b in probe.items()}, frontier_threshold(run_dir))
+    practice = fr.get("practice") or sorted({r["difficulty"] for r in labels})
+    n_correct = sum(r["status"] == "correct" for r in labels)
+    n_kept = sum(bool(r["kept"]) for r in labels)
+    acc = f"{n_correct / len(labels):.2f}" if labels else "-"
+    return (
+        f"round {k} (labels by the model of round {k - 1}): probe frontier {solved} (largest d "
+        f"with 1..d at >= {frontier_threshold(run_dir):g} on validation), practised "
+        f"{', '.join(map(str, practice))}; "
+        f"labels correct {acc} ({n_correct} of {len(labels)}), kept {n_kept}"
+        + ("" if m else " (round not finished)")
+    )
 
 
 def wrong_steps(s: dict) -> bool:
@@ -112,7 +215,9 @@ def render_sample(s: dict):
     head.append(f"{s['prompt']}", style="bold")
     head.append(f"  #{s['sample_idx']}  d{s['difficulty']}  ")
     head.append(s["status"], style=STATUS_STYLE.get(s["status"], ""))
-    head.append(f"  answer {s['answer']!s} (gold {s['gold']})  {s['tokens']} tok")
+    head.append(f"  answer {s['answer']!s} (gold {s['gold']})")
+    if s.get("tokens") is not None:
+        head.append(f"  {s['tokens']} tok")
     if s["finish_reason"] == "length":
         head.append("  TRUNCATED", style="yellow")
     if s.get("origin") and s["origin"] != "sampled":

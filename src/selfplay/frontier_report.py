@@ -1,0 +1,230 @@
+"""What a frontier run's views show: its per-round table and its two figures.
+
+``selfplay summary`` prints the table, ``report.html`` embeds the table and the figures, and
+``scripts/climb_summary.py`` writes the figures next to a published result. Everything is read
+from ``metrics.jsonl``'s rows (``selfplay.rundir.read_metrics``) and ``final.json``.
+
+heatmap:  difficulty x round, colour = greedy test accuracy (the final model as the last column);
+          the difficulties each round practised are outlined
+frontier: the largest d with every difficulty 1..d solved (>= threshold) against cumulative
+          training tokens and cumulative FLOPs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfplay import artifacts
+
+LEGEND = (
+    "probe frontier: the largest d with every difficulty 1..d at >= {t:g} greedy accuracy on the "
+    "validation split, for the model the round starts from; practised: the difficulties it "
+    "labelled; labels correct: its labels' accuracy before the filter; kept: labels trained on, "
+    "of those made; test frontier and test %: the round's model on the test split; train tok and "
+    "CPU s: cumulative"
+)
+
+
+def read_final(run_dir: Path) -> dict | None:
+    """``final.json`` (the last model on every evaluation difficulty), None before the run ends."""
+    path = Path(run_dir) / "final.json"
+    return artifacts.read_json(path) if path.exists() else None
+
+
+def accuracy_of(row: dict) -> dict[int, float]:
+    """A stage's greedy test accuracy per difficulty (the ``all`` mean left out)."""
+    return {int(d): a for d, a in row["eval"]["accuracy"].items() if d != "all"}
+
+
+def difficulties(rows: list[dict], final: dict | None = None) -> list[int]:
+    """Every difficulty any stage (or the final evaluation) measured, in order."""
+    out = {d for r in rows for d in accuracy_of(r)}
+    return sorted(out | (set(accuracy_of(final)) if final else set()))
+
+
+def span(ds: list[int] | None) -> str:
+    """``[3, 4, 5]`` -> ``3-5``; ``[2, 4]`` -> ``2, 4``; none -> ``-``.
+
+    >>> span([3, 4, 5]), span([2, 4]), span([])
+    ('3-5', '2, 4', '-')
+    """
+    if not ds:
+        return "-"
+    if len(ds) > 2 and list(ds) == list(range(ds[0], ds[-1] + 1)):
+        return f"{ds[0]}-{ds[-1]}"
+    return ", ".join(map(str, ds))
+
+
+def compact_accuracy(acc: dict[int, float], diffs: list[int]) -> str:
+    """Accuracies as whole percents in fixed-width columns; ``·`` where not measured.
+
+    >>> compact_accuracy({1: 1.0, 2: 0.625}, [1, 2, 3])
+    '100  62   ·'
+    """
+    return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
+
+
+def stage_cells(r: dict) -> dict:
+    """The frontier columns of one stage's metrics (the seed has no probe and no labels)."""
+    fr, f = r.get("frontier", {}), r.get("filter", {})
+    cum = r.get("cumulative", {})
+    return {
+        "stage": r["stage"],
+        "probe": fr.get("probe_solved"),
+        "practised": span(fr.get("practice")) if "practice" in fr else "",
+        "labels_correct": f.get("label_accuracy"),
+        "kept": f"{f['kept']}/{f['problems']}" if "problems" in f else "",
+        "solved": r["eval"].get("solved"),
+        "train_tokens": cum.get("train_tokens"),
+        "flops": cum.get("flops"),
+        "cpu_seconds": cum.get("cpu_seconds", cum.get("seconds")),
+    }
+
+
+def final_line(final: dict, diffs: list[int]) -> str:
+    """One line on ``final.json``: why the climb stopped and what the last model solves."""
+    cpu = final.get("cpu_seconds")
+    return (
+        f"final ({final['model']}): stopped: {final['stop']}; test frontier "
+        f"{final['eval']['solved']}; test % by digits {diffs[0]}..{diffs[-1]}: "
+        f"{compact_accuracy(accuracy_of(final), diffs).strip()}"
+        + (f"; {cpu:.0f} CPU-s" if cpu is not None else "")
+    )
+
+
+def summary_table(rows: list[dict], final: dict | None, title: str):
+    """The per-round table for the terminal (``selfplay summary`` on a frontier run)."""
+    from rich.table import Table
+
+    diffs = difficulties(rows, final)
+    t = Table(title=title, title_justify="left")
+    cols = ["stage", "probe frontier", "practised", "labels correct", "kept", "test frontier"]
+    cols += [f"test % d{diffs[0]}..d{diffs[-1]}" if diffs else "test %", "train tok", "CPU s"]
+    for c in cols:
+        t.add_column(
+            c, justify="left" if c in ("stage", "practised") else "right", no_wrap=c != "practised"
+        )
+    for r in rows:
+        c = stage_cells(r)
+        t.add_row(
+            c["stage"],
+            "" if c["probe"] is None else str(c["probe"]),
+            c["practised"],
+            "" if c["labels_correct"] is None else f"{c['labels_correct']:.2f}",
+            c["kept"],
+            "" if c["solved"] is None else str(c["solved"]),
+            compact_accuracy(accuracy_of(r), diffs),
+            "" if c["train_tokens"] is None else f"{c['train_tokens']:,}",
+            "" if c["cpu_seconds"] is None else f"{c['cpu_seconds']:.0f}",
+        )
+    return t
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures (matplotlib, Agg)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def heatmap_figure(rows: list[dict], final: dict | None = None):
+    """Difficulty (rows) x round (columns), colour = greedy test accuracy; grey: not measured
+    (a round evaluates only up to its longest practised difficulty + ``probe_ahead``)."""
+    import numpy as np
+
+    plt = _pyplot()
+    diffs = difficulties(rows, final)
+    stages = [(str(r["iteration"]), accuracy_of(r), r.get("frontier", {})) for r in rows]
+    if final:
+        stages.append(("final", accuracy_of(final), {}))
+    grid = np.full((len(diffs), len(stages)), np.nan)
+    for j, (_, acc, _) in enumerate(stages):
+        for i, d in enumerate(diffs):
+            if d in acc:
+                grid[i, j] = acc[d]
+    fig, ax = plt.subplots(
+        figsize=(min(12, 2.5 + 0.45 * len(stages)), min(9, 1.6 + 0.3 * len(diffs)))
+    )
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#e4e4e4")
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1)
+    if grid.size <= 600:  # numbers stay legible up to ~30 x 20 cells
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.2f}".replace("0.", "."), ha="center", va="center",
+                        fontsize=7, color="black" if v > 0.6 else "white")  # fmt: skip
+    for j, (_, _, fr) in enumerate(stages):
+        for d in fr.get("practice") or []:
+            if d in diffs:  # the difficulties this round labelled and trained on
+                i = diffs.index(d)
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
+    ax.set_xticks(range(len(stages)), [s[0] for s in stages])
+    ax.set_yticks(range(len(diffs)), [str(d) for d in diffs])
+    ax.set_xlabel("round (0 = seed model; red box: practised that round)")
+    ax.set_ylabel("difficulty (digits)")
+    ax.set_title("Greedy test accuracy by difficulty after each round", fontsize=11)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    return fig
+
+
+def frontier_figure(rows: list[dict], threshold: float, final: dict | None = None):
+    """The largest difficulty solved (every 1..d at >= ``threshold``) against cumulative training
+    tokens (left) and cumulative FLOPs (right): on the test split after each stage, and on the
+    validation split as the next round's probe measured it."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    test = [r["eval"].get("solved") for r in rows]
+    # Round k's probe measures the model of stage k-1, at stage k-1's cumulative spend.
+    probe = [r.get("frontier", {}).get("probe_solved") for r in rows[1:]]
+    top_u = rows[0].get("frontier", {}).get("trained_max") if rows else None
+    for ax, key, xlabel in (
+        (axes[0], "train_tokens", "cumulative training tokens"),
+        (axes[1], "flops", "cumulative FLOPs"),  # 6N per trained token + 2N per generated
+    ):
+        xs = [r["cumulative"][key] for r in rows]
+        ax.plot(xs, test, marker="o", linewidth=1.6, label="test split, after the stage")
+        if probe:
+            ax.plot(xs[: len(probe)], probe, marker="s", markersize=5, linestyle="--",
+                    linewidth=1.2, label="validation probe of the next round")  # fmt: skip
+        if final and xs:
+            ax.plot([xs[-1]], [final["eval"]["solved"]], marker="*", markersize=13,
+                    linestyle="", label="final model, every test difficulty")  # fmt: skip
+        if top_u is not None:
+            ax.axhline(top_u, color="grey", linestyle=":", linewidth=1.2, label="U's longest")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel(f"largest d with 1..d at >= {threshold:g}")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Frontier against training compute", fontsize=11)
+    return fig
+
+
+def write_figures(rows: list[dict], threshold: float, final: dict | None, base: Path) -> list[Path]:
+    """``<base>_heatmap.png`` and ``<base>_frontier.png``; their paths. Small files for a results
+    folder: 100 dpi, a 256-colour palette (a 16-round x 24-digit heatmap is ~40 KB)."""
+    import io
+
+    from PIL import Image
+
+    plt = _pyplot()
+    out = []
+    for name, fig in (
+        ("heatmap", heatmap_figure(rows, final)),
+        ("frontier", frontier_figure(rows, threshold, final)),
+    ):
+        path = base.with_name(f"{base.name}_{name}.png")
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        Image.open(buf).convert("RGB").quantize(256).save(path, format="PNG", optimize=True)
+        out.append(path)
+    return out
