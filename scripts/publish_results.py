@@ -13,12 +13,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from selfplay.errors import ConfigError
 from selfplay.publish import copy_results, render_file
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
+    try:
+        return publish()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def publish() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bench_dir", nargs="?", type=Path, help="a finished bench directory")
     ap.add_argument("name", nargs="?", help="its name under benchmarks/results/")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def run_bench(
     bench: BenchConfig, arms: dict[str, RunConfig], console=None, progress: bool = True
 ) -> list[dict]:
     """Run (or resume) every arm for every seed, then write results, report and plots."""
+    t0 = time.perf_counter()
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
@@ -60,8 +62,8 @@ def run_bench(
     # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs)
-    write_provenance(bench_dir, wall)
-    write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=wall))
+    prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
+    write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=prov))
     return rows
 
 
@@ -144,9 +146,13 @@ def run_arms_parallel(
             raise
 
 
-def write_provenance(bench_dir: Path, wall: float) -> dict:
-    """``provenance.json``: the code's commit, the libraries, the machine, the wall time (summed
-    over resumed invocations), so a published table can say what produced it."""
+def write_provenance(
+    bench_dir: Path, wall: float, elapsed: float | None = None, jobs: int = 1
+) -> dict:
+    """``provenance.json``: the code's commit, the libraries, the machine, the runs' recorded
+    times (summed over resumed invocations; with ``jobs`` > 1 several ran at once) and the
+    elapsed time of the invocation that finished it, so a published table can say what
+    produced it."""
     import platform
     import subprocess
 
@@ -170,6 +176,8 @@ def write_provenance(bench_dir: Path, wall: float) -> dict:
             "cpus": os.cpu_count(),
         },
         "wall_seconds": wall,
+        "elapsed_seconds": elapsed,
+        "jobs": jobs,
     }
     artifacts.write_json(bench_dir / "provenance.json", out)
     return out

@@ -132,13 +132,35 @@ def budget_status(rows: list[dict], arm: str) -> str:
     return "met"
 
 
+def time_line(run: dict | float) -> str:
+    """How long a bench took and where, from its provenance (``wall_seconds``: the runs' recorded
+    times summed, each seed model once; ``elapsed_seconds``: the invocation that finished it;
+    ``machine``; ``jobs``), or from a plain number of seconds."""
+    import platform
+
+    run = run if isinstance(run, dict) else {"wall_seconds": run}
+    m = run.get("machine") or {"processor": platform.machine(), "cpus": os.cpu_count()}
+    where = f"on {m.get('processor')} ({m.get('cpus')} CPUs)"
+    summed = run["wall_seconds"] / 60
+    jobs = run.get("jobs", 1)
+    if jobs > 1:
+        text = f"Run time {summed:.1f} min summed over the arm x seed runs, {jobs} at a time"
+        if run.get("elapsed_seconds"):
+            text += f"; {run['elapsed_seconds'] / 60:.1f} min elapsed"
+        return f"{text}, {where}."
+    return f"Wall time {summed:.1f} min {where}."
+
+
 def summarize_bench(
-    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], plots: list[str], wall: float
+    bench: BenchConfig,
+    arms: dict[str, RunConfig],
+    rows: list[dict],
+    plots: list[str],
+    wall: dict | float,
 ) -> dict:
     """The bench's report as data (``summary.json``): the verdict, warnings, intro paragraphs and
     sections of text and tables (cells as printed); report.md, report.html and the published
     tables render it."""
-    import platform
 
     final = _final(rows)
     names = list(arms)
@@ -174,7 +196,7 @@ def summarize_bench(
             if n_eval.get(d) is not None
         )
         + " problems.",
-        f"Wall time {wall / 60:.1f} min on {platform.machine()} ({os.cpu_count()} CPUs).",
+        time_line(wall),
     ]
     sections = []
 

@@ -58,7 +58,7 @@ def resummarize(results_dir: Path) -> dict:
     bench = build_dataclass(BenchConfig, read_yaml_mapping(d / "bench.yaml"))
     rows = artifacts.read_parquet(d / "results.parquet")
     stored = artifacts.read_json(d / "summary.json")
-    wall = artifacts.read_json(d / "provenance.json")["wall_seconds"]
+    wall = artifacts.read_json(d / "provenance.json")
     if stored.get("kind") == "sweep":
         return summarize_sweep(bench, rows, stored["plots"], wall)
     return summarize_bench(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import platform
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +22,7 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
-from selfplay.bench_report import render_markdown
+from selfplay.bench_report import render_markdown, time_line
 from selfplay.progress import bench_seconds, format_duration
 from selfplay.stats import format_ci, mean_ci
 
@@ -52,8 +50,8 @@ def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[d
         seconds += bench_seconds(dirs)
     artifacts.write_parquet(bench.bench_dir / "results.parquet", rows)
     plots = [write_sweep_plot(bench, rows)]
-    write_provenance(bench.bench_dir, seconds)
-    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, seconds))
+    prov = write_provenance(bench.bench_dir, seconds, jobs=bench.jobs)
+    write_summary(bench.bench_dir, summarize_sweep(bench, rows, plots, prov))
     return rows
 
 
@@ -99,7 +97,9 @@ def _verdict(best: str, second: str, diffs: list[float]) -> str:
     return f"tie: {best} {m:+.3f} ± {h:.3f} over {second} (CI includes 0)"
 
 
-def summarize_sweep(bench: BenchConfig, rows: list[dict], plots: list[str], wall: float) -> dict:
+def summarize_sweep(
+    bench: BenchConfig, rows: list[dict], plots: list[str], wall: dict | float
+) -> dict:
     """The sweep's report as data (``summary.json``), in the shape of a bench summary."""
     arms = list(bench.arms)
     names = [name for name, _, _ in regimes(bench)]
@@ -112,7 +112,7 @@ def summarize_sweep(bench: BenchConfig, rows: list[dict], plots: list[str], wall
         "training tokens after the seed model, in passes over U's tokens (epochs). Accuracy is "
         "greedy exact match on held-out problems; mean ± 95% CI over seeds; the winner's margin "
         "is paired over seeds against the runner-up.",
-        f"Wall time {wall / 60:.1f} min on {platform.machine()} ({os.cpu_count()} CPUs).",
+        time_line(wall),
     ]
     sections = []
     for metric, title in [("acc_in", "in-distribution"), ("acc_harder", "harder than U")]:
@@ -158,7 +158,7 @@ def summarize_sweep(bench: BenchConfig, rows: list[dict], plots: list[str], wall
     }
 
 
-def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: float) -> str:
+def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: dict | float) -> str:
     """The sweep's report.md."""
     return render_markdown(summarize_sweep(bench, rows, plots, wall))
 
