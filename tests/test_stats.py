@@ -89,3 +89,13 @@ def test_binomial_se():
 
     assert binomial_se(0.5, 2500) == pytest.approx(0.01)
     assert math.isnan(binomial_se(None, 10)) and math.isnan(binomial_se(0.5, 0))
+
+
+def test_identical_differences_make_no_verdict():
+    """Two seeds that differ by the same one problem are not significant evidence of anything:
+    the t statistic is undefined (zero spread), so the comparison is inconclusive."""
+    from selfplay.stats import paired, verdict_word
+
+    t = paired([0.005, 0.005], margin=0.02)
+    assert t.mean == 0.005 and math.isnan(t.p) and math.isnan(t.p_equivalent)
+    assert verdict_word(t.mean, t.p, t.p_equivalent, 0.05) == "inconclusive"

@@ -148,10 +148,10 @@ def paired(diffs: list[float], margin: float) -> Paired:
         return Paired(n, m, math.nan, math.nan, math.nan)
     se = statistics.stdev(d) / math.sqrt(n)
     df = n - 1
-    if se == 0:  # every seed gave the same difference
-        p = 0.0 if m != 0 else 1.0
-        p_eq = 0.0 if abs(m) < margin else 1.0
-        return Paired(n, m, 0.0, p, p_eq)
+    if se == 0:
+        # Every seed gave the same difference (with few seeds and a discrete accuracy, e.g. one
+        # problem each): there is no spread to test against, so neither test can say anything.
+        return Paired(n, m, 0.0, math.nan, math.nan)
     p = 2 * t_sf(abs(m) / se, df)
     p_eq = max(t_sf((m + margin) / se, df), t_sf((margin - m) / se, df))
     return Paired(n, m, t_quantile(0.975, df) * se, p, p_eq)
