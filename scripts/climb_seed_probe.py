@@ -78,14 +78,10 @@ def main() -> None:
         models.PRESETS["probe"] = tuple(map(int, a.shape.split(",")))
         preset = "probe"
     model = models.build_model(preset, tok, position="nope", seed=a.seed)
-    adamw = torch.optim.AdamW
-    torch.optim.AdamW = lambda params, lr, betas, weight_decay: adamw(  # the probe's betas
-        params, lr=lr, betas=(0.9, a.beta2), weight_decay=weight_decay
-    )
     t = time.process_time()
     r = train_mixture(model, tok, {"raw": train}, {"raw": 1.0}, tokens=a.tokens,
                       batch_size=a.batch, lr=a.lr, warmup=a.warmup, decay=a.decay, seed=a.seed,
-                      weight_decay=a.wd)  # fmt: skip
+                      weight_decay=a.wd, betas=(0.9, a.beta2))  # fmt: skip
     cpu = time.process_time() - t
     test_rng = random.Random(999)
     acc = {}

@@ -91,11 +91,6 @@ def _init_worker(threads: int, jobs: int) -> None:
     quiet_libraries()
 
 
-def _run_arm(cfg: RunConfig) -> str:
-    run(cfg, console=None, progress=False)
-    return str(cfg.run_dir)
-
-
 def run_arms_parallel(
     bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool
 ) -> None:
@@ -119,7 +114,7 @@ def run_arms_parallel(
 
         def submit(seed: int, name: str):
             cfg = arm_config(bench, name, seed)
-            fut = pool.submit(_run_arm, cfg)
+            fut = pool.submit(run, cfg, console=None, progress=False)
             label[fut] = (seed, name, cfg.run_dir)
             return fut
 

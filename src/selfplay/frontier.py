@@ -253,6 +253,7 @@ def train_mixture(
     decay: float,
     seed: int,
     weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.99),
     loss: str = "answer",
 ) -> dict:
     """Train ``model`` in place for about ``tokens`` tokens on batches that draw from each source
@@ -271,7 +272,7 @@ def train_mixture(
     steps = max(1, math.ceil(tokens / (batch_size * mean_len)))
     rng = random.Random(seed)
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
     pad = tok.pad_token_id
     model.train()
     t0, seen, losses = time.perf_counter(), 0, []
