@@ -150,6 +150,52 @@ def test_killed_round_resumes_from_its_labels(tmp_path, monkeypatch):
     assert rows[-1]["stage"] == "iter_001" and (it / "model").is_dir()
 
 
+def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
+    """A frontier raw arm practises nothing past U: raw-fresh trains on disjoint slices of a fresh
+    corpus at U's difficulties (none of U, its twins, the test or validation problems), raw-repeat
+    on U alone, and both train the same tokens per round as self-play."""
+    from selfplay.frontier import is_validation
+    from selfplay.tasks.generated import overlap_key
+
+    def arm(name, **loop):
+        data = json.loads(json.dumps(TINY))
+        data["output_dir"] = str(tmp_path / name)
+        data["loop"].update(iterations=2, **loop)
+        return config_from_dict(data)
+
+    fresh = run_frontier(arm("fresh", data_source="raw-fresh", fresh_multiplier=1.0))
+    repeat = run_frontier(arm("repeat", data_source="raw-repeat"))
+    play = run_frontier(arm("play"))
+    u = artifacts.read_parquet(tmp_path / "fresh" / "seed" / "raw.parquet")
+    u_keys = {overlap_key(r["problem_id"]) for r in u}
+    slices = [
+        artifacts.read_parquet(tmp_path / "fresh" / f"iter_00{k}" / "kept.parquet") for k in (1, 2)
+    ]
+    ids = [{r["problem_id"] for r in sl} for sl in slices]
+    assert all(len(sl) == 30 for sl in slices) and not ids[0] & ids[1]  # disjoint round slices
+    for sl in slices:
+        assert {r["difficulty"] for r in sl} <= {1, 2} and all(r["text"] == r["gold"] for r in sl)
+        assert not {overlap_key(r["problem_id"]) for r in sl} & u_keys
+        assert not any(is_validation(r["problem_id"]) for r in sl)
+    report = artifacts.read_json(tmp_path / "fresh" / "fresh.json")
+    assert report["overlap_u"] == report["overlap_u_twins"] == report["overlap_eval"] == 0
+    assert not (artifacts.read_parquet(tmp_path / "repeat" / "iter_001" / "kept.parquet"))
+    for rows in (fresh, repeat):
+        assert all(r["frontier"]["trained_max"] == 2 for r in rows[1:])  # never past U
+        assert all(r["generate"]["generated_tokens"] == 0 for r in rows[1:])
+        assert rows[1]["generate"]["pass_rate"] is None
+    assert fresh[1]["frontier"]["practice"] == [1, 2] and repeat[1]["frontier"]["practice"] == []
+    assert repeat[1]["train"]["mix"] == {
+        "new": 0,
+        "old": 0,
+        "raw": repeat[1]["train"]["mix"]["raw"],
+    }
+    per_round = [[r["train"]["tokens"] for r in rows[1:]] for rows in (fresh, repeat, play)]
+    budget = TINY["train"]["tokens"]
+    # Equal tokens up to the last batch (16 examples of at most ~30 tokens here).
+    assert all(abs(t - budget) < 16 * 30 for ts in per_round for t in ts), per_round
+
+
 @pytest.mark.slow
 def test_climb_recipe_learns_two_digit_reversed_addition():
     """climb.yaml's seed recipe (batch, lr, schedule) on a NoPE ``tiny`` model learns 2-digit

@@ -24,6 +24,12 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench_config import BenchConfig, arm_config
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
+from selfplay.climb_bench import (
+    collect_climb_results,
+    is_climb_bench,
+    summarize_climb,
+    write_climb_plots,
+)
 from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
 from selfplay.loop import run
@@ -56,14 +62,20 @@ def run_bench(
         run_arms_parallel(bench, arms, console, progress)
     else:
         run_arms(bench, arms, console, progress)
-    rows = collect_results(bench, arms)
+    climb = is_climb_bench(arms)
+    rows = collect_climb_results(bench, arms) if climb else collect_results(bench, arms)
     artifacts.write_parquet(bench_dir / "results.parquet", rows)
-    plots = write_plots(bench_dir, rows)
+    if climb:
+        threshold = next(iter(arms.values())).loop.frontier.threshold
+        plots = write_climb_plots(bench_dir, rows, threshold)
+    else:
+        plots = write_plots(bench_dir, rows)
     # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs)
     prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
-    write_summary(bench_dir, summarize_bench(bench, arms, rows, plots, wall=prov))
+    summarize = summarize_climb if climb else summarize_bench
+    write_summary(bench_dir, summarize(bench, arms, rows, plots, prov))
     return rows
 
 

@@ -32,6 +32,13 @@ SEED_KEYS = (
     "train.packing",
     "train.compile",
     "generation.backend",
+    # The frontier schedule trains and measures its seed model with these.
+    "loop.schedule",
+    "loop.frontier.trainer",
+    "loop.frontier.loss",
+    "loop.frontier.warmup",
+    "loop.frontier.decay",
+    "loop.frontier.probe_ahead",
 )
 
 
@@ -51,6 +58,9 @@ class BenchConfig:
     margin: float = 0.02
     """Equivalence margin: a comparison whose difference of final in-distribution accuracy lies
     within ±margin (two one-sided tests, after Holm's correction) is *equivalent*."""
+    frontier_margin: float = 1.0
+    """A climb bench's equivalence margin (arms on the frontier schedule), in difficulties: a
+    final frontier within ±frontier_margin of the reference's is *equivalent*."""
     alpha: float = 0.05
     """Level of every test, after Holm's correction across the bench's comparisons."""
     verdict: bool = True
@@ -112,6 +122,10 @@ def load_bench_config(
         raise ConfigError(f"reference: {bench.reference!r} is not an arm; arms: {', '.join(arms)}")
     if not bench.margin > 0:
         raise ConfigError(f"margin: must be > 0 (an accuracy difference), got {bench.margin}")
+    if not bench.frontier_margin > 0:
+        raise ConfigError(
+            f"frontier_margin: must be > 0 (difficulties), got {bench.frontier_margin}"
+        )
     if not 0 < bench.alpha < 1:
         raise ConfigError(f"alpha: must be in (0, 1), got {bench.alpha}")
     if bench.verdict and len(bench.seeds) < 2:

@@ -40,21 +40,28 @@ def _mean(values) -> float:
     return statistics.fmean(vals) if vals else math.nan
 
 
-def compare_arms(bench: BenchConfig, arms: list[str], final: dict) -> list[dict]:
-    """Every arm against the reference on final in-distribution accuracy, paired over seeds: the
-    difference, its 95% interval, Holm-corrected p-values of "no difference" and of "inside the
-    margin", and the verdict word."""
+def compare_arms(
+    bench: BenchConfig,
+    arms: list[str],
+    final: dict,
+    key: str = "acc_in",
+    margin: float | None = None,
+) -> list[dict]:
+    """Every arm against the reference on a final metric (default: in-distribution accuracy),
+    paired over seeds: the difference, its 95% interval, Holm-corrected p-values of "no
+    difference" and of "inside the margin" (default ``bench.margin``), and the verdict word."""
     ref = bench.reference
+    margin = bench.margin if margin is None else margin
     out = []
     for name in arms:
         if name == ref:
             continue
         diffs = [
-            final[(name, s)]["acc_in"] - final[(ref, s)]["acc_in"]
+            final[(name, s)][key] - final[(ref, s)][key]
             for s in bench.seeds
             if (name, s) in final and (ref, s) in final
         ]
-        out.append({"arm": name, "diffs": diffs, "test": paired(diffs, bench.margin)})
+        out.append({"arm": name, "diffs": diffs, "test": paired(diffs, margin)})
     p_adj = holm([c["test"].p for c in out])
     eq_adj = holm([c["test"].p_equivalent for c in out])
     for c, p, q in zip(out, p_adj, eq_adj, strict=True):

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import RunConfig
+from selfplay.errors import ConfigError
 from selfplay.sampling import verdict_fields
 from selfplay.tasks import Example, Problem, Task, make_task, verify_all
 from selfplay.tasks.base import split_of
@@ -419,10 +420,52 @@ def _choose_label(cfg: RunConfig, p: Problem, texts: list[str], verdicts: list) 
 
 def _examples(records: list[dict]) -> list[Example]:
     return [
-        Example(r["prompt"], r["text"], r["problem_id"], r["difficulty"], "selfplay")
+        Example(
+            r["prompt"], r["text"], r["problem_id"], r["difficulty"], r.get("source") or "selfplay"
+        )
         for r in records
         if r["kept"]
     ]
+
+
+def raw_round(
+    cfg: RunConfig, task: Task, raw: list[Example], tests: list[Problem], k: int
+) -> tuple[list[dict], dict]:
+    """A raw arm's round data in place of labels, so it trains on the same mix at the same tokens.
+
+    ``raw-fresh``: round ``k``'s slice of ``loop.problems_per_iter`` examples of a fresh corpus at
+    U's difficulties (gold answers; no problem of U, its twins, the evaluation set or the probe's
+    validation side: ``fresh.json`` has the counts checked), slices disjoint until the corpus wraps.
+    ``raw-repeat``: nothing new, so every batch is U."""
+    stats = {"problems": 0, "kept": 0, "label_accuracy": None, "kept_accuracy": None, "reasons": {}}
+    if cfg.loop.data_source == "raw-repeat":
+        return [], stats
+    from selfplay.sources import fresh_corpus
+
+    fresh = [e for e in fresh_corpus(cfg, task, raw, tests) if not is_validation(e.problem_id)]
+    if not fresh:
+        raise ConfigError("loop.fresh_multiplier: the fresh corpus is empty")
+    n = cfg.loop.problems_per_iter
+    picked = [fresh[i % len(fresh)] for i in range((k - 1) * n, k * n)]
+    records = [
+        {
+            "problem_id": e.problem_id,
+            "difficulty": e.difficulty,
+            "prompt": e.prompt,
+            "gold": e.completion,
+            "sample_idx": 0,
+            "text": e.completion,
+            "correct": True,
+            "kept": True,
+            "filter_reason": "raw-fresh",
+            "source": "raw-fresh",
+        }
+        for e in picked
+    ]
+    reused = max(0, k * n - len(fresh))
+    stats.update(problems=len(records), kept=len(records), reasons={"raw-fresh": len(records)})
+    stats["fresh_reused"] = min(reused, n)
+    return records, stats
 
 
 def _raw_examples(records: list[dict]) -> list[Example]:
@@ -627,6 +670,8 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         practice = next_practice(
             probe, fr.threshold, trained_max, fr.max_difficulty, fr.accelerated
         )
+        if cfg.loop.data_source != "selfplay":  # a raw arm practises on U's difficulties only
+            practice = sorted(cfg.raw.difficulties) if cfg.loop.data_source == "raw-fresh" else []
         t_probe = time.perf_counter() - t0
         # Label with the model's own answers; keep what the filter accepts.
         kept_path = it / "kept.parquet"
@@ -635,12 +680,15 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             records = artifacts.read_parquet(kept_path)
             label_stats = artifacts.read_json(it / "label.json")
         else:
-            rng = random.Random(f"practice-{cfg.seed}-{k}")
-            per = max(1, cfg.loop.problems_per_iter // len(practice))
-            problems = [p for dd in practice for p in draw_problems(task, dd, per, rng, False)]
-            records, label_stats = label_problems(
-                model, tok, task, problems, cfg, cfg.seed + 1000 * k
-            )
+            if cfg.loop.data_source == "selfplay":
+                rng = random.Random(f"practice-{cfg.seed}-{k}")
+                per = max(1, cfg.loop.problems_per_iter // len(practice))
+                problems = [p for dd in practice for p in draw_problems(task, dd, per, rng, False)]
+                records, label_stats = label_problems(
+                    model, tok, task, problems, cfg, cfg.seed + 1000 * k
+                )
+            else:
+                records, label_stats = raw_round(cfg, task, raw, tests, k)
             artifacts.write_json(it / "label.json", label_stats)
             artifacts.write_parquet(kept_path, records)
             mark_done(it, "filter")
@@ -680,7 +728,11 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         t_eval = time.perf_counter() - t2
         prev = rows[-1]["cumulative"]
         n_params = rows[0]["train"]["params"]
-        gen_tokens = sum(len(r["text"]) + 1 for r in records) * cfg.generation.n
+        gen_tokens = (
+            sum(len(r["text"]) + 1 for r in records) * cfg.generation.n
+            if cfg.loop.data_source == "selfplay"
+            else 0
+        )
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         out = {
             "stage": f"iter_{k:03d}",
@@ -692,7 +744,10 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 "trained_max": trained_max,
             },
             "generate": {
-                "pass_rate": label_stats["label_accuracy"] or 0.0,
+                "pass_rate": None
+                if cfg.loop.data_source != "selfplay"
+                else label_stats["label_accuracy"] or 0.0,
+                "source": cfg.loop.data_source,
                 "generated_tokens": gen_tokens,
             },
             "filter": {"kept": label_stats["kept"], **label_stats},
@@ -718,9 +773,11 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         artifacts.write_json(it / "metrics.json", out)
         rows = write_metrics_log(run_dir)
         prev_dir = it / "model"
+        acc_labels = label_stats["label_accuracy"]
         _log(
             console,
-            f"round {k}: probe frontier {f}, practised {practice}, labels correct {label_stats['label_accuracy']:.2f}, kept {label_stats['kept']}",
+            f"round {k}: probe frontier {f}, practised {practice}, labels correct "
+            f"{'-' if acc_labels is None else f'{acc_labels:.2f}'}, kept {label_stats['kept']}",
         )
         if on_stage:
             on_stage(rows[-1])

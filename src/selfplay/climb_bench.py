@@ -1,0 +1,369 @@
+"""The climb bench: ``selfplay bench`` whose arms all run the frontier schedule.
+
+Every arm of a seed starts from the same seed model trained on U (difficulties 1..N) and trains
+the same tokens per round; they differ in what a round trains on: the model's own answers one
+difficulty past its frontier kept by the verifier, by a majority vote (no ground truth) or by no
+filter at all, or raw data at U's difficulties (fresh problems, or U again). The question is the
+one place self-generated data can beat more raw data: difficulties no corpus of U's kind holds.
+
+    results.parquet   one row per arm x seed x stage (seed, rounds) plus a ``final`` row: the last
+                      model on every evaluation difficulty
+    summary.json      the report as data; report.md and the plots render it
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from selfplay import artifacts
+from selfplay.bench_config import BenchConfig, arm_config
+from selfplay.bench_report import compare_arms, time_line
+from selfplay.config import RunConfig
+from selfplay.rundir import read_metrics
+from selfplay.stats import format_ci, mean_ci
+
+
+def is_climb_bench(arms: dict[str, RunConfig]) -> bool:
+    """All arms share ``loop.schedule`` (a seed key), so the first arm decides."""
+    return next(iter(arms.values())).loop.schedule == "frontier"
+
+
+def arm_kind(cfg: RunConfig) -> str:
+    """What an arm's rounds train on, in the report's words."""
+    if cfg.loop.data_source != "selfplay":
+        return cfg.loop.data_source
+    f = cfg.filters
+    name = "verified" if f.verified else "majority" if f.majority else "unfiltered"
+    if f.majority and not f.verified:
+        name += f" ({f.majority_min_votes} of {cfg.generation.n} samples)"
+    if cfg.loop.frontier.length_filter:
+        name += " + length"
+    return name
+
+
+def _row(name: str, seed: int, st: dict, seed_row: dict, steps: int, final: dict | None) -> dict:
+    cum, ev, fr = st["cumulative"], (final or st)["eval"], st.get("frontier", {})
+    label = st.get("filter", {})
+    row = {
+        "arm": name,
+        "seed": seed,
+        "stage": "final" if final else st["stage"],
+        "iteration": st["iteration"],
+        "train_tokens": cum["train_tokens"] - seed_row["cumulative"]["train_tokens"],
+        "generated_tokens": cum["generated_tokens"],
+        "flops": float(cum["flops"] - seed_row["cumulative"]["flops"]),
+        "steps": steps,
+        "cpu_seconds": cum.get("cpu_seconds", cum["seconds"])
+        - seed_row["cumulative"].get("cpu_seconds", seed_row["cumulative"]["seconds"]),
+        "solved": ev["solved"],
+        "acc_in": ev.get("accuracy_in"),
+        "probe_solved": fr.get("probe_solved"),
+        "trained_max": fr.get("trained_max"),
+        "practice": ",".join(str(d) for d in fr.get("practice") or []),
+        "labelled": label.get("problems"),
+        "kept": label.get("kept"),
+        "label_accuracy": label.get("label_accuracy"),
+        "kept_accuracy": label.get("kept_accuracy"),
+    }
+    for d, v in ev["accuracy"].items():
+        if d != "all":
+            row[f"acc_{d}"] = v
+    return row
+
+
+def collect_climb_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict]:
+    """One row per arm x seed x stage, and a ``final`` row per arm x seed (every evaluation
+    difficulty; rounds evaluate only up to their longest practised difficulty + probe_ahead).
+    Costs are totals since the seed model."""
+    rows = []
+    for seed in bench.seeds:
+        for name in arms:
+            run_dir = arm_config(bench, name, seed).run_dir
+            if not (run_dir / "metrics.jsonl").exists():
+                continue
+            stages = read_metrics(run_dir)
+            steps = 0
+            for st in stages:
+                if st["iteration"]:
+                    steps += st["train"].get("steps", 0)
+                rows.append(_row(name, seed, st, stages[0], steps, None))
+            if (run_dir / "final.json").exists():
+                final = artifacts.read_json(run_dir / "final.json")
+                rows.append(_row(name, seed, stages[-1], stages[0], steps, final))
+    return rows
+
+
+def _finals(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    return {(r["arm"], r["seed"]): r for r in rows if r["stage"] == "final"}
+
+
+def _beyond(row: dict, above: int) -> float | None:
+    """The best accuracy at any difficulty above ``above``."""
+    vs = [
+        v for k, v in row.items() if k.startswith("acc_") and k[4:].isdigit() and int(k[4:]) > above
+    ]
+    vs = [v for v in vs if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return max(vs) if vs else None
+
+
+def _ci(values, digits: int = 2) -> str:
+    vals = [v for v in values if v is not None]
+    return format_ci(*mean_ci(vals), digits=digits) if vals else "–"
+
+
+def summarize_climb(
+    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], plots: list[str], prov
+) -> dict:
+    """The climb bench's report as data (``summary.json``), rendered like a bench's."""
+    names = list(arms)
+    any_cfg = next(iter(arms.values()))
+    top = max(any_cfg.raw.difficulties)
+    final = _finals(rows)
+    seeds = sorted({s for _, s in final})
+
+    def of(name):
+        return [final[(name, s)] for s in bench.seeds if (name, s) in final]
+
+    comparisons = compare_arms(bench, names, final, key="solved", margin=bench.frontier_margin)
+    by_arm = {c["arm"]: c for c in comparisons}
+    table = []
+    for name in names:
+        rs = of(name)
+        if not rs:
+            continue
+        c = by_arm.get(name)
+        vs = "reference" if c is None else f"{c['test'].mean:+.1f} ({c['verdict']})"
+        table.append(
+            [
+                name,
+                arm_kind(arms[name]),
+                _ci([r["solved"] for r in rs], 1),
+                " ".join(str(r["solved"]) for r in rs),
+                vs,
+                _ci([r.get(f"acc_{top + 1}") for r in rs]),
+                _ci([_beyond(r, top + 1) for r in rs]),
+                f"{max(r['iteration'] for r in rs)}",
+                f"{sum(r['train_tokens'] for r in rs) / len(rs):,.0f}",
+                f"{sum(r['generated_tokens'] for r in rs) / len(rs):,.0f}",
+                f"{sum(r['flops'] for r in rs) / len(rs):.2e}",
+                f"{sum(r['cpu_seconds'] for r in rs) / len(rs) / 60:.1f}",
+            ]
+        )
+    threshold = any_cfg.loop.frontier.threshold
+    sections = [
+        {
+            "heading": "Final models (every evaluation difficulty)",
+            "text": [
+                f"**solved**: the largest difficulty d such that every length 1..d is at >= "
+                f"{threshold:g} greedy test accuracy (mean ± 95% CI over seeds, then per seed). "
+                f"**d{top + 1}**: accuracy one past U; **best beyond {top + 1}**: the highest "
+                "accuracy at any longer difficulty. Costs since the seed model, means over seeds."
+            ],
+            "columns": [
+                "arm", "trains on", "solved", "per seed", f"vs {bench.reference}", f"d{top + 1}",
+                f"best beyond {top + 1}", "rounds", "train tokens", "generated tokens", "FLOPs",
+                "CPU min",
+            ],
+            "rows": table,
+        }
+    ]  # fmt: skip
+    # Label accuracy of what each self-play arm trained on, round by round.
+    play = [n for n in names if arms[n].loop.data_source == "selfplay"]
+    rounds = sorted({r["iteration"] for r in rows if r["stage"] != "final" and r["iteration"]})
+    table = []
+    for name in play:
+        for key, what in (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct")):
+            cells = []
+            for k in rounds:
+                vals = [
+                    r[key]
+                    for r in rows
+                    if r["arm"] == name and r["iteration"] == k and r["stage"] != "final"
+                ]
+                cells.append(_ci(vals))
+            table.append([name, what, *cells])
+        kept = []
+        for k in rounds:
+            vals = [
+                r["kept"]
+                for r in rows
+                if r["arm"] == name and r["iteration"] == k and r["stage"] != "final"
+            ]
+            kept.append(f"{sum(vals) / len(vals):,.0f}" if vals else "–")
+        table.append([name, "kept (of labelled)", *kept])
+    if play:
+        sections.append(
+            {
+                "heading": "What self-play trained on, by round",
+                "text": [
+                    "Greedy (or sampled) answers to the round's practice problems: the share that "
+                    "is correct before the filter, the share correct among those kept (1.00 for "
+                    "the verifier; without ground truth, what a majority or no filter lets "
+                    "through), and how many were kept. Means over seeds."
+                ],
+                "columns": ["arm", "", *[f"round {k}" for k in rounds]],
+                "rows": table,
+            }
+        )
+    sections.append(_goal_section(bench, arms, final, top))
+    comparisons_out = [
+        {
+            "arm": c["arm"],
+            "reference": bench.reference,
+            "mean": c["test"].mean,
+            "half_width": c["test"].half_width,
+            "p_holm": c["p_holm"],
+            "p_equivalent_holm": c["p_equivalent_holm"],
+            "verdict": c["verdict"],
+            "per_seed": c["diffs"],
+        }
+        for c in comparisons
+    ]
+    parts = [
+        f"{c['arm']} **{c['verdict']}** ({c['test'].mean:+.1f} ± {c['test'].half_width:.1f})"
+        for c in comparisons
+        if not math.isnan(c["test"].mean)
+    ]
+    verdict = (
+        f"Against `{bench.reference}` on the final frontier (largest difficulty solved, "
+        f"{len(seeds)} seeds, paired; Holm-corrected at {bench.alpha:g}; equivalent = within "
+        f"±{bench.frontier_margin:g}): " + "; ".join(parts) + "."
+        if bench.verdict and len(seeds) >= 2
+        else "No verdict: " + ("fewer than 2 seeds." if len(seeds) < 2 else "verdict: false.")
+    )
+    fr = any_cfg.loop.frontier
+    intro = [
+        f"U: {any_cfg.raw.size:,} problems of difficulties {min(any_cfg.raw.difficulties)}-{top} "
+        f"({any_cfg.task.name}, {'reversed' if any_cfg.task.reversed else 'forward'}, ops "
+        f"{', '.join(any_cfg.task.ops)}); seed model: {any_cfg.model.preset} "
+        f"({any_cfg.model.position}), {any_cfg.seed_train.tokens:,} tokens. Each round trains "
+        f"{any_cfg.train.tokens:,} tokens from the previous checkpoint on {fr.mix_new:g} newest "
+        f"round / {fr.mix_old:g} older rounds / {fr.mix_raw:g} U (a raw arm's rounds hold raw "
+        f"data); at most {any_cfg.loop.iterations} rounds; seeds {', '.join(map(str, seeds))}.",
+        time_line(prov),
+    ]
+    if bench.quick:
+        intro.insert(0, "A smoke-size bench: it checks that the pipeline runs, not a result.")
+    return {
+        "kind": "climb-bench",
+        "title": f"Climb bench `{bench.name}`",
+        "verdict": verdict,
+        "warnings": [],
+        "comparisons": comparisons_out,
+        "intro": intro,
+        "sections": sections,
+        "plots": plots,
+    }
+
+
+def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, top: int) -> dict:
+    """The climb's claims, each checked against the numbers above."""
+    kinds = {n: arm_kind(a) for n, a in arms.items()}
+
+    def solved(name):
+        return [final[(name, s)]["solved"] for s in bench.seeds if (name, s) in final]
+
+    lines = []
+    verified = next((n for n, k in kinds.items() if k.startswith("verified")), None)
+    for name, kind in kinds.items():
+        if kind.startswith("majority") and verified and solved(name) and solved(verified):
+            m, v = solved(name), solved(verified)
+            ratio = (sum(m) / len(m)) / (sum(v) / len(v))
+            lines.append(
+                f"{name} (no ground truth) reaches {ratio:.0%} of {verified}'s frontier "
+                f"({sum(m) / len(m):.1f} vs {sum(v) / len(v):.1f}; goal >= 80%): "
+                f"{'met' if ratio >= 0.8 else 'missed'}."
+            )
+    for name, a in arms.items():
+        if a.loop.data_source != "selfplay":
+            best = [_beyond(final[(name, s)], top + 1) for s in bench.seeds if (name, s) in final]
+            best = [b for b in best if b is not None]
+            if best:
+                lines.append(
+                    f"{name}: best accuracy beyond {top + 1} digits {max(best):.2f} (max over "
+                    f"seeds; goal < 0.10): {'met' if max(best) < 0.10 else 'missed'}."
+                )
+    return {"heading": "The climb's claims", "text": lines or ["No arm to check."]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Plots
+
+
+def write_climb_plots(bench_dir: Path, rows: list[dict], threshold: float) -> list[str]:
+    """``climb_heatmaps.png`` (difficulty x round per arm, mean over seeds) and
+    ``climb_frontier.png`` (solved difficulty against training tokens and total FLOPs)."""
+    if not rows:
+        return []
+    import numpy as np
+
+    from selfplay.frontier_report import _pyplot
+
+    plt = _pyplot()
+    names = list(dict.fromkeys(r["arm"] for r in rows))
+    diffs = sorted(
+        {int(k[4:]) for r in rows for k in r if k.startswith("acc_") and k[4:].isdigit()}
+    )
+    out = []
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(3.2 * len(names) + 1, 1.8 + 0.28 * len(diffs)), squeeze=False
+    )
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#e4e4e4")
+    for ax, name in zip(axes[0], names, strict=True):
+        mine = [r for r in rows if r["arm"] == name]
+        stages = sorted({r["iteration"] for r in mine if r["stage"] != "final"}) + ["final"]
+        grid = np.full((len(diffs), len(stages)), np.nan)
+        for j, st in enumerate(stages):
+            at = [
+                r
+                for r in mine
+                if (
+                    r["stage"] == "final"
+                    if st == "final"
+                    else r["iteration"] == st and r["stage"] != "final"
+                )
+            ]
+            for i, d in enumerate(diffs):
+                vals = [r.get(f"acc_{d}") for r in at]
+                vals = [v for v in vals if v is not None and not math.isnan(v)]
+                if vals and len(vals) == len(at):
+                    grid[i, j] = sum(vals) / len(vals)
+        im = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1)
+        ax.set_xticks(range(len(stages)), [str(s) if s != "final" else "F" for s in stages])
+        ax.set_yticks(range(len(diffs)), [str(d) for d in diffs], fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("round (F: final, all difficulties)", fontsize=8)
+    axes[0][0].set_ylabel("difficulty (digits)")
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02, pad=0.01)
+    fig.suptitle("Greedy test accuracy, mean over seeds (grey: not measured)", fontsize=10)
+    fig.savefig(bench_dir / "climb_heatmaps.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    out.append("climb_heatmaps.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name in names:
+        per_seed = {}
+        for r in rows:
+            if r["arm"] == name and r["stage"] != "final":
+                per_seed.setdefault(r["seed"], []).append(r)
+        for ax, x in zip(axes, ("train_tokens", "flops"), strict=True):
+            curves = [sorted(rs, key=lambda r: r["iteration"]) for rs in per_seed.values()]
+            n = min(len(c) for c in curves)
+            xs = [sum(c[i][x] for c in curves) / len(curves) for i in range(n)]
+            ys = [sum(c[i]["solved"] for c in curves) / len(curves) for i in range(n)]
+            ax.plot(xs, ys, marker="o", label=name)
+    for ax, what in zip(
+        axes,
+        ("training tokens since the seed model", "total FLOPs (train + generate)"),
+        strict=True,
+    ):
+        ax.set_xlabel(what)
+        ax.set_ylabel(f"largest difficulty solved (>= {threshold:g}, test)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Frontier by training spent, mean over seeds", fontsize=10)
+    fig.savefig(bench_dir / "climb_frontier.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    out.append("climb_frontier.png")
+    return out
