@@ -191,7 +191,7 @@ def bench_math_round(repeats: int) -> dict | None:
         "statuses": dict(Counter(v.status for v in verdicts)),
         "distinct_answers": len(pairs),
         "decided_by_text_or_number": 1 - sum(pairs[k] for k in slow) / len(items),
-        "profile_calls": task.calls["profile"],
+        "describe_calls": task.calls["describe"],
         "math_verify_calls": task.calls["math-verify"],
     }
 
@@ -218,7 +218,7 @@ def main() -> None:
                 print(
                     f"{name:<10} {r['chains_per_s']:>10,.0f} chains/s   {r['chains']} samples,"
                     f" {r['distinct_answers']} distinct answers, {r['math_verify_calls']} for"
-                    f" math-verify and {r['profile_calls']} gold profiles on {r['workers']}"
+                    f" math-verify and {r['describe_calls']} answers read on {r['workers']}"
                     f" workers (started in {r['worker_startup_s']:.1f} s)"
                 )
             continue
