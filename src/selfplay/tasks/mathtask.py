@@ -544,6 +544,9 @@ class MathTask(DatasetTask):
         self.calls: Counter = Counter()
         """Worker requests made by :meth:`verify_many`: ``math-verify`` (pairs judged) and
         ``describe`` (answers and golds read into forms)."""
+        self.decided: Counter = Counter()
+        """Chains :meth:`verify_many` judged, by what decided them: ``text, number or cache``,
+        ``forms``, ``math-verify``, or ``no answer to compare``."""
         self.worker_seconds = 0.0
         """Wall time :meth:`verify_many` spent waiting for the workers."""
 
@@ -555,6 +558,7 @@ class MathTask(DatasetTask):
             "_cache": {},
             "_forms": {},
             "calls": Counter(),
+            "decided": Counter(),
             "worker_seconds": 0.0,
         }
 
@@ -628,6 +632,7 @@ class MathTask(DatasetTask):
         answers: list[str | Verdict] = []
         results: dict[tuple[str, str], tuple[str, str]] = {}  # (gold, answer) -> (result, why)
         todo: dict[tuple[str, str], None] = {}
+        how: dict[tuple[str, str], str] = {}  # (gold, answer) -> the path that decided it
         for problem, completion in items:
             try:
                 answer = read_answer(completion)
@@ -641,7 +646,7 @@ class MathTask(DatasetTask):
                     if decided is None:
                         todo[key] = None
                     else:
-                        results[key] = (decided, "")
+                        results[key], how[key] = (decided, ""), "text, number or cache"
         workers = workers or self.workers
         unread = list(dict.fromkeys(t for key in todo for t in key if t not in self._forms))
         forms = {t: form for t in unread if (form := integer_form(t)) is not None}
@@ -655,8 +660,9 @@ class MathTask(DatasetTask):
             decided = self._decide(key)
             if decided is None:
                 left.append(key)
+                how[key] = "math-verify"
             else:
-                results[key] = (decided, "")
+                results[key], how[key] = (decided, ""), "forms"
         self.calls.update({"describe": len(unread), "math-verify": len(left)})
         judged = self._run_all(left, workers, MathJudge.judge_many)
         for key, (result, _) in judged.items():
@@ -667,10 +673,11 @@ class MathTask(DatasetTask):
         for (problem, _), answer in zip(items, answers, strict=True):
             if isinstance(answer, Verdict):
                 out.append(answer)
+                self.decided["no answer to compare"] += 1
             else:
-                out.append(
-                    answer_verdict(problem.answer, answer, *results[(problem.answer, answer)])
-                )
+                key = (problem.answer, answer)
+                out.append(answer_verdict(*key, *results[key]))
+                self.decided[how[key]] += 1
         return out
 
     def _run_all(self, keys: list, workers: int, call) -> dict:
