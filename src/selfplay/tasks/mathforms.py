@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import re
 from fractions import Fraction
-from typing import Any
 
 POINTS = 3
 """Points at which an expression with free symbols is evaluated."""
@@ -391,15 +390,3 @@ def _compare_sets(g: dict, p: dict) -> str | None:
     if g["kind"] == "tuple" and p["kind"] == "tuple" and _positions_differ(gm, pm):
         return "different"  # two tuples are compared in order
     return None
-
-
-def describe_text(text: str) -> dict:
-    """:func:`describe_parse` of ``text`` as the worker reads an answer (for tests and tools)."""
-    from math_verify import parse
-
-    return describe_parse(parse("\\boxed{" + text + "}", parsing_timeout=None))
-
-
-def form_kinds(form: dict[str, Any] | None) -> list[str]:
-    """The kinds of a form's sympy objects (for reports)."""
-    return [e["kind"] for e in (form or {}).get("exprs", [])]
