@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from selfplay.config import config_from_dict
 from selfplay.tasks import TASKS, make_task, mathforms, mathtask
-from selfplay.tasks.mathforms import integer_form, judge_forms
+from selfplay.tasks.mathforms import judge_forms, number_form
 from selfplay.tasks.mathtask import (
     MathJudge,
     MathTask,
@@ -406,11 +406,11 @@ def judge():
 
 def shortcut(judge: MathJudge, pairs: list[tuple[str, str]]) -> list[str | None]:
     """What the paths before math-verify decide for each pair: the fast path, else the forms
-    (a plain integer's made in the parent, as :meth:`MathTask.verify_many` does)."""
+    (a plain integer's or fraction's made in the parent, as :meth:`MathTask.verify_many` does)."""
     texts = list(dict.fromkeys(t for pair in pairs for t in pair))
     forms = dict(zip(texts, judge.describe_many(texts), strict=True))
     for t in texts:
-        forms[t] = integer_form(t) or forms[t]
+        forms[t] = number_form(t) or forms[t]
     return [fast_judge(g, p) or judge_forms(forms[g], forms[p]) for g, p in pairs]
 
 
@@ -521,22 +521,28 @@ def test_shortcuts_decide_the_common_cases(judge):
     assert shortcut(judge, left) == [None] * len(left)
 
 
-def test_integer_form_is_the_workers(judge):
+def test_number_form_is_the_workers(judge):
     texts = [str(n) for n in range(-40, 41)] + ["123456789012345", "-99999999999999"]
-    assert [integer_form(t) for t in texts] == judge.describe_many(texts)
-    for text in ["-0", "04", "+4", "1,000", "4 ", "4.0", "1234567890123456", "\\frac{4}{1}"]:
-        assert integer_form(text) is None, text
+    texts += [
+        f"{s}\\frac{{{a}}}{{{b}}}" for s in ("", "-") for a in range(13) for b in range(1, 13)
+    ]
+    texts += ["\\frac{123456789}{1000000007}", "-\\frac{100}{10}"]
+    assert [number_form(t) for t in texts] == judge.describe_many(texts)
+    for text in ["-0", "04", "+4", "1,000", "4 ", "4.0", "1234567890123456", "\\frac{01}{2}"]:
+        assert number_form(text) is None, text
+    for text in ["\\frac{1}{0}", "\\frac{-1}{2}", "\\dfrac{1}{2}", "1/2", "\\frac12", "0.5"]:
+        assert number_form(text) is None, text
 
 
 def test_forms_leave_what_they_cannot_read():
-    assert judge_forms(None, integer_form("3")) is None
-    assert judge_forms(integer_form("3"), None) is None
+    assert judge_forms(None, number_form("3")) is None
+    assert judge_forms(number_form("3"), None) is None
     other = {"strs": ["x"], "exprs": [{"kind": "other"}]}
-    assert judge_forms(other, integer_form("3")) is None
+    assert judge_forms(other, number_form("3")) is None
     nothing = {"strs": [], "exprs": []}  # math-verify read nothing: equal to nothing
-    assert judge_forms(nothing, integer_form("3")) == "different"
-    huge = {**integer_form("3")["exprs"][0], "at": ["1.0e+100000"] * mathforms.POINTS, "key": ""}
-    assert not mathforms.values_differ(huge, integer_form("3")["exprs"][0])
+    assert judge_forms(nothing, number_form("3")) == "different"
+    huge = {**number_form("3")["exprs"][0], "at": ["1.0e+100000"] * mathforms.POINTS, "key": ""}
+    assert not mathforms.values_differ(huge, number_form("3")["exprs"][0])
 
 
 def test_huge_powers_are_not_evaluated(judge):

@@ -196,24 +196,35 @@ def describe_expr(e, depth: int = 0) -> dict:
 # Parent side: two forms -> "equal" | "different" | None (pure Python)
 
 
-_INTEGER_RE = re.compile(r"-?[1-9][0-9]{0,14}|0", re.ASCII)
+_NUMBER_RE = re.compile(
+    r"(-?[1-9][0-9]{0,14}|0)|(-?)\\frac\{([0-9]{1,15})\}\{([1-9][0-9]{0,14})\}", re.ASCII
+)
 
 
-def integer_form(text: str) -> dict | None:
+def number_form(text: str) -> dict | None:
     """The form the worker would give an answer that is a plain integer (``37``, ``-3``; no sign
-    on 0, no leading zeros), made here without it, else None (tested against the worker)."""
-    if not _INTEGER_RE.fullmatch(text):
-        return None
-    key = hashlib.blake2b(f"Integer({int(text)})".encode(), digest_size=12).hexdigest()
+    on 0, no leading zeros) or fraction (``\\frac{3}{4}``, ``-\\frac{6}{8}``), made here without
+    it, else None (tested against the worker on a grid of both)."""
+    m = _NUMBER_RE.fullmatch(text)
+    if m is None or (m.group(3) is not None and m.group(3) != str(int(m.group(3)))):
+        return None  # a numerator with leading zeros
+    if m.group(1) is not None:
+        value = Fraction(int(m.group(1)))
+    else:
+        value = Fraction(int(m.group(3)), int(m.group(4))) * (-1 if m.group(2) else 1)
+    if value.denominator == 1:
+        srepr, exact = f"Integer({value.numerator})", str(value.numerator)
+    else:
+        srepr, exact = f"Rational({value.numerator}, {value.denominator})", str(value)
     expr = {
         "kind": "value",
-        "key": key,
-        "str": text,
+        "key": hashlib.blake2b(srepr.encode(), digest_size=12).hexdigest(),
+        "str": exact,
         "symmul": None,
         "is_e": False,
         "const": True,
         "float": False,
-        "at": [text] * POINTS,
+        "at": [exact] * POINTS,
     }
     return {"strs": [text], "exprs": [expr]}
 

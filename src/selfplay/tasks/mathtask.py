@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 from selfplay.tasks.answers import clip, last_boxed
 from selfplay.tasks.base import Problem, bounded_verify, screen_completion
 from selfplay.tasks.dataset import DatasetTask
-from selfplay.tasks.mathforms import integer_form, judge_forms
+from selfplay.tasks.mathforms import judge_forms, number_form
 from selfplay.verify import Deadline, StepMark, Verdict
 
 MAX_CHARS = 100_000
@@ -649,7 +649,7 @@ class MathTask(DatasetTask):
                         results[key], how[key] = (decided, ""), "text, number or cache"
         workers = workers or self.workers
         unread = list(dict.fromkeys(t for key in todo for t in key if t not in self._forms))
-        forms = {t: form for t in unread if (form := integer_form(t)) is not None}
+        forms = {t: form for t in unread if (form := number_form(t)) is not None}
         unread = [t for t in unread if t not in forms]
         forms.update(self._run_all(unread, workers, MathJudge.describe_many))
         if len(self._forms) + len(forms) > TASK_CACHE_SIZE:
