@@ -177,6 +177,7 @@ def bench_math_round(repeats: int) -> dict | None:
     assert task is not None
     pairs = Counter((p.answer, a) for p, c in items if isinstance(a := read_answer(c), str))
     slow = [pair for pair in pairs if fast_judge(*pair) is None]
+    answered = sum(pairs.values())
     return {
         "what": "verify_many over a round's mix, workers already started (startup apart)",
         "chains_per_s": statistics.median(rates),
@@ -191,8 +192,12 @@ def bench_math_round(repeats: int) -> dict | None:
         "statuses": dict(Counter(v.status for v in verdicts)),
         "distinct_answers": len(pairs),
         "decided_by_text_or_number": 1 - sum(pairs[k] for k in slow) / len(items),
-        "profile_calls": task.calls["profile"],
+        # of the chains with a boxed answer: decided without math-verify (text, number, forms)
+        "decided_without_math_verify": 1 - task.decided["math-verify"] / answered,
+        "decided_by": dict(task.decided),
+        "describe_calls": task.calls["describe"],
         "math_verify_calls": task.calls["math-verify"],
+        "load_average": os.getloadavg(),
     }
 
 
@@ -217,9 +222,11 @@ def main() -> None:
             if r is not None:
                 print(
                     f"{name:<10} {r['chains_per_s']:>10,.0f} chains/s   {r['chains']} samples,"
-                    f" {r['distinct_answers']} distinct answers, {r['math_verify_calls']} for"
-                    f" math-verify and {r['profile_calls']} gold profiles on {r['workers']}"
-                    f" workers (started in {r['worker_startup_s']:.1f} s)"
+                    f" {r['distinct_answers']} distinct answers,"
+                    f" {r['decided_without_math_verify']:.1%} decided without math-verify;"
+                    f" {r['describe_calls']} answers read, {r['math_verify_calls']} pairs for"
+                    f" math-verify on {r['workers']} workers (started in"
+                    f" {r['worker_startup_s']:.1f} s)"
                 )
             continue
         r = bench_task(name, args.repeats)

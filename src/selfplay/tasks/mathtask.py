@@ -13,13 +13,15 @@ whether it equals the gold answer as math-verify would (``\\frac34``, ``0.75`` a
 so do ``\\{1,2\\}`` and ``\\{2,1\\}``). There is one step, the final answer, ``ok`` iff it
 matches, so :attr:`Verdict.valid` means "correct" here: the reasoning itself is not checked.
 
-Most answers of a round never reach math-verify: :func:`fast_judge` decides answers that are the
-gold's text after normalisation or the same number, and two plain numbers that differ; a plain
-number against a gold that is not one is settled by the gold's profile (one math-verify call per
-gold, :func:`differs_by_profile`); every judgement is cached per (gold, answer) pair. Both paths
-are held against math-verify in the tests: they never say "correct" where it says wrong, nor
-"different" where it says equal. :meth:`MathTask.verify_many` sends what is left to one worker
-process per CPU.
+Most answers of a round never reach math-verify. :func:`fast_judge` decides answers that are the
+gold's text after normalisation or the same number, and two plain numbers that differ; every
+judgement is cached per (gold, normalised answer). What is left, :meth:`MathTask.verify_many` has
+the workers read into *forms* (:mod:`selfplay.tasks.mathforms`: how math-verify parses an answer,
+once per distinct text), and two forms settle most pairs: ``\\text{(C)}`` and ``C`` are the same
+symbol, ``2\\sqrt{4}`` is not ``2\\sqrt{3}``, ``(1, 5)`` is no ``[1, 5)``, ``7`` no
+``x^2 + 2x + 1``. Only the pairs still open are judged by math-verify, in batches on one worker
+process per CPU. All of these paths are held against math-verify in the tests: they never say
+"correct" where it says wrong, nor "different" where it says equal.
 
 math-verify bounds its own time with ``signal.alarm``, which works only in the main thread and
 cannot stop a long computation inside C code. Here it runs in a small persistent worker process
@@ -46,12 +48,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, ClassVar
 
 from selfplay.tasks.answers import clip, last_boxed
 from selfplay.tasks.base import Problem, bounded_verify, screen_completion
 from selfplay.tasks.dataset import DatasetTask
+from selfplay.tasks.mathforms import judge_forms, number_form
 from selfplay.verify import Deadline, StepMark, Verdict
 
 MAX_CHARS = 100_000
@@ -64,8 +67,17 @@ SOFT_FRACTION = 0.8
 """The worker interrupts a comparison at this fraction of the timeout; the parent kills it at 1.0."""
 CACHE_SIZE = 4096
 """Judgements remembered per math-verify worker."""
+PARSE_CACHE_SIZE = 4096
+"""math-verify parses remembered per worker: an answer compared with several golds, or
+described and then judged, is parsed once."""
 TASK_CACHE_SIZE = 1 << 17
-"""Judgements remembered per task, per (gold, answer) pair: many samples box the same answer."""
+"""Judgements remembered per task, per (gold, answer) pair, and answers' forms: many samples box
+the same answer."""
+MAX_BATCH = 64
+"""Requests sent to a worker at once."""
+BATCHES_PER_WORKER = 2
+"""A round's requests are cut into about this many batches per worker (fewer round trips, yet a
+worker that finishes early takes another's batch)."""
 
 _LEVEL_RE = re.compile(r"^\s*(?:level\s*)?([1-5])\s*$", re.I)
 
@@ -75,6 +87,7 @@ _LEVEL_RE = re.compile(r"^\s*(?:level\s*)?([1-5])\s*$", re.I)
 
 _TEXT_RE = re.compile(r"(\\(?:text|mbox|mathrm|textbf)\s*\{[^{}]*\})")
 _SPACING_RE = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;:! ]")
+_SCRIPT_RE = re.compile(r"([_^])\{([A-Za-z0-9])\}(?![A-Za-z0-9])", re.ASCII)  # x^{2} -> x^2
 _UNIT_TAIL_RE = re.compile(r"(?:\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d\}?)?|\^\{?\\circ\}?)$")
 _DECIMAL_RE = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+", re.ASCII)
 _FRAC_RE = re.compile(r"([+-]?)\\frac\{([+-]?\d+)\}\{([+-]?\d+)\}|([+-]?\d+)/([+-]?\d+)", re.ASCII)
@@ -88,7 +101,8 @@ at least absolute): math-verify calls two floats equal when they agree to 6 deci
 def normalize_latex(s: str) -> str:
     r"""A spelling-insensitive form of an answer: ``\dfrac``/``\tfrac`` as ``\frac``, no
     ``\left``/``\right``, no ``$`` or thin spaces, no whitespace outside ``\text{}``,
-    ``\frac12`` as ``\frac{1}{2}``, ``\sqrt3`` as ``\sqrt{3}``, ``1{,}000`` as ``1,000``.
+    ``\frac12`` as ``\frac{1}{2}``, ``\sqrt3`` as ``\sqrt{3}``, ``1{,}000`` as ``1,000``,
+    ``x^{2}`` as ``x^2`` (one character in braces, not followed by another).
 
     Only rewrites LaTeX renders the same way, so two answers equal after it are the same answer
     to math-verify too (tested against it): a trailing ``.`` is kept (math-verify reads ``2.``
@@ -102,6 +116,7 @@ def normalize_latex(s: str) -> str:
     parts = _TEXT_RE.split(s)  # odd parts are \text{...}: spaces there are words apart
     s = "".join(part if k % 2 else re.sub(r"\s+", "", part) for k, part in enumerate(parts))
     s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
+    s = _SCRIPT_RE.sub(r"\1\2", s)
     return re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", s)
 
 
@@ -149,32 +164,6 @@ def fast_judge(gold: str, pred: str) -> str | None:
     return None
 
 
-def differs_by_profile(profile: dict, pred: str) -> bool:
-    r"""Whether math-verify must call ``pred`` different from a gold of this ``profile`` (see
-    :meth:`MathJudge.profile`): ``pred`` a plain exact number (an integer or a fraction, no
-    decimals: math-verify reads it as a sympy Rational) and the gold, as math-verify parses it,
-    an expression with free symbols (``x^2 + 2x + 1``), a set or tuple of two or more (``-3,
-    3``), an interval, or a constant whose value is not that number (``rac{\sqrt3}{2}``).
-
-    Why this is safe: math-verify compares a Rational with such a gold by structure, then by
-    ``simplify(gold - pred).is_zero``, and sets element by element after turning the number into
-    a one-element set; none of these can hold (tested against math-verify).
-    """
-    number = as_number(normalize_latex(pred))
-    if number is None or number[1]:
-        return False
-    kind = profile.get("kind")
-    if kind in ("symbolic", "many", "interval"):
-        return True
-    if kind == "constant":
-        try:
-            value = Fraction(profile["value"])
-        except (KeyError, ValueError, ZeroDivisionError):
-            return False
-        return abs(value - number[0]) > Fraction(1, 10**12) * max(1, abs(value))
-    return False
-
-
 # ------------------------------------------------------------------------------------------------
 # The math-verify worker
 
@@ -186,13 +175,18 @@ class _SoftTimeout(BaseException):
 def serve(memory_mb: int = 1024) -> None:  # pragma: no cover - runs in the worker process
     """Worker loop: one JSON request per line on stdin, one JSON reply per line on stdout.
 
-    Request ``{"gold": str, "pred": str, "seconds": float}``; reply ``{"r": "equal" |
-    "different" | "timeout" | "error", "why": str}``. The first line written is ``{"ready":
-    true}``, once math-verify is imported and the address space is limited to ``memory_mb``.
+    Requests: ``{"gold": str, "pred": str, "seconds": float}`` (reply ``{"r": "equal" |
+    "different"}``), ``{"describe": str, "seconds": float}`` (reply ``{"r": "form", "form":
+    {...}}``, see :mod:`selfplay.tasks.mathforms`), or ``{"batch": [request, ...]}`` (one reply
+    line per request, in order, each within its own ``seconds``). A reply may instead be ``{"r":
+    "timeout" | "error", "why": str}``. The first line written is ``{"ready": true}``, once
+    math-verify is imported and the address space is limited to ``memory_mb``.
     """
     import logging
     import resource
     import signal
+
+    from selfplay.tasks.mathforms import describe_parse
 
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the replies
@@ -206,67 +200,45 @@ def serve(memory_mb: int = 1024) -> None:  # pragma: no cover - runs in the work
         raise _SoftTimeout
 
     signal.signal(signal.SIGALRM, on_alarm)
-    gold_cache: dict[str, Any] = {}
+    parsed: dict[str, Any] = {}  # answer -> math-verify's parse (golds and answers alike)
 
-    def judge(gold: str, pred: str) -> bool:
+    def parse_answer(text: str) -> list:
         # Wrapping in \boxed{} makes math-verify read the whole text as one LaTeX answer.
         # Its own signal-based timeouts are off (None): this process's timer does that job.
-        if gold not in gold_cache:
-            if len(gold_cache) > 1024:
-                gold_cache.clear()
-            gold_cache[gold] = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-        p = parse("\\boxed{" + pred + "}", parsing_timeout=None)
-        return bool(verify(gold_cache[gold], p, timeout_seconds=None))
+        if text not in parsed:
+            if len(parsed) >= PARSE_CACHE_SIZE:
+                parsed.clear()
+            parsed[text] = parse("\\boxed{" + text + "}", parsing_timeout=None)
+        return parsed[text]
 
-    def profile(gold: str) -> dict:
-        # What a plain rational number compared with this gold comes to in math-verify (see
-        # gold_profile in the parent); "other" where that needs math-verify itself.
-        from sympy import Basic, FiniteSet, Float, Interval, MatrixBase, Symbol, Tuple
-        from sympy.core.relational import Relational
-
-        if "%" in gold or "percent" in gold:
-            return {"kind": "other"}  # math-verify calls 9% equal to 9
-        if gold not in gold_cache:
-            gold_cache[gold] = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-        found = [g for g in gold_cache[gold] if not isinstance(g, str)]
-        if len(found) != 1 or not isinstance(found[0], Basic) or isinstance(found[0], MatrixBase):
-            return {"kind": "other"}
-        g = found[0]
-        if g.atoms(Float):
-            return {"kind": "other"}  # floats compare rounded to 6 decimals
-        if isinstance(g, (FiniteSet, Tuple)) and len(g) >= 2:
-            return {"kind": "many"}
-        if isinstance(g, Interval):
-            return {"kind": "interval"}
-        if isinstance(g, (Relational, Symbol, FiniteSet, Tuple)) or g.atoms(Relational):
-            return {"kind": "other"}
-        if g.free_symbols:
-            return {"kind": "symbolic"}
-        value = g.evalf(40)
-        if value.is_real and value.is_Number:
-            return {"kind": "constant", "value": str(value)}
-        return {"kind": "other"}
+    def answer(req: Any) -> dict:
+        try:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, max(float(req["seconds"]), 0.01))
+                if "describe" in req:
+                    return {"r": "form", "form": describe_parse(parse_answer(req["describe"]))}
+                gold, pred = parse_answer(req["gold"]), parse_answer(req["pred"])
+                same = verify(gold, pred, timeout_seconds=None)
+                return {"r": "equal" if same else "different"}
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _SoftTimeout:
+            return {"r": "timeout"}
+        except MemoryError:
+            parsed.clear()
+            return {"r": "error", "why": "math-verify ran out of memory"}
+        except Exception as exc:
+            return {"r": "error", "why": f"math-verify raised {type(exc).__name__}"}
 
     replies.write('{"ready": true}\n')
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            try:
-                signal.setitimer(signal.ITIMER_REAL, max(float(req["seconds"]), 0.01))
-                if "profile" in req:
-                    reply = {"r": "profile", **profile(req["profile"])}
-                else:
-                    reply = {"r": "equal" if judge(req["gold"], req["pred"]) else "different"}
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _SoftTimeout:
-            reply = {"r": "timeout"}
-        except MemoryError:
-            gold_cache.clear()
-            reply = {"r": "error", "why": "math-verify ran out of memory"}
-        except Exception as exc:
-            reply = {"r": "error", "why": f"math-verify raised {type(exc).__name__}"}
-        replies.write(json.dumps(reply) + "\n")
+            batch = req["batch"] if isinstance(req, dict) and "batch" in req else [req]
+        except ValueError:
+            batch = [None]  # answered with an error
+        for one in batch:
+            replies.write(json.dumps(answer(one)) + "\n")
 
 
 _WORKER_CODE = "import sys; from selfplay.tasks.mathtask import serve; serve(int(sys.argv[1]))"
@@ -362,26 +334,45 @@ class MathJudge:
             self._ready = True
         return ""
 
-    def _ask(self, req: dict) -> tuple[dict | None, str, str]:
-        """``(reply, status, why)``: the worker's reply, or None with ``timeout``/``error``."""
+    def _ask_many(self, reqs: list[dict]) -> list[tuple[dict | None, str, str]]:
+        """``(reply, status, why)`` per request, in order: the worker's reply, or None with
+        ``timeout``/``error``. The requests go as one batch; each reply must come within
+        ``timeout`` of the one before, else the worker is killed and restarted and the requests
+        after the one it was on are sent again."""
+        out: list[tuple[dict | None, str, str]] = []
         with self._lock:
-            why = self._ensure_ready()
-            if why:
-                return None, "error", why
-            try:
-                self._proc.stdin.write((json.dumps(req) + "\n").encode())
-                self._proc.stdin.flush()
-                reply = self._read_line(self.timeout)
-            except (OSError, ValueError):
-                reply = None
-            if reply is None:
-                died = self._proc.poll() is not None
-                self._discard()
-                self._start()  # the next call finds it (nearly) ready
-                if died:
-                    return None, "error", "the math-verify worker died"
-                why = f"math-verify took longer than {self.timeout:g}s (worker killed)"
-                return None, "timeout", why
+            while len(out) < len(reqs):
+                why = self._ensure_ready()
+                if why:
+                    return out + [(None, "error", why)] * (len(reqs) - len(out))
+                rest = reqs[len(out) :]
+                try:
+                    self._proc.stdin.write((json.dumps({"batch": rest}) + "\n").encode())
+                    self._proc.stdin.flush()
+                except (OSError, ValueError):
+                    pass  # the worker died: the read below finds out
+                for _ in rest:
+                    try:
+                        reply = self._read_line(self.timeout)
+                    except (OSError, ValueError):
+                        reply = None
+                    if reply is None:
+                        out.append(self._replace_worker())
+                        break
+                    out.append(self._read_reply(reply))
+        return out
+
+    def _replace_worker(self) -> tuple[None, str, str]:
+        """Kill a worker that did not answer and start a new one (the next call finds it nearly
+        ready); the status of the request it was on."""
+        died = self._proc.poll() is not None
+        self._discard()
+        self._start()
+        if died:
+            return None, "error", "the math-verify worker died"
+        return None, "timeout", f"math-verify took longer than {self.timeout:g}s (worker killed)"
+
+    def _read_reply(self, reply: dict) -> tuple[dict | None, str, str]:
         if reply.get("r") == "timeout":
             return None, "timeout", f"math-verify took longer than {self.timeout:g}s"
         if reply.get("r") == "error":
@@ -390,29 +381,40 @@ class MathJudge:
 
     def judge(self, gold: str, pred: str) -> tuple[str, str]:
         """``("equal" | "different" | "timeout" | "error", why)``."""
-        key = (gold, pred)
-        if key in self._cache:
-            return ("equal" if self._cache[key] else "different"), ""
-        seconds = self.timeout * SOFT_FRACTION
-        reply, status, why = self._ask({"gold": gold, "pred": pred, "seconds": seconds})
-        if reply is None:
-            return status, why
-        r = reply.get("r")
-        if r in ("equal", "different"):
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()
-            self._cache[key] = r == "equal"
-            return r, ""
-        return "error", f"unexpected reply from the math-verify worker: {str(reply)[:80]}"
+        return self.judge_many([(gold, pred)])[0]
 
-    def profile(self, gold: str) -> dict:
-        """How math-verify reads ``gold``, for :func:`differs_by_profile`: ``{"kind": "constant",
-        "value": "0.866..."}``, ``symbolic``, ``many``, ``interval`` or ``other`` (also when the
-        worker fails)."""
-        reply, _, _ = self._ask({"profile": gold, "seconds": self.timeout * SOFT_FRACTION})
-        if reply is None or reply.get("r") != "profile":
-            return {"kind": "other"}
-        return {k: v for k, v in reply.items() if k != "r"}
+    def judge_many(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """:meth:`judge` for many ``(gold, pred)`` pairs, in one batch."""
+        results = {
+            p: ("equal" if self._cache[p] else "different", "") for p in pairs if p in self._cache
+        }
+        todo = [p for p in dict.fromkeys(pairs) if p not in results]
+        seconds = self.timeout * SOFT_FRACTION
+        reqs = [{"gold": g, "pred": p, "seconds": seconds} for g, p in todo]
+        for pair, (reply, status, why) in zip(todo, self._ask_many(reqs), strict=True):
+            r = None if reply is None else reply.get("r")
+            if reply is None:
+                results[pair] = (status, why)
+            elif r in ("equal", "different"):
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[pair] = r == "equal"
+                results[pair] = (r, "")
+            else:
+                results[pair] = (
+                    "error",
+                    f"unexpected reply from the math-verify worker: {reply}"[:120],
+                )
+        return [results[p] for p in pairs]
+
+    def describe_many(self, answers: list[str]) -> list[dict | None]:
+        """How math-verify reads each answer (:func:`selfplay.tasks.mathforms.describe_parse`),
+        in one batch; None where the worker failed or ran out of time."""
+        seconds = self.timeout * SOFT_FRACTION
+        replies = self._ask_many([{"describe": a, "seconds": seconds} for a in answers])
+        return [
+            r["form"] if r is not None and r.get("r") == "form" else None for r, _, _ in replies
+        ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -472,7 +474,7 @@ def verify_math(
         key = (problem.answer, answer)
         result = fast_judge(*key)
         if result is None and cache is not None:
-            result = cache.get(key)
+            result = cache.get(_cache_key(key))
         if result is not None:
             return answer_verdict(*key, result)
         return answer_verdict(*key, *_ask_math_verify(judge, key, cache))
@@ -486,8 +488,14 @@ def _ask_math_verify(judge: MathJudge, key: tuple[str, str], cache: dict | None)
     """``judge``'s ``(result, why)`` for a ``(gold, answer)`` pair, remembered in ``cache``."""
     result, why = judge.judge(*key)
     if cache is not None and result in ("equal", "different"):
-        _remember(cache, key, result)
+        _remember(cache, _cache_key(key), result)
     return result, why
+
+
+def _cache_key(key: tuple[str, str]) -> tuple[str, str]:
+    """Judgements are remembered per (gold, normalized answer): answers the same after
+    :func:`normalize_latex` are the same answer to math-verify."""
+    return key[0], normalize_latex(key[1])
 
 
 def _remember(cache: dict, key: tuple[str, str], result: str) -> None:
@@ -531,10 +539,14 @@ class MathTask(DatasetTask):
         self.workers = max(1, workers or os.cpu_count() or 1)
         """math-verify worker processes for :meth:`verify_many` (default: one per CPU)."""
         self._judges: list[MathJudge] = []
-        self._cache: dict[tuple[str, str], str] = {}
-        self._profiles: dict[str, dict] = {}  # per gold answer: how math-verify reads it
+        self._cache: dict[tuple[str, str], str] = {}  # (gold, normalized answer) -> result
+        self._forms: dict[str, dict | None] = {}  # answer -> how math-verify reads it
         self.calls: Counter = Counter()
-        """Worker calls made by :meth:`verify_many`: ``math-verify`` (pairs) and ``profile`` (golds)."""
+        """Worker requests made by :meth:`verify_many`: ``math-verify`` (pairs judged) and
+        ``describe`` (answers and golds read into forms)."""
+        self.decided: Counter = Counter()
+        """Chains :meth:`verify_many` judged, by what decided them: ``text, number or cache``,
+        ``forms``, ``math-verify``, or ``no answer to compare``."""
         self.worker_seconds = 0.0
         """Wall time :meth:`verify_many` spent waiting for the workers."""
 
@@ -544,8 +556,9 @@ class MathTask(DatasetTask):
             **self.__dict__,
             "_judges": [],
             "_cache": {},
-            "_profiles": {},
+            "_forms": {},
             "calls": Counter(),
+            "decided": Counter(),
             "worker_seconds": 0.0,
         }
 
@@ -578,7 +591,8 @@ class MathTask(DatasetTask):
             judge.close()
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
-        """As :func:`verify_math`, with the gold's profile before math-verify."""
+        """As :func:`verify_math`, with the forms :meth:`verify_many` has read before
+        math-verify (one worker call at most)."""
         return bounded_verify(
             self._check, problem, completion, max_chars=MAX_CHARS, seconds=self.timeout
         )
@@ -588,35 +602,37 @@ class MathTask(DatasetTask):
         if isinstance(answer, Verdict):
             return answer
         key = (problem.answer, answer)
-        result = self._decide(key, self.judge)
-        if result is not None:
-            return answer_verdict(*key, result)
-        return answer_verdict(*key, *_ask_math_verify(self.judge, key, self._cache))
+        result = self._decide(key)
+        if result is None:
+            result, why = self.judge.judge(*key)
+            if result in ("equal", "different"):
+                _remember(self._cache, _cache_key(key), result)
+            return answer_verdict(*key, result, why)
+        return answer_verdict(*key, result)
 
-    def _decide(self, key: tuple[str, str], judge: MathJudge | None) -> str | None:
-        """The fast path, the cache, then the gold's profile (asked of ``judge`` if not known,
-        and only when the answer is a plain exact number); None: math-verify must judge."""
-        result = self._cache.get(key) or fast_judge(*key)
-        if result is None and (judge is not None or key[0] in self._profiles):
-            number = as_number(normalize_latex(key[1]))
-            if number is not None and not number[1]:
-                if key[0] not in self._profiles:
-                    self._profiles[key[0]] = judge.profile(key[0])
-                if differs_by_profile(self._profiles[key[0]], key[1]):
-                    result = "different"
+    def _decide(self, key: tuple[str, str]) -> str | None:
+        """The fast path, the cache, then the forms of gold and answer if both are known;
+        None: math-verify must judge."""
+        ckey = _cache_key(key)
+        result = self._cache.get(ckey) or fast_judge(*key)
+        if result is None and key[0] in self._forms and key[1] in self._forms:
+            result = judge_forms(self._forms[key[0]], self._forms[key[1]])
         if result is not None:
-            _remember(self._cache, key, result)
+            _remember(self._cache, ckey, result)
         return result
 
     def verify_many(
         self, items: list[tuple[Problem, str]], workers: int | None = None
     ) -> list[Verdict]:
         """:meth:`verify` for many ``(problem, completion)`` pairs, in order. The fast path and
-        the cache answer what they can; the distinct (gold, answer) pairs left go to math-verify,
-        spread over ``workers`` worker processes (default :attr:`workers`)."""
+        the cache answer what they can; the golds and answers left are read into forms by the
+        worker processes (once per distinct text), which settle most of the rest; the distinct
+        (gold, answer) pairs still open go to math-verify. Worker requests go in batches, spread
+        over ``workers`` processes (default :attr:`workers`)."""
         answers: list[str | Verdict] = []
         results: dict[tuple[str, str], tuple[str, str]] = {}  # (gold, answer) -> (result, why)
         todo: dict[tuple[str, str], None] = {}
+        how: dict[tuple[str, str], str] = {}  # (gold, answer) -> the path that decided it
         for problem, completion in items:
             try:
                 answer = read_answer(completion)
@@ -626,63 +642,69 @@ class MathTask(DatasetTask):
             if isinstance(answer, str):
                 key = (problem.answer, answer)
                 if key not in results and key not in todo:
-                    decided = self._decide(key, None)
+                    decided = self._decide(key)
                     if decided is None:
                         todo[key] = None
                     else:
-                        results[key] = (decided, "")
+                        results[key], how[key] = (decided, ""), "text, number or cache"
         workers = workers or self.workers
-        # Golds whose profile can settle a plain-number answer: one worker call per gold.
-        golds = {
-            gold: None
-            for gold, answer in todo
-            if gold not in self._profiles
-            and (n := as_number(normalize_latex(answer))) is not None
-            and not n[1]
-        }
-        self._profiles.update(self._run_all(list(golds), workers, MathJudge.profile))
+        unread = list(dict.fromkeys(t for key in todo for t in key if t not in self._forms))
+        forms = {t: form for t in unread if (form := number_form(t)) is not None}
+        unread = [t for t in unread if t not in forms]
+        forms.update(self._run_all(unread, workers, MathJudge.describe_many))
+        if len(self._forms) + len(forms) > TASK_CACHE_SIZE:
+            self._forms.clear()
+        self._forms.update(forms)
         left = []
         for key in todo:
-            decided = self._decide(key, None)
+            decided = self._decide(key)
             if decided is None:
                 left.append(key)
+                how[key] = "math-verify"
             else:
-                results[key] = (decided, "")
-        self.calls.update({"profile": len(golds), "math-verify": len(left)})
-        judged = self._run_all(left, workers, lambda judge, pair: judge.judge(*pair))
-        for pair, (result, _) in judged.items():
+                results[key], how[key] = (decided, ""), "forms"
+        self.calls.update({"describe": len(unread), "math-verify": len(left)})
+        judged = self._run_all(left, workers, MathJudge.judge_many)
+        for key, (result, _) in judged.items():
             if result in ("equal", "different"):
-                _remember(self._cache, pair, result)
+                _remember(self._cache, _cache_key(key), result)
         results.update(judged)
         out = []
         for (problem, _), answer in zip(items, answers, strict=True):
             if isinstance(answer, Verdict):
                 out.append(answer)
+                self.decided["no answer to compare"] += 1
             else:
-                out.append(
-                    answer_verdict(problem.answer, answer, *results[(problem.answer, answer)])
-                )
+                key = (problem.answer, answer)
+                out.append(answer_verdict(*key, *results[key]))
+                self.decided[how[key]] += 1
         return out
 
     def _run_all(self, keys: list, workers: int, call) -> dict:
-        """``{key: call(judge, key)}``, each worker process taking the next key as it finishes."""
+        """``{key: value}`` with ``call(judge, batch) -> values`` run on batches of the keys, each
+        worker process taking the next batch as it finishes one: a few batches per worker, so
+        that one slow batch does not hold the others up, and few round trips."""
         if not keys:
             return {}
         n = min(workers, len(keys))
-        judges: SimpleQueue = SimpleQueue()
-        for judge in self._pool(n):
-            judges.put(judge)
+        size = min(MAX_BATCH, -(-len(keys) // (BATCHES_PER_WORKER * n)))
+        batches: SimpleQueue = SimpleQueue()
+        for i in range(0, len(keys), size):
+            batches.put(keys[i : i + size])
+        out: dict = {}
 
-        def one(key):
-            judge = judges.get()
-            try:
-                return call(judge, key)
-            finally:
-                judges.put(judge)
+        def drain(judge: MathJudge) -> None:
+            while True:
+                try:
+                    batch = batches.get_nowait()
+                except Empty:
+                    return
+                out.update(zip(batch, call(judge, batch), strict=True))
 
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=n) as pool:
-            out = dict(zip(keys, pool.map(one, keys), strict=True))
+            for done in [pool.submit(drain, judge) for judge in self._pool(n)]:
+                done.result()
         self.worker_seconds += time.monotonic() - start
         return out
 
