@@ -11,6 +11,7 @@ from selfplay.bench import run_bench
 from selfplay.bench_config import load_bench_config
 from selfplay.climb_bench import arm_kind
 from selfplay.errors import ConfigError
+from selfplay.publish import copy_results, resummarize
 
 RUN = {
     "model": {"preset": "tiny", "position": "nope"},
@@ -88,6 +89,9 @@ def test_climb_bench_reports_frontiers_labels_and_claims(tmp_path):
     assert (out / "climb_frontier.png").stat().st_size > 0
     parquet = artifacts.read_parquet(out / "results.parquet")
     assert len(parquet) == len(rows)
+    # Published files re-derive the summary (the check tests/test_published.py makes).
+    published = copy_results(out, "climb", tmp_path / "results")
+    assert json.loads(json.dumps(resummarize(published))) == summary
 
 
 def test_climb_bench_arms_share_the_schedule_and_margin_is_positive(tmp_path):

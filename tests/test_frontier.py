@@ -9,6 +9,7 @@ import pytest
 
 from selfplay import artifacts
 from selfplay.config import config_from_dict
+from selfplay.errors import ConfigError
 from selfplay.frontier import (
     is_validation,
     mix_counts,
@@ -194,6 +195,55 @@ def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
     budget = TINY["train"]["tokens"]
     # Equal tokens up to the last batch (16 examples of at most ~30 tokens here).
     assert all(abs(t - budget) < 16 * 30 for ts in per_round for t in ts), per_round
+
+
+def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):
+    """filters.majority_models = 3: three models from different seeds, each answering every
+    problem; an answer is kept when 2 of the 3 agree, and all three train on what is kept."""
+    import torch
+
+    from selfplay.models import load_model
+    from selfplay.stages import STOP_ENV, StageInterrupt
+
+    data = json.loads(json.dumps(TINY))
+    data["output_dir"] = str(tmp_path / "run")
+    data["loop"]["iterations"] = 1
+    data["filters"] = {"verified": False, "majority": True, "majority_models": 3}
+    cfg = config_from_dict(data)
+    monkeypatch.setenv(STOP_ENV, "iter_001/train")  # killed after the run's model trained
+    with pytest.raises(StageInterrupt):
+        run_frontier(cfg)
+    monkeypatch.delenv(STOP_ENV)
+    rows = run_frontier(cfg)
+    run = tmp_path / "run"
+    for stage in ("seed", "iter_001"):
+        for j in (1, 2):
+            assert (run / stage / "members" / str(j) / "model").is_dir()
+    w = [
+        next(load_model(d, "cpu")[0].parameters()).detach()
+        for d in (run / "seed" / "model", run / "seed" / "members" / "1" / "model")
+    ]
+    assert not torch.equal(w[0], w[1])  # each member starts from its own weights
+    seed, round1 = rows
+    assert len(seed["members"]) == 2 and len(round1["members"]) == 2
+    assert seed["cumulative"]["train_tokens"] == seed["train"]["tokens"] + sum(
+        m["tokens"] for m in seed["members"]
+    )
+    kept = artifacts.read_parquet(run / "iter_001" / "kept.parquet")
+    assert {r["sample_idx"] for r in kept} <= {0, 1, 2}  # one greedy answer from each model
+    assert all(r["kept"] == (r["filter_reason"] == "kept") for r in kept)
+    assert any(r["filter_reason"].startswith("no majority") for r in kept) or all(
+        r["kept"] for r in kept
+    )
+    gen = sum(len(r["text"]) + 1 for r in kept) * 3
+    assert round1["generate"]["generated_tokens"] == gen
+
+
+def test_committee_needs_the_majority_filter_on_the_frontier(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["filters"] = {"verified": True, "majority_models": 3}
+    with pytest.raises(ConfigError, match="majority_models"):
+        config_from_dict(data)
 
 
 @pytest.mark.slow

@@ -259,6 +259,11 @@ class FilterConfig:
     needed; combine with ``verified: false`` for the label-free arm)."""
     majority_min_votes: int = 2
     """The winning answer needs at least this many votes."""
+    majority_models: int = 1
+    """On the frontier schedule, with ``majority``: vote across this many models trained from
+    different seeds (Lee et al. 2025's committee). The loop trains all of them on U, each round
+    every one answers the problems (``generation.n`` each) and every one trains on what the vote
+    keeps; the first is the run's model. 1: the vote is over one model's samples."""
     balance_difficulty: bool = False
     """Cap every difficulty's kept chains at the count of the difficulty with the fewest (among
     those with any), so easy problems do not dominate the training set."""
@@ -598,6 +603,13 @@ def _check_ranges(cfg: RunConfig) -> None:
         "warmup and decay must be >= 0 with warmup + decay <= 1",
     )
     need(cfg.filters.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
+    need(cfg.filters.majority_models >= 1, "filters.majority_models", "must be >= 1")
+    need(
+        cfg.filters.majority_models == 1
+        or (cfg.filters.majority and cfg.loop.schedule == "frontier"),
+        "filters.majority_models",
+        "> 1 needs filters.majority and loop.schedule: frontier",
+    )
     need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
     need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")
     need(cfg.train.tokens >= 0, "train.tokens", "must be >= 0")

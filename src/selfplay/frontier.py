@@ -335,14 +335,15 @@ def accuracy_by_difficulty(
 
 
 def label_problems(
-    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int
+    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int, others=()
 ) -> tuple[list[dict], dict]:
     """The model's own answers to ``problems`` and what the filter keeps of them.
 
     ``generation.n == 1``: the greedy answer; more: ``n`` samples at ``generation.temperature``.
     The filter: ``filters.verified`` (the verifier), else ``filters.majority`` (the most common
     answer with at least ``filters.majority_min_votes`` votes), else none; then, with
-    ``loop.frontier.length_filter``, only answers of the width the prompt implies."""
+    ``loop.frontier.length_filter``, only answers of the width the prompt implies. ``others``:
+    the committee's other models (``filters.majority_models``); their answers join the vote."""
     n = cfg.generation.n
     temp = 0.0 if n == 1 else cfg.generation.temperature
     records = []
@@ -350,15 +351,19 @@ def label_problems(
     for p in problems:
         by_d.setdefault(p.difficulty, []).append(p)
     for d, ps in sorted(by_d.items()):
-        texts = decode(
-            model,
-            tok,
-            [p.prompt for p in ps],
-            max_new_for(task, cfg, d),
-            n=n,
-            temperature=temp,
-            seed=seed + d,
-        )
+        texts = [[] for _ in ps]
+        for j, m in enumerate([model, *others]):
+            answers = decode(
+                m,
+                tok,
+                [p.prompt for p in ps],
+                max_new_for(task, cfg, d),
+                n=n,
+                temperature=temp,
+                seed=seed + d + MEMBER_SEED * j,
+            )
+            for ts, a in zip(texts, answers, strict=True):
+                ts.extend(a)
         flat = [(p, t) for p, ts in zip(ps, texts, strict=True) for t in ts]
         verdicts = verify_all(task, flat)
         i = 0
@@ -526,6 +531,47 @@ def _log(console, msg: str) -> None:
         console.print(msg)
 
 
+# The committee's j-th model runs on seed ``cfg.seed + MEMBER_SEED * j``: far from other runs' seeds.
+MEMBER_SEED = 10007
+
+
+def member_dirs(stage_dir: Path, cfg: RunConfig) -> list[Path]:
+    """Where a stage keeps the committee's other models (``filters.majority_models`` - 1)."""
+    return [stage_dir / "members" / str(j) for j in range(1, cfg.filters.majority_models)]
+
+
+def train_members(
+    cfg: RunConfig, stage_dir: Path, prev: list[Path] | None, sources, shares, tokens, lr, seed,
+    device: str,
+) -> list[dict]:  # fmt: skip
+    """Train (or, resuming, skip) the committee's other models for a stage: from scratch on U for
+    the seed stage (``prev`` None: each its own initial weights), else from each one's previous
+    checkpoint, on the same sources as the run's model; returns their train records."""
+    from selfplay.models import init_model, load_model
+
+    out = []
+    for j, where in enumerate(member_dirs(stage_dir, cfg), start=1):
+        if not (where / "train.json").exists():
+            member_seed = seed + MEMBER_SEED * j
+            if prev is None:
+                model, tok = init_model(
+                    dataclasses.replace(cfg, seed=cfg.seed + MEMBER_SEED * j), device
+                )
+            else:
+                model, tok = load_model(prev[j - 1] / "model", device, dtype="float32")
+            train = _train(
+                model, tok, cfg, sources, shares, tokens, lr, member_seed, where / ".trainer"
+            )
+            artifacts.save_model_dir(where / "model", model, tok)
+            artifacts.write_json(where / "train.json", train)
+        out.append(artifacts.read_json(where / "train.json"))
+    return out
+
+
+def _members_train_tokens(members: list[dict]) -> int:
+    return sum(m["tokens"] for m in members)
+
+
 def _eval_row(acc: dict[int, float], cfg: RunConfig) -> dict:
     top = max(cfg.raw.difficulties)
     accuracy = {str(d): a for d, a in sorted(acc.items())}
@@ -593,6 +639,11 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             d / ".trainer",
         )
         artifacts.save_model_dir(d / "model", model, tok)
+        members = train_members(
+            cfg, d, None, {"raw": raw}, {"raw": 1.0}, cfg.seed_train.tokens, cfg.seed_train.lr,
+            cfg.seed, device,
+        )  # fmt: skip
+        trained = train["tokens"] + _members_train_tokens(members)
         t1 = time.perf_counter()
         acc = accuracy_by_difficulty(
             model, tok, task, _eval_problems(tests, top_raw + fr.probe_ahead), cfg, cfg.seed
@@ -603,6 +654,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             "iteration": 0,
             "raw": {"examples": len(raw)},
             "train": {**train, "params": n_params},
+            "members": members,
             "eval": ev,
             "frontier": {"trained_max": top_raw},
             "seconds": {
@@ -611,9 +663,9 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 "total": train["seconds"] + time.perf_counter() - t1,
             },
             "cumulative": {
-                "train_tokens": train["tokens"],
+                "train_tokens": trained,
                 "generated_tokens": 0,
-                "flops": 6 * n_params * train["tokens"],
+                "flops": 6 * n_params * trained,
                 "seconds": time.perf_counter() - t_start,
                 "cpu_seconds": time.process_time() - c_start,
             },
@@ -625,6 +677,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         on_stage(rows[-1])
 
     prev_dir = d / "model"
+    prev_stage = d  # where the committee's other models of the last finished stage are
     frontiers: list[int] = []
     trained_max = top_raw
     stop = None
@@ -635,7 +688,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             m = artifacts.read_json(it / "metrics.json")
             frontiers.append(m["frontier"]["probe_solved"])
             trained_max = m["frontier"]["trained_max"]
-            prev_dir = it / "model"
+            prev_dir, prev_stage = it / "model", it
             spent = _spent(m)
             continue
         clock = spent[1] if fr.budget_clock == "cpu" else spent[0]
@@ -684,8 +737,12 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 rng = random.Random(f"practice-{cfg.seed}-{k}")
                 per = max(1, cfg.loop.problems_per_iter // len(practice))
                 problems = [p for dd in practice for p in draw_problems(task, dd, per, rng, False)]
+                others = [
+                    load_model(m / "model", device, dtype="float32")[0]
+                    for m in member_dirs(prev_stage, cfg)
+                ]
                 records, label_stats = label_problems(
-                    model, tok, task, problems, cfg, cfg.seed + 1000 * k
+                    model, tok, task, problems, cfg, cfg.seed + 1000 * k, others
                 )
             else:
                 records, label_stats = raw_round(cfg, task, raw, tests, k)
@@ -718,6 +775,10 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             mark_done(it, "train")
         else:
             model, tok = load_model(it / "model", device, dtype="float32")
+        members = train_members(
+            cfg, it, member_dirs(prev_stage, cfg), {"new": new, "old": old, "raw": raw}, shares,
+            cfg.train.tokens, cfg.train.lr, cfg.seed + k, device,
+        )  # fmt: skip
         train = artifacts.read_json(it / "train.json")
         if new:
             trained_max = max(trained_max, max(e.difficulty for e in new))
@@ -729,10 +790,13 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         prev = rows[-1]["cumulative"]
         n_params = rows[0]["train"]["params"]
         gen_tokens = (
-            sum(len(r["text"]) + 1 for r in records) * cfg.generation.n
+            sum(len(r["text"]) + 1 for r in records)
+            * cfg.generation.n
+            * cfg.filters.majority_models
             if cfg.loop.data_source == "selfplay"
             else 0
         )
+        trained = train["tokens"] + _members_train_tokens(members)
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         out = {
             "stage": f"iter_{k:03d}",
@@ -752,6 +816,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             },
             "filter": {"kept": label_stats["kept"], **label_stats},
             "train": train,
+            "members": members,
             "eval": _eval_row(acc, cfg),
             "seconds": {
                 "probe": t_probe,
@@ -762,9 +827,9 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 "cpu": cpu,
             },
             "cumulative": {
-                "train_tokens": prev["train_tokens"] + train["tokens"],
+                "train_tokens": prev["train_tokens"] + trained,
                 "generated_tokens": prev["generated_tokens"] + gen_tokens,
-                "flops": prev["flops"] + 6 * n_params * train["tokens"] + 2 * n_params * gen_tokens,
+                "flops": prev["flops"] + 6 * n_params * trained + 2 * n_params * gen_tokens,
                 "seconds": spent[0] + total,
                 "cpu_seconds": spent[1] + cpu,
             },
@@ -772,7 +837,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         spent = (spent[0] + total, spent[1] + cpu)
         artifacts.write_json(it / "metrics.json", out)
         rows = write_metrics_log(run_dir)
-        prev_dir = it / "model"
+        prev_dir, prev_stage = it / "model", it
         acc_labels = label_stats["label_accuracy"]
         _log(
             console,

@@ -61,6 +61,10 @@ def resummarize(results_dir: Path) -> dict:
     wall = artifacts.read_json(d / "provenance.json")
     if stored.get("kind") == "sweep":
         return summarize_sweep(bench, rows, stored["plots"], wall)
+    if stored.get("kind") == "climb-bench":
+        from selfplay.climb_bench import summarize_climb
+
+        return summarize_climb(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
     return summarize_bench(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
 
 
