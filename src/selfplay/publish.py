@@ -64,7 +64,9 @@ def resummarize(results_dir: Path) -> dict:
     if stored.get("kind") == "climb-bench":
         from selfplay.climb_bench import summarize_climb
 
-        return summarize_climb(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
+        return summarize_climb(
+            bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall
+        )
     return summarize_bench(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
 
 
