@@ -2,6 +2,10 @@
 
     python scripts/publish_results.py runs/arith-bench-quick bench-quick   # copy the files
     python scripts/publish_results.py --render                              # README.md, docs/*.md
+    python scripts/publish_results.py runs/arith-bench-grpo bench-grpo-vs-ei --reference selfplay-verified
+
+``--reference ARM`` publishes the same rows compared against another arm (its bench.yaml says so,
+and summary.json and report.md are derived again from the rows).
 
 A published table is a block ``<!-- results: NAME | SECTION -->`` ... ``<!-- /results -->``
 (see ``selfplay.publish``); ``tests/test_published.py`` fails when one differs from its files.
@@ -14,7 +18,7 @@ import sys
 from pathlib import Path
 
 from selfplay.errors import ConfigError
-from selfplay.publish import copy_results, render_file
+from selfplay.publish import copy_results, render_file, rereference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,11 +36,15 @@ def publish() -> int:
     ap.add_argument("bench_dir", nargs="?", type=Path, help="a finished bench directory")
     ap.add_argument("name", nargs="?", help="its name under benchmarks/results/")
     ap.add_argument("--render", action="store_true", help="rewrite the published tables")
+    ap.add_argument("--reference", help="compare against this arm instead of the bench's own")
     args = ap.parse_args()
     if args.bench_dir is not None:
         if not args.name:
             ap.error("give the results name after the bench directory")
-        print(f"copied to {copy_results(args.bench_dir, args.name)}")
+        out = copy_results(args.bench_dir, args.name)
+        if args.reference:
+            rereference(out, args.reference)
+        print(f"copied to {out}")
     if args.render:
         for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
             text = path.read_text()

@@ -70,6 +70,22 @@ def resummarize(results_dir: Path) -> dict:
     return summarize_bench(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
 
 
+def rereference(results_dir: Path, reference: str) -> None:
+    """Make a published results directory compare against another of its arms: bench.yaml names
+    it, and summary.json and report.md are derived again from results.parquet."""
+    import yaml
+
+    from selfplay.bench import write_summary
+
+    d = Path(results_dir)
+    data = yaml.safe_load((d / "bench.yaml").read_text())
+    if reference not in (data.get("arms") or {}):
+        raise ConfigError(f"--reference: {reference!r} is not an arm of {d / 'bench.yaml'}")
+    data["reference"] = reference
+    artifacts.write_text(d / "bench.yaml", yaml.safe_dump(data, sort_keys=False))
+    write_summary(d, resummarize(d))
+
+
 def render_block(name: str, heading: str, root: Path = RESULTS) -> str:
     """The Markdown of one published table (or, for ``verdict``, the verdict line)."""
     from selfplay.bench_report import markdown_table
