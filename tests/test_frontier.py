@@ -197,6 +197,31 @@ def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
     assert all(abs(t - budget) < 16 * 30 for ts in per_round for t in ts), per_round
 
 
+@pytest.mark.parametrize(
+    "task,raw",
+    [
+        ({"ops": ["add"], "reversed": False}, {"answer_only_rate": 1.0}),
+        ({"ops": ["mul"], "reversed": True}, {"answer_only_rate": 0.0}),
+    ],
+    ids=["forward-add", "reversed-mul-chain"],
+)
+def test_forward_addition_and_the_multiplication_chain_run_the_frontier(tmp_path, task, raw):
+    data = json.loads(json.dumps(TINY))
+    data["output_dir"] = str(tmp_path / "run")
+    data["task"].update(task)
+    data["raw"].update(raw)
+    data["loop"]["iterations"] = 1
+    data["loop"]["frontier"]["length_filter"] = True
+    data["filters"] = {"verified": True}
+    rows = run_frontier(config_from_dict(data))
+    kept = artifacts.read_parquet(tmp_path / "run" / "iter_001" / "kept.parquet")
+    assert kept and all(r["difficulty"] == 5 for r in kept)
+    assert all(r["correct"] for r in kept if r["kept"])  # the verifier keeps only right answers
+    if task["ops"] == ["mul"]:  # the chain: partial products, their sum, then the answer
+        assert all(r["gold"] == r["text"] or "|" in r["text"] or not r["kept"] for r in kept)
+    assert rows[-1]["frontier"]["practice"] == [5]
+
+
 def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):
     """filters.majority_models = 3: three models from different seeds, each answering every
     problem; an answer is kept when 2 of the 3 agree, and all three train on what is kept."""
