@@ -264,6 +264,33 @@ def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):
     assert round1["generate"]["generated_tokens"] == gen
 
 
+def test_committee_completes_a_seed_stage_shared_without_it(tmp_path):
+    """A bench shares its first arm's seed stage (hard links); a committee arm trains the other
+    models itself and counts them in its own seed record, leaving the shared file as it was."""
+    import os
+    import shutil
+
+    data = json.loads(json.dumps(TINY))
+    data["output_dir"] = str(tmp_path / "plain")
+    data["loop"]["iterations"] = 0
+    run_frontier(config_from_dict(data))
+    shutil.copytree(
+        tmp_path / "plain" / "seed", tmp_path / "committee" / "seed", copy_function=os.link
+    )
+    before = (tmp_path / "plain" / "seed" / "metrics.json").read_text()
+    data["output_dir"] = str(tmp_path / "committee")
+    data["loop"]["iterations"] = 1
+    data["filters"] = {"verified": False, "majority": True, "majority_models": 2}
+    rows = run_frontier(config_from_dict(data))
+    seed = rows[0]
+    assert (tmp_path / "committee" / "seed" / "members" / "1" / "model").is_dir()
+    assert (
+        seed["cumulative"]["train_tokens"] == seed["train"]["tokens"] + seed["members"][0]["tokens"]
+    )
+    assert (tmp_path / "plain" / "seed" / "metrics.json").read_text() == before
+    assert rows[1]["stage"] == "iter_001"
+
+
 def test_committee_needs_the_majority_filter_on_the_frontier(tmp_path):
     data = json.loads(json.dumps(TINY))
     data["filters"] = {"verified": True, "majority_models": 3}

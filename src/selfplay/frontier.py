@@ -572,6 +572,28 @@ def _members_train_tokens(members: list[dict]) -> int:
     return sum(m["tokens"] for m in members)
 
 
+def _complete_committee(cfg: RunConfig, d: Path, raw: list[Example], device: str) -> None:
+    """A seed stage shared from a run without the committee (a bench's first arm) lacks the other
+    models: train them now and add their cost to this run's seed record."""
+    m = artifacts.read_json(d / "metrics.json")
+    have = m.get("members") or []
+    if len(have) >= cfg.filters.majority_models - 1:
+        return
+    t0, c0 = time.perf_counter(), time.process_time()
+    members = train_members(
+        cfg, d, None, {"raw": raw}, {"raw": 1.0}, cfg.seed_train.tokens, cfg.seed_train.lr,
+        cfg.seed, device,
+    )  # fmt: skip
+    extra = _members_train_tokens(members) - _members_train_tokens(have)
+    cum = m["cumulative"]
+    cum["train_tokens"] += extra
+    cum["flops"] += 6 * m["train"]["params"] * extra
+    cum["seconds"] += time.perf_counter() - t0
+    cum["cpu_seconds"] = cum.get("cpu_seconds", 0.0) + time.process_time() - c0
+    m["members"] = members
+    artifacts.write_json(d / "metrics.json", m)  # a new file: a hard-linked original stays as is
+
+
 def _eval_row(acc: dict[int, float], cfg: RunConfig) -> dict:
     top = max(cfg.raw.difficulties)
     accuracy = {str(d): a for d, a in sorted(acc.items())}
@@ -672,6 +694,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         }
         artifacts.write_json(d / "metrics.json", out)
         mark_done(d, "evaluate")
+    _complete_committee(cfg, d, raw, device)
     rows = write_metrics_log(run_dir)
     if on_stage:
         on_stage(rows[-1])
