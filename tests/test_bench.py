@@ -133,7 +133,7 @@ def test_shipped_bench_configs_load():
     assert len(paths) >= 3
     for p in paths:
         bench, arms = load_bench_config(p)
-        assert bench.reference in arms and len(bench.seeds) >= 2
+        assert bench.reference in arms and (len(bench.seeds) >= 2 or not bench.verdict)
 
 
 def test_majority_filter_keeps_the_winning_answer():

@@ -132,6 +132,10 @@ def test_tiny_climb_and_resume(tmp_path):
     assert [json.loads(x)["stage"] for x in lines] == ["seed", "iter_001", "iter_002"]
     final = artifacts.read_json(tmp_path / "run" / "final.json")
     assert set(final["eval"]["accuracy"]) == {"1", "2", "3", "4", "all"}
+    # A finished run resumed (a bench's rerun) does not measure its last model again.
+    inode = (tmp_path / "run" / "final.json").stat().st_ino
+    run_frontier(_cfg(tmp_path, iterations=2), console=None)
+    assert (tmp_path / "run" / "final.json").stat().st_ino == inode
 
 
 def test_killed_round_resumes_from_its_labels(tmp_path, monkeypatch):
@@ -220,6 +224,27 @@ def test_forward_addition_and_the_multiplication_chain_run_the_frontier(tmp_path
     if task["ops"] == ["mul"]:  # the chain: partial products, their sum, then the answer
         assert all(r["gold"] == r["text"] or "|" in r["text"] or not r["kept"] for r in kept)
     assert rows[-1]["frontier"]["practice"] == [5]
+
+
+def test_grpo_practises_on_the_frontier(tmp_path):
+    """loop.method: grpo on the frontier schedule: the round's practice problems train the model
+    by GRPO (rewards and advantages in samples.parquet) instead of labels; its costs are GRPO's."""
+    data = json.loads(json.dumps(TINY))
+    data["output_dir"] = str(tmp_path / "run")
+    data["loop"].update(iterations=1, method="grpo")
+    data["grpo"] = {"max_steps": 2, "batch_size": 8, "num_generations": 4}
+    rows = run_frontier(config_from_dict(data))
+    it = tmp_path / "run" / "iter_001"
+    samples = artifacts.read_parquet(it / "samples.parquet")
+    assert len(samples) == 16 and all("reward" in r and "advantage" in r for r in samples)
+    assert {r["difficulty"] for r in samples} == {5}  # the practised length
+    assert not artifacts.read_parquet(it / "kept.parquet")  # no labels
+    grpo = artifacts.read_json(it / "grpo.json")
+    r1 = rows[1]
+    assert r1["train"]["steps"] == 2
+    assert r1["generate"]["generated_tokens"] == grpo["generate"]["generated_tokens"] > 0
+    assert r1["cumulative"]["flops"] == rows[0]["cumulative"]["flops"] + grpo["flops"]
+    assert r1["filter"]["reasons"]["groups"] == 4 and "mean_reward" in r1["filter"]
 
 
 def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):

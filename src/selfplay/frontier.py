@@ -433,6 +433,45 @@ def _examples(records: list[dict]) -> list[Example]:
     ]
 
 
+def grpo_practice(
+    cfg: RunConfig, task: Task, k: int, prev_dir: Path, problems: list[Problem], it: Path,
+    device: str,
+) -> tuple[list[dict], dict]:  # fmt: skip
+    """GRPO on the round's practice problems in place of labels (``loop.method: grpo``): it trains
+    from the previous checkpoint while it samples (``selfplay.grpo``), writing ``model/``,
+    ``samples.parquet`` (rewards, advantages) and ``grpo.json``; no kept labels, no mix with older
+    rounds or U. Returns no records and the round's sample statistics as label statistics."""
+    from selfplay.grpo import grpo_stage
+
+    rec = grpo_stage(cfg, task, k, prev_dir, problems, it, device=device)
+    tr = rec["train"]
+    artifacts.write_json(
+        it / "train.json",
+        {
+            "steps": tr["steps"],
+            "tokens": tr["tokens"],
+            "seconds": tr["seconds"] + rec["seconds"]["generate"],
+            "loss": tr["final_loss"],
+            "mix": {},
+            "generated_tokens": rec["generate"]["generated_tokens"],
+            "flops": rec["flops"],
+        },
+    )
+    stats = {
+        "problems": len(problems),
+        "kept": rec["grpo"]["groups_with_signal"],  # groups whose rewards differed: the gradient
+        "label_accuracy": rec["generate"]["pass_rate"],
+        "kept_accuracy": None,
+        "reasons": {"groups with signal": rec["grpo"]["groups_with_signal"],
+                    "groups": rec["grpo"]["groups"]},
+        "mean_reward": rec["grpo"]["mean_reward"],
+    }  # fmt: skip
+    right = [r["difficulty"] for r in artifacts.read_parquet(it / "samples.parquet")
+             if r["status"] == "correct"]  # fmt: skip
+    stats["practised_max"] = max(right) if right else None  # the longest it got a reward on
+    return [], stats
+
+
 def raw_round(
     cfg: RunConfig, task: Task, raw: list[Example], tests: list[Problem], k: int
 ) -> tuple[list[dict], dict]:
@@ -764,9 +803,14 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                     load_model(m / "model", device, dtype="float32")[0]
                     for m in member_dirs(prev_stage, cfg)
                 ]
-                records, label_stats = label_problems(
-                    model, tok, task, problems, cfg, cfg.seed + 1000 * k, others
-                )
+                if cfg.loop.method == "grpo":
+                    records, label_stats = grpo_practice(
+                        cfg, task, k, prev_dir, problems, it, device
+                    )
+                else:
+                    records, label_stats = label_problems(
+                        model, tok, task, problems, cfg, cfg.seed + 1000 * k, others
+                    )
             else:
                 records, label_stats = raw_round(cfg, task, raw, tests, k)
             artifacts.write_json(it / "label.json", label_stats)
@@ -805,6 +849,8 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
         train = artifacts.read_json(it / "train.json")
         if new:
             trained_max = max(trained_max, max(e.difficulty for e in new))
+        elif label_stats.get("practised_max"):
+            trained_max = max(trained_max, label_stats["practised_max"])
         # Evaluate on the test split (reports only; nothing above steers the climb with it).
         t2 = time.perf_counter()
         upto = min(max(cfg.eval.difficulties), trained_max + fr.probe_ahead)
@@ -820,6 +866,9 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             else 0
         )
         trained = train["tokens"] + _members_train_tokens(members)
+        if "generated_tokens" in train:  # GRPO: it sampled while it trained
+            gen_tokens = train["generated_tokens"]
+        round_flops = train.get("flops") or 6 * n_params * trained + 2 * n_params * gen_tokens
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         out = {
             "stage": f"iter_{k:03d}",
@@ -852,7 +901,7 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             "cumulative": {
                 "train_tokens": prev["train_tokens"] + trained,
                 "generated_tokens": prev["generated_tokens"] + gen_tokens,
-                "flops": prev["flops"] + 6 * n_params * trained + 2 * n_params * gen_tokens,
+                "flops": prev["flops"] + round_flops,
                 "seconds": spent[0] + total,
                 "cpu_seconds": spent[1] + cpu,
             },
@@ -887,6 +936,12 @@ def _final_eval(cfg, task, tests, run_dir: Path, model_dir: Path, device: str, r
     from selfplay.models import load_model
 
     path = run_dir / "final.json"
+    if path.exists():  # a finished run resumed: its last model was measured already
+        done = artifacts.read_json(path)
+        if done.get("model") == str(model_dir.relative_to(run_dir)) and done.get("stop") == (
+            stop or "loop.iterations reached"
+        ):
+            return done
     model, tok = load_model(model_dir, device, dtype="float32")
     acc = accuracy_by_difficulty(model, tok, task, tests, cfg, cfg.seed)
     out = {
