@@ -173,8 +173,20 @@ def write_provenance(
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    commit = git("rev-parse", "HEAD") or "unknown"
+    path = bench_dir / "provenance.json"
+    prev = artifacts.read_json(path) if path.exists() else {}
+    # A bench finished over several invocations (resumed, or arms added) says so: every commit
+    # that ran part of it, and the elapsed time of them all.
+    commits = [c for c in prev.get("commits") or [prev.get("commit")] if c and c != commit]
+    total = (prev.get("elapsed_total_seconds") or prev.get("elapsed_seconds") or 0.0) + (
+        elapsed or 0.0
+    )
     out = {
-        "commit": git("rev-parse", "HEAD") or "unknown",
+        "commit": commit,
+        "commits": [*commits, commit],
+        "invocations": prev.get("invocations", 1 if prev else 0) + 1,
+        "elapsed_total_seconds": total,
         "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
         "versions": environment(),
         "machine": {
@@ -186,7 +198,7 @@ def write_provenance(
         "elapsed_seconds": elapsed,
         "jobs": jobs,
     }
-    artifacts.write_json(bench_dir / "provenance.json", out)
+    artifacts.write_json(path, out)
     return out
 
 

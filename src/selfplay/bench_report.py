@@ -152,7 +152,14 @@ def time_line(run: dict | float) -> str:
     jobs = run.get("jobs", 1)
     if jobs > 1:
         text = f"Run time {summed:.1f} min summed over the arm x seed runs, {jobs} at a time"
-        if run.get("elapsed_seconds"):
+        if run.get("invocations", 1) > 1 and run.get("elapsed_total_seconds"):
+            text += (
+                f"; {run['elapsed_total_seconds'] / 60:.1f} min elapsed over "
+                f"{run['invocations']} invocations (commits "
+                + ", ".join(c[:7] for c in run.get("commits", []))
+                + ")"
+            )
+        elif run.get("elapsed_seconds"):
             text += f"; {run['elapsed_seconds'] / 60:.1f} min elapsed"
         return f"{text}, {where}."
     return f"Wall time {summed:.1f} min {where}."

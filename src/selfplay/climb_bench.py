@@ -33,6 +33,8 @@ def arm_kind(cfg: RunConfig) -> str:
     """What an arm's rounds train on, in the report's words."""
     if cfg.loop.data_source != "selfplay":
         return cfg.loop.data_source
+    if cfg.loop.method == "grpo":
+        return f"GRPO ({cfg.grpo.max_steps} steps x {cfg.grpo.batch_size}, verifier reward)"
     f = cfg.filters
     name = "verified" if f.verified else "majority" if f.majority else "unfiltered"
     if f.majority and not f.verified:
@@ -173,7 +175,13 @@ def summarize_climb(
     rounds = sorted({r["iteration"] for r in rows if r["stage"] != "final" and r["iteration"]})
     table = []
     for name in play:
-        for key, what in (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct")):
+        grpo = arms[name].loop.method == "grpo"
+        pairs = (
+            (("label_accuracy", "samples correct"),)
+            if grpo
+            else (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct"))
+        )
+        for key, what in pairs:
             cells = []
             for k in rounds:
                 vals = [
@@ -191,7 +199,7 @@ def summarize_climb(
                 if r["arm"] == name and r["iteration"] == k and r["stage"] != "final"
             ]
             kept.append(f"{sum(vals) / len(vals):,.0f}" if vals else "–")
-        table.append([name, "kept (of labelled)", *kept])
+        table.append([name, "groups with signal" if grpo else "kept (of labelled)", *kept])
     if play:
         sections.append(
             {
@@ -200,7 +208,9 @@ def summarize_climb(
                     "Greedy (or sampled) answers to the round's practice problems: the share that "
                     "is correct before the filter, the share correct among those kept (1.00 for "
                     "the verifier; without ground truth, what a majority or no filter lets "
-                    "through), and how many were kept. Means over seeds."
+                    "through), and how many were kept; for GRPO, the share of its samples that "
+                    "is correct and the groups whose rewards differed (the ones with a "
+                    "gradient). Means over seeds."
                 ],
                 "columns": ["arm", "", *[f"round {k}" for k in rounds]],
                 "rows": table,
