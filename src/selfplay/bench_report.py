@@ -74,6 +74,23 @@ def compare_arms(
     return out
 
 
+def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict]:
+    """The comparisons as summary.json stores them."""
+    return [
+        {
+            "arm": c["arm"],
+            "reference": bench.reference,
+            "mean": c["test"].mean,
+            "half_width": c["test"].half_width,
+            "p_holm": c["p_holm"],
+            "p_equivalent_holm": c["p_equivalent_holm"],
+            "verdict": c["verdict"],
+            "per_seed": c["diffs"],
+        }
+        for c in comparisons
+    ]
+
+
 def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int) -> str:
     if not bench.verdict or n_seeds < 2:
         return "No verdict: " + ("one seed." if n_seeds < 2 else "verdict: false in the config.")
@@ -403,19 +420,7 @@ def summarize_bench(
         "title": f"Bench `{bench.name}`",
         "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
         "warnings": bench_warnings(bench, rows, final, monotone),
-        "comparisons": [
-            {
-                "arm": c["arm"],
-                "reference": bench.reference,
-                "mean": c["test"].mean,
-                "half_width": c["test"].half_width,
-                "p_holm": c["p_holm"],
-                "p_equivalent_holm": c["p_equivalent_holm"],
-                "verdict": c["verdict"],
-                "per_seed": c["diffs"],
-            }
-            for c in comparisons
-        ],
+        "comparisons": comparison_records(bench, comparisons),
         "intro": intro,
         "sections": sections,
         "plots": plots,

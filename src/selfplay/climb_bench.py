@@ -18,7 +18,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.bench_config import BenchConfig, arm_config
-from selfplay.bench_report import compare_arms, time_line
+from selfplay.bench_report import compare_arms, comparison_records, time_line
 from selfplay.config import RunConfig
 from selfplay.rundir import read_metrics
 from selfplay.stats import format_ci, mean_ci
@@ -217,19 +217,6 @@ def summarize_climb(
             }
         )
     sections.append(_goal_section(bench, arms, final, top))
-    comparisons_out = [
-        {
-            "arm": c["arm"],
-            "reference": bench.reference,
-            "mean": c["test"].mean,
-            "half_width": c["test"].half_width,
-            "p_holm": c["p_holm"],
-            "p_equivalent_holm": c["p_equivalent_holm"],
-            "verdict": c["verdict"],
-            "per_seed": c["diffs"],
-        }
-        for c in comparisons
-    ]
     parts = [
         f"{c['arm']} **{c['verdict']}** ({c['test'].mean:+.1f} ± {c['test'].half_width:.1f})"
         for c in comparisons
@@ -260,7 +247,7 @@ def summarize_climb(
         "title": f"Climb bench `{bench.name}`",
         "verdict": verdict,
         "warnings": [],
-        "comparisons": comparisons_out,
+        "comparisons": comparison_records(bench, comparisons),
         "intro": intro,
         "sections": sections,
         "plots": plots,
