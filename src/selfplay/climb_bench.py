@@ -39,7 +39,7 @@ def arm_kind(cfg: RunConfig) -> str:
     name = "verified" if f.verified else "majority" if f.majority else "unfiltered"
     if f.majority and not f.verified:
         name += f" ({f.majority_min_votes} of {cfg.generation.n} samples)"
-    if cfg.loop.frontier.length_filter:
+    if cfg.loop.frontier.length_filter and cfg.task.reversed:  # the width check needs the format
         name += " + length"
     return name
 
