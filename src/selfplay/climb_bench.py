@@ -172,7 +172,11 @@ def summarize_climb(
     ]  # fmt: skip
     # Label accuracy of what each self-play arm trained on, round by round.
     play = [n for n in names if arms[n].loop.data_source == "selfplay"]
-    rounds = sorted({r["iteration"] for r in rows if r["stage"] != "final" and r["iteration"]})
+    by_round: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        if r["stage"] != "final" and r["iteration"]:
+            by_round.setdefault((r["arm"], r["iteration"]), []).append(r)
+    rounds = sorted({k for _, k in by_round})
     table = []
     for name in play:
         grpo = arms[name].loop.method == "grpo"
@@ -182,22 +186,11 @@ def summarize_climb(
             else (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct"))
         )
         for key, what in pairs:
-            cells = []
-            for k in rounds:
-                vals = [
-                    r[key]
-                    for r in rows
-                    if r["arm"] == name and r["iteration"] == k and r["stage"] != "final"
-                ]
-                cells.append(_ci(vals))
+            cells = [_ci([r[key] for r in by_round.get((name, k), [])]) for k in rounds]
             table.append([name, what, *cells])
         kept = []
         for k in rounds:
-            vals = [
-                r["kept"]
-                for r in rows
-                if r["arm"] == name and r["iteration"] == k and r["stage"] != "final"
-            ]
+            vals = [r["kept"] for r in by_round.get((name, k), [])]
             kept.append(f"{sum(vals) / len(vals):,.0f}" if vals else "–")
         table.append([name, "groups with signal" if grpo else "kept (of labelled)", *kept])
     if play:

@@ -611,9 +611,12 @@ def _members_train_tokens(members: list[dict]) -> int:
     return sum(m["tokens"] for m in members)
 
 
-def _complete_committee(cfg: RunConfig, d: Path, raw: list[Example], device: str) -> None:
-    """A seed stage shared from a run without the committee (a bench's first arm) lacks the other
-    models: train them now and add their cost to this run's seed record."""
+def _seed_committee(cfg: RunConfig, d: Path, raw: list[Example], device: str) -> None:
+    """Train (or, resuming, finish) the committee's other seed models once the run's own is
+    recorded, and add their cost to the seed record; a seed stage shared from a run without the
+    committee (a bench's first arm) gets them the same way."""
+    if cfg.filters.majority_models == 1:
+        return
     m = artifacts.read_json(d / "metrics.json")
     have = m.get("members") or []
     if len(have) >= cfg.filters.majority_models - 1:
@@ -700,11 +703,6 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             d / ".trainer",
         )
         artifacts.save_model_dir(d / "model", model, tok)
-        members = train_members(
-            cfg, d, None, {"raw": raw}, {"raw": 1.0}, cfg.seed_train.tokens, cfg.seed_train.lr,
-            cfg.seed, device,
-        )  # fmt: skip
-        trained = train["tokens"] + _members_train_tokens(members)
         t1 = time.perf_counter()
         acc = accuracy_by_difficulty(
             model, tok, task, _eval_problems(tests, top_raw + fr.probe_ahead), cfg, cfg.seed
@@ -715,7 +713,6 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
             "iteration": 0,
             "raw": {"examples": len(raw)},
             "train": {**train, "params": n_params},
-            "members": members,
             "eval": ev,
             "frontier": {"trained_max": top_raw},
             "seconds": {
@@ -724,16 +721,16 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 "total": train["seconds"] + time.perf_counter() - t1,
             },
             "cumulative": {
-                "train_tokens": trained,
+                "train_tokens": train["tokens"],
                 "generated_tokens": 0,
-                "flops": 6 * n_params * trained,
+                "flops": 6 * n_params * train["tokens"],
                 "seconds": time.perf_counter() - t_start,
                 "cpu_seconds": time.process_time() - c_start,
             },
         }
         artifacts.write_json(d / "metrics.json", out)
         mark_done(d, "evaluate")
-    _complete_committee(cfg, d, raw, device)
+    _seed_committee(cfg, d, raw, device)
     rows = write_metrics_log(run_dir)
     if on_stage:
         on_stage(rows[-1])
@@ -799,15 +796,15 @@ def run_frontier(cfg: RunConfig, console=None, progress: bool = True, on_stage=N
                 rng = random.Random(f"practice-{cfg.seed}-{k}")
                 per = max(1, cfg.loop.problems_per_iter // len(practice))
                 problems = [p for dd in practice for p in draw_problems(task, dd, per, rng, False)]
-                others = [
-                    load_model(m / "model", device, dtype="float32")[0]
-                    for m in member_dirs(prev_stage, cfg)
-                ]
                 if cfg.loop.method == "grpo":
                     records, label_stats = grpo_practice(
                         cfg, task, k, prev_dir, problems, it, device
                     )
                 else:
+                    others = [
+                        load_model(m / "model", device, dtype="float32")[0]
+                        for m in member_dirs(prev_stage, cfg)
+                    ]
                     records, label_stats = label_problems(
                         model, tok, task, problems, cfg, cfg.seed + 1000 * k, others
                     )
