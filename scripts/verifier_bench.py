@@ -109,20 +109,8 @@ MATH_MIX = {
 """What the math row's samples are, by share. Made up, not measured on a model: a round at
 mid training, a third right. The fixture has 7 non-numeric answers out of 12 (MATH-500 has
 fewer), and wrong guesses against them are what math-verify must judge."""
-RESPELLINGS = {
-    "\\frac{1}{2}": ["0.5", "\\dfrac12", "1/2", "\\frac{2}{4}", "\\frac{1}{2}\\text{ cups}"],
-    "4": ["4.0", "x = 4", "04"],
-    "-3, 3": ["3, -3", "\\{-3, 3\\}", "-3,3"],
-    "[1,5)": ["[1, 5)", "\\left[1,5\\right)", "x \\in [1, 5)"],
-    "\\frac{\\sqrt{3}}{2}": ["\\dfrac{\\sqrt3}{2}", "\\frac{1}{2}\\sqrt{3}", "\\sqrt{3}/2"],
-    "2\\sqrt{3}": ["\\sqrt{12}", "2 \\sqrt 3", "2\\sqrt{3}"],
-    "x^2 + 2x + 1": ["(x+1)^2", "x^{2}+2x+1", "1 + 2x + x^2"],
-    "6": ["6.0", "6\\text{ divisors}", "\\dfrac{12}{2}"],
-    "\\left( 3, \\frac{\\pi}{2} \\right)": ["(3, \\pi/2)", "\\left(3,\\dfrac{\\pi}{2}\\right)"],
-    "\\text{(C)}": ["C", "(C)", "\\text{C}"],
-    "10": ["10.0", "10\\text{ apples}", "\\text{10}"],
-    "\\dfrac{3}{4}": ["0.75", "3/4", "\\frac34"],
-}
+RESPELLINGS = json.loads((ROOT / "tests" / "fixtures" / "math_respellings.json").read_text())
+"""The fixture's golds spelled other ways (the same answer); shared with the agreement tests."""
 WRONG_EXPRESSIONS = ["\\frac{1}{3}", "x^2+1", "\\sqrt{2}", "(1, 5)", "-3", "2\\pi", "\\text{(B)}"]
 
 

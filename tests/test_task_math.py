@@ -444,20 +444,7 @@ def test_shortcuts_agree_with_math_verify_on_near_misses(judge):
 
 # The fixture's golds against the answers a round gives them (see scripts/verifier_bench.py):
 # spelled another way, altered (last digit changed), wrong expressions of every kind, guesses.
-RESPELLED = {
-    "\\frac{1}{2}": ["0.5", "\\dfrac12", "1/2", "\\frac{2}{4}", "\\frac{1}{2}\\text{ cups}"],
-    "4": ["4.0", "x = 4", "04"],
-    "-3, 3": ["3, -3", "\\{-3, 3\\}", "-3,3"],
-    "[1,5)": ["[1, 5)", "\\left[1,5\\right)", "x \\in [1, 5)"],
-    "\\frac{\\sqrt{3}}{2}": ["\\dfrac{\\sqrt3}{2}", "\\frac{1}{2}\\sqrt{3}", "\\sqrt{3}/2"],
-    "2\\sqrt{3}": ["\\sqrt{12}", "2 \\sqrt 3", "2\\sqrt{3}"],
-    "x^2 + 2x + 1": ["(x+1)^2", "x^{2}+2x+1", "1 + 2x + x^2"],
-    "6": ["6.0", "6\\text{ divisors}", "\\dfrac{12}{2}"],
-    "\\left( 3, \\frac{\\pi}{2} \\right)": ["(3, \\pi/2)", "\\left(3,\\dfrac{\\pi}{2}\\right)"],
-    "\\text{(C)}": ["C", "(C)", "\\text{C}"],
-    "10": ["10.0", "10\\text{ apples}", "\\text{10}"],
-    "\\dfrac{3}{4}": ["0.75", "3/4", "\\frac34"],
-}
+RESPELLED = json.loads((FIXTURE.parent / "math_respellings.json").read_text())
 ALTERED = ["\\frac{1}{3}", "5", "-3, 4", "[1, 6)", "\\frac{\\sqrt{3}}{3}", "2\\sqrt{4}"]
 ALTERED += ["x^2 + 2x + 2", "7", "\\left( 3, \\frac{\\pi}{3} \\right)", "\\text{(D)}", "11"]
 WRONG = ["\\frac{1}{3}", "x^2+1", "\\sqrt{2}", "(1, 5)", "-3", "2\\pi", "\\text{(B)}", "0", "37"]
