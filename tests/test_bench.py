@@ -221,3 +221,76 @@ def test_budget_status_says_why_an_arm_trained_less():
     assert budget_status(rows, "a") == "met"
     assert budget_status(rows, "b") == "short (nothing kept)"
     assert budget_status(rows, "c") == "short (max_epochs)"
+
+
+def test_compute_match_continues_raw_arms_to_self_plays_compute(tmp_path):
+    """A raw arm is continued, in its own run directory, until its FLOPs reach the self-play
+    arm's; its first rounds are the arm's own (hard links), and the report pairs self-play with
+    the continued reference."""
+    # Unfiltered and allowed to repeat its samples, the self-play arm trains the whole budget
+    # whatever the tiny model gets right, and spends generation FLOPs on top.
+    arms = {
+        "raw-fresh": ["loop.data_source=raw-fresh"],
+        "selfplay": ["filters.verified=false", "train.max_epochs=1000"],
+    }
+    path = _bench_yaml(tmp_path, arms, seeds=(0, 1))
+    bench, cfgs = load_bench_config(path, ["compute_match=true"])
+    rows = run_bench(bench, cfgs, progress=False)
+
+    def final(arm, seed):
+        return max(
+            (r for r in rows if r["arm"] == arm and r["seed"] == seed), key=lambda r: r["iteration"]
+        )
+
+    for seed in (0, 1):
+        raw, sp, cont = (final(a, seed) for a in ("raw-fresh", "selfplay", "raw-fresh@compute"))
+        assert raw["flops"] < sp["flops"] <= cont["flops"]
+        per_round = raw["flops"] / raw["iteration"]
+        assert cont["flops"] - sp["flops"] < per_round  # whole rounds: at most one past
+        assert cont["iteration"] > raw["iteration"]
+        arm_dir = bench.bench_dir / f"seed_{seed}" / "raw-fresh"
+        cont_dir = arm_dir.with_name("raw-fresh@compute")
+        shared = arm_dir / "iter_001" / "model" / "model.safetensors"
+        assert shared.stat().st_ino == (cont_dir / shared.relative_to(arm_dir)).stat().st_ino
+        # The continued run's first rounds are the arm's own rows.
+        for k in range(raw["iteration"] + 1):
+            a = next(
+                r
+                for r in rows
+                if r["arm"] == "raw-fresh" and r["seed"] == seed and r["iteration"] == k
+            )
+            c = next(
+                r
+                for r in rows
+                if r["arm"] == "raw-fresh@compute" and r["seed"] == seed and r["iteration"] == k
+            )
+            assert (a["flops"], a["acc_in"]) == (c["flops"], c["acc_in"])
+
+    summary = artifacts.read_json(bench.bench_dir / "summary.json")
+    (rec,) = summary["comparisons_at_compute"]
+    assert rec["arm"] == "selfplay" and rec["reference"] == "raw-fresh@compute"
+    assert len(rec["per_seed"]) == 2
+    report = (bench.bench_dir / "report.md").read_text()
+    assert "Raw arms continued to self-play's compute" in report
+    assert "beyond its budget" not in report
+
+    # Rerunning resumes: nothing is trained again.
+    before = {p: p.stat().st_mtime_ns for p in bench.bench_dir.glob("seed_*/*/iter_*/metrics.json")}
+    run_bench(bench, cfgs, progress=False)
+    after = {p: p.stat().st_mtime_ns for p in bench.bench_dir.glob("seed_*/*/iter_*/metrics.json")}
+    assert before == after
+
+
+def test_compute_match_needs_raw_and_self_play_arms(tmp_path):
+    path = _bench_yaml(
+        tmp_path, {"a": ["loop.data_source=raw-repeat"], "b": ["loop.data_source=raw-fresh"]}
+    )
+    with pytest.raises(
+        ConfigError, match="compute_match: needs at least one raw arm and one self-play"
+    ):
+        load_bench_config(path, ["compute_match=true"])
+    path = _bench_yaml(
+        tmp_path, {"a": ["loop.data_source=raw-repeat", "train.budget_epochs=[1,1]"], "b": []}
+    )
+    with pytest.raises(ConfigError, match="train.budget_epochs"):
+        load_bench_config(path, ["compute_match=true"])

@@ -6,6 +6,7 @@ ordinary loop with config overrides, so each one is a normal, resumable run dire
 
     <bench>/bench.yaml                    resolved bench config
     <bench>/seed_<s>/<arm>/...            one run directory per arm and seed
+    <bench>/seed_<s>/<arm>@compute/       a raw arm continued to self-play's compute (compute_match)
     <bench>/results.parquet               one row per arm x seed x checkpoint
     <bench>/summary.json                  the report as data: tables (mean +- 95% CI over seeds)
     <bench>/report.md, *.png              the summary rendered, and plots
@@ -13,16 +14,17 @@ ordinary loop with config overrides, so each one is a normal, resumable run dire
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
 
 from selfplay import artifacts
-from selfplay.bench_config import BenchConfig, arm_config
+from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig, arm_config
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
 from selfplay.climb_bench import (
     collect_climb_results,
@@ -33,7 +35,7 @@ from selfplay.climb_bench import (
 from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
 from selfplay.loop import run
-from selfplay.progress import bench_progress, bench_seconds, quiet_libraries
+from selfplay.progress import bench_progress, bench_seconds, quiet_libraries, run_seconds
 from selfplay.rundir import read_metrics
 
 
@@ -62,6 +64,8 @@ def run_bench(
         run_arms_parallel(bench, arms, console, progress)
     else:
         run_arms(bench, arms, console, progress)
+    if bench.compute_match:
+        run_continued(bench, arms, console, progress)
     climb = is_climb_bench(arms)
     rows = collect_climb_results(bench, arms) if climb else collect_results(bench, arms)
     artifacts.write_parquet(bench_dir / "results.parquet", rows)
@@ -72,7 +76,7 @@ def run_bench(
         plots = write_plots(bench_dir, rows)
     # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
-    wall = bench_seconds(dirs)
+    wall = bench_seconds(dirs) + continued_seconds(bench, arms)
     prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
     summarize = summarize_climb if climb else summarize_bench
     write_summary(bench_dir, summarize(bench, arms, rows, plots, prov))
@@ -94,6 +98,119 @@ def run_arms(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: 
         step()
 
 
+def continued_configs(bench: BenchConfig, arms: dict[str, RunConfig], seed: int) -> list:
+    """``(name, config)`` of each raw arm continued to self-play's compute for one seed: the
+    same run with as many more rounds as its training FLOPs need to reach the most expensive
+    self-play arm's total (training + generation), in ``<arm>@compute/``. Empty until every arm
+    of the seed has finished."""
+    spent = {}
+    for name in arms:
+        stages = _finished_stages(arm_config(bench, name, seed))
+        if stages is None:
+            return []
+        spent[name] = (stages[-1]["cumulative"]["flops"] - stages[0]["cumulative"]["flops"], stages)
+    target = max(f for n, (f, _) in spent.items() if arms[n].loop.data_source == "selfplay")
+    out = []
+    for name, cfg in arms.items():
+        if cfg.loop.data_source == "selfplay":
+            continue
+        flops, stages = spent[name]
+        rounds = len(stages) - 1
+        per_round = flops / rounds if rounds and flops > 0 else 0.0
+        extra = math.ceil((target - flops) / per_round - 1e-9) if per_round else 0
+        base = arm_config(bench, name, seed)
+        out.append(
+            (
+                name + COMPUTE_SUFFIX,
+                replace(
+                    base,
+                    output_dir=str(base.run_dir.with_name(name + COMPUTE_SUFFIX)),
+                    loop=replace(base.loop, iterations=rounds + max(extra, 0)),
+                ),
+            )
+        )
+    return out
+
+
+def bench_runs(bench: BenchConfig, arms: dict[str, RunConfig], seed: int) -> list:
+    """``(name, config)`` of every run of a seed: the arms, then any continued raw arms."""
+    runs = [(name, arm_config(bench, name, seed)) for name in arms]
+    if bench.compute_match:
+        runs += [
+            (name, cfg)
+            for name, cfg in continued_configs(bench, arms, seed)
+            if (cfg.run_dir / "config.yaml").exists()
+        ]
+    return runs
+
+
+def _finished_stages(cfg: RunConfig) -> list[dict] | None:
+    """A run's stage records when all its rounds are done, else ``None``."""
+    if not (cfg.run_dir / "metrics.jsonl").exists():
+        return None
+    stages = read_metrics(cfg.run_dir)
+    return stages if len(stages) == cfg.loop.iterations + 1 else None
+
+
+def _link_run(src: Path, dst: Path) -> None:
+    """Start a continued run from a finished one: its files hard-linked (every artifact is
+    replaced atomically, never written in place, so the two never change each other)."""
+    if dst.exists():
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, copy_function=os.link)
+    os.replace(tmp, dst)
+
+
+def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
+    """Continue every raw arm to the self-play arms' compute (``compute_match``), ``bench.jobs``
+    runs at once; rerunning resumes."""
+    jobs = [(s, n, c) for s in bench.seeds for n, c in continued_configs(bench, arms, s)]
+    for seed, name, cfg in jobs:
+        _link_run(arm_config(bench, name.removesuffix(COMPUTE_SUFFIX), seed).run_dir, cfg.run_dir)
+    with bench_progress(len(jobs), console, bar=progress, jobs=bench.jobs) as step:
+        if bench.jobs == 1:
+            for seed, name, cfg in jobs:
+                step(f"seed {seed}, [cyan]{name}[/] ({cfg.loop.iterations} rounds)", cfg.run_dir)
+                run(cfg, console=None, progress=progress)
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from multiprocessing import get_context
+
+            with ProcessPoolExecutor(
+                bench.jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                initargs=(_threads(bench.jobs), bench.jobs),
+            ) as pool:  # fmt: skip
+                futs = {
+                    pool.submit(run, c, console=None, progress=False): (s, n, c) for s, n, c in jobs
+                }
+                for fut in as_completed(futs):
+                    seed, name, cfg = futs[fut]
+                    try:
+                        fut.result()
+                    except ConfigError as exc:
+                        raise ConfigError(f"seed {seed}, {name}: {exc}") from None
+                    step(f"seed {seed}, [cyan]{name}[/]", cfg.run_dir, finished=True)
+        step()
+
+
+def continued_seconds(bench: BenchConfig, arms: dict[str, RunConfig]) -> float:
+    """Seconds the continued rounds took (the rounds they share with their arm counted once)."""
+    total = 0.0
+    for seed in bench.seeds:
+        for name, cfg in bench_runs(bench, arms, seed)[len(arms) :]:
+            arm = arm_config(bench, name.removesuffix(COMPUTE_SUFFIX), seed)
+            total += max(0.0, run_seconds(cfg.run_dir)[1] - run_seconds(arm.run_dir)[1])
+    return total
+
+
+def _threads(jobs: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // jobs)
+
+
 def _init_worker(threads: int, jobs: int) -> None:
     import torch
 
@@ -112,8 +229,7 @@ def run_arms_parallel(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cpus or 1) // bench.jobs)
+    threads = _threads(bench.jobs)
     names = list(arms)
     label = {}
     with (
@@ -217,8 +333,7 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
     and data counts are totals since the seed model; ``round_*`` columns are the round's own."""
     rows = []
     for seed in bench.seeds:
-        for name in arms:
-            cfg = arm_config(bench, name, seed)
+        for name, cfg in bench_runs(bench, arms, seed):
             if not (cfg.run_dir / "metrics.jsonl").exists():
                 continue
             stages = read_metrics(cfg.run_dir)

@@ -70,6 +70,11 @@ class BenchConfig:
     jobs: int = 1
     """Arm x seed runs going at once, each in its own process with an equal share of the CPU
     threads (or of the GPU); the other arms of a seed wait for the run that trains its seed model."""
+    compute_match: bool = False
+    """Also compare at equal total compute: after its rounds, every raw arm is continued (more
+    rounds of the same data stream, in ``<arm>@compute/``) until its training FLOPs reach the
+    most expensive self-play arm's training + generation FLOPs of the same seed. Whole rounds,
+    so a continued arm ends at or just past that compute."""
     eval_min_problems: int = 0
     """Fewest in-distribution evaluation problems (over U's difficulties) the verdict needs; a
     smaller evaluation set is an error before any training."""
@@ -138,6 +143,8 @@ def load_bench_config(
     if bench.eval_min_problems < 0:
         raise ConfigError("eval_min_problems: must be >= 0")
     check_eval_size(bench, next(iter(arms.values())))
+    if bench.compute_match:
+        check_compute_match(arms)
     for name, _, regime_overrides in regimes(bench) if bench.sweep else []:
         sub = sub_bench(bench, name, regime_overrides)
         for arm in sub.arms:
@@ -160,6 +167,26 @@ def check_shared_seed(arms: dict[str, RunConfig]) -> None:
                     f"arms.{name}: changes {key}, which the seed model depends on; arms must "
                     f"share it with '{first_name}'"
                 )
+
+
+COMPUTE_SUFFIX = "@compute"
+"""A raw arm continued to the self-play arms' compute: ``<arm>@compute``."""
+
+
+def check_compute_match(arms: dict[str, RunConfig]) -> None:
+    """``compute_match`` needs raw and self-play arms on the plain schedule, the raw ones with a
+    per-round token budget (a list of ``train.budget_epochs`` has no round past its end)."""
+    raw = [n for n, c in arms.items() if c.loop.data_source != "selfplay"]
+    if not raw or len(raw) == len(arms):
+        raise ConfigError("compute_match: needs at least one raw arm and one self-play arm")
+    if any(c.loop.schedule == "frontier" for c in arms.values()):
+        raise ConfigError("compute_match: not available for arms on the frontier schedule")
+    for name in raw:
+        if arms[name].train.budget_epochs is not None:
+            raise ConfigError(
+                f"compute_match: arm {name} sets train.budget_epochs, which has no round past "
+                "its last; give its rounds train.tokens"
+            )
 
 
 def check_eval_size(bench: BenchConfig, cfg: RunConfig) -> int:

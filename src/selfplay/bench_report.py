@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
-from selfplay.bench_config import BenchConfig
+from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig
 from selfplay.config import RunConfig
 from selfplay.stats import (
     clean,
@@ -274,19 +275,7 @@ def summarize_bench(
         }
     )  # fmt: skip
 
-    table = []
-    for c in comparisons:
-        t = c["test"]
-        table.append(
-            [
-                c["arm"],
-                format_ci(t.mean, t.half_width),
-                "-" if math.isnan(c["p_holm"]) else f"{c['p_holm']:.3f}",
-                "-" if math.isnan(c["p_equivalent_holm"]) else f"{c['p_equivalent_holm']:.3f}",
-                c["verdict"],
-                ", ".join(f"{d:+.3f}" for d in c["diffs"]),
-            ]
-        )
+    table = paired_rows(comparisons)
     sections.append(
         {
             "heading": f"Paired with `{bench.reference}` (final acc in)",
@@ -393,6 +382,10 @@ def summarize_bench(
 
     raw_arms = [n for n in names if arms[n].loop.data_source != "selfplay"]
     curves = {n: _mean_curve(rows, n, "flops", "acc_in") for n in names}
+    for n in raw_arms:  # a raw arm continued to self-play's compute reaches every checkpoint
+        if any(r["arm"] == n + COMPUTE_SUFFIX for r in rows):
+            curves[n] = _mean_curve(rows, n + COMPUTE_SUFFIX, "flops", "acc_in")
+    continued = any(r["arm"].endswith(COMPUTE_SUFFIX) for r in rows)
     table = []
     for name in names:
         if arms[name].loop.data_source != "selfplay":
@@ -408,23 +401,120 @@ def summarize_bench(
             "heading": "At equal total compute (training + generation FLOPs)",
             "text": [
                 "Self-play spends compute on generation; each self-play checkpoint is compared "
-                "with each raw arm's accuracy interpolated at the same FLOPs, where the raw arm's "
-                "curve reaches that far (raw arms are not continued past their budget)."
+                "with each raw arm's accuracy interpolated at the same FLOPs"
+                + (
+                    " (the raw arms continued past their rounds, below)."
+                    if continued
+                    else ", where the raw arm's curve reaches that far (raw arms are not "
+                    "continued past their budget)."
+                )
             ],
             "columns": ["self-play arm", "checkpoint", "FLOPs", "acc in", *raw_arms],
             "rows": table,
         }
     )
+    extra, compute_records = compute_matched_sections(bench, arms, rows, final)
+    sections += extra
     return {
         "kind": "bench",
         "title": f"Bench `{bench.name}`",
         "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
         "warnings": bench_warnings(bench, rows, final, monotone),
         "comparisons": comparison_records(bench, comparisons),
+        **({"comparisons_at_compute": compute_records} if compute_records else {}),
         "intro": intro,
         "sections": sections,
         "plots": plots,
     }
+
+
+def paired_rows(comparisons: list[dict]) -> list[list[str]]:
+    """A paired-comparisons table's rows: arm, difference ± 95% interval, Holm p-values, verdict,
+    per-seed differences."""
+    rows = []
+    for c in comparisons:
+        t = c["test"]
+        rows.append(
+            [
+                c["arm"],
+                format_ci(t.mean, t.half_width),
+                "-" if math.isnan(c["p_holm"]) else f"{c['p_holm']:.3f}",
+                "-" if math.isnan(c["p_equivalent_holm"]) else f"{c['p_equivalent_holm']:.3f}",
+                c["verdict"],
+                ", ".join(f"{d:+.3f}" for d in c["diffs"]),
+            ]
+        )
+    return rows
+
+
+def compute_matched_sections(
+    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], final: dict
+) -> tuple[list[dict], list[dict]]:
+    """With ``compute_match``: the raw arms continued to the self-play arms' compute, and every
+    self-play arm paired with the reference continued (``<reference>@compute``), Holm-corrected
+    over those comparisons. Returns (sections, comparison records)."""
+    cont = [n + COMPUTE_SUFFIX for n in arms if arms[n].loop.data_source != "selfplay"]
+    cont = [n for n in cont if any(a == n for a, _ in final)]
+    if not cont:
+        return [], []
+
+    def rs_of(name):
+        return [final[(name, s)] for s in bench.seeds if (name, s) in final]
+
+    table = []
+    for name in cont:
+        rs = rs_of(name)
+        table.append(
+            [
+                name,
+                f"{_mean(r['iteration'] for r in rs):.1f}",
+                f"{_mean(r['flops'] for r in rs):.2e}",
+                format_ci(*mean_ci([r.get("acc_in") for r in rs])),
+                f"{_mean(r.get('acc_in_se') for r in rs):.3f}",
+                format_ci(*mean_ci([r.get("acc_harder") for r in rs])),
+                f"{_mean(r['steps'] for r in rs):,.0f}",
+                f"{_mean(r['supervised_tokens'] for r in rs):,.0f}",
+                f"{_mean(r['reuse'] for r in rs):.1f}",
+                budget_status(rows, name),
+            ]
+        )
+    sp = [n for n in arms if arms[n].loop.data_source == "selfplay"]
+    top = max(_mean(r["flops"] for r in rs_of(n)) for n in sp)
+    sections = [
+        {
+            "heading": "Raw arms continued to self-play's compute (final checkpoint)",
+            "text": [
+                "Every raw arm trained more rounds of its own data stream, from its last "
+                "checkpoint, until its training FLOPs reached the most expensive self-play "
+                f"arm's training + generation FLOPs of the same seed (mean {top:.2e}); whole "
+                "rounds, so it ends at or just past that compute."
+            ],
+            "columns": [
+                "arm", "rounds", "FLOPs", "acc in", "SE", "acc harder", "steps",
+                "supervised tokens", "reuse", "budget",
+            ],
+            "rows": table,
+        }
+    ]  # fmt: skip
+    ref = bench.reference + COMPUTE_SUFFIX
+    if ref not in cont:
+        return sections, []
+    at_compute = replace(bench, reference=ref)
+    comparisons = compare_arms(at_compute, sp, final)
+    sections.append(
+        {
+            "heading": f"Paired with `{ref}` (final acc in, raw given at least the compute)",
+            "text": [
+                "Each self-play arm's final checkpoint against the reference continued to the "
+                "compute of the most expensive self-play arm, so the raw side never has less "
+                f"compute; equivalence margin ±{bench.margin:g}; Holm-corrected over the "
+                f"{len(comparisons)} comparisons."
+            ],
+            "columns": ["arm", "Δ acc in", "p (Holm)", "p equiv (Holm)", "verdict", "per seed"],
+            "rows": paired_rows(comparisons),
+        }
+    )
+    return sections, comparison_records(at_compute, comparisons)
 
 
 def render_markdown(summary: dict) -> str:
