@@ -294,3 +294,86 @@ def test_compute_match_needs_raw_and_self_play_arms(tmp_path):
     )
     with pytest.raises(ConfigError, match="train.budget_epochs"):
         load_bench_config(path, ["compute_match=true"])
+
+
+def test_lr_grid_chooses_each_arms_rate_on_validation_and_reports_it(tmp_path):
+    """Every arm tries each grid value for its first round on the first seed; the value its
+    model answers a validation split best (never the evaluation set) is the arm's train.lr."""
+    arms = {"raw-repeat": ["loop.data_source=raw-repeat"], "selfplay": []}
+    path = _bench_yaml(tmp_path, arms)
+    bench, cfgs = load_bench_config(
+        path, ["lr_grid=[0.0001,0.003]", "lr_validation_per_difficulty=20"]
+    )
+    run_bench(bench, cfgs, progress=False)
+    search = artifacts.read_json(bench.bench_dir / "lr_search.json")
+    assert search["grid"] == [0.0001, 0.003] and search["rounds"] == 1
+    assert 0 < search["validation"]["problems"] <= 40
+    resolved = yaml.safe_load((bench.bench_dir / "bench.yaml").read_text())
+    for arm in arms:
+        acc = search["arms"][arm]["accuracy"]
+        chosen = search["arms"][arm]["chosen"]
+        assert acc[f"{chosen:g}"] == max(acc.values())
+        # The arm's runs trained at the chosen rate.
+        saved = yaml.safe_load((bench.bench_dir / "seed_0" / arm / "config.yaml").read_text())
+        assert saved["train"]["lr"] == chosen
+        assert resolved["arms"][arm][-1] == f"train.lr={chosen}"
+    # The grid's runs share the bench's seed model; the validation set avoids U and the test set.
+    grid_seed = (
+        bench.bench_dir
+        / "lr_search"
+        / "selfplay"
+        / "lr=0.003"
+        / "seed"
+        / "model"
+        / "model.safetensors"
+    )
+    real_seed = bench.bench_dir / "seed_0" / "raw-repeat" / "seed" / "model" / "model.safetensors"
+    assert grid_seed.stat().st_ino == real_seed.stat().st_ino
+    report = (bench.bench_dir / "report.md").read_text()
+    assert "Learning rate of the rounds (chosen on validation)" in report
+    # The published files re-derive the same summary, the search table included.
+    from selfplay.publish import copy_results, resummarize
+
+    out = copy_results(bench.bench_dir, "tiny", root=tmp_path / "published")
+    assert (out / "lr_search.json").exists()
+    # (sections: cells as printed; one seed leaves NaN intervals elsewhere, never equal to NaN)
+    assert resummarize(out)["sections"] == artifacts.read_json(out / "summary.json")["sections"]
+
+
+def test_validation_problems_avoid_u_the_test_set_and_what_was_trained_on():
+    from selfplay.config import config_from_dict
+    from selfplay.evaluation import test_problems
+    from selfplay.lr_search import validation_problems
+    from selfplay.tasks import make_task
+    from selfplay.tasks.generated import overlap_key
+
+    cfg = config_from_dict(
+        {
+            "raw": {"size": 200, "difficulties": [2, 3]},
+            "eval": {"difficulties": [2, 3], "n_per_difficulty": 50},
+        }
+    )
+    task = make_task(cfg)
+    tests = test_problems(task, cfg)
+    u = [f"{a}+{b}" for a in range(10, 40) for b in range(10, 20)]
+    first, _ = validation_problems(task, [2, 3], 30, u, tests, set())
+    trained = {p.id for p in first[:5]}
+    val, dropped = validation_problems(task, [2, 3], 30, u, tests, trained)
+    assert dropped >= 5
+    keys = {overlap_key(p.id) for p in val}
+    assert not keys & {overlap_key(i) for i in [*u, *trained, *(p.id for p in tests)]}
+    assert {p.difficulty for p in val} == {2, 3} and len(val) == 60
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["lr_grid=[0.001,-1]"], "lr_grid: learning rates must be numbers > 0"),
+        (["lr_grid=[0.001,0.001]"], "appears twice"),
+        (["lr_grid=[0.001]", "lr_rounds=5"], "lr_rounds: must be in 1..2"),
+    ],
+)
+def test_lr_grid_bad_input_is_one_line(tmp_path, overrides, match):
+    path = _bench_yaml(tmp_path, {"a": [], "b": ["loop.data_source=raw-repeat"]})
+    with pytest.raises(ConfigError, match=match):
+        load_bench_config(path, overrides)

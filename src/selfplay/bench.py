@@ -60,6 +60,19 @@ def run_bench(
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
+    search = None
+    if bench.lr_grid:
+        from selfplay.lr_search import chosen_overrides, run_lr_search
+
+        search = run_lr_search(
+            bench, arms, lambda jobs: run_configs(bench, jobs, console, progress), console
+        )
+        # The arms as they run: each with its chosen learning rate (bench.yaml says so).
+        bench = chosen_overrides(bench, {a: r["chosen"] for a, r in search["arms"].items()})
+        arms = {name: arm_config(bench, name, bench.seeds[0]) for name in bench.arms}
+        artifacts.write_text(
+            bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False)
+        )
     if bench.jobs > 1:
         run_arms_parallel(bench, arms, console, progress)
     else:
@@ -78,8 +91,11 @@ def run_bench(
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs) + continued_seconds(bench, arms)
     prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
-    summarize = summarize_climb if climb else summarize_bench
-    write_summary(bench_dir, summarize(bench, arms, rows, plots, prov))
+    if climb:
+        summary = summarize_climb(bench, arms, rows, plots, prov)
+    else:
+        summary = summarize_bench(bench, arms, rows, plots, prov, lr_search=search)
+    write_summary(bench_dir, summary)
     return rows
 
 
@@ -165,15 +181,25 @@ def _link_run(src: Path, dst: Path) -> None:
 
 
 def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
-    """Continue every raw arm to the self-play arms' compute (``compute_match``), ``bench.jobs``
-    runs at once; rerunning resumes."""
-    jobs = [(s, n, c) for s in bench.seeds for n, c in continued_configs(bench, arms, s)]
-    for seed, name, cfg in jobs:
-        _link_run(arm_config(bench, name.removesuffix(COMPUTE_SUFFIX), seed).run_dir, cfg.run_dir)
+    """Continue every raw arm to the self-play arms' compute (``compute_match``); rerunning
+    resumes."""
+    jobs = []
+    for seed in bench.seeds:
+        for name, cfg in continued_configs(bench, arms, seed):
+            src = arm_config(bench, name.removesuffix(COMPUTE_SUFFIX), seed).run_dir
+            _link_run(src, cfg.run_dir)
+            jobs.append((f"seed {seed}, [cyan]{name}[/] ({cfg.loop.iterations} rounds)", cfg))
+    run_configs(bench, jobs, console, progress)
+
+
+def run_configs(bench: BenchConfig, jobs: list, console, progress: bool) -> None:
+    """Independent runs ``(label, config)``, ``bench.jobs`` at once, each resumable."""
+    if not jobs:
+        return
     with bench_progress(len(jobs), console, bar=progress, jobs=bench.jobs) as step:
         if bench.jobs == 1:
-            for seed, name, cfg in jobs:
-                step(f"seed {seed}, [cyan]{name}[/] ({cfg.loop.iterations} rounds)", cfg.run_dir)
+            for label, cfg in jobs:
+                step(label, cfg.run_dir)
                 run(cfg, console=None, progress=progress)
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -184,15 +210,15 @@ def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progr
                 initargs=(_threads(bench.jobs), bench.jobs),
             ) as pool:  # fmt: skip
                 futs = {
-                    pool.submit(run, c, console=None, progress=False): (s, n, c) for s, n, c in jobs
+                    pool.submit(run, c, console=None, progress=False): (lb, c) for lb, c in jobs
                 }
                 for fut in as_completed(futs):
-                    seed, name, cfg = futs[fut]
+                    label, cfg = futs[fut]
                     try:
                         fut.result()
                     except ConfigError as exc:
-                        raise ConfigError(f"seed {seed}, {name}: {exc}") from None
-                    step(f"seed {seed}, [cyan]{name}[/]", cfg.run_dir, finished=True)
+                        raise ConfigError(f"{label}: {exc}") from None
+                    step(label, cfg.run_dir, finished=True)
         step()
 
 

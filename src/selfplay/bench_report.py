@@ -189,6 +189,7 @@ def summarize_bench(
     rows: list[dict],
     plots: list[str],
     wall: dict | float,
+    lr_search: dict | None = None,
 ) -> dict:
     """The bench's report as data (``summary.json``): the verdict, warnings, intro paragraphs and
     sections of text and tables (cells as printed); report.md, report.html and the published
@@ -415,6 +416,10 @@ def summarize_bench(
     )
     extra, compute_records = compute_matched_sections(bench, arms, rows, final)
     sections += extra
+    if lr_search:
+        from selfplay.lr_search import lr_section
+
+        sections.append(lr_section(lr_search))
     return {
         "kind": "bench",
         "title": f"Bench `{bench.name}`",

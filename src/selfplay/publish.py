@@ -28,6 +28,8 @@ from selfplay.errors import ConfigError
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
+OPTIONAL_FILES = ("lr_search.json",)
+"""Copied when the bench wrote them (``lr_search.json``: a bench with ``lr_grid``)."""
 BLOCK = re.compile(
     r"(<!-- results: (?P<name>[^|]+?) \| (?P<heading>.+?) -->\n)(?P<body>.*?)(<!-- /results -->)",
     re.S,
@@ -44,6 +46,9 @@ def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for f in FILES:
         shutil.copyfile(bench_dir / f, out / f)
+    for f in OPTIONAL_FILES:
+        if (bench_dir / f).exists():
+            shutil.copyfile(bench_dir / f, out / f)
     return out
 
 
@@ -67,7 +72,9 @@ def resummarize(results_dir: Path) -> dict:
         return summarize_climb(
             bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall
         )
-    return summarize_bench(bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall)
+    search = artifacts.read_json(d / "lr_search.json") if (d / "lr_search.json").exists() else None
+    arms = arm_configs(bench, bench.seeds[0])
+    return summarize_bench(bench, arms, rows, stored["plots"], wall, lr_search=search)
 
 
 def rereference(results_dir: Path, reference: str) -> None:
