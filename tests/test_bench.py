@@ -234,7 +234,8 @@ def test_compute_match_continues_raw_arms_to_self_plays_compute(tmp_path):
         "selfplay": ["filters.verified=false", "train.max_epochs=1000"],
     }
     path = _bench_yaml(tmp_path, arms, seeds=(0, 1))
-    bench, cfgs = load_bench_config(path, ["compute_match=true"])
+    # Two runs at a time: the arms, then the two seeds' continued arms, in worker processes.
+    bench, cfgs = load_bench_config(path, ["compute_match=true", "jobs=2"])
     rows = run_bench(bench, cfgs, progress=False)
 
     def final(arm, seed):

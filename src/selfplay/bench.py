@@ -202,13 +202,9 @@ def run_configs(bench: BenchConfig, jobs: list, console, progress: bool) -> None
                 step(label, cfg.run_dir)
                 run(cfg, console=None, progress=progress)
         else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            from multiprocessing import get_context
+            from concurrent.futures import as_completed
 
-            with ProcessPoolExecutor(
-                bench.jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-                initargs=(_threads(bench.jobs), bench.jobs),
-            ) as pool:  # fmt: skip
+            with _pool(bench.jobs) as pool:
                 futs = {
                     pool.submit(run, c, console=None, progress=False): (lb, c) for lb, c in jobs
                 }
@@ -237,6 +233,18 @@ def _threads(jobs: int) -> int:
     return max(1, (cpus or 1) // jobs)
 
 
+def _pool(jobs: int):
+    """``jobs`` worker processes (spawned: no state inherited), each with its share of the CPU
+    threads and of the GPU's memory."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    return ProcessPoolExecutor(
+        jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+        initargs=(_threads(jobs), jobs),
+    )  # fmt: skip
+
+
 def _init_worker(threads: int, jobs: int) -> None:
     import torch
 
@@ -252,18 +260,13 @@ def run_arms_parallel(
     """``bench.jobs`` arm x seed runs at once, each in a fresh process with its share of the CPU
     threads. A seed's first arm trains its seed model; the seed's other arms start once it is done.
     A failed run stops the bench (finished runs stay; rerunning resumes)."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from multiprocessing import get_context
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    threads = _threads(bench.jobs)
     names = list(arms)
     label = {}
     with (
         bench_progress(len(bench.seeds) * len(arms), console, bar=progress, jobs=bench.jobs) as step,
-        ProcessPoolExecutor(
-            bench.jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-            initargs=(threads, bench.jobs),
-        ) as pool,
+        _pool(bench.jobs) as pool,
     ):  # fmt: skip
 
         def submit(seed: int, name: str):
