@@ -6,12 +6,13 @@ path runs only where CUDA exists (``gpu``)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from selfplay.config import ConfigError, config_from_dict
-from selfplay.generation import backend_options
+from selfplay.generation import backend_options, decode
 from selfplay.generation import hf as hf_backend
 from selfplay.generation.decode import decode_batch, left_padded_positions, select_tokens
 from selfplay.models import build_char_tokenizer, build_model
@@ -236,6 +237,41 @@ def test_all_rows_stopped_batches_end_early(model, tok):
     out, calls = decode_counted(model, input_ids, mask, **kw)
     assert calls == 1
     assert (out[:, 1:] == tok.pad_token_id).all()
+
+
+@pytest.mark.parametrize("captured", [True, False], ids=["captured", "capture-failed"])
+def test_graph_bookkeeping_with_a_stand_in_graph(model, tok, monkeypatch, captured):
+    """The CUDA-graph path's control flow on CPU: a stand-in capture that runs its warm-up steps
+    and "replays" by calling the step. Warm-up steps count as decode steps, replays do the rest,
+    a failed capture falls back to eager steps; the tokens are the eager loop's."""
+    input_ids, mask = encode_batch(tok, PROMPTS)
+    kw = dict(max_new_tokens=20, stop_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
+    eager, _ = decode_counted(model, input_ids, mask, greedy=False, generator=seeded(), **kw)
+    replays, warmups = [], []
+
+    def stand_in(step, warmup, generator):
+        for _ in range(warmup):
+            warmups.append(1)
+            step()
+        if not captured:
+            return None
+        return SimpleNamespace(replay=lambda: (replays.append(1), step()))
+
+    monkeypatch.setattr(decode, "wants_graph", lambda *_: True)
+    monkeypatch.setattr(decode, "capture_step", stand_in)
+    out, calls = decode_counted(model, input_ids, mask, greedy=False, generator=seeded(), **kw)
+    assert torch.equal(out, eager)
+    assert calls == 20 and len(warmups) == decode.GRAPH_WARMUP_STEPS
+    assert len(replays) == (19 - decode.GRAPH_WARMUP_STEPS if captured else 0)
+    # Too few steps to pay for a capture: none is made.
+    warmups.clear()
+    short = dict(kw, max_new_tokens=decode.GRAPH_WARMUP_STEPS + 2)
+    decode_counted(model, input_ids, mask, greedy=True, **short)
+    assert not warmups
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -60,7 +61,8 @@ def select_tokens(
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = logits.softmax(-1)
     race = torch.empty_like(probs).exponential_(1.0, generator=generator)
-    return (probs / race).argmax(-1)
+    # A draw of exactly 0 would make 0 / 0 = NaN for a filtered token, and argmax picks NaN.
+    return (probs / race.clamp_min_(torch.finfo(race.dtype).tiny)).argmax(-1)
 
 
 def left_padded_positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -157,43 +159,57 @@ def decode_batch(
         column.add_(1)
 
     steps = max_new_tokens - 1  # the last token is never fed back
-    want_graph = (
-        cuda_graph
-        and device.type == "cuda"
-        and steps > GRAPH_WARMUP_STEPS + 1
-        and graph_safe(model, cache)
-    )
-    run: Callable[[], None] = step
+    capture = None
+    if cuda_graph and wants_graph(device, model, cache) and steps > GRAPH_WARMUP_STEPS + 1:
+        capture = partial(capture_step, step, GRAPH_WARMUP_STEPS, generator)
+    run_steps(step, steps, done, sync_every, capture)
+    return out
+
+
+def run_steps(
+    step: Callable[[], None],
+    steps: int,
+    done: torch.Tensor,
+    sync_every: int,
+    capture: Callable[[], torch.cuda.CUDAGraph | None] | None = None,
+) -> int:
+    """Run up to ``steps`` decode steps, stopping at the first check (every ``sync_every`` steps,
+    the only host syncs) that finds every row ``done``. With ``capture``, the first steps are its
+    :data:`GRAPH_WARMUP_STEPS` warm-up steps and the rest replay the graph it returns (eager steps
+    if it returns ``None``). Returns the steps run."""
+    run = step
     i, next_check = 0, 0
     while i < steps:
         if i >= next_check:
             next_check = i + sync_every
             if bool(done.all()):
                 break
-        if want_graph:
-            want_graph = False
-            graph = capture_step(step, GRAPH_WARMUP_STEPS, generator)
+        if capture is not None:
+            graph = capture()
+            capture = None
             i += GRAPH_WARMUP_STEPS  # the warm-up steps were real decode steps
             if graph is not None:
                 run = graph.replay
             continue
         run()
         i += 1
-    return out
+    return i
+
+
+def wants_graph(device: torch.device, model, cache) -> bool:
+    """Whether to replay the decode step as a CUDA graph: on CUDA, with all the step's state in
+    tensors (every cache layer a plain ``StaticLayer``: sliding-window layers count in Python)
+    and the model on one device."""
+    from transformers.cache_utils import StaticLayer
+
+    if device.type != "cuda":
+        return False
+    devices = set(getattr(model, "hf_device_map", {}).values())
+    return len(devices) <= 1 and all(type(layer) is StaticLayer for layer in cache.layers)
 
 
 def accepts(model, argument: str) -> bool:
     return argument in inspect.signature(model.forward).parameters
-
-
-def graph_safe(model, cache) -> bool:
-    """Whether the decode step keeps all its state in tensors, so a CUDA graph may replay it:
-    every cache layer a plain ``StaticLayer`` (sliding-window layers count in Python) and the
-    model on one device."""
-    from transformers.cache_utils import StaticLayer
-
-    devices = set(getattr(model, "hf_device_map", {}).values())
-    return len(devices) <= 1 and all(type(layer) is StaticLayer for layer in cache.layers)
 
 
 def capture_step(
