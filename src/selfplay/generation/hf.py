@@ -80,6 +80,7 @@ def generate(
     compile: bool = False,
     decoder: str = "generate",
     sync_every: int = SYNC_EVERY,
+    cuda_graph: bool = True,
 ) -> list[Completion]:
     """``n`` completions per prompt. Batches hold ``batch_size`` sequences (prompts x n).
 
@@ -89,7 +90,8 @@ def generate(
     tokenizer has a template; ``cache`` (``dynamic`` | ``static``) and ``compile`` choose the
     decoding path (compilation needs a static cache and a GPU). ``decoder="loop"`` decodes with
     :func:`selfplay.generation.decode.decode_batch` instead of ``model.generate`` (always a static
-    cache; ``cache`` is then ignored; ``sync_every``: steps between "all finished?" checks).
+    cache; ``cache`` is then ignored; ``sync_every``: steps between "all finished?" checks;
+    ``cuda_graph``: replay its step as a CUDA graph on a GPU).
     """
     if decoder not in ("generate", "loop"):
         raise ValueError(f"decoder: 'generate' or 'loop', not {decoder!r}")
@@ -151,6 +153,7 @@ def generate(
                 top_p=top_p,
                 generator=torch.Generator(device=device).manual_seed(batch_seed),
                 sync_every=sync_every,
+                cuda_graph=cuda_graph,
                 compile=compile,
             ).tolist()
         else:
