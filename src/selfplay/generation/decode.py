@@ -22,6 +22,7 @@ prompts (no continuous batching): a batch runs until its longest row stops.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -231,6 +232,12 @@ def capture_step(
     try:
         with torch.cuda.graph(graph):
             step()
-    except Exception:  # an op that syncs or allocates on the host: fall back to eager steps
+    except Exception as exc:  # e.g. an op that syncs with the host: fall back to eager steps
+        from selfplay.generation import one_line
+
+        warnings.warn(
+            f"decode loop: CUDA graph capture failed, decoding eagerly ({one_line(exc)})",
+            stacklevel=2,
+        )
         return None
     return graph

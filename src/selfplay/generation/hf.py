@@ -127,6 +127,8 @@ def generate(
             decoding["compile_config"] = CompileConfig(fullgraph=False, mode="reduce-overhead")
         else:
             decoding["disable_compile"] = True
+    # Few cache shapes for compiled decoding steps (the loop compiles on CUDA only).
+    compiled_loop = decoder == "loop" and compile and device.type == "cuda"
     out: list[Completion] = []
     bar = tqdm(
         total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
@@ -134,7 +136,7 @@ def generate(
     for b, start in enumerate(range(0, len(order), per_batch)):
         idx = order[start : start + per_batch]
         width = max(len(ids[i]) for i in idx)
-        if (cache == "static" and decoder == "generate") or (decoder == "loop" and compile):
+        if (cache == "static" and decoder == "generate") or compiled_loop:
             width = math.ceil(width / STATIC_PAD_MULTIPLE) * STATIC_PAD_MULTIPLE
         input_ids = torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx])
         mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx])
