@@ -2,6 +2,12 @@
 training tokens/s (TRL SFT) and verifier chains/s. Medians over repeats; writes JSON.
 
     python scripts/cpu_bench.py --out benchmarks/results/cpu_bench.json [--preset tiny] [--repeats 3]
+
+``--decoders`` measures only the hf backend's two decoders against each other (transformers
+``generate`` and selfplay's decode loop, ``generation.decoder``) at one batch size, runs
+alternating so that load from other processes falls on both:
+
+    OMP_NUM_THREADS=1 python scripts/cpu_bench.py --decoders --out benchmarks/results/decode_loop_cpu.json
 """
 
 from __future__ import annotations
@@ -54,6 +60,44 @@ def bench_generation(model, tok, task, batch_sizes: list[int], repeats: int) -> 
     return out
 
 
+def bench_decoders(model, tok, task, batch_size: int, repeats: int) -> dict:
+    """tok/s of ``decoder: generate`` and ``decoder: loop``, greedy and sampled (n=4), 64 new
+    tokens, ``batch_size`` sequences per batch, 4 batches per run; medians of ``repeats``."""
+    from selfplay.generation.hf import generate
+
+    rng = random.Random(1)
+    problems = [p for d in (2, 3, 4) for p in task.sample_problems("train", d, 400, rng)]
+    out = {}
+    for mode, n in [("sampled", 4), ("greedy", 1)]:
+        prompts = [p.prompt for p in problems][: 4 * batch_size // n]
+        runs = {"generate": [], "loop": []}
+        for r in range(repeats):
+            for decoder in runs:
+                t0 = time.perf_counter()
+                comps = generate(
+                    model,
+                    tok,
+                    prompts,
+                    n=n,
+                    greedy=mode == "greedy",
+                    max_new_tokens=64,
+                    batch_size=batch_size,
+                    seed=r,
+                    decoder=decoder,
+                )
+                seconds = time.perf_counter() - t0
+                runs[decoder].append(sum(c.tokens for c in comps) / seconds)
+        rates = {d: statistics.median(v) for d, v in runs.items()}
+        out[mode] = {
+            "n": n,
+            "sequences": len(prompts) * n,
+            "tokens_per_s": rates,
+            "runs": runs,
+            "loop_over_generate": rates["loop"] / rates["generate"],
+        }
+    return out
+
+
 def bench_training(model, tok, task, repeats: int, tokens: int) -> dict:
     from selfplay.config import TrainConfig
     from selfplay.training import train_sft
@@ -90,6 +134,10 @@ def main() -> None:
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--train-tokens", type=int, default=100_000)
+    ap.add_argument(
+        "--decoders", action="store_true", help="only compare the hf decoders (generate, loop)"
+    )
+    ap.add_argument("--batch-size", type=int, default=256, help="with --decoders")
     args = ap.parse_args()
 
     import datasets
@@ -114,12 +162,27 @@ def main() -> None:
         },
         "preset": args.preset,
         "params": count_params(model),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.decoders:
+        result["batch_size"] = args.batch_size
+        result["decoders"] = bench_decoders(model, tok, task, args.batch_size, args.repeats)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        for mode, r in result["decoders"].items():
+            rates = r["tokens_per_s"]
+            print(
+                f"{mode:<8} generate {rates['generate']:>8,.0f} tok/s  loop {rates['loop']:>8,.0f}"
+                f" tok/s  loop/generate {r['loop_over_generate']:.2f}  (batch {args.batch_size},"
+                f" n={r['n']}, {args.preset}, {result['machine']['torch_threads']} thread(s))"
+            )
+        print(f"wrote {out}")
+        return
+    result |= {
         "verifier": bench_verifier(task, args.repeats),
         "generation": bench_generation(model, tok, task, [64, 256, 1024], args.repeats),
         "training": bench_training(model, tok, task, args.repeats, args.train_tokens),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"verifier   {result['verifier']['chains_per_s']:>10,.0f} chains/s")
     for bs, r in result["generation"].items():

@@ -14,7 +14,10 @@ is spent, so a short device window still yields the headline numbers.
 Generation uses untrained models, which rarely stop early: the worst case for padding and cache
 length, as in ``scripts/cpu_bench.py``. ``tok/s`` counts generated tokens (end-of-sequence
 included); each hf measurement follows a warm-up call with the same shapes (compilation, CUDA
-graphs), reported as ``warmup_s``. vLLM's figure includes starting its worker process and engine;
+graphs), reported as ``warmup_s``. ``hf-loop*`` rows are selfplay's own decode loop
+(``generation.decoder: loop``, :mod:`selfplay.generation.decode`); ``hf-loop-graph`` captures a
+CUDA graph per batch inside the timed call (the warm-up call warms kernels and the allocator,
+not the graph). vLLM's figure includes starting its worker process and engine;
 ``steady tok/s`` is generation alone. Training tok/s counts non-padding tokens over the steps after
 the first fifth (warm-up and compilation excluded); MFU = tok/s x (6N + 12 L d T) / peak, T the
 mean sequence length.
@@ -120,6 +123,19 @@ def arith_prompts(count: int, seed: int = 0) -> list[str]:
     return [p.prompt for p in problems][:count]
 
 
+HF_BACKENDS = {
+    "hf-dynamic": {},
+    "hf-static": {"cache": "static"},
+    "hf-static-compile": {"cache": "static", "compile": True},
+    # selfplay's decode loop (generation.decoder: loop): eager steps, CUDA graph, graph + compile.
+    "hf-loop": {"decoder": "loop", "cuda_graph": False},
+    "hf-loop-graph": {"decoder": "loop"},
+    "hf-loop-graph-compile": {"decoder": "loop", "compile": True},
+}
+"""hf backend variants by name: their ``hf.generate`` options. On CPU the graph and compile
+options have no effect (the loop's steps run eagerly there)."""
+
+
 def bench_generation_row(
     preset: str, backend: str, batch: int, args, models: dict, device: str
 ) -> dict:
@@ -137,16 +153,7 @@ def bench_generation_row(
     def call():
         if backend == "vllm":
             return vllm_backend.generate(path, tok, prompts, **kw)
-        static = backend.startswith("hf-static")
-        return hf.generate(
-            model,
-            tok,
-            prompts,
-            batch_size=batch,
-            cache="static" if static else "dynamic",
-            compile=backend == "hf-static-compile",
-            **kw,
-        )
+        return hf.generate(model, tok, prompts, batch_size=batch, **HF_BACKENDS[backend], **kw)
 
     def timed():
         if device == "cuda":
@@ -405,7 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--presets", nargs="+", default=["tiny", "small", "base"])
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 256, 1024])
-    ap.add_argument("--backends", nargs="+", default=None, help="hf-dynamic hf-static-compile vllm")
+    ap.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        choices=[*HF_BACKENDS, "vllm"],
+        help="default: hf-dynamic hf-loop-graph hf-static-compile (+ vllm) on a GPU, "
+        "hf-dynamic hf-static hf-loop on CPU",
+    )
     ap.add_argument("--n", type=int, default=4, help="samples per prompt")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--train-variants", nargs="+", default=["bf16", "packing+compile"])
@@ -432,9 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         args.train_variants = ["default", "packing"]
         args.loop_overrides = SMOKE_LOOP + args.loop_overrides
     if args.backends is None:
-        args.backends = ["hf-dynamic", "hf-static-compile" if device == "cuda" else "hf-static"]
-        if device == "cuda" and importlib.util.find_spec("vllm") is not None:
-            args.backends.append("vllm")
+        if device == "cuda":
+            args.backends = ["hf-dynamic", "hf-loop-graph", "hf-static-compile"]
+            if importlib.util.find_spec("vllm") is not None:
+                args.backends.append("vllm")
+        else:
+            args.backends = ["hf-dynamic", "hf-static", "hf-loop"]
     out = Path(args.out or f"benchmarks/results/gpu_bench{'_smoke' if args.smoke else ''}.json")
     env = environment(device)
     deadline = Deadline(args.budget_seconds)

@@ -530,7 +530,12 @@ def test_backend_options_follow_the_config():
     assert opts["tensor_parallel_size"] == 2 and opts["engine_args"] == {"x": 1}
     assert opts["chat_template"] == "none"
     hf = backend_options(config_from_dict({"generation": {"cache": "static"}}))
-    assert hf == {"chat_template": "auto", "cache": "static", "compile": False}
+    assert hf == {
+        "chat_template": "auto",
+        "cache": "static",
+        "compile": False,
+        "decoder": "generate",
+    }
 
 
 # ------------------------------------------------------------------------------------------------

@@ -222,7 +222,13 @@ class GenerationConfig:
     shape ``compile`` needs."""
     compile: bool = False
     """``hf`` backend on a GPU: compile the decoding step (``torch.compile``, CUDA graphs); needs
-    ``cache: static``. Ignored on CPU."""
+    ``cache: static`` or ``decoder: loop``. Ignored on CPU."""
+    decoder: Literal["generate", "loop"] = "generate"
+    """Decoding of the ``hf`` backend: ``generate`` (transformers ``model.generate``) or ``loop``
+    (selfplay's own loop: a static KV cache whatever ``cache`` says, sampling and stop tracking on
+    the device, a host sync only every 16 tokens, and on a GPU a CUDA graph replayed per token).
+    Greedy output is token-identical to ``generate``; sampled output is as reproducible per seed
+    but draws different samples."""
     tensor_parallel_size: int = 1
     """``vllm``: GPUs that hold one copy of the model."""
     data_parallel_size: int = 1
@@ -510,9 +516,17 @@ def _check_ranges(cfg: RunConfig) -> None:
         "must be >= 1 or 'auto'",
     )
     need(
-        not cfg.generation.compile or cfg.generation.cache == "static",
+        not cfg.generation.compile
+        or cfg.generation.cache == "static"
+        or cfg.generation.decoder == "loop",
         "generation.compile",
-        "needs generation.cache: static",
+        "needs generation.cache: static (or generation.decoder: loop)",
+    )
+    need(
+        cfg.generation.decoder == "generate" or cfg.generation.backend == "hf",
+        "generation.decoder",
+        f"'{cfg.generation.decoder}' is a decoder of the hf backend, not of "
+        f"'{cfg.generation.backend}' (use decoder: generate)",
     )
     need(
         cfg.generation.tensor_parallel_size >= 1,

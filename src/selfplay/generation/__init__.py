@@ -2,7 +2,8 @@
 
 Backends are named here and imported lazily, so a heavy dependency is only needed when used:
 
-- ``hf``: transformers ``generate`` in this process; ``model`` is a loaded model.
+- ``hf``: transformers ``generate`` (or selfplay's decode loop, ``generation.decoder: loop``) in
+  this process; ``model`` is a loaded model.
 - ``vllm``: offline ``vllm.LLM`` in a worker subprocess per call; ``model`` is a checkpoint directory.
 
 Both encode prompts with :func:`selfplay.models.encode_prompts` (so a chat template is applied the
@@ -80,7 +81,12 @@ def backend_options(cfg: RunConfig) -> dict[str, Any]:
             "gpu_memory_utilization": g.gpu_memory_utilization,
             "engine_args": dict(g.vllm),
         }
-    return {"chat_template": cfg.model.chat_template, "cache": g.cache, "compile": g.compile}
+    return {
+        "chat_template": cfg.model.chat_template,
+        "cache": g.cache,
+        "compile": g.compile,
+        "decoder": g.decoder,
+    }
 
 
 def one_line(exc: BaseException, limit: int = 400) -> str:

@@ -2,7 +2,8 @@
 
 On a GPU it can preallocate the KV cache (``cache="static"``) and compile the decoding step
 (``compile=True``: ``torch.compile`` with CUDA graphs), and size its batches to free memory
-(``batch_size="auto"``).
+(``batch_size="auto"``). ``decoder="loop"`` replaces ``model.generate`` with the decode loop of
+:mod:`selfplay.generation.decode` (static cache, no host sync per token, a CUDA graph per batch).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from selfplay.generation import Completion, to_completion
+from selfplay.generation.decode import SYNC_EVERY, decode_batch
 from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
 
 CPU_BATCH_SIZE = 256
@@ -76,6 +78,9 @@ def generate(
     chat_template: str = "auto",
     cache: str = "dynamic",
     compile: bool = False,
+    decoder: str = "generate",
+    sync_every: int = SYNC_EVERY,
+    cuda_graph: bool = True,
 ) -> list[Completion]:
     """``n`` completions per prompt. Batches hold ``batch_size`` sequences (prompts x n).
 
@@ -83,8 +88,13 @@ def generate(
     ``(seed, batch)``, so results do not depend on what ran before. Output is in (prompt, sample)
     order. ``chat_template`` (``auto`` | ``none``) renders each prompt as a chat user turn when the
     tokenizer has a template; ``cache`` (``dynamic`` | ``static``) and ``compile`` choose the
-    decoding path (compilation needs a static cache and a GPU).
+    decoding path (compilation needs a static cache and a GPU). ``decoder="loop"`` decodes with
+    :func:`selfplay.generation.decode.decode_batch` instead of ``model.generate`` (always a static
+    cache; ``cache`` is then ignored; ``sync_every``: steps between "all finished?" checks;
+    ``cuda_graph``: replay its step as a CUDA graph on a GPU).
     """
+    if decoder not in ("generate", "loop"):
+        raise ValueError(f"decoder: 'generate' or 'loop', not {decoder!r}")
     if greedy:
         n = 1
     if not prompts:
@@ -117,6 +127,8 @@ def generate(
             decoding["compile_config"] = CompileConfig(fullgraph=False, mode="reduce-overhead")
         else:
             decoding["disable_compile"] = True
+    # Few cache shapes for compiled decoding steps (the loop compiles on CUDA only).
+    compiled_loop = decoder == "loop" and compile and device.type == "cuda"
     out: list[Completion] = []
     bar = tqdm(
         total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
@@ -124,23 +136,42 @@ def generate(
     for b, start in enumerate(range(0, len(order), per_batch)):
         idx = order[start : start + per_batch]
         width = max(len(ids[i]) for i in idx)
-        if cache == "static":
+        if (cache == "static" and decoder == "generate") or compiled_loop:
             width = math.ceil(width / STATIC_PAD_MULTIPLE) * STATIC_PAD_MULTIPLE
         input_ids = torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx])
         mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx])
-        torch.manual_seed(seed * 1_000_003 + b)
-        seqs = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=n,
-            eos_token_id=stops[0] if len(stops) == 1 else stops,
-            pad_token_id=pad_id,
-            use_cache=True,
-            **sampling,
-            **decoding,
-        )
-        new = seqs[:, width:].cpu().tolist()
+        batch_seed = seed * 1_000_003 + b
+        if decoder == "loop":
+            # Rows in (prompt, sample) order, as ``num_return_sequences`` expands them.
+            new = decode_batch(
+                model,
+                input_ids.repeat_interleave(n, 0).to(device),
+                mask.repeat_interleave(n, 0).to(device),
+                max_new_tokens=max_new_tokens,
+                stop_ids=stops,
+                pad_id=pad_id,
+                greedy=greedy,
+                temperature=temperature,
+                top_p=top_p,
+                generator=torch.Generator(device=device).manual_seed(batch_seed),
+                sync_every=sync_every,
+                cuda_graph=cuda_graph,
+                compile=compile,
+            ).tolist()
+        else:
+            torch.manual_seed(batch_seed)
+            seqs = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=n,
+                eos_token_id=stops[0] if len(stops) == 1 else stops,
+                pad_token_id=pad_id,
+                use_cache=True,
+                **sampling,
+                **decoding,
+            )
+            new = seqs[:, width:].cpu().tolist()
         stop_set = set(stops)
         for row, row_ids in enumerate(new):
             out.append(to_completion(tokenizer, row_ids, stop_set, pad_id, idx[row // n], row % n))
