@@ -584,17 +584,26 @@ def test_packed_examples_do_not_attend_to_each_other(tok, tmp_path):
         seed=0,
         work_dir=tmp_path,
     )
-    row = trainer.train_dataset[0]
+    rows = [trainer.train_dataset[i] for i in range(2)]
+    row = rows[0]
     assert len(row["seq_lengths"]) > 2 and sum(row["seq_lengths"]) == len(row["input_ids"])
-    batch = trainer.data_collator([row])
-    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # padding-free
+    # SDPA has no varlen kernel: rows stay rows, every one max_length wide (one shape per step).
+    batch = trainer.data_collator(rows)
+    assert tuple(batch["input_ids"].shape) == (2, 48) and "attention_mask" not in batch
     with torch.no_grad():
-        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
-        start = 0
-        for n in row["seq_lengths"]:
-            alone = model(input_ids=torch.tensor([row["input_ids"][start : start + n]])).logits[0]
-            torch.testing.assert_close(packed[start : start + n], alone, atol=1e-5, rtol=1e-5)
-            start += n
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        for r, row in enumerate(rows):
+            start = 0
+            for n in row["seq_lengths"]:
+                ids = row["input_ids"][start : start + n]
+                alone = model(input_ids=torch.tensor([ids])).logits[0]
+                torch.testing.assert_close(
+                    packed[r, start : start + n], alone, atol=1e-5, rtol=1e-5
+                )
+                # No loss on an example's first token (it would be read off the one before).
+                assert batch["labels"][r, start] == -100
+                start += n
+            assert (batch["labels"][r, start:] == -100).all()  # the padding
     # The loss stays on completions: every packed example's prompt is masked.
     assert sum(lab != -100 for lab in row["labels"]) < len(row["labels"]) - len(row["seq_lengths"])
 

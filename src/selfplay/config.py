@@ -296,9 +296,12 @@ class TrainConfig:
     """Examples per optimizer step, over all processes."""
     max_length: int = 128
     packing: bool = False
-    """Padding-free training: pack examples into rows of ``max_length`` tokens (TRL best-fit
-    packing with per-example position ids, so no example attends to another); the loss stays on
-    completions. Each step still processes about ``batch_size`` examples' tokens."""
+    """Pack examples into rows of ``max_length`` tokens (TRL best-fit packing with per-example
+    position ids, so no example attends to another); the loss stays on completions. Each step
+    still processes about ``batch_size`` examples' tokens. With FlashAttention a step's rows go
+    to the model as one padding-free sequence (its varlen kernels); with SDPA or eager they stay
+    ``(rows, max_length)``, one shape every step, since a single batch-long sequence would cost
+    attention quadratic in the step's tokens (:func:`selfplay.training.packed_rows_collator`)."""
     compile: bool = False
     """``torch.compile`` the model for training (TRL ``torch_compile``)."""
     num_processes: int = 1

@@ -202,6 +202,39 @@ def _peft_config(lora: LoraConfig | None):
     )
 
 
+def has_varlen_attention(model) -> bool:
+    """Whether the model's attention kernel takes packed sequences as one row with boundaries
+    (FlashAttention's varlen kernels); SDPA and eager do not."""
+    return "flash" in str(getattr(model.config, "_attn_implementation", "") or "")
+
+
+def packed_rows_collator(pad_token_id: int, max_length: int):
+    """Packed rows as a ``(rows, max_length)`` batch with per-example position ids and no
+    attention mask, for kernels without varlen support.
+
+    TRL's padding-free collator concatenates a step's rows into one sequence: with FlashAttention
+    that is one varlen call, but SDPA and eager then build a dense mask over the whole batch, a
+    quadratic cost in the step's tokens (and a new shape, so a recompile, every step). Kept as
+    rows, transformers derives each row's block-diagonal mask from the position ids (no example
+    attends to another), attention costs ``rows x max_length^2``, and every step has the same
+    shape. The first token of each example and the padding carry no loss."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    class PackedRows(DataCollatorForLanguageModeling):
+        def torch_call(self, examples):
+            out = super().torch_call(examples)
+            out.pop("attention_mask", None)
+            out["labels"][out["position_ids"] == 0] = -100
+            return out
+
+    return PackedRows(
+        pad_token_id=pad_token_id,
+        padding_free=False,
+        return_position_ids=True,
+        pad_to_multiple_of=max_length,
+    )
+
+
 def build_trainer(
     model,
     tokenizer,
@@ -290,12 +323,17 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=_peft_config(lora),
     )
+    if cfg.packing and not has_varlen_attention(model):
+        trainer.data_collator = packed_rows_collator(tokenizer.pad_token_id, cfg.max_length)
     if cfg.packing and "max_steps" not in cfg.sft:
         rows = len(trainer.train_dataset)
         world = trainer.args.world_size
         trainer.args.max_steps = max(
             1, math.ceil(rows / (sft_args.per_device_train_batch_size * world))
         )
+        # One pass over the packed rows: the tokens it trains on, known before it starts (TRL's
+        # own count is one row's width per step once the rows are not concatenated).
+        trainer.packed_tokens = sum(map(len, trainer.train_dataset["input_ids"]))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(_ProgressBar(progress))
     return trainer, len(order)
@@ -307,8 +345,10 @@ def train_result(
     """What a finished ``trainer`` did: tokens processed, steps, epochs over the data, last loss."""
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
-    tokens = int(trainer.state.num_input_tokens_seen or 0) or next(
-        (int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0
+    tokens = (
+        getattr(trainer, "packed_tokens", 0)
+        or int(trainer.state.num_input_tokens_seen or 0)
+        or next((int(h["num_tokens"]) for h in reversed(history) if "num_tokens" in h), 0)
     )
     steps = trainer.args.max_steps
     batch = seen_examples // steps if steps else 0
