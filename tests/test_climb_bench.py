@@ -99,3 +99,21 @@ def test_climb_bench_arms_share_the_schedule_and_margin_is_positive(tmp_path):
         _bench(tmp_path, arms={**ARMS, "rounds": ["loop.schedule=rounds"]})
     with pytest.raises(ConfigError, match="frontier_margin"):
         _bench(tmp_path, frontier_margin=0)
+
+
+def test_arm_kind_names_a_committee_by_its_models():
+    from selfplay.config import config_from_dict
+
+    base = {"loop": {"schedule": "frontier"}, "task": {"name": "arith", "reversed": True}}
+    committee = config_from_dict(
+        base,
+        ["filters.verified=false", "filters.majority=true", "filters.majority_models=3",
+         "filters.majority_min_votes=2", "generation.n=1"],
+    )  # fmt: skip
+    assert arm_kind(committee) == "committee (2 of 3 models) + length"
+    sampled = config_from_dict(
+        base,
+        ["filters.verified=false", "filters.majority=true", "filters.majority_models=3",
+         "filters.majority_min_votes=4", "generation.n=2", "generation.temperature=0.7"],
+    )  # fmt: skip
+    assert arm_kind(sampled) == "committee (4 of 3 models x 2 samples) + length"

@@ -37,8 +37,12 @@ def arm_kind(cfg: RunConfig) -> str:
         return f"GRPO ({cfg.grpo.max_steps} steps x {cfg.grpo.batch_size}, verifier reward)"
     f = cfg.filters
     name = "verified" if f.verified else "majority" if f.majority else "unfiltered"
-    if f.majority and not f.verified:
-        name += f" ({f.majority_min_votes} of {cfg.generation.n} samples)"
+    n = cfg.generation.n
+    if f.majority and not f.verified and f.majority_models > 1:
+        each = f" x {n} samples" if n > 1 else ""
+        name = f"committee ({f.majority_min_votes} of {f.majority_models} models{each})"
+    elif f.majority and not f.verified:
+        name += f" ({f.majority_min_votes} of {n} samples)"
     if cfg.loop.frontier.length_filter and cfg.task.reversed:  # the width check needs the format
         name += " + length"
     return name
@@ -257,7 +261,8 @@ def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, t
     lines = []
     verified = next((n for n, k in kinds.items() if k.startswith("verified")), None)
     for name, kind in kinds.items():
-        if kind.startswith("majority") and verified and solved(name) and solved(verified):
+        no_truth = kind.startswith(("majority", "committee"))
+        if no_truth and verified and solved(name) and solved(verified):
             m, v = solved(name), solved(verified)
             ratio = (sum(m) / len(m)) / (sum(v) / len(v))
             lines.append(
