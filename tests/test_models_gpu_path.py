@@ -870,6 +870,8 @@ def test_gpu_bench_smoke(tmp_path):
     assert {r["backend"] for r in gen} >= {"hf-dynamic", "hf-static"}
     assert all(r["tokens_per_s"] > 0 for r in gen)
     assert result["training"] and all(r["tokens_per_s"] > 0 for r in result["training"])
+    assert "plain" in {r["variant"] for r in result["training"]}
+    assert result["goals"]["training_trl_overhead"]["value"] is not None
     assert result["loop"]["iteration_seconds"] > 0
     assert "generation" in proc.stdout and "training" in proc.stdout
 
