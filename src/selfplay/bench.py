@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -36,20 +35,7 @@ from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
 from selfplay.loop import run
 from selfplay.progress import bench_progress, bench_seconds, quiet_libraries, run_seconds
-from selfplay.rundir import read_metrics
-
-
-def _share_seed(src: Path, dst: Path) -> None:
-    """Give an arm the seed model another arm trained (hard links; atomic rename)."""
-    if (dst / "metrics.json").exists() or not (src / "metrics.json").exists():
-        return
-    tmp = dst.with_name(f".seed.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, copy_function=os.link)
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
+from selfplay.rundir import link_run, read_metrics, share_seed
 
 
 def run_bench(
@@ -108,7 +94,7 @@ def run_arms(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: 
                 cfg = arm_config(bench, name, seed)
                 step(f"seed {seed}, arm [cyan]{name}[/]", cfg.run_dir)
                 if shared is not None:
-                    _share_seed(shared, cfg.run_dir / "seed")
+                    share_seed(shared, cfg.run_dir / "seed")
                 run(cfg, console=None, progress=progress)
                 shared = shared or cfg.run_dir / "seed"
         step()
@@ -168,18 +154,6 @@ def _finished_stages(cfg: RunConfig) -> list[dict] | None:
     return stages if len(stages) == cfg.loop.iterations + 1 else None
 
 
-def _link_run(src: Path, dst: Path) -> None:
-    """Start a continued run from a finished one: its files hard-linked (every artifact is
-    replaced atomically, never written in place, so the two never change each other)."""
-    if dst.exists():
-        return
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, copy_function=os.link)
-    os.replace(tmp, dst)
-
-
 def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
     """Continue every raw arm to the self-play arms' compute (``compute_match``); rerunning
     resumes."""
@@ -187,7 +161,7 @@ def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progr
     for seed in bench.seeds:
         for name, cfg in continued_configs(bench, arms, seed):
             src = arm_config(bench, name.removesuffix(COMPUTE_SUFFIX), seed).run_dir
-            _link_run(src, cfg.run_dir)
+            link_run(src, cfg.run_dir)
             jobs.append((f"seed {seed}, [cyan]{name}[/] ({cfg.loop.iterations} rounds)", cfg))
     run_configs(bench, jobs, console, progress)
 
@@ -288,7 +262,7 @@ def run_arms_parallel(
                     step(f"seed {seed}, arm [cyan]{name}[/]", run_dir, finished=True)
                     if name == names[0]:
                         for other in names[1:]:
-                            _share_seed(
+                            share_seed(
                                 run_dir / "seed", arm_config(bench, other, seed).run_dir / "seed"
                             )
                             pending.add(submit(seed, other))

@@ -89,11 +89,10 @@ def _ids(run_dir: Path) -> set[str]:
 def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, console=None) -> dict:
     """Run the grid (``run_all(list of (label, config))`` runs them, resumably), measure every
     model on the validation set, write ``<bench>/lr_search.json`` and return it."""
-    from selfplay.bench import _share_seed
     from selfplay.evaluation import test_problems
     from selfplay.loop import run
     from selfplay.models import resolve_device, setup_device
-    from selfplay.rundir import round_dir, seed_dir
+    from selfplay.rundir import round_dir, seed_dir, share_seed
     from selfplay.stages import evaluate_model
     from selfplay.tasks import make_task
 
@@ -108,7 +107,7 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
     )
     run(owner, console=None, progress=False)
     for cfg in [first, *(c for _, _, c in grid)]:
-        _share_seed(seed_dir(owner.run_dir), seed_dir(cfg.run_dir))
+        share_seed(seed_dir(owner.run_dir), seed_dir(cfg.run_dir))
     run_all([(f"lr search: [cyan]{a}[/] lr {lr:g}", cfg) for a, lr, cfg in grid])
 
     ref = next(iter(arms.values()))

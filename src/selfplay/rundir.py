@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 from selfplay import artifacts
@@ -133,3 +135,28 @@ def write_metrics_log(run_dir: Path) -> list[dict]:
     rows = read_metrics(run_dir)
     artifacts.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return rows
+
+
+def share_seed(src: Path, dst: Path) -> None:
+    """Give an arm the seed model another arm trained (hard links; atomic rename)."""
+    if (dst / "metrics.json").exists() or not (src / "metrics.json").exists():
+        return
+    tmp = dst.with_name(f".seed.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, copy_function=os.link)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+def link_run(src: Path, dst: Path) -> None:
+    """Start a continued run from a finished one: its files hard-linked (every artifact is
+    replaced atomically, never written in place, so the two never change each other)."""
+    if dst.exists():
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, copy_function=os.link)
+    os.replace(tmp, dst)
