@@ -297,36 +297,31 @@ def test_compute_match_needs_raw_and_self_play_arms(tmp_path):
         load_bench_config(path, ["compute_match=true"])
 
 
-def test_lr_grid_chooses_each_arms_rate_on_validation_and_reports_it(tmp_path):
-    """Every arm tries each grid value for its first round on the first seed; the value its
-    model answers a validation split best (never the evaluation set) is the arm's train.lr."""
+def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
+    """Every arm tries each factor of its learning rate for its first round on the first seed;
+    the rate whose model answers a validation split best (never the evaluation set) is the
+    arm's train.lr."""
     arms = {"raw-repeat": ["loop.data_source=raw-repeat"], "selfplay": []}
     path = _bench_yaml(tmp_path, arms)
-    bench, cfgs = load_bench_config(
-        path, ["lr_grid=[0.0001,0.003]", "lr_validation_per_difficulty=20"]
-    )
+    bench, cfgs = load_bench_config(path, ["lr_factors=[0.1,3]", "lr_validation_per_difficulty=20"])
     run_bench(bench, cfgs, progress=False)
     search = artifacts.read_json(bench.bench_dir / "lr_search.json")
-    assert search["grid"] == [0.0001, 0.003] and search["rounds"] == 1
+    assert search["factors"] == [0.1, 3] and search["rounds"] == 1
     assert 0 < search["validation"]["problems"] <= 40
     resolved = yaml.safe_load((bench.bench_dir / "bench.yaml").read_text())
     for arm in arms:
-        acc = search["arms"][arm]["accuracy"]
-        chosen = search["arms"][arm]["chosen"]
-        assert acc[f"{chosen:g}"] == max(acc.values())
+        r = search["arms"][arm]
+        assert r["key"] == "train.lr" and r["base"] == cfgs[arm].train.lr
+        assert r["accuracy"][f"{r['chosen_factor']:g}"] == max(r["accuracy"].values())
+        chosen = r["chosen"]
+        assert chosen == pytest.approx(r["base"] * r["chosen_factor"])
         # The arm's runs trained at the chosen rate.
         saved = yaml.safe_load((bench.bench_dir / "seed_0" / arm / "config.yaml").read_text())
         assert saved["train"]["lr"] == chosen
-        assert resolved["arms"][arm][-1] == f"train.lr={chosen}"
+        assert resolved["arms"][arm][-1] == f"train.lr={chosen!r}"
     # The grid's runs share the bench's seed model; the validation set avoids U and the test set.
     grid_seed = (
-        bench.bench_dir
-        / "lr_search"
-        / "selfplay"
-        / "lr=0.003"
-        / "seed"
-        / "model"
-        / "model.safetensors"
+        bench.bench_dir / "lr_search" / "selfplay" / "x3" / "seed" / "model" / "model.safetensors"
     )
     real_seed = bench.bench_dir / "seed_0" / "raw-repeat" / "seed" / "model" / "model.safetensors"
     assert grid_seed.stat().st_ino == real_seed.stat().st_ino
@@ -369,12 +364,31 @@ def test_validation_problems_avoid_u_the_test_set_and_what_was_trained_on():
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        (["lr_grid=[0.001,-1]"], "lr_grid: learning rates must be numbers > 0"),
-        (["lr_grid=[0.001,0.001]"], "appears twice"),
-        (["lr_grid=[0.001]", "lr_rounds=5"], "lr_rounds: must be in 1..2"),
+        (["lr_factors=[1,-1]"], "lr_factors: factors of a learning rate must be numbers > 0"),
+        (["lr_factors=[2,2]"], "appears twice"),
+        (["lr_factors=[1]", "lr_rounds=5"], "lr_rounds: must be in 1..2"),
     ],
 )
-def test_lr_grid_bad_input_is_one_line(tmp_path, overrides, match):
+def test_lr_factors_bad_input_is_one_line(tmp_path, overrides, match):
     path = _bench_yaml(tmp_path, {"a": [], "b": ["loop.data_source=raw-repeat"]})
     with pytest.raises(ConfigError, match=match):
         load_bench_config(path, overrides)
+
+
+def test_a_grpo_arms_factor_scales_its_grpo_learning_rate(tmp_path):
+    from selfplay.lr_search import chosen_overrides, grid_config
+
+    arms = {"raw": ["loop.data_source=raw-repeat"], "grpo": ["loop.method=grpo", "grpo.lr=4e-5"]}
+    bench, cfgs = load_bench_config(_bench_yaml(tmp_path, arms), ["lr_factors=[0.5,2]"])
+    grid = grid_config(bench, "grpo", cfgs["grpo"], 2)
+    assert grid.grpo.lr == pytest.approx(8e-5) and grid.train.lr == cfgs["grpo"].train.lr
+    assert grid.loop.iterations == 1 and grid.run_dir.name == "x2"
+    search = {
+        "arms": {
+            "raw": {"key": "train.lr", "chosen": 5e-4},
+            "grpo": {"key": "grpo.lr", "chosen": 2e-5},
+        }
+    }
+    chosen = chosen_overrides(bench, search)
+    assert chosen.arms["grpo"][-1] == "grpo.lr=2e-05"
+    assert chosen.arms["raw"][-1] == "train.lr=0.0005"

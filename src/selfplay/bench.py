@@ -47,14 +47,14 @@ def run_bench(
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
     search = None
-    if bench.lr_grid:
+    if bench.lr_factors:
         from selfplay.lr_search import chosen_overrides, run_lr_search
 
         search = run_lr_search(
             bench, arms, lambda jobs: run_configs(bench, jobs, console, progress), console
         )
         # The arms as they run: each with its chosen learning rate (bench.yaml says so).
-        bench = chosen_overrides(bench, {a: r["chosen"] for a, r in search["arms"].items()})
+        bench = chosen_overrides(bench, search)
         arms = {name: arm_config(bench, name, bench.seeds[0]) for name in bench.arms}
         artifacts.write_text(
             bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False)

@@ -75,13 +75,14 @@ class BenchConfig:
     rounds of the same data stream, in ``<arm>@compute/``) until its training FLOPs reach the
     most expensive self-play arm's training + generation FLOPs of the same seed. Whole rounds,
     so a continued arm ends at or just past that compute."""
-    lr_grid: list[float] = field(default_factory=list)
+    lr_factors: list[float] = field(default_factory=list)
     """Learning rates of the rounds to choose from, the same way for every arm
-    (:mod:`selfplay.lr_search`): each arm runs its first ``lr_rounds`` rounds on the first seed
-    at each value, and trains every seed at the one that answers a validation split of the train
-    source best (never the evaluation set). Empty: every arm uses its ``train.lr``."""
+    (:mod:`selfplay.lr_search`): factors of each arm's own rate (``train.lr``, or ``grpo.lr`` for
+    a GRPO arm), e.g. ``[0.5, 1, 2]``. Each arm runs its first ``lr_rounds`` rounds on the first
+    seed at each, and trains every seed at the one that answers a validation split of the train
+    source best (never the evaluation set). Empty: every arm uses its own rate."""
     lr_rounds: int = 1
-    """Rounds each learning rate of ``lr_grid`` is tried for."""
+    """Rounds each factor of ``lr_factors`` is tried for."""
     lr_validation_per_difficulty: int = 200
     """Validation problems per difficulty of U that choose the learning rate."""
     eval_min_problems: int = 0
@@ -154,8 +155,8 @@ def load_bench_config(
     check_eval_size(bench, next(iter(arms.values())))
     if bench.compute_match:
         check_compute_match(arms)
-    if bench.lr_grid:
-        check_lr_grid(bench, arms)
+    if bench.lr_factors:
+        check_lr_factors(bench, arms)
     for name, _, regime_overrides in regimes(bench) if bench.sweep else []:
         sub = sub_bench(bench, name, regime_overrides)
         for arm in sub.arms:
@@ -180,13 +181,14 @@ def check_shared_seed(arms: dict[str, RunConfig]) -> None:
                 )
 
 
-def check_lr_grid(bench: BenchConfig, arms: dict[str, RunConfig]) -> None:
-    if not all(isinstance(v, (int, float)) and v > 0 for v in bench.lr_grid):
-        raise ConfigError(f"lr_grid: learning rates must be numbers > 0, got {bench.lr_grid}")
-    if len(set(bench.lr_grid)) != len(bench.lr_grid):
-        raise ConfigError(f"lr_grid: a learning rate appears twice in {bench.lr_grid}")
+def check_lr_factors(bench: BenchConfig, arms: dict[str, RunConfig]) -> None:
+    f = bench.lr_factors
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in f):
+        raise ConfigError(f"lr_factors: factors of a learning rate must be numbers > 0, got {f}")
+    if len(set(f)) != len(f):
+        raise ConfigError(f"lr_factors: a factor appears twice in {f}")
     if any(c.loop.schedule == "frontier" for c in arms.values()):
-        raise ConfigError("lr_grid: not available for arms on the frontier schedule")
+        raise ConfigError("lr_factors: not available for arms on the frontier schedule")
     iterations = min(c.loop.iterations for c in arms.values())
     if not 1 <= bench.lr_rounds <= iterations:
         raise ConfigError(

@@ -1,13 +1,15 @@
-"""The learning rate of the rounds, chosen the same way for every arm of a bench (``lr_grid``).
+"""The learning rate of the rounds, chosen the same way for every arm of a bench (``lr_factors``).
 
-For each arm and each learning rate of the grid, the arm's first ``lr_rounds`` rounds run from the
-seed model of the bench's first seed (``<bench>/lr_search/<arm>/lr=<value>/``, ordinary resumable
-run directories sharing that seed model by hard links). Each resulting model answers a validation
+Each factor scales an arm's own learning rate of the rounds (``train.lr``; ``grpo.lr`` for an arm
+that trains by GRPO, whose scale is another). For each arm and each factor, the arm's first
+``lr_rounds`` rounds run from the seed model of the bench's first seed
+(``<bench>/lr_search/<arm>/x<factor>/``, ordinary resumable run directories sharing that seed
+model by hard links). Each resulting model answers a validation
 set carved out of the task's train split: the fixed hash-based validation quarter at U's
 difficulties, minus U, the evaluation set (twins included) and every problem any of the grid's
 runs generated on or could train on. The evaluation set never enters the choice. An arm's rounds
-then train at the grid value its model answered best (ties: the first in the grid's order), for
-every seed; ``lr_search.json`` records every accuracy and the choice, and the report shows it.
+then train at the learning rate its model answered best (ties: the first factor in the list's
+order), for every seed; ``lr_search.json`` records every accuracy and the choice, and the report shows it.
 """
 
 from __future__ import annotations
@@ -25,31 +27,34 @@ GRID_EVAL = ["eval.n_per_difficulty=10", "eval.n_intermediate=null", "eval.k=0"]
 """A grid run's own test-set measurement is never read; kept small so it costs little."""
 
 
-def grid_config(bench: BenchConfig, arm: str, lr: float) -> RunConfig:
-    """One arm at one learning rate, its first ``lr_rounds`` rounds, on the first seed."""
-    seed = bench.seeds[0]
-    out = bench.bench_dir / "lr_search" / arm / f"lr={lr:g}"
-    sub = replace(
-        bench,
-        arms={
-            arm: [
-                *bench.arms[arm],
-                f"train.lr={lr}",
-                f"loop.iterations={bench.lr_rounds}",
-                *GRID_EVAL,
-            ]
-        },
-    )
-    return replace(arm_config(sub, arm, seed), output_dir=str(out))
+def lr_key(cfg: RunConfig) -> str:
+    """The learning rate an arm's rounds train with."""
+    return "grpo.lr" if cfg.loop.method == "grpo" else "train.lr"
 
 
-def chosen_overrides(bench: BenchConfig, chosen: dict[str, float]) -> BenchConfig:
+def base_lr(cfg: RunConfig) -> float:
+    return cfg.grpo.lr if cfg.loop.method == "grpo" else cfg.train.lr
+
+
+def grid_config(bench: BenchConfig, arm: str, cfg: RunConfig, factor: float) -> RunConfig:
+    """One arm at one factor of its learning rate, its first ``lr_rounds`` rounds, on the first
+    seed."""
+    out = bench.bench_dir / "lr_search" / arm / f"x{factor:g}"
+    overrides = [
+        *bench.arms[arm],
+        f"{lr_key(cfg)}={base_lr(cfg) * factor!r}",
+        f"loop.iterations={bench.lr_rounds}",
+        *GRID_EVAL,
+    ]
+    sub = replace(bench, arms={arm: overrides})
+    return replace(arm_config(sub, arm, bench.seeds[0]), output_dir=str(out))
+
+
+def chosen_overrides(bench: BenchConfig, search: dict) -> BenchConfig:
     """The bench with each arm's chosen learning rate appended to its overrides."""
+    chosen = {a: f"{r['key']}={r['chosen']!r}" for a, r in search["arms"].items()}
     return replace(
-        bench,
-        arms={
-            a: [*o, f"train.lr={chosen[a]}"] if a in chosen else o for a, o in bench.arms.items()
-        },
+        bench, arms={a: [*o, chosen[a]] if a in chosen else o for a, o in bench.arms.items()}
     )
 
 
@@ -96,7 +101,8 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
     from selfplay.stages import evaluate_model
     from selfplay.tasks import make_task
 
-    grid = [(a, lr, grid_config(bench, a, lr)) for a in arms for lr in bench.lr_grid]
+    factors = bench.lr_factors
+    grid = [(a, f, grid_config(bench, a, cfg, f)) for a, cfg in arms.items() for f in factors]
     # The first seed's seed model (its first arm's seed stage, evaluated on the full evaluation
     # set as usual), trained once and shared by every run of the grid and by the bench's arms.
     first = arm_config(bench, next(iter(arms)), bench.seeds[0])
@@ -108,7 +114,7 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
     run(owner, console=None, progress=False)
     for cfg in [first, *(c for _, _, c in grid)]:
         share_seed(seed_dir(owner.run_dir), seed_dir(cfg.run_dir))
-    run_all([(f"lr search: [cyan]{a}[/] lr {lr:g}", cfg) for a, lr, cfg in grid])
+    run_all([(f"lr search: [cyan]{a}[/] lr x{f:g}", cfg) for a, f, cfg in grid])
 
     ref = next(iter(arms.values()))
     task = make_task(ref)
@@ -121,13 +127,13 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
         task, ref.raw.difficulties, bench.lr_validation_per_difficulty, u_ids, tests, trained
     )
     if not val:
-        raise ConfigError("lr_grid: no validation problems left at U's difficulties")
+        raise ConfigError("lr_factors: no validation problems left at U's difficulties")
     device = resolve_device(ref.device)
     setup_device(device)
     out = {
         "seed": bench.seeds[0],
         "rounds": bench.lr_rounds,
-        "grid": list(bench.lr_grid),
+        "factors": list(factors),
         "validation": {
             "problems": len(val),
             "by_difficulty": {
@@ -137,9 +143,9 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
         },
         "arms": {},
     }
-    for arm in arms:
+    for arm, arm_cfg in arms.items():
         acc = {}
-        for a, lr, cfg in grid:
+        for a, f, cfg in grid:
             if a != arm:
                 continue
             model = round_dir(cfg.run_dir, bench.lr_rounds) / "model"
@@ -147,35 +153,44 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
                 replace(cfg, eval=replace(cfg.eval, k=0)), task, val, model,
                 cfg.run_dir / "validation", seed=cfg.seed, device=device, progress=False,
             )  # fmt: skip
-            acc[f"{lr:g}"] = ev["eval"]["accuracy"]["all"]
-        best = max(bench.lr_grid, key=lambda lr: (acc[f"{lr:g}"], -bench.lr_grid.index(lr)))
-        out["arms"][arm] = {"accuracy": acc, "chosen": best}
+            acc[f"{f:g}"] = ev["eval"]["accuracy"]["all"]
+        best = max(factors, key=lambda f: (acc[f"{f:g}"], -factors.index(f)))
+        out["arms"][arm] = {
+            "key": lr_key(arm_cfg),
+            "base": base_lr(arm_cfg),
+            "accuracy": acc,
+            "chosen_factor": best,
+            "chosen": base_lr(arm_cfg) * best,
+        }
     artifacts.write_json(bench.bench_dir / "lr_search.json", out)
     return out
 
 
 def lr_section(search: dict) -> dict:
-    """The report's table of the search: validation accuracy per arm and grid value."""
-    grid = [f"{lr:g}" for lr in search["grid"]]
+    """The report's table of the search: validation accuracy per arm and factor."""
+    factors = [f"{f:g}" for f in search["factors"]]
     v = search["validation"]
     rows = [
-        [arm, *[f"{r['accuracy'][g]:.3f}" for g in grid], f"{r['chosen']:g}"]
+        [
+            arm, f"{r['key']} {r['base']:g}", *[f"{r['accuracy'][f]:.3f}" for f in factors],
+            f"x{r['chosen_factor']:g} = {r['chosen']:.3g}",
+        ]
         for arm, r in search["arms"].items()
-    ]
+    ]  # fmt: skip
     return {
         "heading": "Learning rate of the rounds (chosen on validation)",
         "text": [
             f"Every arm ran its first {search['rounds']} round(s) on seed {search['seed']} at each "
-            "learning rate of the grid; its rounds then train, for every seed, at the value whose "
-            f"model answered best a validation set of {v['problems']} train-split problems at U's "
-            "difficulties ("
+            "factor of its own learning rate; its rounds then train, for every seed, at the one "
+            f"whose model answered best a validation set of {v['problems']} train-split problems "
+            "at U's difficulties ("
             + ", ".join(f"d{d} {n}" for d, n in v["by_difficulty"].items())
             + "), disjoint from U, the evaluation set and everything the grid's runs generated "
             f"on or could train on ({v['candidates_dropped_as_generated_or_trained_on']} "
             "candidates dropped for that). "
             "The evaluation set never enters the choice."
         ],
-        "columns": ["arm", *[f"lr {g}" for g in grid], "chosen"],
+        "columns": ["arm", "learning rate", *[f"x{f}" for f in factors], "chosen"],
         "rows": rows,
     }
 

@@ -29,7 +29,7 @@ from selfplay.errors import ConfigError
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
 OPTIONAL_FILES = ("lr_search.json",)
-"""Copied when the bench wrote them (``lr_search.json``: a bench with ``lr_grid``)."""
+"""Copied when the bench wrote them (``lr_search.json``: a bench with ``lr_factors``)."""
 BLOCK = re.compile(
     r"(<!-- results: (?P<name>[^|]+?) \| (?P<heading>.+?) -->\n)(?P<body>.*?)(<!-- /results -->)",
     re.S,
