@@ -327,6 +327,12 @@ def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
     assert grid_seed.stat().st_ino == real_seed.stat().st_ino
     report = (bench.bench_dir / "report.md").read_text()
     assert "Learning rate of the rounds (chosen on validation)" in report
+    # The bench's recorded time includes the search's runs.
+    from selfplay.lr_search import search_seconds
+
+    prov = artifacts.read_json(bench.bench_dir / "provenance.json")
+    assert search_seconds(bench.bench_dir) > 0
+    assert prov["wall_seconds"] > search_seconds(bench.bench_dir)
     # The published files re-derive the same summary, the search table included.
     from selfplay.publish import copy_results, resummarize
 

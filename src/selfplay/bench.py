@@ -76,6 +76,10 @@ def run_bench(
     # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs) + continued_seconds(bench, arms)
+    if search:
+        from selfplay.lr_search import search_seconds
+
+        wall += search_seconds(bench_dir)
     prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
     if climb:
         summary = summarize_climb(bench, arms, rows, plots, prov)

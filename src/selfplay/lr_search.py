@@ -166,6 +166,20 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
     return out
 
 
+def search_seconds(bench_dir: Path) -> float:
+    """Seconds the search's runs took: their rounds and their validation measurement (the seed
+    model they share is the bench's own, counted with its arms)."""
+    from selfplay.progress import run_seconds
+
+    total = 0.0
+    for run_dir in sorted((Path(bench_dir) / "lr_search").glob("*/x*")):
+        total += run_seconds(run_dir)[1]
+        ev = run_dir / "validation" / "eval.json"
+        if ev.exists():
+            total += artifacts.read_json(ev).get("seconds", 0.0)
+    return total
+
+
 def lr_section(search: dict) -> dict:
     """The report's table of the search: validation accuracy per arm and factor."""
     factors = [f"{f:g}" for f in search["factors"]]
