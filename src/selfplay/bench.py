@@ -51,7 +51,7 @@ def run_bench(
         from selfplay.lr_search import chosen_overrides, run_lr_search
 
         search = run_lr_search(
-            bench, arms, lambda jobs: run_configs(bench, jobs, console, progress), console
+            bench, arms, lambda jobs: run_configs(bench, jobs, console, progress)
         )
         # The arms as they run: each with its chosen learning rate (bench.yaml says so).
         bench = chosen_overrides(bench, search)
@@ -109,22 +109,22 @@ def continued_configs(bench: BenchConfig, arms: dict[str, RunConfig], seed: int)
     same run with as many more rounds as its training FLOPs need to reach the most expensive
     self-play arm's total (training + generation), in ``<arm>@compute/``. Empty until every arm
     of the seed has finished."""
+    configs = {name: arm_config(bench, name, seed) for name in arms}
     spent = {}
-    for name in arms:
-        stages = _finished_stages(arm_config(bench, name, seed))
+    for name, cfg in configs.items():
+        stages = _finished_stages(cfg)
         if stages is None:
             return []
         spent[name] = (stages[-1]["cumulative"]["flops"] - stages[0]["cumulative"]["flops"], stages)
     target = max(f for n, (f, _) in spent.items() if arms[n].loop.data_source == "selfplay")
     out = []
-    for name, cfg in arms.items():
-        if cfg.loop.data_source == "selfplay":
+    for name, base in configs.items():
+        if base.loop.data_source == "selfplay":
             continue
         flops, stages = spent[name]
         rounds = len(stages) - 1
         per_round = flops / rounds if rounds and flops > 0 else 0.0
         extra = math.ceil((target - flops) / per_round - 1e-9) if per_round else 0
-        base = arm_config(bench, name, seed)
         out.append(
             (
                 name + COMPUTE_SUFFIX,

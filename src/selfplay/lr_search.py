@@ -91,7 +91,7 @@ def _ids(run_dir: Path) -> set[str]:
     return ids
 
 
-def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, console=None) -> dict:
+def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all) -> dict:
     """Run the grid (``run_all(list of (label, config))`` runs them, resumably), measure every
     model on the validation set, write ``<bench>/lr_search.json`` and return it."""
     from selfplay.evaluation import test_problems
@@ -149,9 +149,9 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all, conso
             if a != arm:
                 continue
             model = round_dir(cfg.run_dir, bench.lr_rounds) / "model"
-            ev = evaluate_model(
-                replace(cfg, eval=replace(cfg.eval, k=0)), task, val, model,
-                cfg.run_dir / "validation", seed=cfg.seed, device=device, progress=False,
+            ev = evaluate_model(  # greedy only: GRID_EVAL sets eval.k=0
+                cfg, task, val, model, cfg.run_dir / "validation",
+                seed=cfg.seed, device=device, progress=False,
             )  # fmt: skip
             acc[f"{f:g}"] = ev["eval"]["accuracy"]["all"]
         best = max(factors, key=lambda f: (acc[f"{f:g}"], -factors.index(f)))
