@@ -398,3 +398,27 @@ def test_a_grpo_arms_factor_scales_its_grpo_learning_rate(tmp_path):
     chosen = chosen_overrides(bench, search)
     assert chosen.arms["grpo"][-1] == "grpo.lr=2e-05"
     assert chosen.arms["raw"][-1] == "train.lr=0.0005"
+
+
+def test_lr_search_with_jobs_trains_every_seed_model_alongside_the_grid(tmp_path):
+    """With jobs > 1 the other seeds' seed models train in the search's pool (no worker idles
+    while the first seed model trains); each is then its seed's shared seed model, trained once."""
+    arms = {"raw-repeat": ["loop.data_source=raw-repeat"], "selfplay": []}
+    path = _bench_yaml(tmp_path, arms, seeds=(0, 1, 2))
+    bench, cfgs = load_bench_config(
+        path,
+        ["lr_factors=[1,2]", "lr_validation_per_difficulty=10", "jobs=2", "verdict=false",
+         "run.loop.iterations=1"],
+    )  # fmt: skip
+    run_bench(bench, cfgs, progress=False)
+    search = bench.bench_dir / "lr_search"
+    for s, owner in [(0, "seed"), (1, "seed_1"), (2, "seed_2")]:
+        made = search / owner / "seed" / "model" / "model.safetensors"
+        for arm in arms:
+            used = bench.bench_dir / f"seed_{s}" / arm / "seed" / "model" / "model.safetensors"
+            assert used.stat().st_ino == made.stat().st_ino, (s, arm)
+    # Different seeds, different seed models; the owners run the seed stage alone.
+    assert (search / "seed_1" / "seed" / "metrics.json").read_text() != (
+        search / "seed_2" / "seed" / "metrics.json"
+    ).read_text()
+    assert not (search / "seed_1" / "iter_001").exists()

@@ -91,6 +91,18 @@ def _ids(run_dir: Path) -> set[str]:
     return ids
 
 
+def seed_owner(bench: BenchConfig, arm: str, seed: int) -> RunConfig:
+    """The seed stage alone of ``arm``'s run at ``seed``, in the search's directory
+    (``lr_search/seed`` for the first seed, ``lr_search/seed_<s>`` for the others)."""
+    cfg = arm_config(bench, arm, seed)
+    where = "seed" if seed == bench.seeds[0] else f"seed_{seed}"
+    return replace(
+        cfg,
+        output_dir=str(bench.bench_dir / "lr_search" / where),
+        loop=replace(cfg.loop, iterations=0),
+    )
+
+
 def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all) -> dict:
     """Run the grid (``run_all(list of (label, config))`` runs them, resumably), measure every
     model on the validation set, write ``<bench>/lr_search.json`` and return it."""
@@ -105,22 +117,29 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all) -> di
     grid = [(a, f, grid_config(bench, a, cfg, f)) for a, cfg in arms.items() for f in factors]
     # The first seed's seed model (its first arm's seed stage, evaluated on the full evaluation
     # set as usual), trained once and shared by every run of the grid and by the bench's arms.
-    first = arm_config(bench, next(iter(arms)), bench.seeds[0])
-    owner = replace(
-        first,
-        output_dir=str(bench.bench_dir / "lr_search" / "seed"),
-        loop=replace(first.loop, iterations=0),
+    # With jobs > 1 the other seeds' seed models train alongside it and the grid, so no worker
+    # waits on the first one; each is its seed's first arm's seed stage, shared the same way.
+    name = next(iter(arms))
+    owners = {s: seed_owner(bench, name, s) for s in bench.seeds[: 1 if bench.jobs == 1 else None]}
+    first = owners[bench.seeds[0]]
+    if bench.jobs == 1:
+        run(first, console=None, progress=False)
+    else:
+        run_all([(f"seed model, seed {s}", c) for s, c in list(owners.items())[: bench.jobs]])
+    for cfg in [arm_config(bench, name, bench.seeds[0]), *(c for _, _, c in grid)]:
+        share_seed(seed_dir(first.run_dir), seed_dir(cfg.run_dir))
+    run_all(
+        [(f"seed model, seed {s}", c) for s, c in list(owners.items())[bench.jobs :]]
+        + [(f"lr search: [cyan]{a}[/] lr x{f:g}", cfg) for a, f, cfg in grid]
     )
-    run(owner, console=None, progress=False)
-    for cfg in [first, *(c for _, _, c in grid)]:
-        share_seed(seed_dir(owner.run_dir), seed_dir(cfg.run_dir))
-    run_all([(f"lr search: [cyan]{a}[/] lr x{f:g}", cfg) for a, f, cfg in grid])
+    for s, cfg in owners.items():
+        share_seed(seed_dir(cfg.run_dir), seed_dir(arm_config(bench, name, s).run_dir))
 
     ref = next(iter(arms.values()))
     task = make_task(ref)
     tests = test_problems(task, ref)
     u_ids = [
-        r["problem_id"] for r in artifacts.read_parquet(seed_dir(owner.run_dir) / "raw.parquet")
+        r["problem_id"] for r in artifacts.read_parquet(seed_dir(first.run_dir) / "raw.parquet")
     ]
     trained = set().union(*(_ids(cfg.run_dir) for _, _, cfg in grid))
     val, dropped = validation_problems(
