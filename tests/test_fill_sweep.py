@@ -9,7 +9,8 @@ from selfplay.bench_config import BenchConfig, load_bench_config, regimes, sub_b
 from selfplay.config import ConfigError
 from selfplay.loop import run
 from selfplay.sources import round_budget, seed_budget
-from selfplay.sweep import sweep_report, winner
+from selfplay.stats import holm, paired
+from selfplay.sweep import summarize_sweep, sweep_comparisons, sweep_report
 from selfplay.tasks import Example
 from selfplay.training import count_tokens
 
@@ -128,28 +129,46 @@ def _row(regime, arm, seed, it, acc):
     }
 
 
-def test_winner_is_paired_and_ties_are_called_ties(tmp_path):
-    at = {("a", 0): _row("r", "a", 0, 1, 0.9), ("a", 1): _row("r", "a", 1, 1, 0.8)}
-    at |= {("b", 0): _row("r", "b", 0, 1, 0.7), ("b", 1): _row("r", "b", 1, 1, 0.7)}
-    best, second, diffs = winner(at, ["a", "b"], [0, 1])
-    assert (best, second) == ("a", "b") and diffs == pytest.approx([0.2, 0.1])
-
-    bench = BenchConfig(**{**SWEEP, "output_dir": str(tmp_path / "b")})
+def test_sweep_compares_every_arm_with_the_reference_in_every_regime_holm_over_all(tmp_path):
+    """At the final budget every non-reference arm is paired with the reference in every regime;
+    Holm's correction runs over all of them at once, and each ends with a verdict word."""
+    bench = BenchConfig(**{**SWEEP, "seeds": [0, 1, 2], "output_dir": str(tmp_path / "b")})
     rows = []
+    noise = {0: 0.001, 1: -0.002, 2: 0.0015}
     for regime in ["u100-clean", "u100-slips", "u300-clean", "u300-slips"]:
-        for s in (0, 1):
+        for s in (0, 1, 2):
             for arm in ("raw", "sp"):
                 rows.append(_row(regime, arm, s, 0, 0.5))
-                # sp wins clearly in u300-clean; elsewhere they are equal.
-                gain = 0.2 + 0.01 * s if (regime == "u300-clean" and arm == "sp") else 0.0
-                rows.append(_row(regime, arm, s, 1, 0.5 + gain))
+                # sp is clearly ahead in u300-clean, clearly behind in u100-slips, and within the
+                # margin of raw elsewhere; the checkpoint before the last is never compared.
+                gain = {"u300-clean": 0.2 + 0.01 * s, "u100-slips": -0.1 - 0.01 * s}.get(regime)
+                gain = (noise[s] if gain is None else gain) if arm == "sp" else 0.0
+                rows.append(_row(regime, arm, s, 1, 0.9 if arm == "sp" else 0.5))
+                rows.append(_row(regime, arm, s, 2, 0.5 + gain))
+    summary = summarize_sweep(bench, rows, ["sweep.png"], wall=60.0)
+    comps = {c["regime"]: c for c in summary["comparisons"]}
+    assert set(comps) == {"u100-clean", "u100-slips", "u300-clean", "u300-slips"}
+    assert all(c["arm"] == "sp" and c["budget_epochs"] == 2.0 for c in comps.values())
+    assert comps["u300-clean"]["verdict"] == "better"
+    assert comps["u300-clean"]["mean"] == pytest.approx(0.21)
+    assert comps["u100-slips"]["verdict"] == "worse"
+    assert comps["u100-clean"]["verdict"] == comps["u300-slips"]["verdict"] == "equivalent"
+    # One correction over the whole sweep, not one per regime.
+    raw_p = [paired(c["per_seed"], bench.margin).p for c in summary["comparisons"]]
+    assert [c["p_holm"] for c in summary["comparisons"]] == pytest.approx(holm(raw_p))
+    assert "1 better, 1 worse, 2 equivalent, 0 inconclusive" in summary["verdict"]
     report = sweep_report(bench, rows, ["sweep.png"], wall=60.0)
-    line = next(x for x in report.splitlines() if x.startswith("| u300-clean | 1.0"))
-    assert "**sp** by +0.205 ± 0.064 over raw" in line
-    assert "tie (equal on every seed)" in next(
-        x for x in report.splitlines() if x.startswith("| u100-clean | 1.0")
-    )
+    assert "Holm-corrected over all 4 comparisons" in report
+    line = next(x for x in report.splitlines() if x.startswith("| u300-clean | sp |"))
+    assert "better" in line and "+0.210" in line
     assert "harder than U: 0 for every arm" in report
+    # Two seeds that give the same difference leave nothing to test: inconclusive, not a tie.
+    two = BenchConfig(**{**SWEEP, "output_dir": str(tmp_path / "c")})
+    flat = [r for r in rows if r["seed"] < 2 and r["regime"] == "u100-clean"]
+    for r in flat:
+        r["acc_in"] = 0.5
+    (c,) = [x for x in sweep_comparisons(two, flat) if x["regime"] == "u100-clean"]
+    assert c["verdict"] == "inconclusive" and c["diffs"] == [0.0, 0.0]
 
 
 def test_shipped_sweep_config_loads():

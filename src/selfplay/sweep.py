@@ -2,7 +2,9 @@
 
 A regime is one level of each axis, e.g. corpus size ``u1000`` x quality ``slips``; each regime is
 an ordinary bench in ``<bench>/<regime>/`` (resumable, with its own report), and the sweep report
-says, per regime and budget checkpoint, which arm wins and by how much (paired over seeds, 95% CI).
+gives every arm's accuracy per regime and budget checkpoint, and compares every arm with the
+reference at the final budget in every regime: paired over seeds, Holm-corrected over all the
+sweep's comparisons, each ending *better*, *worse*, *equivalent* or *inconclusive*.
 
     sweep:
       size: {u300: [raw.size=300], u1000: [raw.size=1000]}
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,9 +23,9 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
-from selfplay.bench_report import render_markdown, time_line
+from selfplay.bench_report import paired_rows, render_markdown, time_line
 from selfplay.progress import bench_seconds, format_duration
-from selfplay.stats import format_ci, mean_ci
+from selfplay.stats import format_ci, holm, mean_ci, paired, verdict_word
 
 
 def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[dict]:
@@ -64,37 +65,73 @@ def _checkpoints(rows: list[dict], regime: str) -> dict[int, dict[tuple[str, int
     return out
 
 
-def winner(
-    at: dict[tuple[str, int], dict], arms: list[str], seeds: list[int], metric: str = "acc_in"
-) -> tuple[str, str, list[float]] | None:
-    """The arm with the best mean, the runner-up, and the paired per-seed differences between them."""
-    means = {}
-    for a in arms:
-        vals = [
-            at[(a, s)][metric] for s in seeds if (a, s) in at and at[(a, s)][metric] is not None
-        ]
-        if vals:
-            means[a] = statistics.fmean(vals)
-    if len(means) < 2:
-        return None
-    best, second = sorted(means, key=means.get, reverse=True)[:2]
-    diffs = [
-        at[(best, s)][metric] - at[(second, s)][metric]
-        for s in seeds
-        if (best, s) in at and (second, s) in at
-    ]
-    return best, second, diffs
+def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_in") -> list[dict]:
+    """Every arm against the reference in every regime, at the regime's final checkpoint (the
+    full evaluation set), paired over seeds. Holm's correction runs over all of the sweep's
+    comparisons at once (regimes x arms), for "no difference" and for "inside the margin", so
+    no regime is called on its own: each ends *better*, *worse*, *equivalent* or
+    *inconclusive*."""
+    ref = bench.reference
+    out = []
+    for name, _, _ in regimes(bench):
+        cps = _checkpoints(rows, name)
+        last = max((k for k in cps if k > 0), default=None)
+        if last is None:
+            continue
+        at = cps[last]
+        for arm in bench.arms:
+            if arm == ref:
+                continue
+            diffs = [
+                at[(arm, s)][metric] - at[(ref, s)][metric]
+                for s in bench.seeds
+                if (arm, s) in at
+                and (ref, s) in at
+                and at[(arm, s)][metric] is not None
+                and at[(ref, s)][metric] is not None
+            ]
+            budget = max(r["epochs_of_U"] for r in at.values())
+            mine = [at[(arm, s)] for s in bench.seeds if (arm, s) in at]
+            reuse = [r["reuse"] for r in mine if r.get("reuse") is not None]
+            out.append(
+                {"regime": name, "arm": arm, "budget": budget, "diffs": diffs,
+                 "test": paired(diffs, bench.margin),
+                 "reuse": sum(reuse) / len(reuse) if reuse else None,
+                 "capped": sum(bool(r.get("capped_by_max_epochs")) for r in mine),
+                 "n_runs": len(mine)}
+            )  # fmt: skip
+    p_adj = holm([c["test"].p for c in out])
+    eq_adj = holm([c["test"].p_equivalent for c in out])
+    for c, p, q in zip(out, p_adj, eq_adj, strict=True):
+        c["p_holm"], c["p_equivalent_holm"] = p, q
+        c["verdict"] = (
+            verdict_word(c["test"].mean, p, q, bench.alpha)
+            if bench.verdict and c["test"].n >= 2
+            else "no verdict"
+        )
+    return out
 
 
-def _verdict(best: str, second: str, diffs: list[float]) -> str:
-    m, h = mean_ci(diffs)
-    if all(d == 0 for d in diffs):
-        return "tie (equal on every seed)"
-    if math.isnan(h):
-        return f"{best} (+{m:.3f} over {second}, one seed)"
-    if m - h > 0:
-        return f"**{best}** by {m:+.3f} ± {h:.3f} over {second}"
-    return f"tie: {best} {m:+.3f} ± {h:.3f} over {second} (CI includes 0)"
+def _verdict_text(bench: BenchConfig, comparisons: list[dict]) -> str:
+    if not bench.verdict or len(bench.seeds) < 2:
+        return "No verdict: " + (
+            "one seed." if len(bench.seeds) < 2 else "verdict: false in the config."
+        )
+    words = ["better", "worse", "equivalent", "inconclusive"]
+    counts = {w: sum(c["verdict"] == w for c in comparisons) for w in words}
+    called = "; ".join(
+        f"{c['arm']} in {c['regime']} is **{c['verdict']}** ({format_ci(c['test'].mean, c['test'].half_width)})"
+        for c in comparisons
+        if c["verdict"] in ("better", "worse", "equivalent")
+    )
+    return (
+        f"Against `{bench.reference}` at the final budget, on in-distribution accuracy "
+        f"({len(bench.seeds)} seeds, paired; Holm-corrected over all {len(comparisons)} "
+        f"comparisons at {bench.alpha:g}; equivalent = within ±{bench.margin:g}): "
+        + ", ".join(f"{counts[w]} {w}" for w in words)
+        + "."
+        + (f" {called}." if called else "")
+    )
 
 
 def summarize_sweep(
@@ -105,13 +142,15 @@ def summarize_sweep(
     names = [name for name, _, _ in regimes(bench)]
     axes = {axis: list(levels) for axis, levels in bench.sweep.items()}
     axes_text = " x ".join(f"{a} ({', '.join(lv)})" for a, lv in axes.items())
+    comparisons = sweep_comparisons(bench, rows)
     intro = [
         f"Regimes: {axes_text}; "
         f"arms {', '.join(arms)}; seeds {bench.seeds}. Each regime is a bench of its own "
         "(`<regime>/report.md`); all arms of a seed start from the same seed model. Budget = "
         "training tokens after the seed model, in passes over U's tokens (epochs). Accuracy is "
-        "greedy exact match on held-out problems; mean ± 95% CI over seeds; the winner's margin "
-        "is paired over seeds against the runner-up.",
+        "greedy exact match on one fixed evaluation set per regime (the checkpoints before the "
+        "last on its subset); mean ± 95% CI over seeds. The verdicts compare every arm with "
+        f"`{bench.reference}` at the final budget only, where the full set is measured.",
         time_line(wall),
     ]
     sections = []
@@ -132,26 +171,57 @@ def summarize_sweep(
                     format_ci(*mean_ci([at[(a, s)][metric] for s in bench.seeds if (a, s) in at]))
                     for a in arms
                 ]
-                w = winner(at, arms, bench.seeds, metric)
-                table.append(
-                    [
-                        name,
-                        f"{budget:.1f}",
-                        format_ci(*seed_acc),
-                        *cells,
-                        _verdict(*w) if w else "-",
-                    ]
-                )
+                table.append([name, f"{budget:.1f}", format_ci(*seed_acc), *cells])
         sections.append(
             {
                 "heading": f"Accuracy {title}",
-                "columns": ["regime", "budget (epochs of U)", "seed model", *arms, "winner"],
+                "columns": ["regime", "budget (epochs of U)", "seed model", *arms],
                 "rows": table,
             }
         )
+    sections.append(
+        {
+            "heading": f"Paired with `{bench.reference}` (final budget, in-distribution)",
+            "text": [
+                "Per-seed differences of final in-distribution accuracy; p-values Holm-corrected "
+                f"over all {len(comparisons)} comparisons of the sweep; equivalence by two "
+                f"one-sided tests against ±{bench.margin:g}."
+            ],
+            "columns": [
+                "regime", "arm", "budget", "reuse", "budget met", "Δ acc in", "p (Holm)",
+                "p equiv (Holm)", "verdict", "per seed",
+            ],
+            "rows": [
+                [c["regime"], *row[:1], f"{c['budget']:.1f}",
+                 "-" if c["reuse"] is None else f"{c['reuse']:.1f}",
+                 f"short (max_epochs) on {c['capped']} of {c['n_runs']} seeds" if c["capped"]
+                 else "met",
+                 *row[1:]]
+                for c, row in zip(comparisons, paired_rows(comparisons), strict=True)
+            ],
+        }
+    )  # fmt: skip
     return {
         "kind": "sweep",
         "title": f"Sweep `{bench.name}`",
+        "verdict": _verdict_text(bench, comparisons),
+        "comparisons": [
+            {
+                "regime": c["regime"],
+                "arm": c["arm"],
+                "reference": bench.reference,
+                "budget_epochs": c["budget"],
+                "mean": c["test"].mean,
+                "half_width": c["test"].half_width,
+                "p_holm": c["p_holm"],
+                "p_equivalent_holm": c["p_equivalent_holm"],
+                "verdict": c["verdict"],
+                "per_seed": c["diffs"],
+                "reuse": c["reuse"],
+                "capped_seeds": c["capped"],
+            }
+            for c in comparisons
+        ],
         "intro": intro,
         "sections": sections,
         "plots": plots,
