@@ -229,6 +229,12 @@ class GenerationConfig:
     the device, a host sync only every 16 tokens, and on a GPU a CUDA graph replayed per token).
     Greedy output is token-identical to ``generate``; sampled output is as reproducible per seed
     but draws different samples."""
+    refill: bool = False
+    """``decoder: loop`` only: continuous batching. ``batch_size`` rows decode the whole list of
+    prompts; a row that finishes takes the next prompt at the next check (every 16 tokens)
+    instead of padding until the batch's longest row stops. Greedy output is the same; sampled
+    output draws other samples (one seeded stream). Needs sdpa or eager attention and no
+    sliding-window layers."""
     tensor_parallel_size: int = 1
     """``vllm``: GPUs that hold one copy of the model."""
     data_parallel_size: int = 1
@@ -530,6 +536,11 @@ def _check_ranges(cfg: RunConfig) -> None:
         "generation.decoder",
         f"'{cfg.generation.decoder}' is a decoder of the hf backend, not of "
         f"'{cfg.generation.backend}' (use decoder: generate)",
+    )
+    need(
+        not cfg.generation.refill or cfg.generation.decoder == "loop",
+        "generation.refill",
+        "needs generation.decoder: loop",
     )
     need(
         cfg.generation.tensor_parallel_size >= 1,

@@ -86,6 +86,7 @@ def backend_options(cfg: RunConfig) -> dict[str, Any]:
         "cache": g.cache,
         "compile": g.compile,
         "decoder": g.decoder,
+        "refill": g.refill,
     }
 
 

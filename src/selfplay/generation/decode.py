@@ -15,14 +15,24 @@ keeps everything on the device between checks:
 
 On CUDA the step is captured once per batch as a CUDA graph (after a few eager warm-up steps on
 a side stream) and replayed per token; elsewhere, or if capture fails, the same step function runs
-eagerly, so CPU tests cover the logic the graph replays. Finished rows are not refilled with new
-prompts (no continuous batching): a batch runs until its longest row stops.
+eagerly, so CPU tests cover the logic the graph replays.
+
+:func:`decode_batch` runs a batch until its longest row stops. :func:`decode_refill` (continuous
+batching, ``generation.refill``) keeps ``rows`` rows busy over a whole list of prompts: at every
+check, rows that finished hand in their tokens and take the next prompts. The cache is then a ring
+of ``longest prompt + max_new_tokens`` slots that every row writes at the same slot each step; a
+refilled row's prompt is prefilled on its own and its keys and values copied into the slots just
+behind the write slot, and each row sees only its own slots through a per-row additive mask
+(attention does not care where a key sits, only which keys a row may see and, by RoPE, at which
+position each was written). A row's window (prompt + new tokens) never exceeds the ring, so a row
+never overwrites a slot it still reads.
 """
 
 from __future__ import annotations
 
 import inspect
 import warnings
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 
@@ -173,17 +183,19 @@ def run_steps(
     done: torch.Tensor,
     sync_every: int,
     capture: Callable[[], torch.cuda.CUDAGraph | None] | None = None,
+    check: Callable[[], bool] | None = None,
 ) -> int:
     """Run up to ``steps`` decode steps, stopping at the first check (every ``sync_every`` steps,
-    the only host syncs) that finds every row ``done``. With ``capture``, the first steps are its
-    :data:`GRAPH_WARMUP_STEPS` warm-up steps and the rest replay the graph it returns (eager steps
-    if it returns ``None``). Returns the steps run."""
+    the only host syncs) that finds every row ``done`` (or, given ``check``, that ``check()``
+    returns true: it may also change the step's buffers in place). With ``capture``, the first
+    steps are its :data:`GRAPH_WARMUP_STEPS` warm-up steps and the rest replay the graph it
+    returns (eager steps if it returns ``None``). Returns the steps run."""
     run = step
     i, next_check = 0, 0
     while i < steps:
         if i >= next_check:
             next_check = i + sync_every
-            if bool(done.all()):
+            if check() if check is not None else bool(done.all()):
                 break
         if capture is not None:
             graph = capture()
@@ -195,6 +207,204 @@ def run_steps(
         run()
         i += 1
     return i
+
+
+REFILL_ATTENTION = ("sdpa", "eager")
+"""Attention kernels that take the per-row 4D mask :func:`decode_refill` needs."""
+
+
+def check_refill(model) -> None:
+    """Raise ``ValueError`` (one line) when ``model`` cannot decode with refilled rows."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise ValueError("the decode loop is for decoder-only (causal) language models")
+    attn = str(getattr(model.config, "_attn_implementation", "") or "sdpa")
+    if attn not in REFILL_ATTENTION:
+        raise ValueError(
+            f"generation.refill needs sdpa or eager attention (a per-row 4D mask), not {attn!r}"
+        )
+    text = model.config.get_text_config(decoder=True)
+    if getattr(text, "sliding_window", None) or any(
+        t != "full_attention" for t in getattr(text, "layer_types", None) or []
+    ):
+        raise ValueError("generation.refill does not support sliding-window attention layers")
+
+
+@torch.inference_mode()
+def decode_refill(
+    model,
+    prompts: list[list[int]],
+    *,
+    rows: int,
+    max_new_tokens: int,
+    stop_ids: list[int],
+    pad_id: int,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    sync_every: int = SYNC_EVERY,
+    cuda_graph: bool = True,
+    compile: bool = False,
+    on_finish: Callable[[int], None] | None = None,
+) -> list[list[int]]:
+    """New tokens (``max_new_tokens`` each, the pad token after a stop token) for every prompt
+    (token ids, no padding), in the prompts' order, decoded ``rows`` sequences at a time with
+    finished rows refilled by the next prompts at every check (continuous batching).
+
+    Prompts are admitted in order, as many at a time as rows are free, each group prefilled on
+    its own (left-padded to the group's longest). ``on_finish(k)`` is called as ``k`` sequences
+    finish. Greedy output is the same as :func:`decode_batch`'s (a row's result depends only on
+    its own prompt); sampling is reproducible for a given ``generator`` seed, ``rows`` and
+    ``sync_every``.
+    """
+    from transformers import DynamicCache, StaticCache
+    from transformers.cache_utils import StaticLayer
+
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, not {max_new_tokens}")
+    if sync_every < 1:
+        raise ValueError(f"sync_every must be >= 1, not {sync_every}")
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, not {rows}")
+    check_refill(model)
+    if not prompts:
+        return []
+    if any(not p for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    rows = min(rows, len(prompts))
+    ring = max(map(len, prompts)) + max_new_tokens
+    cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=ring)
+    stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
+    blocked = torch.finfo(dtype).min
+    last_only = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+
+    def select(logits: torch.Tensor) -> torch.Tensor:
+        return select_tokens(
+            logits, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator
+        )
+
+    def left_pad(group: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, group))
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in group], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in group], device=device)
+        return ids, mask
+
+    # The first rows: one prefill into the ring's first slots, as decode_batch does.
+    ids, mask = left_pad(prompts[:rows])
+    positions = left_padded_positions(mask)
+    prefill = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+        use_cache=True, **last_only,
+    )  # fmt: skip
+    layers = cache.layers
+    if not all(type(layer) is StaticLayer for layer in layers):
+        raise ValueError("generation.refill needs a plain static cache (no sliding window)")
+    first = select(prefill.logits[:, -1])
+    del prefill
+    width = ids.shape[1]
+    # Step buffers, read and updated in place (a CUDA graph replays them).
+    token = first[:, None].clone()
+    position = positions[:, -1:] + 1
+    slot = torch.full((1,), width % ring, dtype=torch.long, device=device)
+    bias = torch.full((rows, 1, 1, ring), blocked, dtype=dtype, device=device)
+    bias[:, 0, 0, :width].masked_fill_(mask.bool(), 0.0)
+    out = torch.full((rows, max_new_tokens + 1), pad_id, dtype=torch.long, device=device)
+    out[:, 0] = first
+    col = torch.ones((rows, 1), dtype=torch.long, device=device)
+    done = (first[:, None] == stops).any(-1) | (col[:, 0] >= max_new_tokens)
+    for layer in layers:
+        layer.cumulative_length.remainder_(ring)
+    forward = model
+    if compile and device.type == "cuda":
+        forward = torch.compile(model, dynamic=False, fullgraph=False)
+
+    def step() -> None:
+        bias.index_fill_(3, slot, 0.0)  # every row sees the slot it writes now
+        logits = forward(
+            input_ids=token, attention_mask=bias, position_ids=position,
+            past_key_values=cache, use_cache=True,
+        ).logits[:, -1]  # fmt: skip
+        was_done = done.clone()
+        nxt = select(logits).masked_fill(was_done, pad_id)
+        out.scatter_(1, col, nxt[:, None])  # a finished row writes pad past its tokens
+        col.add_((~was_done).long()[:, None])
+        done.logical_or_(nxt[:, None].eq(stops).any(-1)).logical_or_(col[:, 0] >= max_new_tokens)
+        token.copy_(nxt[:, None])
+        position.add_(1)
+        slot.add_(1).remainder_(ring)
+        for layer in layers:
+            layer.cumulative_length.remainder_(ring)
+
+    results: list[list[int] | None] = [None] * len(prompts)
+    owner: list[int | None] = list(range(rows))  # the prompt each row decodes
+    pending = deque(range(rows, len(prompts)))
+
+    def admit(free: list[int]) -> None:
+        """Prefill the next prompts on their own and place them in the free rows, in the slots
+        just behind the write slot."""
+        take = [pending.popleft() for _ in free[: len(pending)]]
+        free = free[: len(take)]
+        ids, mask = left_pad([prompts[k] for k in take])
+        pos = left_padded_positions(mask)
+        tmp = DynamicCache(config=model.config.get_text_config(decoder=True))
+        pre = model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=tmp,
+            use_cache=True, **last_only,
+        )  # fmt: skip
+        first = select(pre.logits[:, -1])
+        here = torch.tensor(free, dtype=torch.long, device=device)
+        width = ids.shape[1]
+        at = (slot - width + torch.arange(width, device=device)).remainder(ring)
+        for layer, new in zip(layers, tmp.layers, strict=True):
+            for mine, theirs in ((layer.keys, new.keys), (layer.values, new.values)):
+                block = mine.index_select(0, here)
+                block.index_copy_(2, at, theirs.to(mine.dtype))
+                mine.index_copy_(0, here, block)
+        row_bias = torch.full((len(free), ring), blocked, dtype=dtype, device=device)
+        row_bias.index_copy_(
+            1, at, torch.zeros_like(mask, dtype=dtype).masked_fill_(mask == 0, blocked)
+        )
+        bias.index_copy_(0, here, row_bias[:, None, None, :])
+        token.index_copy_(0, here, first[:, None])
+        position.index_copy_(0, here, pos[:, -1:] + 1)
+        fresh = torch.full((len(free), max_new_tokens + 1), pad_id, dtype=torch.long, device=device)
+        fresh[:, 0] = first
+        out.index_copy_(0, here, fresh)
+        col.index_fill_(0, here, 1)
+        stopped = (first[:, None] == stops).any(-1) | (max_new_tokens <= 1)
+        done.index_copy_(0, here, stopped)
+        for r, k in zip(free, take, strict=True):
+            owner[r] = k
+
+    def check() -> bool:
+        """Hand in finished rows, refill them; true once every prompt is done."""
+        finished = [r for r, d in enumerate(done.tolist()) if d and owner[r] is not None]
+        if finished:
+            got = out[finished, :max_new_tokens].tolist()
+            for r, tokens in zip(finished, got, strict=True):
+                results[owner[r]] = tokens
+                owner[r] = None
+            if on_finish:
+                on_finish(len(finished))
+        free = [r for r, k in enumerate(owner) if k is None]
+        if pending and free:
+            admit(free)
+        return all(k is None for k in owner)
+
+    # An upper bound: every prompt's full length, the rows decoding one after another.
+    bound = (len(prompts) // rows + 2) * (max_new_tokens + sync_every)
+    capture = None
+    if cuda_graph and wants_graph(device, model, cache) and bound > GRAPH_WARMUP_STEPS + 1:
+        capture = partial(capture_step, step, GRAPH_WARMUP_STEPS, generator)
+    run_steps(step, bound, done, sync_every, capture, check=check)
+    if any(r is None for r in results):  # the bound is never reached; a safeguard, not a path
+        check()
+        missing = sum(r is None for r in results)
+        if missing:
+            raise RuntimeError(f"decode_refill: {missing} prompts left undecoded")
+    return results
 
 
 def wants_graph(device: torch.device, model, cache) -> bool:

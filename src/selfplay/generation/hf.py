@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from selfplay.generation import Completion, to_completion
-from selfplay.generation.decode import SYNC_EVERY, decode_batch
+from selfplay.generation.decode import SYNC_EVERY, decode_batch, decode_refill
 from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
 
 CPU_BATCH_SIZE = 256
@@ -81,6 +81,7 @@ def generate(
     decoder: str = "generate",
     sync_every: int = SYNC_EVERY,
     cuda_graph: bool = True,
+    refill: bool = False,
 ) -> list[Completion]:
     """``n`` completions per prompt. Batches hold ``batch_size`` sequences (prompts x n).
 
@@ -91,10 +92,14 @@ def generate(
     decoding path (compilation needs a static cache and a GPU). ``decoder="loop"`` decodes with
     :func:`selfplay.generation.decode.decode_batch` instead of ``model.generate`` (always a static
     cache; ``cache`` is then ignored; ``sync_every``: steps between "all finished?" checks;
-    ``cuda_graph``: replay its step as a CUDA graph on a GPU).
+    ``cuda_graph``: replay its step as a CUDA graph on a GPU). With ``refill`` the loop keeps
+    ``batch_size`` rows busy over all the prompts, refilling finished rows
+    (:func:`selfplay.generation.decode.decode_refill`; one seeded stream instead of one per batch).
     """
     if decoder not in ("generate", "loop"):
         raise ValueError(f"decoder: 'generate' or 'loop', not {decoder!r}")
+    if refill and decoder != "loop":
+        raise ValueError("refill needs decoder='loop'")
     if greedy:
         n = 1
     if not prompts:
@@ -133,6 +138,33 @@ def generate(
     bar = tqdm(
         total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
     )
+    if refill:
+        # Sequences in (prompt, sample) order within the length-sorted prompt order.
+        seqs = [(i, j) for i in order for j in range(n)]
+        new = decode_refill(
+            model,
+            [ids[i] for i, _ in seqs],
+            rows=max(1, batch_size),
+            max_new_tokens=max_new_tokens,
+            stop_ids=stops,
+            pad_id=pad_id,
+            greedy=greedy,
+            temperature=temperature,
+            top_p=top_p,
+            generator=torch.Generator(device=device).manual_seed(seed * 1_000_003),
+            sync_every=sync_every,
+            cuda_graph=cuda_graph,
+            compile=compile,
+            on_finish=bar.update,
+        )
+        stop_set = set(stops)
+        out = [
+            to_completion(tokenizer, row_ids, stop_set, pad_id, i, j)
+            for (i, j), row_ids in zip(seqs, new, strict=True)
+        ]
+        bar.close()
+        out.sort(key=lambda c: (c.prompt_idx, c.sample_idx))
+        return out
     for b, start in enumerate(range(0, len(order), per_batch)):
         idx = order[start : start + per_batch]
         width = max(len(ids[i]) for i in idx)
