@@ -3,11 +3,19 @@ training tokens/s (TRL SFT) and verifier chains/s. Medians over repeats; writes 
 
     python scripts/cpu_bench.py --out benchmarks/results/cpu_bench.json [--preset tiny] [--repeats 3]
 
-``--decoders`` measures only the hf backend's two decoders against each other (transformers
-``generate`` and selfplay's decode loop, ``generation.decoder``) at one batch size, runs
-alternating so that load from other processes falls on both:
+``--decoders`` measures only the hf backend's decoders against each other (transformers
+``generate``, selfplay's decode loop ``generation.decoder: loop``, and the loop with continuous
+batching, ``generation.refill``) at one batch size, runs alternating so that load from other
+processes falls on all of them:
 
     OMP_NUM_THREADS=1 python scripts/cpu_bench.py --decoders --out benchmarks/results/decode_loop_cpu.json
+
+Refilling only pays where rows stop at different lengths: an untrained preset writes until
+``max_new_tokens`` on every row, so give ``--model`` a trained checkpoint (a run's
+``seed/model``) for completions of real, ragged lengths:
+
+    OMP_NUM_THREADS=1 python scripts/cpu_bench.py --decoders --model runs/x/seed/model \
+        --out benchmarks/results/decode_refill_cpu.json
 """
 
 from __future__ import annotations
@@ -60,19 +68,31 @@ def bench_generation(model, tok, task, batch_sizes: list[int], repeats: int) -> 
     return out
 
 
-def bench_decoders(model, tok, task, batch_size: int, repeats: int) -> dict:
-    """tok/s of ``decoder: generate`` and ``decoder: loop``, greedy and sampled (n=4), 64 new
-    tokens, ``batch_size`` sequences per batch, 4 batches per run; medians of ``repeats``."""
+DECODERS = {
+    "generate": {"decoder": "generate"},
+    "loop": {"decoder": "loop"},
+    "loop-refill": {"decoder": "loop", "refill": True},
+}
+
+
+def bench_decoders(
+    model, tok, task, batch_size: int, repeats: int, max_new_tokens: int = 64
+) -> dict:
+    """tok/s (tokens written up to each stop) of the decoders in :data:`DECODERS`, greedy and
+    sampled (n=4), ``batch_size`` sequences per batch, 4 batches' worth of prompts of 2-4
+    digits, shuffled, per run; medians of ``repeats``."""
     from selfplay.generation.hf import generate
 
     rng = random.Random(1)
     problems = [p for d in (2, 3, 4) for p in task.sample_problems("train", d, 400, rng)]
+    rng.shuffle(problems)
     out = {}
     for mode, n in [("sampled", 4), ("greedy", 1)]:
         prompts = [p.prompt for p in problems][: 4 * batch_size // n]
-        runs = {"generate": [], "loop": []}
+        runs = {name: [] for name in DECODERS}
+        steps_saved = None
         for r in range(repeats):
-            for decoder in runs:
+            for name, options in DECODERS.items():
                 t0 = time.perf_counter()
                 comps = generate(
                     model,
@@ -80,20 +100,28 @@ def bench_decoders(model, tok, task, batch_size: int, repeats: int) -> dict:
                     prompts,
                     n=n,
                     greedy=mode == "greedy",
-                    max_new_tokens=64,
+                    max_new_tokens=max_new_tokens,
                     batch_size=batch_size,
                     seed=r,
-                    decoder=decoder,
+                    **options,
                 )
                 seconds = time.perf_counter() - t0
-                runs[decoder].append(sum(c.tokens for c in comps) / seconds)
+                runs[name].append(sum(c.tokens for c in comps) / seconds)
+                if name == "generate" and steps_saved is None:
+                    lengths = [c.tokens for c in comps]
+                    steps_saved = {
+                        "mean_tokens": statistics.fmean(lengths),
+                        "max_tokens": max(lengths),
+                    }
         rates = {d: statistics.median(v) for d, v in runs.items()}
         out[mode] = {
             "n": n,
             "sequences": len(prompts) * n,
+            "completion_tokens": steps_saved,
             "tokens_per_s": rates,
             "runs": runs,
             "loop_over_generate": rates["loop"] / rates["generate"],
+            "refill_over_loop": rates["loop-refill"] / rates["loop"],
         }
     return out
 
@@ -138,6 +166,8 @@ def main() -> None:
         "--decoders", action="store_true", help="only compare the hf decoders (generate, loop)"
     )
     ap.add_argument("--batch-size", type=int, default=256, help="with --decoders")
+    ap.add_argument("--max-new-tokens", type=int, default=64, help="with --decoders")
+    ap.add_argument("--model", help="a saved model directory instead of an untrained --preset")
     args = ap.parse_args()
 
     import datasets
@@ -151,7 +181,12 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     task = ArithTask(["add"])
     tok = build_char_tokenizer()
-    model = build_model(args.preset, tok)
+    if args.model:
+        from selfplay.models import load_model
+
+        model, tok = load_model(args.model)
+    else:
+        model = build_model(args.preset, tok)
     result = {
         "machine": {
             "platform": platform.platform(),
@@ -160,21 +195,27 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
         },
-        "preset": args.preset,
+        "preset": None if args.model else args.preset,
+        "model": args.model,
         "params": count_params(model),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.decoders:
         result["batch_size"] = args.batch_size
-        result["decoders"] = bench_decoders(model, tok, task, args.batch_size, args.repeats)
+        result["max_new_tokens"] = args.max_new_tokens
+        result["decoders"] = bench_decoders(
+            model, tok, task, args.batch_size, args.repeats, args.max_new_tokens
+        )
         out.write_text(json.dumps(result, indent=2) + "\n")
         for mode, r in result["decoders"].items():
             rates = r["tokens_per_s"]
             print(
-                f"{mode:<8} generate {rates['generate']:>8,.0f} tok/s  loop {rates['loop']:>8,.0f}"
-                f" tok/s  loop/generate {r['loop_over_generate']:.2f}  (batch {args.batch_size},"
-                f" n={r['n']}, {args.preset}, {result['machine']['torch_threads']} thread(s))"
+                f"{mode:<8} generate {rates['generate']:>8,.0f}  loop {rates['loop']:>8,.0f}"
+                f"  loop-refill {rates['loop-refill']:>8,.0f} tok/s  loop/generate "
+                f"{r['loop_over_generate']:.2f}  refill/loop {r['refill_over_loop']:.2f}  "
+                f"(batch {args.batch_size}, n={r['n']}, {args.model or args.preset}, "
+                f"{result['machine']['torch_threads']} thread(s))"
             )
         print(f"wrote {out}")
         return

@@ -18,6 +18,7 @@ as the config says, with the same data order and step plan as in process.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -64,6 +65,78 @@ class _ProgressBar(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.bar.close()
+
+
+@functools.cache
+def sync_free_trainer_class():
+    """``SFTTrainer`` without a host synchronisation per optimizer step, on one process.
+
+    TRL's ``compute_loss`` turns its step metrics (entropy, token accuracy, tokens seen) into
+    Python numbers every step, and ``Trainer`` checks every step's loss for NaN on the host; each
+    is a device-to-host sync that stalls a GPU between steps. This subclass computes the same
+    loss the same way (the fused LM head's log-probabilities, summed over loss tokens, divided by
+    the batch's loss tokens) but keeps the metrics' sums on the device and reads them once per
+    logging step; the logged entropy and accuracy are then ratios of the window's sums rather
+    than means of per-step ratios. Any configuration TRL's plain path does not cover (several
+    processes, a custom loss, label smoothing, DFT, MoE auxiliary loss, sequence parallelism) falls
+    back to TRL's own ``compute_loss``."""
+    import torch
+    from trl import SFTTrainer
+
+    class SyncFreeSFTTrainer(SFTTrainer):
+        def _lean(self) -> bool:
+            pc = getattr(self.accelerator, "parallelism_config", None)
+            return (
+                self.accelerator.num_processes == 1
+                and self.compute_loss_func is None
+                and self.label_smoother is None
+                and self.args.loss_type == "nll"
+                and not self.aux_loss_enabled
+                and not (pc is not None and getattr(pc, "sp_enabled", False))
+            )
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not self._lean():
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if self.model.training else "eval"
+            inputs["use_cache"] = False
+            outputs = model(**inputs, fused_lm_head=True)
+            per_token_loss = -outputs.log_probs  # zero on ignored positions
+            count = outputs.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
+            loss = per_token_loss.sum() / torch.as_tensor(count).clamp(min=1)
+            sums = self.__dict__.setdefault("_device_sums", {}).setdefault(mode, {})
+            with torch.no_grad():
+                step = {
+                    "valid": outputs.label_mask.sum(),
+                    "entropy": outputs.entropy.detach().sum(),
+                    "correct": outputs.is_top1.sum(),
+                }
+                if mode == "train":
+                    if "attention_mask" in inputs:
+                        step["tokens"] = inputs["attention_mask"].sum()
+                    else:  # padding-free rows: every position is a token
+                        step["tokens"] = torch.as_tensor(inputs["position_ids"].size(-1))
+                for k, v in step.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+            return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            mode = "train" if self.model.training else "eval"
+            sums = self.__dict__.get("_device_sums", {}).pop(mode, None)
+            if sums:
+                # One sync for the whole logging window.
+                vals = torch.stack([sums[k].float() for k in sorted(sums)]).tolist()
+                got = dict(zip(sorted(sums), vals, strict=True))
+                valid = got["valid"]
+                m = self._metrics[mode]
+                m["entropy"] = [got["entropy"] / valid if valid > 0 else 0.0]
+                m["mean_token_accuracy"] = [got["correct"] / valid if valid > 0 else 0.0]
+                if "tokens" in got:
+                    self._total_train_tokens += int(got["tokens"]) // self._tp_size
+                m["num_tokens"] = [self._total_train_tokens]
+            super().log(logs, start_time)
+
+    return SyncFreeSFTTrainer
 
 
 @dataclass
@@ -256,7 +329,7 @@ def build_trainer(
     process; ``per_device_train_batch_size`` is the process's share of the batch."""
     import torch
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     chat = uses_chat_template(tokenizer, chat_template)
     lengths = count_tokens(tokenizer, examples, chat)
@@ -307,6 +380,8 @@ def build_trainer(
         data_seed=seed,
         dataloader_num_workers=0,
         disable_tqdm=True,  # our own bar below; the default one also prints every log dict
+        # Checking every step's loss for NaN / inf is a host sync per step.
+        logging_nan_inf_filter=False,
         dataset_num_proc=None,
     )
     if cfg.packing:
@@ -316,7 +391,7 @@ def build_trainer(
     # Quiet the trainer's own chatter; the caller prints a summary.
     logging.getLogger("transformers").setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    trainer = SFTTrainer(
+    trainer = sync_free_trainer_class()(
         model=model,
         args=sft_args,
         train_dataset=data,
