@@ -142,6 +142,8 @@ HF_BACKENDS = {
     "hf-loop": {"decoder": "loop", "cuda_graph": False},
     "hf-loop-graph": {"decoder": "loop"},
     "hf-loop-graph-compile": {"decoder": "loop", "compile": True},
+    # The loop with continuous batching (generation.refill): rows refilled as they finish.
+    "hf-loop-refill-graph": {"decoder": "loop", "refill": True},
 }
 """hf backend variants by name: their ``hf.generate`` options. On CPU the graph and compile
 options have no effect (the loop's steps run eagerly there)."""
@@ -678,7 +680,12 @@ def main(argv: list[str] | None = None) -> int:
         args.loop_overrides = SMOKE_LOOP + args.loop_overrides
     if args.backends is None:
         if device == "cuda":
-            args.backends = ["hf-dynamic", "hf-loop-graph", "hf-static-compile"]
+            args.backends = [
+                "hf-dynamic",
+                "hf-loop-graph",
+                "hf-loop-refill-graph",
+                "hf-static-compile",
+            ]
             if importlib.util.find_spec("vllm") is not None:
                 args.backends.append("vllm")
         else:

@@ -166,3 +166,23 @@ def test_refill_config_and_errors(model, tok):
     flash = SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2"))
     with pytest.raises(ValueError, match="sdpa or eager"):
         decode.check_refill(flash)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_refill_graph_replays_the_eager_step(tok):
+    model = scrambled(tok).to("cuda")
+    prompts = ids_of(tok, MANY * 8)
+    kw = dict(rows=64, max_new_tokens=24, stop_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
+    graph = decode_refill(model, prompts, greedy=True, cuda_graph=True, **kw)
+    eager = decode_refill(model, prompts, greedy=True, cuda_graph=False, **kw)
+    assert graph == eager
+    gen = lambda s: torch.Generator(device="cuda").manual_seed(s)  # noqa: E731
+    assert decode_refill(model, prompts, generator=gen(0), **kw) == decode_refill(
+        model, prompts, generator=gen(0), cuda_graph=False, **kw
+    )
+    ref = hf_backend.generate(model, tok, MANY * 8, greedy=True, max_new_tokens=24)
+    got = hf_backend.generate(
+        model, tok, MANY * 8, greedy=True, max_new_tokens=24, decoder="loop", refill=True
+    )
+    assert got == ref
