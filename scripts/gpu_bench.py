@@ -644,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=None,
         choices=[*HF_BACKENDS, "vllm"],
-        help="default: hf-dynamic hf-loop-graph hf-static-compile (+ vllm) on a GPU, "
+        help="default: hf-dynamic hf-loop-graph hf-loop-refill-graph hf-static-compile (+ vllm) "
+        "on a GPU, "
         "hf-dynamic hf-static hf-loop on CPU",
     )
     ap.add_argument("--n", type=int, default=4, help="samples per prompt")
