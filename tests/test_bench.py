@@ -422,3 +422,17 @@ def test_lr_search_with_jobs_trains_every_seed_model_alongside_the_grid(tmp_path
         search / "seed_2" / "seed" / "metrics.json"
     ).read_text()
     assert not (search / "seed_1" / "iter_001").exists()
+
+
+def test_lr_search_warns_when_arms_choose_the_edge_of_the_grid():
+    from selfplay.lr_search import edge_warning
+
+    def search(*chosen):
+        arms = {f"a{i}": {"chosen_factor": f} for i, f in enumerate(chosen)}
+        return {"factors": [0.5, 1, 2], "arms": arms}
+
+    assert edge_warning(search(1, 1)) is None
+    w = edge_warning(search(0.5, 1, 0.5))
+    assert w.startswith("Learning rate: 2 of 3 arms chose the edge of the grid (x0.5)")
+    assert "(x0.5 and x2)" in edge_warning(search(0.5, 2))
+    assert edge_warning({"factors": [1], "arms": {"a": {"chosen_factor": 1}}}) is None

@@ -145,6 +145,15 @@ def bench_warnings(
     return out
 
 
+def _lr_warnings(lr_search: dict | None) -> list[str]:
+    if not lr_search:
+        return []
+    from selfplay.lr_search import edge_warning
+
+    w = edge_warning(lr_search)
+    return [w] if w else []
+
+
 def budget_status(rows: list[dict], arm: str) -> str:
     """``met``, or why a round of the arm (any seed) trained less than its budget: ``short
     (nothing kept)`` when a round had no data at all, ``short (max_epochs)`` when
@@ -424,7 +433,7 @@ def summarize_bench(
         "kind": "bench",
         "title": f"Bench `{bench.name}`",
         "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
-        "warnings": bench_warnings(bench, rows, final, monotone),
+        "warnings": bench_warnings(bench, rows, final, monotone) + _lr_warnings(lr_search),
         "comparisons": comparison_records(bench, comparisons),
         **({"comparisons_at_compute": compute_records} if compute_records else {}),
         "intro": intro,

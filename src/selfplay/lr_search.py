@@ -199,6 +199,27 @@ def search_seconds(bench_dir: Path) -> float:
     return total
 
 
+def edge_warning(search: dict) -> str | None:
+    """A warning when arms chose the grid's lowest or highest factor (with more than one
+    factor): the best rate may lie outside the grid."""
+    factors = search["factors"]
+    if len(factors) < 2:
+        return None
+    low, high = min(factors), max(factors)
+    edge = {
+        arm: r["chosen_factor"]
+        for arm, r in search["arms"].items()
+        if r["chosen_factor"] in (low, high)
+    }
+    if not edge:
+        return None
+    which = sorted({f"x{f:g}" for f in edge.values()})
+    return (
+        f"Learning rate: {len(edge)} of {len(search['arms'])} arms chose the edge of the grid "
+        f"({' and '.join(which)}): their best rate may lie outside it (extend lr_factors)."
+    )
+
+
 def lr_section(search: dict) -> dict:
     """The report's table of the search: validation accuracy per arm and factor."""
     factors = [f"{f:g}" for f in search["factors"]]
@@ -228,4 +249,11 @@ def lr_section(search: dict) -> dict:
     }
 
 
-__all__ = ["chosen_overrides", "grid_config", "lr_section", "run_lr_search", "validation_problems"]
+__all__ = [
+    "chosen_overrides",
+    "edge_warning",
+    "grid_config",
+    "lr_section",
+    "run_lr_search",
+    "validation_problems",
+]
