@@ -4,8 +4,8 @@
     python scripts/publish_results.py --render                              # README.md, docs/*.md
     python scripts/publish_results.py runs/arith-bench-grpo bench-grpo-vs-ei --reference selfplay-verified
 
-``--reference ARM`` publishes the same rows compared against another arm (its bench.yaml says so,
-and summary.json and report.md are derived again from the rows).
+summary.json and report.md are derived again from the rows by this code; ``--reference ARM``
+publishes the same rows compared against another arm (its bench.yaml says so).
 
 A published table is a block ``<!-- results: NAME | SECTION -->`` ... ``<!-- /results -->``
 (see ``selfplay.publish``); ``tests/test_published.py`` fails when one differs from its files.
@@ -17,8 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from selfplay.bench import write_summary
 from selfplay.errors import ConfigError
-from selfplay.publish import copy_results, render_file, rereference
+from selfplay.publish import copy_results, render_file, rereference, resummarize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +45,10 @@ def publish() -> int:
         out = copy_results(args.bench_dir, args.name)
         if args.reference:
             rereference(out, args.reference)
+        else:
+            # The summary and report as this code derives them from the rows (a bench run
+            # before a report change would otherwise publish its older wording).
+            write_summary(out, resummarize(out))
         print(f"copied to {out}")
     if args.render:
         for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
