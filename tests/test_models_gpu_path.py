@@ -535,6 +535,7 @@ def test_backend_options_follow_the_config():
         "cache": "static",
         "compile": False,
         "decoder": "generate",
+        "refill": False,
     }
 
 
