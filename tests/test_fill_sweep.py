@@ -157,6 +157,12 @@ def test_sweep_compares_every_arm_with_the_reference_in_every_regime_holm_over_a
     raw_p = [paired(c["per_seed"], bench.margin).p for c in summary["comparisons"]]
     assert [c["p_holm"] for c in summary["comparisons"]] == pytest.approx(holm(raw_p))
     assert "1 better, 1 worse, 2 equivalent, 0 inconclusive" in summary["verdict"]
+    assert summary["warnings"] == []
+    for r in rows:
+        if r["regime"] == "u100-clean" and r["iteration"] == 0:
+            r["acc_in"] = 0.01
+    (w,) = summarize_sweep(bench, rows, ["sweep.png"], wall=60.0)["warnings"]
+    assert w.startswith("Seed models near chance (acc in < 0.05) in u100-clean (0.010)")
     report = sweep_report(bench, rows, ["sweep.png"], wall=60.0)
     assert "Holm-corrected over all 4 comparisons" in report
     line = next(x for x in report.splitlines() if x.startswith("| u300-clean | sp |"))

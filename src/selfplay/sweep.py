@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
-from selfplay.bench_report import paired_rows, render_markdown, time_line
+from selfplay.bench_report import CHANCE, paired_rows, render_markdown, time_line
 from selfplay.progress import bench_seconds, format_duration
 from selfplay.stats import format_ci, holm, mean_ci, paired, verdict_word
 
@@ -110,6 +111,26 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
             else "no verdict"
         )
     return out
+
+
+def sweep_warnings(bench: BenchConfig, rows: list[dict]) -> list[str]:
+    """Regimes whose seed models are near chance: their verdicts compare models that learned
+    almost nothing (an *equivalent* there is equivalence at the floor)."""
+    low = []
+    for name, _, _ in regimes(bench):
+        seed_acc = [
+            r["acc_in"]
+            for r in rows
+            if r["regime"] == name and r["iteration"] == 0 and r["acc_in"] is not None
+        ]
+        if seed_acc and statistics.fmean(seed_acc) < CHANCE:
+            low.append(f"{name} ({statistics.fmean(seed_acc):.3f})")
+    if not low:
+        return []
+    return [
+        f"Seed models near chance (acc in < {CHANCE:g}) in {', '.join(low)}: their comparisons "
+        "say little about self-play (an *equivalent* there is equivalence at the floor)."
+    ]
 
 
 def _verdict_text(bench: BenchConfig, comparisons: list[dict]) -> str:
@@ -205,6 +226,7 @@ def summarize_sweep(
         "kind": "sweep",
         "title": f"Sweep `{bench.name}`",
         "verdict": _verdict_text(bench, comparisons),
+        "warnings": sweep_warnings(bench, rows),
         "comparisons": [
             {
                 "regime": c["regime"],
