@@ -186,3 +186,19 @@ def test_gpu_refill_graph_replays_the_eager_step(tok):
         model, tok, MANY * 8, greedy=True, max_new_tokens=24, decoder="loop", refill=True
     )
     assert got == ref
+
+
+def test_sliding_window_models_are_refused_by_their_layer_types():
+    def model(**text):
+        cfg = SimpleNamespace(_attn_implementation="sdpa", **text)
+        cfg.get_text_config = lambda decoder=True: cfg
+        return SimpleNamespace(config=cfg)
+
+    decode.check_refill(model(layer_types=["full_attention"] * 2, sliding_window=4096))
+    decode.check_refill(model(sliding_window=None))
+    for bad in (
+        model(layer_types=["full_attention", "sliding_attention"]),
+        model(sliding_window=4096),
+    ):
+        with pytest.raises(ValueError, match="sliding-window"):
+            decode.check_refill(bad)

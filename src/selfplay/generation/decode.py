@@ -223,9 +223,15 @@ def check_refill(model) -> None:
             f"generation.refill needs sdpa or eager attention (a per-row 4D mask), not {attn!r}"
         )
     text = model.config.get_text_config(decoder=True)
-    if getattr(text, "sliding_window", None) or any(
-        t != "full_attention" for t in getattr(text, "layer_types", None) or []
-    ):
+    types = getattr(text, "layer_types", None)
+    # layer_types says which layers slide where a config has it (Qwen2 keeps a sliding_window
+    # value with use_sliding_window off); older configs only have sliding_window.
+    sliding = (
+        any(t != "full_attention" for t in types)
+        if types
+        else bool(getattr(text, "sliding_window", None))
+    )
+    if sliding:
         raise ValueError("generation.refill does not support sliding-window attention layers")
 
 
