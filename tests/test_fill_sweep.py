@@ -180,3 +180,12 @@ def test_sweep_compares_every_arm_with_the_reference_in_every_regime_holm_over_a
 def test_shipped_sweep_config_loads():
     bench, arms = load_bench_config("configs/arith/sweep.yaml")
     assert len(regimes(bench)) == 6 and set(arms) == {"raw-repeat", "raw-fresh", "selfplay-fill"}
+
+
+def test_sweep_budget_status_names_why_and_on_how_many_seeds():
+    from selfplay.sweep import _short_text
+
+    assert _short_text([], 3) == "met"
+    assert _short_text(["short (max_epochs)"] * 2, 3) == "short (max_epochs) on 2 of 3 seeds"
+    both = ["short (nothing kept)", "short (max_epochs)"]
+    assert _short_text(both, 3) == "short (max_epochs, nothing kept) on 2 of 3 seeds"

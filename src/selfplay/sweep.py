@@ -24,7 +24,7 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
-from selfplay.bench_report import CHANCE, paired_rows, render_markdown, time_line
+from selfplay.bench_report import CHANCE, budget_status, paired_rows, render_markdown, time_line
 from selfplay.progress import bench_seconds, format_duration
 from selfplay.stats import format_ci, holm, mean_ci, paired, verdict_word
 
@@ -94,11 +94,19 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
             budget = max(r["epochs_of_U"] for r in at.values())
             mine = [at[(arm, s)] for s in bench.seeds if (arm, s) in at]
             reuse = [r["reuse"] for r in mine if r.get("reuse") is not None]
+            short = [
+                why
+                for s in bench.seeds
+                if (arm, s) in at
+                and (why := budget_status(
+                    [r for r in rows if r["regime"] == name and r["seed"] == s], arm
+                )) != "met"
+            ]  # fmt: skip
             out.append(
                 {"regime": name, "arm": arm, "budget": budget, "diffs": diffs,
                  "test": paired(diffs, bench.margin),
                  "reuse": sum(reuse) / len(reuse) if reuse else None,
-                 "capped": sum(bool(r.get("capped_by_max_epochs")) for r in mine),
+                 "short": short,
                  "n_runs": len(mine)}
             )  # fmt: skip
     p_adj = holm([c["test"].p for c in out])
@@ -111,6 +119,13 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
             else "no verdict"
         )
     return out
+
+
+def _short_text(short: list[str], runs: int) -> str:
+    if not short:
+        return "met"
+    why = ", ".join(sorted({w.removeprefix("short ").strip("()") for w in short}))
+    return f"short ({why}) on {len(short)} of {runs} seeds"
 
 
 def sweep_warnings(bench: BenchConfig, rows: list[dict]) -> list[str]:
@@ -215,8 +230,7 @@ def summarize_sweep(
             "rows": [
                 [c["regime"], *row[:1], f"{c['budget']:.1f}",
                  "-" if c["reuse"] is None else f"{c['reuse']:.1f}",
-                 f"short (max_epochs) on {c['capped']} of {c['n_runs']} seeds" if c["capped"]
-                 else "met",
+                 _short_text(c["short"], c["n_runs"]),
                  *row[1:]]
                 for c, row in zip(comparisons, paired_rows(comparisons), strict=True)
             ],
@@ -240,7 +254,7 @@ def summarize_sweep(
                 "verdict": c["verdict"],
                 "per_seed": c["diffs"],
                 "reuse": c["reuse"],
-                "capped_seeds": c["capped"],
+                "short_seeds": len(c["short"]),
             }
             for c in comparisons
         ],
