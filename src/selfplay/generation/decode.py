@@ -83,6 +83,16 @@ def left_padded_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return positions.masked_fill(attention_mask == 0, 0)
 
 
+def check_loop(model, max_new_tokens: int, sync_every: int) -> None:
+    """Raise ``ValueError`` (one line) for arguments or a model neither decoder can take."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, not {max_new_tokens}")
+    if sync_every < 1:
+        raise ValueError(f"sync_every must be >= 1, not {sync_every}")
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise ValueError("the decode loop is for decoder-only (causal) language models")
+
+
 @torch.inference_mode()
 def decode_batch(
     model,
@@ -108,12 +118,7 @@ def decode_batch(
     """
     from transformers import StaticCache
 
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, not {max_new_tokens}")
-    if sync_every < 1:
-        raise ValueError(f"sync_every must be >= 1, not {sync_every}")
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise ValueError("the decode loop is for decoder-only (causal) language models")
+    check_loop(model, max_new_tokens, sync_every)
     device = input_ids.device
     rows, width = input_ids.shape
     cache = StaticCache(
@@ -214,9 +219,8 @@ REFILL_ATTENTION = ("sdpa", "eager")
 
 
 def check_refill(model) -> None:
-    """Raise ``ValueError`` (one line) when ``model`` cannot decode with refilled rows."""
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise ValueError("the decode loop is for decoder-only (causal) language models")
+    """Raise ``ValueError`` (one line) when ``model`` cannot decode with refilled rows (beyond
+    :func:`check_loop`)."""
     attn = str(getattr(model.config, "_attn_implementation", "") or "sdpa")
     if attn not in REFILL_ATTENTION:
         raise ValueError(
@@ -266,10 +270,7 @@ def decode_refill(
     from transformers import DynamicCache, StaticCache
     from transformers.cache_utils import StaticLayer
 
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, not {max_new_tokens}")
-    if sync_every < 1:
-        raise ValueError(f"sync_every must be >= 1, not {sync_every}")
+    check_loop(model, max_new_tokens, sync_every)
     if rows < 1:
         raise ValueError(f"rows must be >= 1, not {rows}")
     check_refill(model)

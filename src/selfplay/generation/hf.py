@@ -135,8 +135,21 @@ def generate(
     # Few cache shapes for compiled decoding steps (the loop compiles on CUDA only).
     compiled_loop = decoder == "loop" and compile and device.type == "cuda"
     out: list[Completion] = []
+    stop_set = set(stops)
     bar = tqdm(
         total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
+    )
+    # The decode loop's options, the same with and without refilled rows.
+    loop = dict(
+        max_new_tokens=max_new_tokens,
+        stop_ids=stops,
+        pad_id=pad_id,
+        greedy=greedy,
+        temperature=temperature,
+        top_p=top_p,
+        sync_every=sync_every,
+        cuda_graph=cuda_graph,
+        compile=compile,
     )
     if refill:
         # Sequences in (prompt, sample) order within the length-sorted prompt order.
@@ -145,27 +158,17 @@ def generate(
             model,
             [ids[i] for i, _ in seqs],
             rows=max(1, batch_size),
-            max_new_tokens=max_new_tokens,
-            stop_ids=stops,
-            pad_id=pad_id,
-            greedy=greedy,
-            temperature=temperature,
-            top_p=top_p,
             generator=torch.Generator(device=device).manual_seed(seed * 1_000_003),
-            sync_every=sync_every,
-            cuda_graph=cuda_graph,
-            compile=compile,
             on_finish=bar.update,
+            **loop,
         )
-        stop_set = set(stops)
         out = [
             to_completion(tokenizer, row_ids, stop_set, pad_id, i, j)
             for (i, j), row_ids in zip(seqs, new, strict=True)
         ]
-        bar.close()
-        out.sort(key=lambda c: (c.prompt_idx, c.sample_idx))
-        return out
-    for b, start in enumerate(range(0, len(order), per_batch)):
+    # Without refill: one batch after another, each padded to its longest row.
+    batches = [] if refill else range(0, len(order), per_batch)
+    for b, start in enumerate(batches):
         idx = order[start : start + per_batch]
         width = max(len(ids[i]) for i in idx)
         if (cache == "static" and decoder == "generate") or compiled_loop:
@@ -179,16 +182,8 @@ def generate(
                 model,
                 input_ids.repeat_interleave(n, 0).to(device),
                 mask.repeat_interleave(n, 0).to(device),
-                max_new_tokens=max_new_tokens,
-                stop_ids=stops,
-                pad_id=pad_id,
-                greedy=greedy,
-                temperature=temperature,
-                top_p=top_p,
                 generator=torch.Generator(device=device).manual_seed(batch_seed),
-                sync_every=sync_every,
-                cuda_graph=cuda_graph,
-                compile=compile,
+                **loop,
             ).tolist()
         else:
             torch.manual_seed(batch_seed)
@@ -204,7 +199,6 @@ def generate(
                 **decoding,
             )
             new = seqs[:, width:].cpu().tolist()
-        stop_set = set(stops)
         for row, row_ids in enumerate(new):
             out.append(to_completion(tokenizer, row_ids, stop_set, pad_id, idx[row // n], row % n))
         bar.update(len(new))
