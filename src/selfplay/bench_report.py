@@ -63,16 +63,23 @@ def compare_arms(
             if (name, s) in final and (ref, s) in final
         ]
         out.append({"arm": name, "diffs": diffs, "test": paired(diffs, margin)})
-    p_adj = holm([c["test"].p for c in out])
-    eq_adj = holm([c["test"].p_equivalent for c in out])
-    for c, p, q in zip(out, p_adj, eq_adj, strict=True):
+    return judge(bench, out)
+
+
+def judge(bench: BenchConfig, comparisons: list[dict]) -> list[dict]:
+    """Holm-correct a family of comparisons (each with a paired ``test``) at once, for "no
+    difference" and for "inside the margin", and give each its verdict word (in place; returned
+    for convenience)."""
+    p_adj = holm([c["test"].p for c in comparisons])
+    eq_adj = holm([c["test"].p_equivalent for c in comparisons])
+    for c, p, q in zip(comparisons, p_adj, eq_adj, strict=True):
         c["p_holm"], c["p_equivalent_holm"] = p, q
         c["verdict"] = (
             verdict_word(c["test"].mean, p, q, bench.alpha)
             if bench.verdict and c["test"].n >= 2
             else "no verdict"
         )
-    return out
+    return comparisons
 
 
 def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict]:

@@ -24,9 +24,16 @@ import yaml
 from selfplay import artifacts
 from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
-from selfplay.bench_report import CHANCE, budget_status, paired_rows, render_markdown, time_line
+from selfplay.bench_report import (
+    CHANCE,
+    budget_status,
+    judge,
+    paired_rows,
+    render_markdown,
+    time_line,
+)
 from selfplay.progress import bench_seconds, format_duration
-from selfplay.stats import format_ci, holm, mean_ci, paired, verdict_word
+from selfplay.stats import format_ci, mean_ci, paired
 
 
 def run_sweep(bench: BenchConfig, console=None, progress: bool = True) -> list[dict]:
@@ -109,16 +116,7 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
                  "short": short,
                  "n_runs": len(mine)}
             )  # fmt: skip
-    p_adj = holm([c["test"].p for c in out])
-    eq_adj = holm([c["test"].p_equivalent for c in out])
-    for c, p, q in zip(out, p_adj, eq_adj, strict=True):
-        c["p_holm"], c["p_equivalent_holm"] = p, q
-        c["verdict"] = (
-            verdict_word(c["test"].mean, p, q, bench.alpha)
-            if bench.verdict and c["test"].n >= 2
-            else "no verdict"
-        )
-    return out
+    return judge(bench, out)
 
 
 def _short_text(short: list[str], runs: int) -> str:
