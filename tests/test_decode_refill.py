@@ -22,12 +22,7 @@ MANY = [f"Q:{a}+{b}=" for a, b in [(i * 37 % 1000, i * 91 % 10000) for i in rang
 """30 prompts of lengths 6 to 12, more than the rows, so rows are refilled many times."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

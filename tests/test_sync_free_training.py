@@ -13,13 +13,7 @@ from selfplay.models import build_char_tokenizer, build_model
 from selfplay.tasks import Example
 from selfplay.training import build_trainer, sync_free_trainer_class
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def examples() -> list[Example]:
