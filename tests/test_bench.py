@@ -9,7 +9,7 @@ import yaml
 
 from selfplay import artifacts
 from selfplay.bench import run_bench
-from selfplay.bench_config import load_bench_config
+from selfplay.bench_config import continued_arms, load_bench_config
 from selfplay.config import ConfigError
 
 
@@ -232,11 +232,17 @@ def test_compute_match_continues_raw_arms_to_self_plays_compute(tmp_path):
     arms = {
         "raw-fresh": ["loop.data_source=raw-fresh"],
         "selfplay": ["filters.verified=false", "train.max_epochs=1000"],
+        "raw-repeat": ["loop.data_source=raw-repeat"],
     }
     path = _bench_yaml(tmp_path, arms, seeds=(0, 1))
-    # Two runs at a time: the arms, then the two seeds' continued arms, in worker processes.
-    bench, cfgs = load_bench_config(path, ["compute_match=true", "jobs=2"])
+    # Two runs at a time: the arms, then the two seeds' continued reference, in worker processes;
+    # raw-repeat is left where its rounds end (compute_match_arms).
+    bench, cfgs = load_bench_config(
+        path, ["compute_match=true", "compute_match_arms=[raw-fresh]", "jobs=2"]
+    )
     rows = run_bench(bench, cfgs, progress=False)
+    assert not any(r["arm"] == "raw-repeat@compute" for r in rows)
+    assert not list(bench.bench_dir.glob("seed_*/raw-repeat@compute"))
 
     def final(arm, seed):
         return max(
@@ -273,7 +279,13 @@ def test_compute_match_continues_raw_arms_to_self_plays_compute(tmp_path):
     assert len(rec["per_seed"]) == 2
     report = (bench.bench_dir / "report.md").read_text()
     assert "Raw arms continued to self-play's compute" in report
-    assert "beyond its budget" not in report
+    assert "1 of the 2 raw arms (`compute_match_arms`) trained more rounds" in report
+    # At self-play's last checkpoint the continued reference has a value; raw-repeat, not
+    # continued, has none (its own rounds end below that compute).
+    (last,) = [ln for ln in report.splitlines() if ln.startswith("| selfplay | round 2 |")]
+    *_, fresh_cell, repeat_cell, _ = last.split("|")
+    assert fresh_cell.strip() != "beyond its budget"
+    assert repeat_cell.strip() == "beyond its budget"
 
     # Rerunning resumes: nothing is trained again.
     before = {p: p.stat().st_mtime_ns for p in bench.bench_dir.glob("seed_*/*/iter_*/metrics.json")}
@@ -295,6 +307,23 @@ def test_compute_match_needs_raw_and_self_play_arms(tmp_path):
     )
     with pytest.raises(ConfigError, match="train.budget_epochs"):
         load_bench_config(path, ["compute_match=true"])
+    # compute_match_arms names raw arms, keeps the reference, and needs compute_match.
+    path = _bench_yaml(
+        tmp_path,
+        {"a": ["loop.data_source=raw-fresh"], "b": ["loop.data_source=raw-repeat"], "c": []},
+    )
+    bench, cfgs = load_bench_config(path, ["compute_match=true"])
+    assert continued_arms(cfgs, bench.compute_match_arms) == ["a", "b"]  # default: every raw arm
+    with pytest.raises(
+        ConfigError, match="compute_match_arms: 'c' is not a raw arm; raw arms: a, b"
+    ):
+        load_bench_config(path, ["compute_match=true", "compute_match_arms=[a,c]"])
+    with pytest.raises(ConfigError, match="compute_match_arms: leaves out the reference 'a'"):
+        load_bench_config(path, ["compute_match=true", "compute_match_arms=[b]"])
+    with pytest.raises(ConfigError, match="compute_match_arms: needs compute_match: true"):
+        load_bench_config(path, ["compute_match_arms=[a]"])
+    with pytest.raises(ConfigError, match=r"compute_match_arms: expected list\[str\]"):
+        load_bench_config(path, ["compute_match=true", "compute_match_arms=a"])
 
 
 def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from selfplay import artifacts
-from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig, arm_config
+from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig, arm_config, continued_arms
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
 from selfplay.climb_bench import (
     collect_climb_results,
@@ -118,9 +118,8 @@ def continued_configs(bench: BenchConfig, arms: dict[str, RunConfig], seed: int)
         spent[name] = (stages[-1]["cumulative"]["flops"] - stages[0]["cumulative"]["flops"], stages)
     target = max(f for n, (f, _) in spent.items() if arms[n].loop.data_source == "selfplay")
     out = []
-    for name, base in configs.items():
-        if base.loop.data_source == "selfplay":
-            continue
+    for name in continued_arms(arms, bench.compute_match_arms):
+        base = configs[name]
         flops, stages = spent[name]
         rounds = len(stages) - 1
         per_round = flops / rounds if rounds and flops > 0 else 0.0
@@ -159,7 +158,7 @@ def _finished_stages(cfg: RunConfig) -> list[dict] | None:
 
 
 def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
-    """Continue every raw arm to the self-play arms' compute (``compute_match``); rerunning
+    """Continue the raw arms (``compute_match_arms``, default all) to the self-play arms' compute (``compute_match``); rerunning
     resumes."""
     jobs = []
     for seed in bench.seeds:

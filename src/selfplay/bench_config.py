@@ -75,6 +75,9 @@ class BenchConfig:
     rounds of the same data stream, in ``<arm>@compute/``) until its training FLOPs reach the
     most expensive self-play arm's training + generation FLOPs of the same seed. Whole rounds,
     so a continued arm ends at or just past that compute."""
+    compute_match_arms: list[str] = field(default_factory=list)
+    """The raw arms ``compute_match`` continues, e.g. ``[raw-fresh-1x]`` (the reference, which
+    the comparisons at equal compute need) to spend less time; empty: every raw arm."""
     lr_factors: list[float] = field(default_factory=list)
     """Learning rates of the rounds to choose from, the same way for every arm
     (:mod:`selfplay.lr_search`): factors of each arm's own rate (``train.lr``, or ``grpo.lr`` for
@@ -154,7 +157,15 @@ def load_bench_config(
         raise ConfigError("eval_min_problems: must be >= 0")
     check_eval_size(bench, next(iter(arms.values())))
     if bench.compute_match:
-        check_compute_match(arms)
+        check_compute_match(arms, bench.compute_match_arms)
+        raw_reference = arms[bench.reference].loop.data_source != "selfplay"
+        if raw_reference and bench.reference not in continued_arms(arms, bench.compute_match_arms):
+            raise ConfigError(
+                f"compute_match_arms: leaves out the reference {bench.reference!r}, which the "
+                "comparisons at equal compute are made against; add it"
+            )
+    elif bench.compute_match_arms:
+        raise ConfigError("compute_match_arms: needs compute_match: true")
     if bench.lr_factors:
         check_lr_factors(bench, arms)
     for name, _, regime_overrides in regimes(bench) if bench.sweep else []:
@@ -202,20 +213,34 @@ COMPUTE_SUFFIX = "@compute"
 """A raw arm continued to the self-play arms' compute: ``<arm>@compute``."""
 
 
-def check_compute_match(arms: dict[str, RunConfig]) -> None:
-    """``compute_match`` needs raw and self-play arms on the plain schedule, the raw ones with a
-    per-round token budget (a list of ``train.budget_epochs`` has no round past its end)."""
+def check_compute_match(arms: dict[str, RunConfig], only: list[str] = ()) -> None:
+    """``compute_match`` needs raw and self-play arms on the plain schedule, the raw ones it
+    continues with a per-round token budget (a list of ``train.budget_epochs`` has no round past
+    its end); ``only`` (``compute_match_arms``) names raw arms."""
     raw = [n for n, c in arms.items() if c.loop.data_source != "selfplay"]
     if not raw or len(raw) == len(arms):
         raise ConfigError("compute_match: needs at least one raw arm and one self-play arm")
     if any(c.loop.schedule == "frontier" for c in arms.values()):
         raise ConfigError("compute_match: not available for arms on the frontier schedule")
-    for name in raw:
+    for name in only:
+        if name not in raw:
+            raise ConfigError(
+                f"compute_match_arms: {name!r} is not a raw arm; raw arms: {', '.join(raw)}"
+            )
+    for name in continued_arms(arms, only):
         if arms[name].train.budget_epochs is not None:
             raise ConfigError(
                 f"compute_match: arm {name} sets train.budget_epochs, which has no round past "
                 "its last; give its rounds train.tokens"
             )
+
+
+def continued_arms(arms: dict[str, RunConfig], only: list[str] = ()) -> list[str]:
+    """The raw arms ``compute_match`` continues, in the arms' order: those in ``only``
+    (``compute_match_arms``), or every raw arm when it is empty."""
+    return [
+        n for n, c in arms.items() if c.loop.data_source != "selfplay" and (not only or n in only)
+    ]
 
 
 def check_eval_size(bench: BenchConfig, cfg: RunConfig) -> int:

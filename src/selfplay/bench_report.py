@@ -474,7 +474,8 @@ def compute_matched_sections(
     """With ``compute_match``: the raw arms continued to the self-play arms' compute, and every
     self-play arm paired with the reference continued (``<reference>@compute``), Holm-corrected
     over those comparisons. Returns (sections, comparison records)."""
-    cont = [n + COMPUTE_SUFFIX for n in arms if arms[n].loop.data_source != "selfplay"]
+    raw_names = [n for n in arms if arms[n].loop.data_source != "selfplay"]
+    cont = [n + COMPUTE_SUFFIX for n in raw_names]
     cont = [n for n in cont if any(a == n for a, _ in final)]
     if not cont:
         return [], []
@@ -505,8 +506,9 @@ def compute_matched_sections(
         {
             "heading": "Raw arms continued to self-play's compute (final checkpoint)",
             "text": [
-                "Every raw arm trained more rounds of its own data stream, from its last "
-                "checkpoint, until its training FLOPs reached the most expensive self-play "
+                ("Every raw arm" if len(cont) == len(raw_names) else
+                 f"{len(cont)} of the {len(raw_names)} raw arms (`compute_match_arms`)")
+                + " trained more rounds of its own data stream, from its last checkpoint, until its training FLOPs reached the most expensive self-play "
                 f"arm's training + generation FLOPs of the same seed (mean {top:.2e}); whole "
                 "rounds, so it ends at or just past that compute."
             ],
