@@ -3,6 +3,7 @@
     python scripts/publish_results.py runs/arith-bench-quick bench-quick   # copy the files
     python scripts/publish_results.py --render                              # README.md, docs/*.md
     python scripts/publish_results.py runs/arith-bench-grpo bench-grpo-vs-ei --reference selfplay-verified
+    python scripts/publish_results.py runs/arith-default default-run        # a single run
 
 summary.json and report.md are derived again from the rows by this code; ``--reference ARM``
 publishes the same rows compared against another arm (its bench.yaml says so).
@@ -19,7 +20,14 @@ from pathlib import Path
 
 from selfplay.bench import write_summary
 from selfplay.errors import ConfigError
-from selfplay.publish import copy_results, render_file, rereference, resummarize
+from selfplay.publish import (
+    copy_results,
+    copy_run,
+    is_run_dir,
+    render_file,
+    rereference,
+    resummarize,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +42,7 @@ def main() -> int:
 
 def publish() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bench_dir", nargs="?", type=Path, help="a finished bench directory")
+    ap.add_argument("bench_dir", nargs="?", type=Path, help="a finished bench or run directory")
     ap.add_argument("name", nargs="?", help="its name under benchmarks/results/")
     ap.add_argument("--render", action="store_true", help="rewrite the published tables")
     ap.add_argument("--reference", help="compare against this arm instead of the bench's own")
@@ -42,13 +50,20 @@ def publish() -> int:
     if args.bench_dir is not None:
         if not args.name:
             ap.error("give the results name after the bench directory")
-        out = copy_results(args.bench_dir, args.name)
-        if args.reference:
-            rereference(out, args.reference)
+        if not args.bench_dir.is_dir():
+            raise ConfigError(f"{args.bench_dir}: no such directory")
+        if is_run_dir(args.bench_dir):
+            if args.reference:
+                ap.error("--reference: a single run has no arms")
+            out = copy_run(args.bench_dir, args.name)
         else:
-            # The summary and report as this code derives them from the rows (a bench run
-            # before a report change would otherwise publish its older wording).
-            write_summary(out, resummarize(out))
+            out = copy_results(args.bench_dir, args.name)
+            if args.reference:
+                rereference(out, args.reference)
+            else:
+                # The summary and report as this code derives them from the rows (a bench run
+                # before a report change would otherwise publish its older wording).
+                write_summary(out, resummarize(out))
         print(f"copied to {out}")
     if args.render:
         for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:

@@ -11,7 +11,14 @@ import pytest
 
 from selfplay import artifacts
 from selfplay.errors import ConfigError
-from selfplay.publish import FILES, RESULTS, render_block, render_file, resummarize, stale_blocks
+from selfplay.publish import (
+    RESULTS,
+    render_block,
+    render_file,
+    result_files,
+    resummarize,
+    stale_blocks,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT_DIRS = sorted(p.parent for p in RESULTS.glob("*/summary.json"))
@@ -20,11 +27,12 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 @pytest.mark.parametrize("d", RESULT_DIRS, ids=[p.name for p in RESULT_DIRS])
 def test_a_results_directory_is_complete_and_its_summary_re_derives(d):
-    for f in FILES:
+    files = result_files(d)
+    for f in files:
         assert (d / f).exists(), f
     prov = artifacts.read_json(d / "provenance.json")
     assert len(prov["commit"]) == 40 and prov["versions"]["torch"] and prov["machine"]["cpus"]
-    assert sum((d / f).stat().st_size for f in FILES) < 2_000_000  # small: no checkpoints
+    assert sum((d / f).stat().st_size for f in files) < 2_000_000  # small: no checkpoints
     # The summary (and so report.md and every published table) is what results.parquet gives.
     stored = artifacts.read_json(d / "summary.json")
     assert json.loads(json.dumps(resummarize(d))) == stored
@@ -53,3 +61,76 @@ def test_a_published_table_that_differs_from_its_files_is_found(tmp_path):
     assert render_block("x", "verdict", root) == "**Verdict.** a is **better**.\n"
     with pytest.raises(ConfigError, match="no section"):
         render_block("x", "Nope", root)
+
+
+def _git(*args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()
+
+
+def _fake_run(run_dir: Path, stages: int, schedule: str = "plain", sha: str = "") -> None:
+    """A run directory as ``selfplay run`` leaves it, minus models: config.yaml (whose header
+    names the commit it ran at) and the stages' metrics.json."""
+    sha = sha or _git("rev-parse", "--short", "HEAD")
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(
+        f"# resolved config of this run; selfplay 0.1.0, git {sha}, torch 2.13.0\n"
+        f"name: toy\nseed: 3\nloop:\n  iterations: 2\n  schedule: {schedule}\n"
+    )
+    for k in range(stages):
+        d = run_dir / ("seed" if k == 0 else f"iter_{k:03d}")
+        d.mkdir()
+        row = {
+            "stage": d.name,
+            "iteration": k,
+            "eval": {"accuracy": {"1": 0.5 + k / 10, "2": 0.25, "all": 0.4},
+                     "accuracy_in": 0.5 + k / 10, "accuracy_harder": 0.0},
+            "train": {"tokens": 1000 * (k + 1)},
+            "seconds": {"total": 60.0},
+        }  # fmt: skip
+        if k:
+            row["generate"] = {"pass_rate": 0.5, "valid_rate": 0.4, "generated_tokens": 777}
+            row["filter"] = {"kept": 12}
+        (d / "metrics.json").write_text(json.dumps(row))
+
+
+def test_a_published_run_renders_its_stage_table_from_its_files(tmp_path):
+    from selfplay.publish import RUN_FILES, copy_run, result_files
+
+    # Ran at an older commit than the one publishing it.
+    ran_at = _git("rev-parse", "HEAD~1") or pytest.skip("needs the repository's history")
+    run = tmp_path / "runs" / "toy"
+    _fake_run(run, stages=3, sha=ran_at[:9])
+    root = tmp_path / "results"
+    out = copy_run(run, "toy-run", root)
+    assert result_files(out) == RUN_FILES
+    for f in RUN_FILES:
+        assert (out / f).exists(), f
+    summary = artifacts.read_json(out / "summary.json")
+    assert summary["kind"] == "run" and json.loads(json.dumps(resummarize(out))) == summary
+    assert "`toy`, seed 3, 2 rounds after the seed stage: 3.0 min" in summary["intro"][0]
+    # The commit the run ran at (its config.yaml's header), resolved to its full name.
+    assert artifacts.read_json(out / "provenance.json")["commit"] == ran_at
+    table = render_block("toy-run", "Stages", root)
+    lines = table.splitlines()
+    assert lines[0] == (
+        "| stage | pass | valid | kept | acc d1 | acc d2 | in | harder | train tok | gen tok | sec |"
+    )
+    assert lines[2] == "| seed | - | - | - | 0.50 | 0.25 | 0.50 | 0.00 | 1,000 | 0 | 60 |"
+    assert (
+        lines[4] == "| iter_002 | 0.50 | 0.40 | 12 | 0.70 | 0.25 | 0.70 | 0.00 | 3,000 | 777 | 60 |"
+    )
+    assert "## Stages" in (out / "report.md").read_text()
+
+
+def test_publishing_a_run_needs_a_finished_plain_run(tmp_path):
+    from selfplay.publish import copy_run
+
+    _fake_run(tmp_path / "half", stages=2)
+    with pytest.raises(ConfigError, match="not a finished run \\(2 of 3 stages\\)"):
+        copy_run(tmp_path / "half", "x", tmp_path / "results")
+    _fake_run(tmp_path / "climb", stages=3, schedule="frontier")
+    with pytest.raises(ConfigError, match="a frontier run; publish it through its bench"):
+        copy_run(tmp_path / "climb", "x", tmp_path / "results")
+    assert not (tmp_path / "results" / "x").exists()

@@ -16,44 +16,18 @@ from pathlib import Path
 from selfplay.errors import ConfigError
 
 
-def _fmt(x, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
 def summary_table(rows: list[dict], title: str = "selfplay"):
     """A rich table: one row per stage (seed, iter_001, ...)."""
     from rich.table import Table
 
-    diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
+    from selfplay.run_report import stage_table
+
+    columns, table = stage_table(rows)
     t = Table(title=title, title_justify="left")
-    for col in [
-        "stage",
-        "pass",
-        "valid",
-        "kept",
-        *[f"acc d{d}" for d in diffs],
-        "in",
-        "harder",
-        "train tok",
-        "gen tok",
-        "sec",
-    ]:
+    for col in columns:
         t.add_column(col, justify="left" if col == "stage" else "right")
-    for r in rows:
-        g = r.get("generate", {})
-        acc = r["eval"]["accuracy"]
-        t.add_row(
-            r["stage"],
-            _fmt(g.get("pass_rate")),
-            _fmt(g.get("valid_rate")),
-            str(r.get("filter", {}).get("kept", "-")),
-            *[_fmt(acc.get(d)) for d in diffs],
-            _fmt(r["eval"].get("accuracy_in")),
-            _fmt(r["eval"].get("accuracy_harder")),
-            f"{r['train']['tokens']:,}",
-            f"{g.get('generated_tokens', 0):,}",
-            f"{r['seconds']['total']:.0f}",
-        )
+    for row in table:
+        t.add_row(*row)
     return t
 
 

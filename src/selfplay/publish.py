@@ -5,6 +5,9 @@
                                  versions, machine, wall time), results.parquet (one row per arm x
                                  seed x checkpoint), summary.json, report.md
 
+and, for a single run (``selfplay run``), config.yaml, provenance.json, metrics.jsonl (one row per
+stage), summary.json and report.md.
+
 A published table sits in a Markdown file between two comments that name its source:
 
     <!-- results: bench-quick | Paired with `raw-fresh-1x` (final acc in) -->
@@ -28,12 +31,78 @@ from selfplay.errors import ConfigError
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
+RUN_FILES = ("config.yaml", "provenance.json", "metrics.jsonl", "summary.json", "report.md")
+"""A published single run's files."""
 OPTIONAL_FILES = ("lr_search.json",)
 """Copied when the bench wrote them (``lr_search.json``: a bench with ``lr_factors``)."""
 BLOCK = re.compile(
     r"(<!-- results: (?P<name>[^|]+?) \| (?P<heading>.+?) -->\n)(?P<body>.*?)(<!-- /results -->)",
     re.S,
 )
+
+
+def is_run_dir(path: Path) -> bool:
+    """A single run's directory (``config.yaml``), not a bench's (``bench.yaml``)."""
+    return (Path(path) / "config.yaml").exists() and not (Path(path) / "bench.yaml").exists()
+
+
+def result_files(results_dir: Path) -> tuple[str, ...]:
+    """The files a published results directory holds: a run's or a bench's."""
+    return RUN_FILES if (Path(results_dir) / "metrics.jsonl").exists() else FILES
+
+
+def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
+    """Publish a finished run's small files to ``root/name``: its resolved config, its stages'
+    metrics and its provenance (no models, no samples); the summary is derived from them."""
+    import json
+
+    from selfplay.bench import write_provenance, write_summary
+    from selfplay.config import read_yaml_mapping
+    from selfplay.rundir import read_metrics
+
+    run_dir = Path(run_dir)
+    config = read_yaml_mapping(run_dir / "config.yaml")
+    loop = config.get("loop") or {}
+    if loop.get("schedule", "plain") != "plain":
+        raise ConfigError(f"{run_dir}: a {loop['schedule']} run; publish it through its bench")
+    rows = read_metrics(run_dir)
+    want = int(loop.get("iterations", 0)) + 1
+    if len(rows) < want:
+        raise ConfigError(f"{run_dir}: not a finished run ({len(rows)} of {want} stages)")
+    out = Path(root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
+    artifacts.write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    (out / "provenance.json").unlink(missing_ok=True)  # a run is published once, not resumed
+    prov = write_provenance(out, sum(r["seconds"]["total"] for r in rows))
+    # The commit the run ran at (its config.yaml's header), not the one publishing it.
+    ran_at = _run_commit(run_dir / "config.yaml")
+    if ran_at and not prov["commit"].startswith(ran_at):
+        prov.update(commit=_full_commit(ran_at), commits=[_full_commit(ran_at)])
+        prov["uncommitted_changes"] = None  # not known at publishing time
+        artifacts.write_json(out / "provenance.json", prov)
+    write_summary(out, resummarize(out))
+    return out
+
+
+def _run_commit(config_path: Path) -> str | None:
+    """The short commit a run's config.yaml header names (``git <sha>``), if any."""
+    first = Path(config_path).read_text().split("\n", 1)[0]
+    m = re.search(r"\bgit ([0-9a-f]{7,40})\b", first)
+    return m[1] if m else None
+
+
+def _full_commit(short: str) -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{short}^{{commit}}"],
+            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return out or short
 
 
 def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
@@ -53,13 +122,22 @@ def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
 
 
 def resummarize(results_dir: Path) -> dict:
-    """The summary that a results directory's results.parquet and bench.yaml give."""
+    """The summary that a results directory's results.parquet and bench.yaml give (a run's:
+    its metrics.jsonl and config.yaml)."""
     from selfplay.bench_config import BenchConfig, arm_configs
     from selfplay.bench_report import summarize_bench
     from selfplay.config import build_dataclass, read_yaml_mapping
     from selfplay.sweep import summarize_sweep
 
     d = Path(results_dir)
+    if (d / "metrics.jsonl").exists():  # a single run
+        import json
+
+        from selfplay.run_report import summarize_run
+
+        rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        config = read_yaml_mapping(d / "config.yaml")
+        return summarize_run(d.name, config, rows, artifacts.read_json(d / "provenance.json"))
     bench = build_dataclass(BenchConfig, read_yaml_mapping(d / "bench.yaml"))
     rows = artifacts.read_parquet(d / "results.parquet")
     stored = artifacts.read_json(d / "summary.json")
