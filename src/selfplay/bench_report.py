@@ -199,6 +199,11 @@ def time_line(run: dict | float) -> str:
     return f"Wall time {summed:.1f} min {where}."
 
 
+def final_rows(final: dict, arm: str, seeds: list[int]) -> list[dict]:
+    """An arm's final-checkpoint rows, one per seed that has one, in the seeds' order."""
+    return [final[(arm, s)] for s in seeds if (arm, s) in final]
+
+
 def summarize_bench(
     bench: BenchConfig,
     arms: dict[str, RunConfig],
@@ -221,7 +226,7 @@ def summarize_bench(
     by_arm = {c["arm"]: c for c in comparisons}
 
     def rs_of(name):
-        return [final[(name, s)] for s in bench.seeds if (name, s) in final]
+        return final_rows(final, name, bench.seeds)
 
     def col(rs, k, digits=3):
         return format_ci(*mean_ci([r.get(k) for r in rs]), digits=digits)
@@ -481,7 +486,7 @@ def compute_matched_sections(
         return [], []
 
     def rs_of(name):
-        return [final[(name, s)] for s in bench.seeds if (name, s) in final]
+        return final_rows(final, name, bench.seeds)
 
     table = []
     for name in cont:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.bench_config import BenchConfig, arm_config
-from selfplay.bench_report import compare_arms, comparison_records, time_line
+from selfplay.bench_report import compare_arms, comparison_records, final_rows, time_line
 from selfplay.config import RunConfig
 from selfplay.rundir import read_metrics
 from selfplay.stats import format_ci, mean_ci
@@ -129,7 +129,7 @@ def summarize_climb(
     seeds = sorted({s for _, s in final})
 
     def of(name):
-        return [final[(name, s)] for s in bench.seeds if (name, s) in final]
+        return final_rows(final, name, bench.seeds)
 
     comparisons = compare_arms(bench, names, final, key="solved", margin=bench.frontier_margin)
     by_arm = {c["arm"]: c for c in comparisons}
