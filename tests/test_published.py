@@ -69,7 +69,7 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()
 
 
-def _fake_run(run_dir: Path, stages: int, schedule: str = "plain", sha: str = "") -> None:
+def _fake_run(run_dir: Path, stages: int, schedule: str = "rounds", sha: str = "") -> None:
     """A run directory as ``selfplay run`` leaves it, minus models: config.yaml (whose header
     names the commit it ran at) and the stages' metrics.json."""
     sha = sha or _git("rev-parse", "--short", "HEAD")

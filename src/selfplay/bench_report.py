@@ -562,7 +562,8 @@ def render_markdown(summary: dict) -> str:
             lines += [markdown_table(sec["columns"], sec["rows"]), ""]
         for para in sec.get("after", []):
             lines += [para, ""]
-    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in summary.get("plots", [])]
+    if summary.get("plots"):
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in summary["plots"]]
     return "\n".join(lines) + "\n"
 
 

@@ -63,8 +63,8 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     run_dir = Path(run_dir)
     config = read_yaml_mapping(run_dir / "config.yaml")
     loop = config.get("loop") or {}
-    if loop.get("schedule", "plain") != "plain":
-        raise ConfigError(f"{run_dir}: a {loop['schedule']} run; publish it through its bench")
+    if loop.get("schedule", "rounds") == "frontier":
+        raise ConfigError(f"{run_dir}: a frontier run; publish it through its bench")
     rows = read_metrics(run_dir)
     want = int(loop.get("iterations", 0)) + 1
     if len(rows) < want:
