@@ -29,6 +29,19 @@ def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """One JSON object per line."""
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON-lines artifact; a damaged line is a one-line error naming the file."""
+    try:
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{path}: not valid JSON lines") from None
+
+
 def read_json(path: Path):
     """A JSON artifact; a damaged one is a one-line error naming the file."""
     try:

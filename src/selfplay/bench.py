@@ -158,8 +158,8 @@ def _finished_stages(cfg: RunConfig) -> list[dict] | None:
 
 
 def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
-    """Continue the raw arms (``compute_match_arms``, default all) to the self-play arms' compute (``compute_match``); rerunning
-    resumes."""
+    """Continue the raw arms (``compute_match_arms``, default every raw arm) to the self-play
+    arms' compute (``compute_match``); rerunning resumes."""
     jobs = []
     for seed in bench.seeds:
         for name, cfg in continued_configs(bench, arms, seed):
@@ -276,26 +276,24 @@ def run_arms_parallel(
 
 
 def write_provenance(
-    bench_dir: Path, wall: float, elapsed: float | None = None, jobs: int = 1
+    bench_dir: Path,
+    wall: float,
+    elapsed: float | None = None,
+    jobs: int = 1,
+    commit: str | None = None,
 ) -> dict:
     """``provenance.json``: the code's commit, the libraries, the machine, the runs' recorded
     times (summed over resumed invocations; with ``jobs`` > 1 several ran at once) and the
     elapsed time of the invocation that finished it, so a published table can say what
-    produced it."""
+    produced it. ``commit``: the one the results were produced at, when that is not the code
+    at hand (a run published later); whether its tree had uncommitted changes is then not
+    known (``None``)."""
     import platform
-    import subprocess
 
-    from selfplay.rundir import environment
+    from selfplay.rundir import environment, git
 
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    commit = git("rev-parse", "HEAD") or "unknown"
+    ran_here = commit is None
+    commit = commit or git("rev-parse", "HEAD") or "unknown"
     path = bench_dir / "provenance.json"
     prev = artifacts.read_json(path) if path.exists() else {}
     # A bench finished over several invocations (resumed, or arms added) says so: every commit
@@ -309,7 +307,9 @@ def write_provenance(
         "commits": [*commits, commit],
         "invocations": prev.get("invocations", 1 if prev else 0) + 1,
         "elapsed_total_seconds": total,
-        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "uncommitted_changes": (
+            bool(git("status", "--porcelain", "--untracked-files=no")) if ran_here else None
+        ),
         "versions": environment(),
         "machine": {
             "platform": platform.platform(),

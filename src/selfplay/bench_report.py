@@ -507,15 +507,19 @@ def compute_matched_sections(
         )
     sp = [n for n in arms if arms[n].loop.data_source == "selfplay"]
     top = max(_mean(r["flops"] for r in rs_of(n)) for n in sp)
+    which = (
+        "Every raw arm"
+        if len(cont) == len(raw_names)
+        else f"{len(cont)} of the {len(raw_names)} raw arms (`compute_match_arms`)"
+    )
     sections = [
         {
             "heading": "Raw arms continued to self-play's compute (final checkpoint)",
             "text": [
-                ("Every raw arm" if len(cont) == len(raw_names) else
-                 f"{len(cont)} of the {len(raw_names)} raw arms (`compute_match_arms`)")
-                + " trained more rounds of its own data stream, from its last checkpoint, until its training FLOPs reached the most expensive self-play "
-                f"arm's training + generation FLOPs of the same seed (mean {top:.2e}); whole "
-                "rounds, so it ends at or just past that compute."
+                f"{which} trained more rounds of its own data stream, from its last checkpoint, "
+                "until its training FLOPs reached the most expensive self-play arm's training + "
+                f"generation FLOPs of the same seed (mean {top:.2e}); whole rounds, so it ends "
+                "at or just past that compute."
             ],
             "columns": [
                 "arm", "rounds", "FLOPs", "acc in", "SE", "acc harder", "steps",

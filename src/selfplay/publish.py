@@ -54,11 +54,9 @@ def result_files(results_dir: Path) -> tuple[str, ...]:
 def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     """Publish a finished run's small files to ``root/name``: its resolved config, its stages'
     metrics and its provenance (no models, no samples); the summary is derived from them."""
-    import json
-
     from selfplay.bench import write_provenance, write_summary
     from selfplay.config import read_yaml_mapping
-    from selfplay.rundir import read_metrics
+    from selfplay.rundir import git, read_metrics
 
     run_dir = Path(run_dir)
     config = read_yaml_mapping(run_dir / "config.yaml")
@@ -72,15 +70,13 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     out = Path(root) / name
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
-    artifacts.write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    artifacts.write_jsonl(out / "metrics.jsonl", rows)
     (out / "provenance.json").unlink(missing_ok=True)  # a run is published once, not resumed
-    prov = write_provenance(out, sum(r["seconds"]["total"] for r in rows))
     # The commit the run ran at (its config.yaml's header), not the one publishing it.
     ran_at = _run_commit(run_dir / "config.yaml")
-    if ran_at and not prov["commit"].startswith(ran_at):
-        prov.update(commit=_full_commit(ran_at), commits=[_full_commit(ran_at)])
-        prov["uncommitted_changes"] = None  # not known at publishing time
-        artifacts.write_json(out / "provenance.json", prov)
+    if ran_at:  # its full name, where this repository has it
+        ran_at = git("rev-parse", "--verify", "--quiet", f"{ran_at}^{{commit}}") or ran_at
+    write_provenance(out, sum(r["seconds"]["total"] for r in rows), commit=ran_at)
     write_summary(out, resummarize(out))
     return out
 
@@ -90,19 +86,6 @@ def _run_commit(config_path: Path) -> str | None:
     first = Path(config_path).read_text().split("\n", 1)[0]
     m = re.search(r"\bgit ([0-9a-f]{7,40})\b", first)
     return m[1] if m else None
-
-
-def _full_commit(short: str) -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{short}^{{commit}}"],
-            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        out = ""
-    return out or short
 
 
 def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
@@ -131,11 +114,9 @@ def resummarize(results_dir: Path) -> dict:
 
     d = Path(results_dir)
     if (d / "metrics.jsonl").exists():  # a single run
-        import json
-
         from selfplay.run_report import summarize_run
 
-        rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        rows = artifacts.read_jsonl(d / "metrics.jsonl")
         config = read_yaml_mapping(d / "config.yaml")
         return summarize_run(d.name, config, rows, artifacts.read_json(d / "provenance.json"))
     bench = build_dataclass(BenchConfig, read_yaml_mapping(d / "bench.yaml"))

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -35,10 +34,22 @@ def round_dir(run_dir: Path, k: int) -> Path:
     return seed_dir(run_dir) if k == 0 else Path(run_dir) / f"iter_{k:03d}"
 
 
+def git(*args: str) -> str:
+    """``git ARGS`` in this code's repository, stripped; "" where git or the repository is not
+    there."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def environment() -> dict:
     """Versions of the code and the libraries that decide results (written into config.yaml)."""
     import platform
-    import subprocess
 
     import torch
     import transformers
@@ -46,16 +57,7 @@ def environment() -> dict:
 
     from selfplay import __version__
 
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
+    sha = git("rev-parse", "--short", "HEAD")
     return {
         "selfplay": __version__,
         "git": sha or "unknown",
@@ -133,7 +135,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def write_metrics_log(run_dir: Path) -> list[dict]:
     """Rebuild ``metrics.jsonl`` from every finished stage (idempotent, so resume never duplicates)."""
     rows = read_metrics(run_dir)
-    artifacts.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    artifacts.write_jsonl(run_dir / "metrics.jsonl", rows)
     return rows
 
 
