@@ -16,13 +16,12 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from selfplay import artifacts
+from selfplay import artifacts, rundir
 from selfplay.config import load_config
 from selfplay.evaluation import test_problems
 from selfplay.grpo import run_grpo_iteration
@@ -75,24 +74,12 @@ def summary(rows: list[dict]) -> list[dict]:
 
 
 def environment() -> dict:
-    import torch
-    import transformers
-    import trl
-
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = bool(
-        subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True
-        ).stdout.strip()
-    )
+    """The run environment (``rundir.environment``, with the working tree's state) and the machine."""
+    env = rundir.environment()
+    if env["git"] != "unknown" and rundir.git("status", "--porcelain"):
+        env["git"] += "-dirty"
     return {
-        "git": sha + ("-dirty" if dirty else ""),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "trl": trl.__version__,
+        **env,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({platform.processor() or 'cpu'})",
         "load_average_at_start": os.getloadavg(),
     }

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
+from selfplay import rundir
 from selfplay.tasks.gsm8k import GSM8KTask, audit_corrupted, audit_gold, verify_gsm8k
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip()
-    except OSError:
-        return ""
 
 
 def gold_rejections(records: list[dict]) -> list[dict]:
@@ -69,7 +61,7 @@ def main() -> None:
         "data": path.name,
         "records": len(records),
         "seed": args.seed,
-        "commit": _commit(),
+        "commit": rundir.git("rev-parse", "HEAD"),
         "gold": {k: dict(v) for k, v in gold.items()},
         "gold_rejected": gold_rejections(records),
         "corrupted": corrupted,
