@@ -68,6 +68,49 @@ def test_bench_config_bad_input_is_one_line_before_any_training(tmp_path, overri
     assert not (tmp_path / "bench").exists()  # nothing ran, nothing was written
 
 
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["also_against=[zzz]"], "also_against: 'zzz' is not an arm; arms: a, b, c"),
+        (["also_against=[a]"], "also_against: 'a' is the reference already"),
+        (["also_against=[b, b]"], "also_against: names an arm twice"),
+    ],
+)
+def test_also_against_bad_input_is_one_line(tmp_path, overrides, match):
+    path = _bench_yaml(tmp_path, {"a": [], "b": ["loop.data_source=raw-repeat"], "c": []})
+    with pytest.raises(ConfigError, match=match):
+        load_bench_config(path, overrides)
+
+
+def test_also_against_pairs_every_other_arm_with_it_in_one_holm_family():
+    """``also_against: [rep]`` adds each arm but the reference and rep itself, paired with rep;
+    Holm's correction runs over those and the reference's comparisons together."""
+    from selfplay.bench_config import BenchConfig
+    from selfplay.bench_report import compare_arms, comparison_pairs, comparison_records
+    from selfplay.stats import holm, paired
+
+    bench = BenchConfig(seeds=[0, 1, 2], reference="fresh", also_against=["rep"])
+    assert comparison_pairs(bench, ["rep", "fresh", "sp"]) == [
+        ("rep", "fresh"), ("sp", "fresh"), ("sp", "rep"),
+    ]  # fmt: skip
+    acc = {"fresh": 0.8, "rep": 0.5, "sp": 0.6}
+    noise = {"fresh": 0.0, "rep": 0.002, "sp": 0.0}  # the rep - fresh differences vary too
+    final = {
+        (a, s): {"acc_in": acc[a] + 0.01 * s * (a == "sp") + noise[a] * s * s}
+        for a in acc
+        for s in bench.seeds
+    }
+    comps = compare_arms(bench, ["rep", "fresh", "sp"], final)
+    by = {(c["arm"], c["against"]): c for c in comps}
+    assert by[("sp", "rep")]["diffs"] == pytest.approx([0.1, 0.108, 0.112])
+    assert by[("sp", "rep")]["verdict"] == "better"
+    assert by[("sp", "fresh")]["verdict"] == "worse"
+    raw_p = [paired(c["diffs"], bench.margin).p for c in comps]
+    assert [c["p_holm"] for c in comps] == pytest.approx(holm(raw_p))
+    records = comparison_records(bench, comps)
+    assert [(r["arm"], r["reference"]) for r in records] == list(by)
+
+
 def test_tiny_two_arm_bench_end_to_end(tmp_path):
     path = _bench_yaml(
         tmp_path,

@@ -177,6 +177,34 @@ def test_sweep_compares_every_arm_with_the_reference_in_every_regime_holm_over_a
     assert c["verdict"] == "inconclusive" and c["diffs"] == [0.0, 0.0]
 
 
+def test_sweep_also_against_adds_the_data_wall_comparison(tmp_path):
+    """With ``also_against: [rep]`` every regime also pairs sp with rep; the table names the arm
+    each row is against, and the correction covers all comparisons of the sweep."""
+    bench = BenchConfig(
+        **{**SWEEP, "seeds": [0, 1, 2], "output_dir": str(tmp_path / "b"),
+           "arms": {"raw": [], "rep": [], "sp": []}, "also_against": ["rep"]}
+    )  # fmt: skip
+    rows = []
+    for regime in ["u100-clean", "u100-slips", "u300-clean", "u300-slips"]:
+        for s in (0, 1, 2):
+            for arm, acc in (("raw", 0.8), ("rep", 0.5 + 0.002 * s * s), ("sp", 0.6 + 0.01 * s)):
+                rows += [_row(regime, arm, s, 0, 0.4), _row(regime, arm, s, 1, acc)]
+    summary = summarize_sweep(bench, rows, ["sweep.png"], wall=60.0)
+    pairs = [(c["regime"], c["arm"], c["reference"]) for c in summary["comparisons"]]
+    assert len(pairs) == 4 * 3 and ("u100-clean", "sp", "rep") in pairs
+    assert ("u100-clean", "rep", "raw") in pairs and ("u100-clean", "rep", "rep") not in pairs
+    sp_rep = [c for c in summary["comparisons"] if c["arm"] == "sp" and c["reference"] == "rep"]
+    assert all(c["verdict"] == "better" for c in sp_rep)
+    raw_p = [paired(c["per_seed"], bench.margin).p for c in summary["comparisons"]]
+    assert [c["p_holm"] for c in summary["comparisons"]] == pytest.approx(holm(raw_p))
+    assert "Against `raw` and `rep` at the final budget" in summary["verdict"]
+    assert "sp against `rep` in u300-clean is **better**" in summary["verdict"]
+    report = sweep_report(bench, rows, ["sweep.png"], wall=60.0)
+    assert "## Paired with `raw` and `rep` (final budget, in-distribution)" in report
+    line = next(x for x in report.splitlines() if x.startswith("| u300-clean | sp | rep |"))
+    assert "better" in line and "0.107 ± 0.015" in line and "+0.100, +0.108, +0.112" in line
+
+
 def test_shipped_sweep_config_loads():
     bench, arms = load_bench_config("configs/arith/sweep.yaml")
     assert len(regimes(bench)) == 6 and set(arms) == {"raw-repeat", "raw-fresh", "selfplay-fill"}

@@ -55,6 +55,11 @@ class BenchConfig:
     """Arm name -> list of ``key=value`` overrides of ``run``."""
     reference: str = "raw-fresh-1x"
     """The arm that paired differences are taken against."""
+    also_against: list[str] = field(default_factory=list)
+    """More arms to pair every other arm with, e.g. ``[raw-repeat]``: self-play against training
+    on U again, the baseline at a data wall where no fresh data exists. Every arm but the
+    reference and that arm is compared with it; these comparisons join the reference's in one
+    Holm family."""
     margin: float = 0.02
     """Equivalence margin: a comparison whose difference of final in-distribution accuracy lies
     within ±margin (two one-sided tests, after Holm's correction) is *equivalent*."""
@@ -138,6 +143,13 @@ def load_bench_config(
     check_shared_seed(arms)
     if bench.reference not in arms:
         raise ConfigError(f"reference: {bench.reference!r} is not an arm; arms: {', '.join(arms)}")
+    for other in bench.also_against:
+        if other not in arms:
+            raise ConfigError(f"also_against: {other!r} is not an arm; arms: {', '.join(arms)}")
+        if other == bench.reference:
+            raise ConfigError(f"also_against: {other!r} is the reference already")
+    if len(set(bench.also_against)) < len(bench.also_against):
+        raise ConfigError("also_against: names an arm twice")
     if not bench.margin > 0:
         raise ConfigError(f"margin: must be > 0 (an accuracy difference), got {bench.margin}")
     if not bench.frontier_margin > 0:

@@ -41,6 +41,16 @@ def _mean(values) -> float:
     return statistics.fmean(vals) if vals else math.nan
 
 
+def comparison_pairs(bench: BenchConfig, arms: list[str]) -> list[tuple[str, str]]:
+    """(arm, against) for every comparison of a bench: each arm against the reference, then
+    each arm but the reference against every arm of ``also_against``."""
+    ref = bench.reference
+    pairs = [(a, ref) for a in arms if a != ref]
+    for other in bench.also_against:
+        pairs += [(a, other) for a in arms if a not in (ref, other)]
+    return pairs
+
+
 def compare_arms(
     bench: BenchConfig,
     arms: list[str],
@@ -48,21 +58,19 @@ def compare_arms(
     key: str = "acc_in",
     margin: float | None = None,
 ) -> list[dict]:
-    """Every arm against the reference on a final metric (default: in-distribution accuracy),
-    paired over seeds: the difference, its 95% interval, Holm-corrected p-values of "no
-    difference" and of "inside the margin" (default ``bench.margin``), and the verdict word."""
-    ref = bench.reference
+    """Every arm against the reference (and against each arm of ``also_against``) on a final
+    metric (default: in-distribution accuracy), paired over seeds: the difference, its 95%
+    interval, Holm-corrected p-values of "no difference" and of "inside the margin" (default
+    ``bench.margin``), and the verdict word."""
     margin = bench.margin if margin is None else margin
     out = []
-    for name in arms:
-        if name == ref:
-            continue
+    for name, other in comparison_pairs(bench, arms):
         diffs = [
-            final[(name, s)][key] - final[(ref, s)][key]
+            final[(name, s)][key] - final[(other, s)][key]
             for s in bench.seeds
-            if (name, s) in final and (ref, s) in final
+            if (name, s) in final and (other, s) in final
         ]
-        out.append({"arm": name, "diffs": diffs, "test": paired(diffs, margin)})
+        out.append({"arm": name, "against": other, "diffs": diffs, "test": paired(diffs, margin)})
     return judge(bench, out)
 
 
@@ -87,7 +95,7 @@ def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict
     return [
         {
             "arm": c["arm"],
-            "reference": bench.reference,
+            "reference": c.get("against", bench.reference),
             "mean": c["test"].mean,
             "half_width": c["test"].half_width,
             "p_holm": c["p_holm"],
@@ -99,16 +107,23 @@ def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict
     ]
 
 
+def against_text(bench: BenchConfig, c: dict) -> str:
+    """ " against `X`" for a comparison with an arm other than the reference, else ""."""
+    other = c.get("against", bench.reference)
+    return "" if other == bench.reference else f" against `{other}`"
+
+
 def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int) -> str:
     if not bench.verdict or n_seeds < 2:
         return "No verdict: " + ("one seed." if n_seeds < 2 else "verdict: false in the config.")
     parts = []
     for c in comparisons:
         t = c["test"]
+        who = c["arm"] + against_text(bench, c)
         parts.append(
-            f"{c['arm']} is **{c['verdict']}** ({t.mean:+.3f} ± {t.half_width:.3f})"
+            f"{who} is **{c['verdict']}** ({t.mean:+.3f} ± {t.half_width:.3f})"
             if not math.isnan(t.mean)
-            else f"{c['arm']}: no paired seeds"
+            else f"{who}: no paired seeds"
         )
     return (
         f"Against `{bench.reference}` on final in-distribution accuracy ({n_seeds} seeds, paired; "
@@ -223,7 +238,7 @@ def summarize_bench(
     ks = sorted({k for r in rows for k in r if k.startswith(("pass@", "maj@"))})
     seeds = sorted({s for _, s in final})
     comparisons = compare_arms(bench, names, final)
-    by_arm = {c["arm"]: c for c in comparisons}
+    by_arm = {c["arm"]: c for c in comparisons if c["against"] == bench.reference}
 
     def rs_of(name):
         return final_rows(final, name, bench.seeds)
@@ -297,19 +312,24 @@ def summarize_bench(
         }
     )  # fmt: skip
 
-    table = paired_rows(comparisons)
+    table = paired_rows(comparisons, against=bool(bench.also_against))
     sections.append(
         {
-            "heading": f"Paired with `{bench.reference}` (final acc in)",
+            "heading": f"Paired with `{bench.reference}`"
+            + "".join(f" and `{o}`" for o in bench.also_against)
+            + " (final acc in)",
             "text": [
                 "Per-seed differences from the same seed model; *p*: paired t test of no "
                 "difference, *p equiv*: two one-sided tests of a difference within "
                 f"±{bench.margin:g}; both Holm-corrected over the {len(comparisons)} comparisons."
             ],
-            "columns": ["arm", "Δ acc in", "p (Holm)", "p equiv (Holm)", "verdict", "per seed"],
+            "columns": [
+                "arm", *(["against"] if bench.also_against else []), "Δ acc in", "p (Holm)",
+                "p equiv (Holm)", "verdict", "per seed",
+            ],
             "rows": table,
         }
-    )
+    )  # fmt: skip
 
     fresh_arms = [n for n in names if arms[n].loop.data_source == "raw-fresh"]
     curve = {}
@@ -454,15 +474,16 @@ def summarize_bench(
     }
 
 
-def paired_rows(comparisons: list[dict]) -> list[list[str]]:
-    """A paired-comparisons table's rows: arm, difference ± 95% interval, Holm p-values, verdict,
-    per-seed differences."""
+def paired_rows(comparisons: list[dict], against: bool = False) -> list[list[str]]:
+    """A paired-comparisons table's rows: arm (with the arm it is compared with, if
+    ``against``), difference ± 95% interval, Holm p-values, verdict, per-seed differences."""
     rows = []
     for c in comparisons:
         t = c["test"]
         rows.append(
             [
                 c["arm"],
+                *([c["against"]] if against else []),
                 format_ci(t.mean, t.half_width),
                 "-" if math.isnan(c["p_holm"]) else f"{c['p_holm']:.3f}",
                 "-" if math.isnan(c["p_equivalent_holm"]) else f"{c['p_equivalent_holm']:.3f}",
@@ -531,7 +552,7 @@ def compute_matched_sections(
     ref = bench.reference + COMPUTE_SUFFIX
     if ref not in cont:
         return sections, []
-    at_compute = replace(bench, reference=ref)
+    at_compute = replace(bench, reference=ref, also_against=[])
     comparisons = compare_arms(at_compute, sp, final)
     sections.append(
         {

@@ -26,7 +26,9 @@ from selfplay.bench import run_bench, write_provenance, write_summary
 from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
 from selfplay.bench_report import (
     CHANCE,
+    against_text,
     budget_status,
+    comparison_pairs,
     judge,
     paired_rows,
     render_markdown,
@@ -74,12 +76,11 @@ def _checkpoints(rows: list[dict], regime: str) -> dict[int, dict[tuple[str, int
 
 
 def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_in") -> list[dict]:
-    """Every arm against the reference in every regime, at the regime's final checkpoint (the
-    full evaluation set), paired over seeds. Holm's correction runs over all of the sweep's
+    """Every arm against the reference (and against each arm of ``also_against``) in every
+    regime, at the regime's final checkpoint (the full evaluation set), paired over seeds. Holm's correction runs over all of the sweep's
     comparisons at once (regimes x arms), for "no difference" and for "inside the margin", so
     no regime is called on its own: each ends *better*, *worse*, *equivalent* or
     *inconclusive*."""
-    ref = bench.reference
     out = []
     for name, _, _ in regimes(bench):
         cps = _checkpoints(rows, name)
@@ -87,16 +88,14 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
         if last is None:
             continue
         at = cps[last]
-        for arm in bench.arms:
-            if arm == ref:
-                continue
+        for arm, other in comparison_pairs(bench, list(bench.arms)):
             diffs = [
-                at[(arm, s)][metric] - at[(ref, s)][metric]
+                at[(arm, s)][metric] - at[(other, s)][metric]
                 for s in bench.seeds
                 if (arm, s) in at
-                and (ref, s) in at
+                and (other, s) in at
                 and at[(arm, s)][metric] is not None
-                and at[(ref, s)][metric] is not None
+                and at[(other, s)][metric] is not None
             ]
             budget = max(r["epochs_of_U"] for r in at.values())
             mine = [at[(arm, s)] for s in bench.seeds if (arm, s) in at]
@@ -110,7 +109,7 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
                 )) != "met"
             ]  # fmt: skip
             out.append(
-                {"regime": name, "arm": arm, "budget": budget, "diffs": diffs,
+                {"regime": name, "arm": arm, "against": other, "budget": budget, "diffs": diffs,
                  "test": paired(diffs, bench.margin),
                  "reuse": sum(reuse) / len(reuse) if reuse else None,
                  "short": short,
@@ -154,12 +153,14 @@ def _verdict_text(bench: BenchConfig, comparisons: list[dict]) -> str:
     words = ["better", "worse", "equivalent", "inconclusive"]
     counts = {w: sum(c["verdict"] == w for c in comparisons) for w in words}
     called = "; ".join(
-        f"{c['arm']} in {c['regime']} is **{c['verdict']}** ({format_ci(c['test'].mean, c['test'].half_width)})"
+        f"{c['arm']}{against_text(bench, c)} in {c['regime']} is **{c['verdict']}** ({format_ci(c['test'].mean, c['test'].half_width)})"
         for c in comparisons
         if c["verdict"] in ("better", "worse", "equivalent")
     )
     return (
-        f"Against `{bench.reference}` at the final budget, on in-distribution accuracy "
+        f"Against `{bench.reference}`"
+        + "".join(f" and `{o}`" for o in bench.also_against)
+        + " at the final budget, on in-distribution accuracy "
         f"({len(bench.seeds)} seeds, paired; Holm-corrected over all {len(comparisons)} "
         f"comparisons at {bench.alpha:g}; equivalent = within ±{bench.margin:g}): "
         + ", ".join(f"{counts[w]} {w}" for w in words)
@@ -177,6 +178,8 @@ def summarize_sweep(
     axes = {axis: list(levels) for axis, levels in bench.sweep.items()}
     axes_text = " x ".join(f"{a} ({', '.join(lv)})" for a, lv in axes.items())
     comparisons = sweep_comparisons(bench, rows)
+    against = bool(bench.also_against)
+    lead = 2 if against else 1  # the paired rows' leading cells: arm (and the arm against)
     intro = [
         f"Regimes: {axes_text}; "
         f"arms {', '.join(arms)}; seeds {bench.seeds}. Each regime is a bench of its own "
@@ -184,7 +187,11 @@ def summarize_sweep(
         "training tokens after the seed model, in passes over U's tokens (epochs). Accuracy is "
         "greedy exact match on one fixed evaluation set per regime (the checkpoints before the "
         "last on its subset); mean ± 95% CI over seeds. The verdicts compare every arm with "
-        f"`{bench.reference}` at the final budget only, where the full set is measured.",
+        f"`{bench.reference}`"
+        + "".join(
+            f" (and every arm but `{bench.reference}` with `{o}`)" for o in bench.also_against
+        )
+        + " at the final budget only, where the full set is measured.",
         time_line(wall),
     ]
     sections = []
@@ -215,22 +222,24 @@ def summarize_sweep(
         )
     sections.append(
         {
-            "heading": f"Paired with `{bench.reference}` (final budget, in-distribution)",
+            "heading": f"Paired with `{bench.reference}`"
+            + "".join(f" and `{o}`" for o in bench.also_against)
+            + " (final budget, in-distribution)",
             "text": [
                 "Per-seed differences of final in-distribution accuracy; p-values Holm-corrected "
                 f"over all {len(comparisons)} comparisons of the sweep; equivalence by two "
                 f"one-sided tests against ±{bench.margin:g}."
             ],
             "columns": [
-                "regime", "arm", "budget", "reuse", "budget met", "Δ acc in", "p (Holm)",
-                "p equiv (Holm)", "verdict", "per seed",
+                "regime", "arm", *(["against"] if against else []), "budget", "reuse",
+                "budget met", "Δ acc in", "p (Holm)", "p equiv (Holm)", "verdict", "per seed",
             ],
             "rows": [
-                [c["regime"], *row[:1], f"{c['budget']:.1f}",
+                [c["regime"], *row[:lead], f"{c['budget']:.1f}",
                  "-" if c["reuse"] is None else f"{c['reuse']:.1f}",
                  _short_text(c["short"], c["n_runs"]),
-                 *row[1:]]
-                for c, row in zip(comparisons, paired_rows(comparisons), strict=True)
+                 *row[lead:]]
+                for c, row in zip(comparisons, paired_rows(comparisons, against), strict=True)
             ],
         }
     )  # fmt: skip
@@ -243,7 +252,7 @@ def summarize_sweep(
             {
                 "regime": c["regime"],
                 "arm": c["arm"],
-                "reference": bench.reference,
+                "reference": c["against"],
                 "budget_epochs": c["budget"],
                 "mean": c["test"].mean,
                 "half_width": c["test"].half_width,
