@@ -18,7 +18,13 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.bench_config import BenchConfig, arm_config
-from selfplay.bench_report import compare_arms, comparison_records, final_rows, time_line
+from selfplay.bench_report import (
+    against_text,
+    compare_arms,
+    comparison_records,
+    final_rows,
+    time_line,
+)
 from selfplay.config import RunConfig
 from selfplay.rundir import read_metrics
 from selfplay.stats import format_ci, mean_ci
@@ -132,7 +138,7 @@ def summarize_climb(
         return final_rows(final, name, bench.seeds)
 
     comparisons = compare_arms(bench, names, final, key="solved", margin=bench.frontier_margin)
-    by_arm = {c["arm"]: c for c in comparisons}
+    by_arm = {c["arm"]: c for c in comparisons if c["against"] == bench.reference}
     table = []
     for name in names:
         rs = of(name)
@@ -215,7 +221,8 @@ def summarize_climb(
         )
     sections.append(_goal_section(bench, arms, final, top))
     parts = [
-        f"{c['arm']} **{c['verdict']}** ({c['test'].mean:+.1f} ± {c['test'].half_width:.1f})"
+        f"{c['arm']}{against_text(bench, c)} **{c['verdict']}** "
+        f"({c['test'].mean:+.1f} ± {c['test'].half_width:.1f})"
         for c in comparisons
         if not math.isnan(c["test"].mean)
     ]
