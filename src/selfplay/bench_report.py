@@ -95,7 +95,7 @@ def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict
     return [
         {
             "arm": c["arm"],
-            "reference": c.get("against", bench.reference),
+            "reference": c["against"],
             "mean": c["test"].mean,
             "half_width": c["test"].half_width,
             "p_holm": c["p_holm"],
@@ -109,8 +109,12 @@ def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict
 
 def against_text(bench: BenchConfig, c: dict) -> str:
     """ " against `X`" for a comparison with an arm other than the reference, else ""."""
-    other = c.get("against", bench.reference)
-    return "" if other == bench.reference else f" against `{other}`"
+    return "" if c["against"] == bench.reference else f" against `{c['against']}`"
+
+
+def references_text(bench: BenchConfig) -> str:
+    """The arms a bench's comparisons are made against: "`ref`", or "`ref` and `other`"."""
+    return " and ".join(f"`{a}`" for a in [bench.reference, *bench.also_against])
 
 
 def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int) -> str:
@@ -315,9 +319,7 @@ def summarize_bench(
     table = paired_rows(comparisons, against=bool(bench.also_against))
     sections.append(
         {
-            "heading": f"Paired with `{bench.reference}`"
-            + "".join(f" and `{o}`" for o in bench.also_against)
-            + " (final acc in)",
+            "heading": f"Paired with {references_text(bench)} (final acc in)",
             "text": [
                 "Per-seed differences from the same seed model; *p*: paired t test of no "
                 "difference, *p equiv*: two one-sided tests of a difference within "

@@ -31,6 +31,7 @@ from selfplay.bench_report import (
     comparison_pairs,
     judge,
     paired_rows,
+    references_text,
     render_markdown,
     time_line,
 )
@@ -75,12 +76,32 @@ def _checkpoints(rows: list[dict], regime: str) -> dict[int, dict[tuple[str, int
     return out
 
 
+def _arm_at_budget(bench: BenchConfig, rows: list[dict], regime: str, at: dict, arm: str) -> dict:
+    """An arm's own side of its comparisons in a regime: mean reuse, the seeds where it fell
+    short of its budget (and why), and how many seeds ran."""
+    mine = [at[(arm, s)] for s in bench.seeds if (arm, s) in at]
+    reuse = [r["reuse"] for r in mine if r.get("reuse") is not None]
+    short = [
+        why
+        for s in bench.seeds
+        if (arm, s) in at
+        and (why := budget_status(
+            [r for r in rows if r["regime"] == regime and r["seed"] == s], arm
+        )) != "met"
+    ]  # fmt: skip
+    return {
+        "reuse": sum(reuse) / len(reuse) if reuse else None,
+        "short": short,
+        "n_runs": len(mine),
+    }
+
+
 def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_in") -> list[dict]:
     """Every arm against the reference (and against each arm of ``also_against``) in every
-    regime, at the regime's final checkpoint (the full evaluation set), paired over seeds. Holm's correction runs over all of the sweep's
-    comparisons at once (regimes x arms), for "no difference" and for "inside the margin", so
-    no regime is called on its own: each ends *better*, *worse*, *equivalent* or
-    *inconclusive*."""
+    regime, at the regime's final checkpoint (the full evaluation set), paired over seeds.
+    Holm's correction runs over all of the sweep's comparisons at once (regimes x pairs), for
+    "no difference" and for "inside the margin", so no regime is called on its own: each ends
+    *better*, *worse*, *equivalent* or *inconclusive*."""
     out = []
     for name, _, _ in regimes(bench):
         cps = _checkpoints(rows, name)
@@ -88,6 +109,8 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
         if last is None:
             continue
         at = cps[last]
+        budget = max(r["epochs_of_U"] for r in at.values())
+        own = {arm: _arm_at_budget(bench, rows, name, at, arm) for arm in bench.arms}
         for arm, other in comparison_pairs(bench, list(bench.arms)):
             diffs = [
                 at[(arm, s)][metric] - at[(other, s)][metric]
@@ -97,23 +120,9 @@ def sweep_comparisons(bench: BenchConfig, rows: list[dict], metric: str = "acc_i
                 and at[(arm, s)][metric] is not None
                 and at[(other, s)][metric] is not None
             ]
-            budget = max(r["epochs_of_U"] for r in at.values())
-            mine = [at[(arm, s)] for s in bench.seeds if (arm, s) in at]
-            reuse = [r["reuse"] for r in mine if r.get("reuse") is not None]
-            short = [
-                why
-                for s in bench.seeds
-                if (arm, s) in at
-                and (why := budget_status(
-                    [r for r in rows if r["regime"] == name and r["seed"] == s], arm
-                )) != "met"
-            ]  # fmt: skip
             out.append(
                 {"regime": name, "arm": arm, "against": other, "budget": budget, "diffs": diffs,
-                 "test": paired(diffs, bench.margin),
-                 "reuse": sum(reuse) / len(reuse) if reuse else None,
-                 "short": short,
-                 "n_runs": len(mine)}
+                 "test": paired(diffs, bench.margin), **own[arm]}
             )  # fmt: skip
     return judge(bench, out)
 
@@ -153,14 +162,13 @@ def _verdict_text(bench: BenchConfig, comparisons: list[dict]) -> str:
     words = ["better", "worse", "equivalent", "inconclusive"]
     counts = {w: sum(c["verdict"] == w for c in comparisons) for w in words}
     called = "; ".join(
-        f"{c['arm']}{against_text(bench, c)} in {c['regime']} is **{c['verdict']}** ({format_ci(c['test'].mean, c['test'].half_width)})"
+        f"{c['arm']}{against_text(bench, c)} in {c['regime']} is **{c['verdict']}** "
+        f"({format_ci(c['test'].mean, c['test'].half_width)})"
         for c in comparisons
         if c["verdict"] in ("better", "worse", "equivalent")
     )
     return (
-        f"Against `{bench.reference}`"
-        + "".join(f" and `{o}`" for o in bench.also_against)
-        + " at the final budget, on in-distribution accuracy "
+        f"Against {references_text(bench)} at the final budget, on in-distribution accuracy "
         f"({len(bench.seeds)} seeds, paired; Holm-corrected over all {len(comparisons)} "
         f"comparisons at {bench.alpha:g}; equivalent = within ±{bench.margin:g}): "
         + ", ".join(f"{counts[w]} {w}" for w in words)
@@ -222,9 +230,7 @@ def summarize_sweep(
         )
     sections.append(
         {
-            "heading": f"Paired with `{bench.reference}`"
-            + "".join(f" and `{o}`" for o in bench.also_against)
-            + " (final budget, in-distribution)",
+            "heading": f"Paired with {references_text(bench)} (final budget, in-distribution)",
             "text": [
                 "Per-seed differences of final in-distribution accuracy; p-values Holm-corrected "
                 f"over all {len(comparisons)} comparisons of the sweep; equivalence by two "
