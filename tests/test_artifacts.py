@@ -47,3 +47,21 @@ def test_cli_on_a_run_directory_with_garbage_files(tmp_path, capsys):
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "config.yaml: not a readable config" in err
+
+
+def test_parquet_keeps_every_key_of_every_row(tmp_path):
+    # The schema is the union: a key the first row lacks is not dropped from the later rows.
+    rows = [{"acc_1": 1.0}, {"acc_1": 0.5, "acc_7": 0.9}]
+    artifacts.write_parquet(tmp_path / "r.parquet", rows)
+    assert artifacts.read_parquet(tmp_path / "r.parquet") == [
+        {"acc_1": 1.0, "acc_7": None},
+        {"acc_1": 0.5, "acc_7": 0.9},
+    ]
+
+
+def test_parquet_takes_text_utf8_cannot_hold(tmp_path):
+    # A lone surrogate in model text or an exception message must not fail the write.
+    rows = [{"text": "9+6=15\ud800", "steps": [{"why": "bad \udfff"}]}]
+    artifacts.write_parquet(tmp_path / "s.parquet", rows)
+    back = artifacts.read_parquet(tmp_path / "s.parquet")
+    assert back == [{"text": "9+6=15\ufffd", "steps": [{"why": "bad \ufffd"}]}]

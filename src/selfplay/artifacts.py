@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -52,13 +53,42 @@ def read_json(path: Path):
         ) from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value):
+    """``value`` with every lone surrogate in its strings (model text, an exception message) made
+    U+FFFD, at any depth of lists and dicts: UTF-8 (Parquet, a terminal) cannot encode them.
+
+    >>> clean_text({"why": "bad \\ud800 byte", "steps": [("ok", "\\udfff")]})
+    {'why': 'bad \ufffd byte', 'steps': [['ok', '\ufffd']]}
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {k: clean_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_text(v) for v in value]
+    return value
+
+
+def union_rows(records: list[dict]) -> list[dict]:
+    """Every record with every key that any record has (in order of first appearance; a missing
+    one is None), so that no column is lost to the first record's schema."""
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    return [{k: r.get(k) for k in keys} for r in records]
+
+
 def write_parquet(path: Path, records: list[dict]) -> None:
-    """Records -> Parquet (via ``datasets``, so ``load_dataset('parquet', ...)`` reads it back)."""
+    """Records -> Parquet (via ``datasets``, so ``load_dataset('parquet', ...)`` reads it back).
+
+    The schema is the union of all records' keys, and text that UTF-8 cannot hold is made
+    U+FFFD (:func:`clean_text`), so a row never loses a field and model text never fails a write."""
     from datasets import Dataset
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
-    Dataset.from_list(records).to_parquet(str(tmp))
+    Dataset.from_list(union_rows(clean_text(records))).to_parquet(str(tmp))
     os.replace(tmp, path)
 
 
