@@ -1,7 +1,7 @@
 """What does a 1M-parameter NoPE model need to learn reversed addition? One seed-model probe.
 
 Trains the library's ``tiny`` preset (NoPE) with the frontier schedule's own trainer
-(``selfplay.frontier.train_mixture``) on fresh answer-only reversed addition problems of 1..N
+(``selfplay.training.plain.train_mixture``) on fresh answer-only reversed addition problems of 1..N
 digits, then greedy-decodes 200 problems per length 1..N+3 and appends one JSON line to --out:
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/climb_seed_probe.py --name G --fullloss
@@ -10,7 +10,7 @@ digits, then greedy-decodes 200 problems per length 1..N+3 and appends one JSON 
 
 ``--fmt pad`` is the library's format (operands zero-padded to one width); ``--fmt lee`` draws the
 two operands' lengths independently and does not pad them. ``--fullloss`` puts the loss on every
-token (prompt and answer) instead of the answer only (``loop.frontier.loss``).
+token (prompt and answer) instead of the answer only (``train.loss``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,16 @@ from pathlib import Path
 import torch
 
 import selfplay.models as models
-from selfplay.frontier import decode, train_mixture
+from selfplay.generation.hf import generate
 from selfplay.tasks.base import Example
+from selfplay.training.plain import train_mixture
+
+
+def decode(model, tok, prompts: list[str], max_new_tokens: int) -> list[list[str]]:
+    """Greedy answers through the hf backend's unpadded decoder, one list per prompt."""
+    outs = generate(model, tok, prompts, greedy=True, max_new_tokens=max_new_tokens,
+                    decoder="grouped", chat_template="none", batch_size=512)  # fmt: skip
+    return [[c.text] for c in outs]
 
 
 def number(d: int, rng: random.Random) -> str:

@@ -9,10 +9,19 @@ import time
 
 import torch
 
-from selfplay.frontier import decode, train_mixture
+from selfplay.generation.hf import generate
 from selfplay.models import build_char_tokenizer, build_model
 from selfplay.tasks.arith import ArithTask
 from selfplay.tasks.base import Example
+from selfplay.training.plain import train_mixture
+
+
+def decode(model, tok, prompts: list[str], max_new_tokens: int) -> list[list[str]]:
+    """Greedy answers through the hf backend's unpadded decoder, one list per prompt."""
+    outs = generate(model, tok, prompts, greedy=True, max_new_tokens=max_new_tokens,
+                    decoder="grouped", chat_template="none", batch_size=512)  # fmt: skip
+    return [[c.text] for c in outs]
+
 
 torch.set_num_threads(1)
 variant, tokens, lr, size = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

@@ -11,6 +11,7 @@ spend the tokens expert iteration generated in that round (its mean completion l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -24,8 +25,8 @@ from pathlib import Path
 from selfplay import artifacts, rundir
 from selfplay.config import load_config
 from selfplay.evaluation import test_problems
-from selfplay.grpo import run_grpo_iteration
-from selfplay.loop import prepare_run_dir, run
+from selfplay.loop import RunContext, prepare_run_dir, run, run_round
+from selfplay.schedules.rounds import RoundsSchedule
 from selfplay.tasks import make_task
 
 
@@ -42,7 +43,9 @@ def run_grpo_arm(cfg, ei_dir: Path, out_dir: Path) -> list[dict]:
         ei = artifacts.read_json(ei_dir / f"iter_{k:03d}" / "metrics.json")["generate"]
         per_sample = ei["generated_tokens"] / ei["samples"]
         steps = max(1, math.ceil(ei["generated_tokens"] / (cfg.grpo.batch_size * per_sample)))
-        rec = run_grpo_iteration(cfg, task, k, tests, "cpu", progress=False, max_steps=steps)
+        at = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, max_steps=steps))
+        ctx = RunContext(at, task, tests, "cpu", [], {}, progress=False)
+        rec = run_round(ctx, RoundsSchedule(), k)
         rows.append(rec)
         print(
             f"  grpo round {k}: {steps} steps, generated {rec['generate']['generated_tokens']:,} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,8 @@ def test_explicit_name_wins_over_stem(tmp_path):
 def test_empty_file_is_all_defaults(tmp_path):
     cfg = load_config(_write(tmp_path, "", "blank.yaml"))
     assert cfg.name == "blank"
-    assert cfg.train == RunConfig().train
+    # train.trainer and train.loss default to null: the schedule's choice, filled in when loaded.
+    assert cfg.train == dataclasses.replace(RunConfig().train, trainer="trl", loss="answer")
 
 
 def test_int_accepted_for_float(tmp_path):
@@ -362,3 +364,56 @@ def test_overrides_do_not_mutate_the_input_mapping():
     data = {"loop": {"iterations": 2}, "train": {"sft": {"a": 1}}}
     config_from_dict(data, ["loop.data_source=raw-fresh", "train.sft.a=2"])
     assert data == {"loop": {"iterations": 2}, "train": {"sft": {"a": 1}}}
+
+
+@pytest.mark.parametrize(
+    "over,message",
+    [
+        (
+            ["loop.schedule=frontier", "loop.curriculum=true"],
+            "loop.curriculum: not read with loop.schedule: frontier",
+        ),
+        (
+            ["loop.schedule=frontier", "train.raw_mix=0.2"],
+            "train.raw_mix: not read with loop.schedule: frontier",
+        ),
+        (["loop.frontier.threshold=0.99"], "loop.frontier: not read with loop.schedule: rounds"),
+        (
+            ["generation.backend=vllm", "generation.cache=static"],
+            "generation.cache: not read with generation.backend: vllm",
+        ),
+        (
+            ["generation.data_parallel_size=2"],
+            "generation.data_parallel_size: not read with generation.backend: hf",
+        ),
+        (
+            ["train.trainer=plain", "train.packing=true"],
+            "train.packing: not read with train.trainer: plain",
+        ),
+        (["train.warmup=0.2"], "train.warmup: not read with train.trainer: trl"),
+        (["generation.decoder=grouped", "generation.cache=static"], "generation.decoder: grouped"),
+    ],
+)
+def test_a_key_the_chosen_path_does_not_read_is_refused(over, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({}, over)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_schedule_defaults_and_renamed_keys():
+    rounds = config_from_dict({})
+    assert (rounds.train.trainer, rounds.train.loss) == ("trl", "answer")
+    climb = config_from_dict({}, ["loop.schedule=frontier"])
+    assert (climb.train.trainer, climb.train.loss) == ("plain", "sequence")
+    # An older config's loop.frontier.{trainer,loss,warmup,decay} are train.* now.
+    old = config_from_dict(
+        {"loop": {"schedule": "frontier", "frontier": {"loss": "answer", "warmup": 0.1}}}
+    )
+    assert (old.train.loss, old.train.warmup) == ("answer", 0.1)
+    with pytest.raises(ConfigError, match="renamed train.loss, which is set too"):
+        config_from_dict(
+            {"loop": {"schedule": "frontier", "frontier": {"loss": "answer"}}},
+            ["train.loss=sequence"],
+        )
+    # The trainer and loss chosen are what config.yaml records.
+    assert "trainer: plain" in dump_config(climb)

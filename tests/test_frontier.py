@@ -10,15 +10,11 @@ import pytest
 from selfplay import artifacts
 from selfplay.config import config_from_dict
 from selfplay.errors import ConfigError
-from selfplay.frontier import (
-    is_validation,
-    mix_counts,
-    next_practice,
-    run_frontier,
-    should_stop,
-    solved_frontier,
-    wsd_lr,
-)
+from selfplay.evaluation import solved_frontier
+from selfplay.loop import run as run_frontier
+from selfplay.sampling import is_validation
+from selfplay.schedules.frontier import fresh_slice, next_practice, should_stop
+from selfplay.training.plain import mix_counts, wsd_lr
 
 T = 0.9
 # (id, accuracy per difficulty, trained_max, accelerated, expected practice)
@@ -100,7 +96,7 @@ TINY = {
             "length_filter": False,
         },
     },
-    "generation": {"n": 1},
+    "generation": {"n": 1, "decoder": "grouped"},
     "filters": {"verified": False},
     "train": {"tokens": 1_000, "batch_size": 16},
     "eval": {"difficulties": [1, 2, 3, 4], "n_per_difficulty": 8, "k": 0},
@@ -159,7 +155,9 @@ def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
     """A frontier raw arm practises nothing past U: raw-fresh trains on disjoint slices of a fresh
     corpus at U's difficulties (none of U, its twins, the test or validation problems), raw-repeat
     on U alone, and both train the same tokens per round as self-play."""
-    from selfplay.frontier import is_validation
+    from selfplay.evaluation import test_problems
+    from selfplay.sources import records_to_examples
+    from selfplay.tasks import make_task
     from selfplay.tasks.generated import overlap_key
 
     def arm(name, **loop):
@@ -168,27 +166,28 @@ def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
         data["loop"].update(iterations=2, **loop)
         return config_from_dict(data)
 
-    fresh = run_frontier(arm("fresh", data_source="raw-fresh", fresh_multiplier=1.0))
+    fresh_cfg = arm("fresh", data_source="raw-fresh", fresh_multiplier=1.0)
+    fresh = run_frontier(fresh_cfg)
     repeat = run_frontier(arm("repeat", data_source="raw-repeat"))
     play = run_frontier(arm("play"))
-    u = artifacts.read_parquet(tmp_path / "fresh" / "seed" / "raw.parquet")
-    u_keys = {overlap_key(r["problem_id"]) for r in u}
-    slices = [
-        artifacts.read_parquet(tmp_path / "fresh" / f"iter_00{k}" / "kept.parquet") for k in (1, 2)
-    ]
-    ids = [{r["problem_id"] for r in sl} for sl in slices]
+    u = records_to_examples(artifacts.read_parquet(tmp_path / "fresh" / "seed" / "raw.parquet"))
+    u_keys = {overlap_key(e.problem_id) for e in u}
+    task = make_task(fresh_cfg)
+    slices = [fresh_slice(fresh_cfg, task, u, test_problems(task, fresh_cfg), k) for k in (1, 2)]
+    ids = [{e.problem_id for e in sl} for sl in slices]
     assert all(len(sl) == 30 for sl in slices) and not ids[0] & ids[1]  # disjoint round slices
     for sl in slices:
-        assert {r["difficulty"] for r in sl} <= {1, 2} and all(r["text"] == r["gold"] for r in sl)
-        assert not {overlap_key(r["problem_id"]) for r in sl} & u_keys
-        assert not any(is_validation(r["problem_id"]) for r in sl)
+        assert {e.difficulty for e in sl} <= {1, 2} and {e.source for e in sl} == {"raw-fresh"}
+        assert not {overlap_key(e.problem_id) for e in sl} & u_keys
+        assert not any(is_validation(e.problem_id) for e in sl)
     report = artifacts.read_json(tmp_path / "fresh" / "fresh.json")
     assert report["overlap_u"] == report["overlap_u_twins"] == report["overlap_eval"] == 0
-    assert not (artifacts.read_parquet(tmp_path / "repeat" / "iter_001" / "kept.parquet"))
+    assert [r["filter"]["kept"] for r in fresh[1:]] == [30, 30]
     for rows in (fresh, repeat):
         assert all(r["frontier"]["trained_max"] == 2 for r in rows[1:])  # never past U
-        assert all(r["generate"]["generated_tokens"] == 0 for r in rows[1:])
-        assert rows[1]["generate"]["pass_rate"] is None
+        assert all(r["cumulative"]["generated_tokens"] == 0 for r in rows[1:])
+        assert "generate" not in rows[1]  # a raw arm generates nothing
+    assert not (tmp_path / "repeat" / "iter_001" / "samples.parquet").exists()
     assert fresh[1]["frontier"]["practice"] == [1, 2] and repeat[1]["frontier"]["practice"] == []
     assert repeat[1]["train"]["mix"] == {
         "new": 0,
@@ -218,17 +217,20 @@ def test_forward_addition_and_the_multiplication_chain_run_the_frontier(tmp_path
     data["loop"]["frontier"]["length_filter"] = True
     data["filters"] = {"verified": True}
     rows = run_frontier(config_from_dict(data))
-    kept = artifacts.read_parquet(tmp_path / "run" / "iter_001" / "kept.parquet")
-    assert kept and all(r["difficulty"] == 5 for r in kept)
-    assert all(r["correct"] for r in kept if r["kept"])  # the verifier keeps only right answers
+    labels = artifacts.read_parquet(tmp_path / "run" / "iter_001" / "samples.parquet")
+    assert len(labels) == 30 and all(r["difficulty"] == 5 and r["label"] for r in labels)
+    # The verifier keeps only right answers.
+    assert all(r["status"] == "correct" for r in labels if r["kept"])
     if task["ops"] == ["mul"]:  # the chain: partial products, their sum, then the answer
-        assert all(r["gold"] == r["text"] or "|" in r["text"] or not r["kept"] for r in kept)
+        assert all(r["gold"] == r["text"] or "|" in r["text"] or not r["kept"] for r in labels)
     assert rows[-1]["frontier"]["practice"] == [5]
 
 
 def test_grpo_practises_on_the_frontier(tmp_path):
     """loop.method: grpo on the frontier schedule: the round's practice problems train the model
     by GRPO (rewards and advantages in samples.parquet) instead of labels; its costs are GRPO's."""
+    from selfplay.grpo import round_cost
+
     data = json.loads(json.dumps(TINY))
     data["output_dir"] = str(tmp_path / "run")
     data["loop"].update(iterations=1, method="grpo")
@@ -238,13 +240,17 @@ def test_grpo_practises_on_the_frontier(tmp_path):
     samples = artifacts.read_parquet(it / "samples.parquet")
     assert len(samples) == 16 and all("reward" in r and "advantage" in r for r in samples)
     assert {r["difficulty"] for r in samples} == {5}  # the practised length
-    assert not artifacts.read_parquet(it / "kept.parquet")  # no labels
+    assert not (it / "kept.parquet").exists()  # no labels
     grpo = artifacts.read_json(it / "grpo.json")
     r1 = rows[1]
     assert r1["train"]["steps"] == 2
     assert r1["generate"]["generated_tokens"] == grpo["generate"]["generated_tokens"] > 0
-    assert r1["cumulative"]["flops"] == rows[0]["cumulative"]["flops"] + grpo["flops"]
-    assert r1["filter"]["reasons"]["groups"] == 4 and "mean_reward" in r1["filter"]
+    # The ledger's one rule: 6N per trained token, 2N per generated, prefilled and scored token.
+    cost = round_cost(grpo)
+    n = r1["train"]["params"]
+    assert r1["cumulative"]["flops"] == rows[0]["cumulative"]["flops"] + cost.flops(n)
+    assert cost.prefill_tokens > 0
+    assert r1["grpo"]["groups"] == 4 and r1["filter"]["kept"] == r1["grpo"]["groups_with_signal"]
 
 
 def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):
@@ -279,14 +285,16 @@ def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):
     assert seed["cumulative"]["train_tokens"] == seed["train"]["tokens"] + sum(
         m["tokens"] for m in seed["members"]
     )
-    kept = artifacts.read_parquet(run / "iter_001" / "kept.parquet")
-    assert {r["sample_idx"] for r in kept} <= {0, 1, 2}  # one greedy answer from each model
-    assert all(r["kept"] == (r["filter_reason"] == "kept") for r in kept)
-    assert any(r["filter_reason"].startswith("no majority") for r in kept) or all(
-        r["kept"] for r in kept
+    samples = artifacts.read_parquet(run / "iter_001" / "samples.parquet")
+    assert sorted(r["sample_idx"] for r in samples) == sorted([0, 1, 2] * 30)  # one answer each
+    assert sorted(r["model"] for r in samples) == sorted([0, 1, 2] * 30)
+    labels = [r for r in samples if r["label"]]
+    assert len(labels) == 30 and all(r["kept"] == (r["filter_reason"] == "kept") for r in labels)
+    assert any(r["filter_reason"].startswith("no majority") for r in labels) or all(
+        r["kept"] for r in labels
     )
-    gen = sum(len(r["text"]) + 1 for r in kept) * 3
-    assert round1["generate"]["generated_tokens"] == gen
+    assert round1["generate"]["generated_tokens"] == sum(r["tokens"] for r in samples)
+    assert round1["cumulative"]["prefill_tokens"] > 0
 
 
 def test_committee_completes_a_seed_stage_shared_without_it(tmp_path):
@@ -332,10 +340,11 @@ def test_climb_recipe_learns_two_digit_reversed_addition():
     import torch
 
     from selfplay.config import load_config
-    from selfplay.frontier import decode, train_mixture
+    from selfplay.generation.hf import generate
     from selfplay.models import build_char_tokenizer, build_model
     from selfplay.tasks.arith import ArithTask
     from selfplay.tasks.base import Example
+    from selfplay.training.plain import train_mixture
 
     torch.set_num_threads(1)
     cfg = load_config(Path(__file__).parents[1] / "configs/arith/climb.yaml")
@@ -357,21 +366,22 @@ def test_climb_recipe_learns_two_digit_reversed_addition():
         tokens=400_000,
         batch_size=cfg.train.batch_size,
         lr=cfg.seed_train.lr,
-        warmup=cfg.loop.frontier.warmup,
-        decay=cfg.loop.frontier.decay,
+        warmup=cfg.train.warmup,
+        decay=cfg.train.decay,
         seed=0,
     )
     tests = task.sample_problems("test", 2, 100, random.Random(2))
-    outs = decode(model, tok, [p.prompt for p in tests], 4)
-    acc = sum(o[0] == p.answer for o, p in zip(outs, tests, strict=True)) / len(tests)
+    outs = generate(model, tok, [p.prompt for p in tests], greedy=True, max_new_tokens=4,
+                    decoder="grouped", chat_template="none")  # fmt: skip
+    acc = sum(o.text == p.answer for o, p in zip(outs, tests, strict=True)) / len(tests)
     assert acc >= 0.9, f"2-digit accuracy {acc:.2f}"
 
 
 @pytest.mark.parametrize("loss, labelled", [("sequence", 8 + 3 + 1), ("answer", 3 + 1)])
 def test_train_mixture_loss_covers_the_whole_sequence_or_the_answer(loss, labelled):
-    from selfplay.frontier import train_mixture
     from selfplay.models import build_char_tokenizer, build_model
     from selfplay.tasks.base import Example
+    from selfplay.training.plain import train_mixture
 
     tok = build_char_tokenizer()
     model = build_model("tiny", tok, position="nope")
@@ -394,11 +404,71 @@ def test_train_mixture_loss_covers_the_whole_sequence_or_the_answer(loss, labell
 
 @pytest.mark.parametrize("loss", ["sequence", "answer"])
 def test_the_runs_trainer_uses_the_configured_loss(tmp_path, monkeypatch, loss):
-    import selfplay.frontier as frontier
+    import selfplay.training as training
 
     seen = {}
-    monkeypatch.setattr(frontier, "train_mixture", lambda *a, **k: seen.update(k) or {})
+    fake = lambda *a, **k: seen.update(k) or {"steps": 0, "mix": {}}  # noqa: E731
+    monkeypatch.setattr(training, "train_mixture", fake)
     cfg = _cfg(tmp_path)
-    cfg.loop.frontier.loss = loss
-    frontier._train(None, None, cfg, {"raw": []}, {"raw": 1.0}, 10, 1e-3, 0, tmp_path)
+    assert cfg.train.trainer == "plain" and cfg.train.loss == "sequence"  # the frontier's defaults
+    cfg.train.loss = loss
+    data = training.Mixture({"raw": []}, {"raw": 1.0})
+    training.fit(
+        None, None, data, cfg.train, budget=10, tokens_per_step=1, seed=0, work_dir=tmp_path
+    )
     assert seen["loss"] == loss
+
+
+def test_the_climb_runs_on_every_hf_decoder_alike(tmp_path):
+    """The frontier schedule generates through the loop's generation backend, so ``model.generate``
+    (the GPU path), the decode loop and the unpadded CPU decoder all climb; greedy labels and
+    probes are the same token for token."""
+    runs = {}
+    for decoder in ("generate", "loop", "grouped"):
+        cfg = _cfg(tmp_path / decoder, iterations=1)
+        cfg.generation.decoder = decoder
+        rows = run_frontier(cfg)
+        samples = artifacts.read_parquet(cfg.run_dir / "iter_001" / "samples.parquet")
+        runs[decoder] = (
+            rows[1]["frontier"]["probe"],
+            [(s["problem_id"], s["text"]) for s in samples],
+        )
+    assert runs["generate"] == runs["loop"] == runs["grouped"]
+
+
+def test_the_climb_on_countdown_with_tracking(tmp_path):
+    """A second task with difficulties (Countdown: the count of given numbers) on the frontier
+    schedule, with its rounds logged to TensorBoard like any run's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"preset": "tiny"},
+        "task": {"name": "countdown"},
+        "raw": {"size": 100, "difficulties": [2, 3]},
+        "seed_train": {"tokens": 4_000, "lr": 0.003},
+        "loop": {
+            "schedule": "frontier",
+            "iterations": 1,
+            "problems_per_iter": 8,
+            "frontier": {"threshold": 0.0, "val_per_difficulty": 4, "max_difficulty": 6},
+        },
+        "generation": {"n": 2, "decoder": "grouped"},
+        "filters": {"verified": True, "require_valid_steps": True},
+        "train": {"tokens": 1_000, "batch_size": 16},
+        "eval": {"difficulties": [2, 3, 4, 5], "n_per_difficulty": 3, "k": 0},
+        "tracking": {"backend": "tensorboard"},
+    }
+    rows = run_frontier(config_from_dict(data))
+    r1 = rows[1]
+    # threshold 0: every probed difficulty counts as solved, up to 3 (U's) + probe_ahead 2.
+    assert r1["frontier"]["practice"] == [6] and r1["frontier"]["probe_solved"] == 5
+    samples = artifacts.read_parquet(tmp_path / "run" / "iter_001" / "samples.parquet")
+    assert len(samples) == 16 and {s["difficulty"] for s in samples} == {6}
+    assert all(s["status"] == "correct" and s["valid"] for s in samples if s["kept"])
+    assert r1["filter"]["problems"] == 8  # one label per problem, chosen from its 2 samples
+    acc = EventAccumulator(str(tmp_path / "run" / "tracking" / "run"))
+    acc.Reload()
+    logged = acc.Tags()["scalars"]
+    assert "round/frontier/probe_solved" in logged and "round/cumulative/flops" in logged
+    assert [e.step for e in acc.Scalars("round/eval/accuracy_in")] == [0, 1]

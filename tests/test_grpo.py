@@ -121,10 +121,11 @@ def test_grpo_round_trains_and_records(tmp_path):
     assert train["loss_tokens"] == gen["generated_tokens"]  # one pass over every completion
     assert train["tokens"] == gen["generated_tokens"] + gen["prompt_tokens"]
     n = train["params"]
-    assert m["flops"] == 6 * n * train["tokens"] + 2 * n * (
+    # The ledger's rule: 6N per trained token, 2N per generated and prefilled (prompt) token.
+    assert m["cumulative"]["flops"] == 5 + 6 * n * train["tokens"] + 2 * n * (
         gen["generated_tokens"] + gen["prompt_tokens"]
     )
-    assert m["cumulative"]["flops"] == 5 + m["flops"]
+    assert m["cumulative"]["prefill_tokens"] == gen["prompt_tokens"]
     assert m["cumulative"]["train_tokens"] == 7 + train["tokens"]
     assert m["cumulative"]["generated_tokens"] == gen["generated_tokens"]
     assert m["cumulative"]["verifier_calls"] == 32
@@ -233,8 +234,12 @@ def test_grpo_method_rejects_expert_iteration_options(over, key):
 
 @pytest.mark.slow
 def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
+    import dataclasses
+
     from selfplay.evaluation import test_problems
-    from selfplay.grpo import run_grpo_iteration
+    from selfplay.grpo import round_cost
+    from selfplay.loop import RunContext, run_round
+    from selfplay.schedules.rounds import RoundsSchedule
 
     cfg = config_from_dict(
         {
@@ -253,18 +258,24 @@ def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
     base = {"train_tokens": 100, "generated_tokens": 0, "verifier_calls": 0, "flops": 10}
     artifacts.write_json(seed / "metrics.json", {"cumulative": {**base, "seconds": 1.0}})
     tests = test_problems(task, cfg)
-    m1 = run_grpo_iteration(cfg, task, 1, tests, "cpu", progress=False)
-    m2 = run_grpo_iteration(cfg, task, 2, tests, "cpu", progress=False, max_steps=2)
+    ctx = RunContext(cfg, task, tests, "cpu", [], {}, progress=False)
+    m1 = run_round(ctx, RoundsSchedule(), 1)
+    # Round 2 with more steps (as a compute-matched comparison sets grpo.max_steps).
+    cfg2 = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, max_steps=2))
+    ctx2 = RunContext(cfg2, task, tests, "cpu", [], {}, progress=False)
+    m2 = run_round(ctx2, RoundsSchedule(), 2)
     assert m1["train"]["init_from"] == "seed" and m2["train"]["init_from"] == "iter_001"
     assert m1["train"]["steps"] == 1 and m2["train"]["steps"] == 2
     assert set(m2["eval"]["accuracy"]) == {"1", "2", "all"}
     c1, c2 = m1["cumulative"], m2["cumulative"]
-    assert c1["flops"] == 10 + m1["flops"] and c2["flops"] == c1["flops"] + m2["flops"]
+    n = m1["train"]["params"]
+    assert c1["flops"] == 10 + round_cost(m1).flops(n)
+    assert c2["flops"] == c1["flops"] + round_cost(m2).flops(n)
     assert (
         c2["generated_tokens"]
         == m1["generate"]["generated_tokens"] + m2["generate"]["generated_tokens"]
     )
-    assert run_grpo_iteration(cfg, task, 2, tests, "cpu", progress=False) == m2
+    assert run_round(ctx, RoundsSchedule(), 2) == m2
 
 
 @pytest.mark.slow

@@ -803,7 +803,11 @@ def test_loop_with_the_vllm_backend(fake_vllm, tmp_path):
     cfg = config_from_dict(
         {
             **MICRO,
-            "generation": {**MICRO["generation"], "backend": "vllm"},
+            # vLLM schedules its own batches: generation.batch_size is refused there.
+            "generation": {
+                **{k: v for k, v in MICRO["generation"].items() if k != "batch_size"},
+                "backend": "vllm",
+            },
             "output_dir": str(tmp_path / "r"),
         }
     )
@@ -815,6 +819,48 @@ def test_loop_with_the_vllm_backend(fake_vllm, tmp_path):
     calls = read_calls(fake_vllm)
     # seed eval (greedy), round generation, round eval: each from its checkpoint directory.
     assert [Path(c["engine"]["model"]).parent.name for c in calls] == ["seed", "seed", "iter_001"]
+
+
+@pytest.mark.slow  # a worker process per generation call: ~8 of them
+def test_the_climb_with_the_vllm_backend(fake_vllm, tmp_path):
+    """The frontier schedule generates through the configured backend: its probe, labels and
+    evaluations go to vLLM (here a fake engine) from each round's checkpoint directory."""
+    from selfplay.loop import run
+
+    cfg = config_from_dict(
+        {
+            "output_dir": str(tmp_path / "climb"),
+            "device": "cpu",
+            "model": {"preset": "tiny", "position": "nope"},
+            "task": {"name": "arith", "ops": ["add"], "reversed": True},
+            "raw": {"size": 50, "difficulties": [1], "answer_only_rate": 1.0},
+            "seed_train": {"tokens": 1_000},
+            "loop": {
+                "schedule": "frontier",
+                "iterations": 1,
+                "problems_per_iter": 6,
+                "frontier": {"threshold": 0.0, "val_per_difficulty": 3, "probe_ahead": 1},
+            },
+            "generation": {"backend": "vllm", "n": 1},
+            "filters": {"verified": False},
+            "train": {"tokens": 300, "batch_size": 4},
+            "eval": {"difficulties": [1, 2, 3], "n_per_difficulty": 2, "k": 0},
+        }
+    )
+    rows = run(cfg, progress=False)
+    assert rows[1]["frontier"]["practice"] == [3]
+    stages = [Path(c["engine"]["model"]).parent.name for c in read_calls(fake_vllm)]
+    # seed eval; round 1: probe (one call per difficulty), labels, eval; the final evaluation.
+    assert stages == [
+        "seed",
+        "seed",
+        "seed",
+        "seed",
+        "iter_001",
+        "iter_001",
+        "iter_001",
+        "iter_001",
+    ]
 
 
 def test_loop_from_a_chat_model_with_lora(chat_tok, tmp_path):

@@ -17,6 +17,7 @@ from selfplay.config import (
     read_yaml_mapping,
 )
 from selfplay.errors import ConfigError
+from selfplay.schedules import supports
 
 # Keys that decide the seed model: arms of a bench must agree on them to share it.
 SEED_KEYS = (
@@ -34,10 +35,10 @@ SEED_KEYS = (
     "generation.backend",
     # The frontier schedule trains and measures its seed model with these.
     "loop.schedule",
-    "loop.frontier.trainer",
-    "loop.frontier.loss",
-    "loop.frontier.warmup",
-    "loop.frontier.decay",
+    "train.trainer",
+    "train.loss",
+    "train.warmup",
+    "train.decay",
     "loop.frontier.probe_ahead",
 )
 
@@ -204,14 +205,19 @@ def check_shared_seed(arms: dict[str, RunConfig]) -> None:
                 )
 
 
+def _supported(option: str, arms: dict[str, RunConfig]) -> None:
+    for c in arms.values():
+        if not supports(c.loop.schedule, option):
+            raise ConfigError(f"{option}: not available for arms on the {c.loop.schedule} schedule")
+
+
 def check_lr_factors(bench: BenchConfig, arms: dict[str, RunConfig]) -> None:
     f = bench.lr_factors
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in f):
         raise ConfigError(f"lr_factors: factors of a learning rate must be numbers > 0, got {f}")
     if len(set(f)) != len(f):
         raise ConfigError(f"lr_factors: a factor appears twice in {f}")
-    if any(c.loop.schedule == "frontier" for c in arms.values()):
-        raise ConfigError("lr_factors: not available for arms on the frontier schedule")
+    _supported("lr_factors", arms)
     iterations = min(c.loop.iterations for c in arms.values())
     if not 1 <= bench.lr_rounds <= iterations:
         raise ConfigError(
@@ -232,8 +238,7 @@ def check_compute_match(arms: dict[str, RunConfig], only: list[str] = ()) -> Non
     raw = [n for n, c in arms.items() if c.loop.data_source != "selfplay"]
     if not raw or len(raw) == len(arms):
         raise ConfigError("compute_match: needs at least one raw arm and one self-play arm")
-    if any(c.loop.schedule == "frontier" for c in arms.values()):
-        raise ConfigError("compute_match: not available for arms on the frontier schedule")
+    _supported("compute_match", arms)
     for name in only:
         if name not in raw:
             raise ConfigError(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig
 from selfplay.config import RunConfig
+from selfplay.plots import pyplot
 from selfplay.stats import (
     clean,
     effective_data,
@@ -234,26 +235,54 @@ def summarize_bench(
     """The bench's report as data (``summary.json``): the verdict, warnings, intro paragraphs and
     sections of text and tables (cells as printed); report.md, report.html and the published
     tables render it."""
-
     final = _final(rows)
-    names = list(arms)
+    seeds = sorted({s for _, s in final})
+    comparisons = compare_arms(bench, list(arms), final)
+    sections = [
+        _equal_steps_section(bench, arms, rows, final, comparisons),
+        _paired_section(bench, comparisons),
+    ]
+    effective, monotone = _effective_data_section(arms, final)
+    sections += effective
+    sections += _clean_baselines_section(bench, arms, final)
+    sections.append(_by_difficulty_section(bench, arms, rows, final))
+    sections.append(_equal_compute_section(arms, rows))
+    extra, compute_records = compute_matched_sections(bench, arms, rows, final)
+    sections += extra
+    if lr_search:
+        from selfplay.lr_search import lr_section
+
+        sections.append(lr_section(lr_search))
+    return {
+        "kind": "bench",
+        "title": f"Bench `{bench.name}`",
+        "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
+        "warnings": bench_warnings(bench, rows, final, monotone) + _lr_warnings(lr_search),
+        "comparisons": comparison_records(bench, comparisons),
+        **({"comparisons_at_compute": compute_records} if compute_records else {}),
+        "intro": _bench_intro(bench, arms, rows, wall),
+        "sections": sections,
+        "plots": plots,
+    }
+
+
+def _col(rs: list[dict], k: str, digits: int = 3) -> str:
+    return format_ci(*mean_ci([r.get(k) for r in rs]), digits=digits)
+
+
+def _seed_rows(arms: dict, rows: list[dict]) -> list[dict]:
+    """The seed model's rows (every arm starts from them; the first arm's stand for all)."""
+    first = next(iter(arms))
+    return [r for r in rows if r["iteration"] == 0 and r["arm"] == first]
+
+
+def _bench_intro(bench: BenchConfig, arms: dict, rows: list[dict], wall) -> list[str]:
     any_cfg = next(iter(arms.values()))
     diffs = _difficulties(rows)
-    ks = sorted({k for r in rows for k in r if k.startswith(("pass@", "maj@"))})
-    seeds = sorted({s for _, s in final})
-    comparisons = compare_arms(bench, names, final)
-    by_arm = {c["arm"]: c for c in comparisons if c["against"] == bench.reference}
-
-    def rs_of(name):
-        return final_rows(final, name, bench.seeds)
-
-    def col(rs, k, digits=3):
-        return format_ci(*mean_ci([r.get(k) for r in rs]), digits=digits)
-
-    seed_rows = [r for r in rows if r["iteration"] == 0 and r["arm"] == names[0]]
+    seed_rows = _seed_rows(arms, rows)
     n_eval = {d: seed_rows[0].get(f"n_{d}") for d in diffs} if seed_rows else {}
     asked = any_cfg.eval.n_per_difficulty
-    intro = [
+    return [
         f"Seeds {bench.seeds}; every arm of a seed starts from that seed's model_0 (trained on U: "
         f"{any_cfg.raw.size} problems, difficulties {any_cfg.raw.difficulties}) and trains, in "
         f"{any_cfg.loop.iterations} rounds, the same optimizer steps on the same supervised "
@@ -271,7 +300,15 @@ def summarize_bench(
         + " problems.",
         time_line(wall),
     ]
-    sections = []
+
+
+def _equal_steps_section(bench, arms, rows, final, comparisons) -> dict:
+    names = list(arms)
+    by_arm = {c["arm"]: c for c in comparisons if c["against"] == bench.reference}
+    seed_rows = _seed_rows(arms, rows)
+
+    def rs_of(name):
+        return final_rows(final, name, bench.seeds)
 
     table = []
     for name in names:
@@ -282,9 +319,9 @@ def summarize_bench(
         table.append(
             [
                 name,
-                col(rs, "acc_in"),
+                _col(rs, "acc_in"),
                 f"{_mean(r.get('acc_in_se') for r in rs):.3f}",
-                col(rs, "acc_harder"),
+                _col(rs, "acc_harder"),
                 f"{_mean(r['steps'] for r in rs):,.0f}",
                 f"{_mean(r['supervised_tokens'] for r in rs):,.0f}",
                 f"{_mean(r['unique_examples'] for r in rs):,.0f}",
@@ -296,7 +333,7 @@ def summarize_bench(
                 "reference" if name == bench.reference else (c["verdict"] if c else "-"),
             ]
         )
-    sections.append(
+    return (
         {
             "heading": "At equal steps and supervised tokens (final checkpoint)",
             "columns": [
@@ -316,8 +353,10 @@ def summarize_bench(
         }
     )  # fmt: skip
 
+
+def _paired_section(bench, comparisons) -> dict:
     table = paired_rows(comparisons, against=bool(bench.also_against))
-    sections.append(
+    return (
         {
             "heading": f"Paired with {references_text(bench)} (final acc in)",
             "text": [
@@ -333,6 +372,11 @@ def summarize_bench(
         }
     )  # fmt: skip
 
+
+def _effective_data_section(arms, final) -> tuple[list[dict], bool | None]:
+    """How much fresh raw data each arm is worth, where the bench has a fresh-data curve."""
+    names = list(arms)
+    sections = []
     fresh_arms = [n for n in names if arms[n].loop.data_source == "raw-fresh"]
     curve = {}
     for n in fresh_arms:
@@ -376,6 +420,16 @@ def summarize_bench(
                 ],
             }
         )
+    return sections, monotone
+
+
+def _clean_baselines_section(bench, arms, final) -> list[dict]:
+    names = list(arms)
+    fresh_arms = [n for n in names if arms[n].loop.data_source == "raw-fresh"]
+    sections = []
+
+    def rs_of(name):
+        return final_rows(final, name, bench.seeds)
 
     table = []
     for n in fresh_arms:
@@ -402,6 +456,16 @@ def summarize_bench(
                 "rows": table,
             }
         )
+    return sections
+
+
+def _by_difficulty_section(bench, arms, rows, final) -> dict:
+    names = list(arms)
+    diffs = _difficulties(rows)
+    ks = sorted({k for r in rows for k in r if k.startswith(("pass@", "maj@"))})
+
+    def rs_of(name):
+        return final_rows(final, name, bench.seeds)
 
     table = []
     for name in names:
@@ -410,13 +474,13 @@ def summarize_bench(
             table.append(
                 [
                     name,
-                    *[col(rs, f"acc_{d}") for d in diffs],
-                    col(rs, "valid"),
-                    *[col(rs, k) for k in ks],
+                    *[_col(rs, f"acc_{d}") for d in diffs],
+                    _col(rs, "valid"),
+                    *[_col(rs, k) for k in ks],
                 ]
                 + [format_ci(*mean_ci([r.get("distinct_correct_chains") for r in rs]), digits=2)]
             )
-    sections.append(
+    return (
         {
             "heading": "By difficulty and other metrics (final checkpoint)",
             "columns": ["arm", *[f"d{d}" for d in diffs], "valid", *ks, "distinct correct chains / problem"],
@@ -424,6 +488,9 @@ def summarize_bench(
         }
     )  # fmt: skip
 
+
+def _equal_compute_section(arms, rows) -> dict:
+    names = list(arms)
     raw_arms = [n for n in names if arms[n].loop.data_source != "selfplay"]
     curves = {n: _mean_curve(rows, n, "flops", "acc_in") for n in names}
     for n in raw_arms:  # a raw arm continued to self-play's compute reaches every checkpoint
@@ -440,39 +507,20 @@ def summarize_bench(
                 v = _interp(curves[rn], x)
                 cells.append("beyond its budget" if v is None else f"{v:.3f}")
             table.append([name, f"round {it}", f"{x:.2e}", f"{y:.3f}", *cells])
-    sections.append(
-        {
-            "heading": "At equal total compute (training + generation FLOPs)",
-            "text": [
-                "Self-play spends compute on generation; each self-play checkpoint is compared "
-                "with each raw arm's accuracy interpolated at the same FLOPs"
-                + (
-                    " (the raw arms continued past their rounds, below)."
-                    if continued
-                    else ", where the raw arm's curve reaches that far (raw arms are not "
-                    "continued past their budget)."
-                )
-            ],
-            "columns": ["self-play arm", "checkpoint", "FLOPs", "acc in", *raw_arms],
-            "rows": table,
-        }
-    )
-    extra, compute_records = compute_matched_sections(bench, arms, rows, final)
-    sections += extra
-    if lr_search:
-        from selfplay.lr_search import lr_section
-
-        sections.append(lr_section(lr_search))
     return {
-        "kind": "bench",
-        "title": f"Bench `{bench.name}`",
-        "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
-        "warnings": bench_warnings(bench, rows, final, monotone) + _lr_warnings(lr_search),
-        "comparisons": comparison_records(bench, comparisons),
-        **({"comparisons_at_compute": compute_records} if compute_records else {}),
-        "intro": intro,
-        "sections": sections,
-        "plots": plots,
+        "heading": "At equal total compute (training + generation FLOPs)",
+        "text": [
+            "Self-play spends compute on generation; each self-play checkpoint is compared "
+            "with each raw arm's accuracy interpolated at the same FLOPs"
+            + (
+                " (the raw arms continued past their rounds, below)."
+                if continued
+                else ", where the raw arm's curve reaches that far (raw arms are not "
+                "continued past their budget)."
+            )
+        ],
+        "columns": ["self-play arm", "checkpoint", "FLOPs", "acc in", *raw_arms],
+        "rows": table,
     }
 
 
@@ -631,10 +679,7 @@ def _interp(curve: list[tuple[float, float]], x: float) -> float | None:
 
 
 def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     names = []
@@ -710,7 +755,7 @@ def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
         axes[1].set_ylabel("kept samples")
         axes[0].set_ylim(-0.03, 1.03)
         for ax in axes:
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
             ax.set_xlabel("round")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)

@@ -187,16 +187,10 @@ def _cmd_inspect(args) -> int:
     _not_a_bench(args.run_dir, "inspect")
     its = finished_iterations(args.run_dir)
     frontier = is_frontier_run(args.run_dir)
-    if frontier and args.eval:
-        raise ConfigError(
-            f"{args.run_dir}: a frontier run keeps no evaluation generations; its test accuracy "
-            "per difficulty is in metrics.jsonl (selfplay summary)"
-        )
     if args.eval:
         its = [0, *its]
     if not its:
-        what = "round has labelled problems" if frontier else "iteration has generated samples"
-        raise ConfigError(f"{args.run_dir}: no {what} yet")
+        raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
     if args.compare:
         if not args.problem:
             raise ConfigError("--compare needs --problem ID")
@@ -222,9 +216,9 @@ def _cmd_inspect(args) -> int:
     )  # fmt: skip
     for s in rows[: args.limit]:
         console.print(render_sample(s))
-    what = "labels" if frontier else "samples"
     console.print(
-        f"{min(len(rows), args.limit)} of {len(rows)} matching {what} shown ({where}: {len(samples)} {what})"
+        f"{min(len(rows), args.limit)} of {len(rows)} matching samples shown "
+        f"({where}: {len(samples)} samples)"
     )
     if not args.eval and not rows and samples:
         reasons = reason_counts(samples)

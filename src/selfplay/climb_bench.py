@@ -77,6 +77,7 @@ def _row(name: str, seed: int, st: dict, seed_row: dict, steps: int, final: dict
         "kept": label.get("kept"),
         "label_accuracy": label.get("label_accuracy"),
         "kept_accuracy": label.get("kept_accuracy"),
+        "method": st.get("method"),
     }
     for d, v in ev["accuracy"].items():
         if d != "all":
@@ -128,20 +129,34 @@ def summarize_climb(
     bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], plots: list[str], prov
 ) -> dict:
     """The climb bench's report as data (``summary.json``), rendered like a bench's."""
-    names = list(arms)
     any_cfg = next(iter(arms.values()))
     top = max(any_cfg.raw.difficulties)
     final = _finals(rows)
     seeds = sorted({s for _, s in final})
+    comparisons = compare_arms(bench, list(arms), final, key="solved", margin=bench.frontier_margin)
+    sections = [_final_models_section(bench, arms, final, comparisons, top)]
+    sections += _labels_by_round_section(arms, rows)
+    sections.append(_goal_section(bench, arms, final, top))
+    intro = [_climb_intro(any_cfg, seeds), time_line(prov)]
+    if bench.quick:
+        intro.insert(0, "A smoke-size bench: it checks that the pipeline runs, not a result.")
+    return {
+        "kind": "climb-bench",
+        "title": f"Climb bench `{bench.name}`",
+        "verdict": _climb_verdict(bench, comparisons, seeds),
+        "warnings": [],
+        "comparisons": comparison_records(bench, comparisons),
+        "intro": intro,
+        "sections": sections,
+        "plots": plots,
+    }
 
-    def of(name):
-        return final_rows(final, name, bench.seeds)
 
-    comparisons = compare_arms(bench, names, final, key="solved", margin=bench.frontier_margin)
+def _final_models_section(bench, arms, final, comparisons, top: int) -> dict:
     by_arm = {c["arm"]: c for c in comparisons if c["against"] == bench.reference}
     table = []
-    for name in names:
-        rs = of(name)
+    for name in arms:
+        rs = final_rows(final, name, bench.seeds)
         if not rs:
             continue
         c = by_arm.get(name)
@@ -162,26 +177,28 @@ def summarize_climb(
                 f"{sum(r['cpu_seconds'] for r in rs) / len(rs) / 60:.1f}",
             ]
         )
-    threshold = any_cfg.loop.frontier.threshold
-    sections = [
-        {
-            "heading": "Final models (every evaluation difficulty)",
-            "text": [
-                f"**solved**: the largest difficulty d such that every length 1..d is at >= "
-                f"{threshold:g} greedy test accuracy (mean ± 95% CI over seeds, then per seed). "
-                f"**d{top + 1}**: accuracy one past U; **best beyond {top + 1}**: the highest "
-                "accuracy at any longer difficulty. Costs since the seed model, means over seeds."
-            ],
-            "columns": [
-                "arm", "trains on", "solved", "per seed", f"vs {bench.reference}", f"d{top + 1}",
-                f"best beyond {top + 1}", "rounds", "train tokens", "generated tokens", "FLOPs",
-                "CPU min",
-            ],
-            "rows": table,
-        }
-    ]  # fmt: skip
-    # Label accuracy of what each self-play arm trained on, round by round.
-    play = [n for n in names if arms[n].loop.data_source == "selfplay"]
+    threshold = next(iter(arms.values())).loop.frontier.threshold
+    return {
+        "heading": "Final models (every evaluation difficulty)",
+        "text": [
+            f"**solved**: the largest difficulty d such that every length 1..d is at >= "
+            f"{threshold:g} greedy test accuracy (mean ± 95% CI over seeds, then per seed). "
+            f"**d{top + 1}**: accuracy one past U; **best beyond {top + 1}**: the highest "
+            "accuracy at any longer difficulty. Costs since the seed model, means over seeds."
+        ],
+        "columns": [
+            "arm", "trains on", "solved", "per seed", f"vs {bench.reference}", f"d{top + 1}",
+            f"best beyond {top + 1}", "rounds", "train tokens", "generated tokens", "FLOPs",
+            "CPU min",
+        ],
+        "rows": table,
+    }  # fmt: skip
+
+
+def _labels_by_round_section(arms, rows) -> list[dict]:
+    """Label accuracy of what each self-play arm trained on, round by round (GRPO keeps no
+    labels: its rows count its samples and the groups with a gradient)."""
+    play = [n for n in arms if arms[n].loop.data_source == "selfplay"]
     by_round: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         if r["stage"] != "final" and r["iteration"]:
@@ -189,11 +206,14 @@ def summarize_climb(
     rounds = sorted({k for _, k in by_round})
     table = []
     for name in play:
-        grpo = arms[name].loop.method == "grpo"
+        # Rows say which practice step made them (older results: the arm's config says).
+        mine = [r for (a, _), rs in by_round.items() if a == name for r in rs]
+        method = next((r["method"] for r in mine if r.get("method")), arms[name].loop.method)
+        labelled = method != "grpo"
         pairs = (
-            (("label_accuracy", "samples correct"),)
-            if grpo
-            else (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct"))
+            (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct"))
+            if labelled
+            else (("label_accuracy", "samples correct"),)
         )
         for key, what in pairs:
             cells = [_ci([r[key] for r in by_round.get((name, k), [])]) for k in rounds]
@@ -202,60 +222,54 @@ def summarize_climb(
         for k in rounds:
             vals = [r["kept"] for r in by_round.get((name, k), [])]
             kept.append(f"{sum(vals) / len(vals):,.0f}" if vals else "–")
-        table.append([name, "groups with signal" if grpo else "kept (of labelled)", *kept])
-    if play:
-        sections.append(
-            {
-                "heading": "What self-play trained on, by round",
-                "text": [
-                    "Greedy (or sampled) answers to the round's practice problems: the share that "
-                    "is correct before the filter, the share correct among those kept (1.00 for "
-                    "the verifier; without ground truth, what a majority or no filter lets "
-                    "through), and how many were kept; for GRPO, the share of its samples that "
-                    "is correct and the groups whose rewards differed (the ones with a "
-                    "gradient). Means over seeds."
-                ],
-                "columns": ["arm", "", *[f"round {k}" for k in rounds]],
-                "rows": table,
-            }
-        )
-    sections.append(_goal_section(bench, arms, final, top))
+        table.append([name, "kept (of labelled)" if labelled else "groups with signal", *kept])
+    if not play:
+        return []
+    return [
+        {
+            "heading": "What self-play trained on, by round",
+            "text": [
+                "Greedy (or sampled) answers to the round's practice problems: the share that "
+                "is correct before the filter, the share correct among those kept (1.00 for "
+                "the verifier; without ground truth, what a majority or no filter lets "
+                "through), and how many were kept; for GRPO, the share of its samples that "
+                "is correct and the groups whose rewards differed (the ones with a "
+                "gradient). Means over seeds."
+            ],
+            "columns": ["arm", "", *[f"round {k}" for k in rounds]],
+            "rows": table,
+        }
+    ]
+
+
+def _climb_verdict(bench: BenchConfig, comparisons: list[dict], seeds: list[int]) -> str:
     parts = [
         f"{c['arm']}{against_text(bench, c)} **{c['verdict']}** "
         f"({c['test'].mean:+.1f} ± {c['test'].half_width:.1f})"
         for c in comparisons
         if not math.isnan(c["test"].mean)
     ]
-    verdict = (
-        f"Against `{bench.reference}` on the final frontier (largest difficulty solved, "
-        f"{len(seeds)} seeds, paired; Holm-corrected at {bench.alpha:g}; equivalent = within "
-        f"±{bench.frontier_margin:g}): " + "; ".join(parts) + "."
-        if bench.verdict and len(seeds) >= 2
-        else "No verdict: " + ("fewer than 2 seeds." if len(seeds) < 2 else "verdict: false.")
-    )
-    fr = any_cfg.loop.frontier
-    intro = [
-        f"U: {any_cfg.raw.size:,} problems of difficulties {min(any_cfg.raw.difficulties)}-{top} "
-        f"({any_cfg.task.name}, {'reversed' if any_cfg.task.reversed else 'forward'}, ops "
-        f"{', '.join(any_cfg.task.ops)}); seed model: {any_cfg.model.preset} "
-        f"({any_cfg.model.position}), {any_cfg.seed_train.tokens:,} tokens. Each round trains "
-        f"{any_cfg.train.tokens:,} tokens from the previous checkpoint on {fr.mix_new:g} newest "
+    if bench.verdict and len(seeds) >= 2:
+        return (
+            f"Against `{bench.reference}` on the final frontier (largest difficulty solved, "
+            f"{len(seeds)} seeds, paired; Holm-corrected at {bench.alpha:g}; equivalent = within "
+            f"±{bench.frontier_margin:g}): " + "; ".join(parts) + "."
+        )
+    return "No verdict: " + ("fewer than 2 seeds." if len(seeds) < 2 else "verdict: false.")
+
+
+def _climb_intro(cfg: RunConfig, seeds: list[int]) -> str:
+    top = max(cfg.raw.difficulties)
+    fr = cfg.loop.frontier
+    return (
+        f"U: {cfg.raw.size:,} problems of difficulties {min(cfg.raw.difficulties)}-{top} "
+        f"({cfg.task.name}, {'reversed' if cfg.task.reversed else 'forward'}, ops "
+        f"{', '.join(cfg.task.ops)}); seed model: {cfg.model.preset} "
+        f"({cfg.model.position}), {cfg.seed_train.tokens:,} tokens. Each round trains "
+        f"{cfg.train.tokens:,} tokens from the previous checkpoint on {fr.mix_new:g} newest "
         f"round / {fr.mix_old:g} older rounds / {fr.mix_raw:g} U (a raw arm's rounds hold raw "
-        f"data); at most {any_cfg.loop.iterations} rounds; seeds {', '.join(map(str, seeds))}.",
-        time_line(prov),
-    ]
-    if bench.quick:
-        intro.insert(0, "A smoke-size bench: it checks that the pipeline runs, not a result.")
-    return {
-        "kind": "climb-bench",
-        "title": f"Climb bench `{bench.name}`",
-        "verdict": verdict,
-        "warnings": [],
-        "comparisons": comparison_records(bench, comparisons),
-        "intro": intro,
-        "sections": sections,
-        "plots": plots,
-    }
+        f"data); at most {cfg.loop.iterations} rounds; seeds {', '.join(map(str, seeds))}."
+    )
 
 
 def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, top: int) -> dict:
@@ -300,9 +314,9 @@ def write_climb_plots(bench_dir: Path, rows: list[dict], threshold: float) -> li
         return []
     import numpy as np
 
-    from selfplay.frontier_report import _pyplot
+    from selfplay.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     names = list(dict.fromkeys(r["arm"] for r in rows))
     diffs = sorted(
         {int(k[4:]) for r in rows for k in r if k.startswith("acc_") and k[4:].isdigit()}

@@ -21,6 +21,16 @@ import yaml
 from selfplay.errors import ConfigError
 
 
+def need(ok: bool, key: str, what: str) -> None:
+    """A one-line :class:`ConfigError` naming ``key`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}: {what}")
+
+
+def _difficulties(key: str, ds: list[int]) -> None:
+    need(len(ds) > 0 and all(d >= 1 for d in ds), key, "must be a non-empty list of integers >= 1")
+
+
 @dataclass
 class LoraConfig:
     """Low-rank adapters (``peft``) instead of full fine-tuning. After each training stage the
@@ -35,6 +45,16 @@ class LoraConfig:
     target_modules: list[str] | str = "all-linear"
     """Modules that get adapters: names (e.g. ``[q_proj, v_proj]``), a regex matched against full
     module names, or ``all-linear``."""
+
+    def check(self) -> None:
+        need(self.r >= 0, "model.lora.r", "must be >= 0 (0 = off)")
+        need(self.alpha > 0, "model.lora.alpha", "must be > 0")
+        need(0.0 <= self.dropout < 1.0, "model.lora.dropout", "must be in [0, 1)")
+        need(
+            len(self.target_modules) > 0,
+            "model.lora.target_modules",
+            "must be 'all-linear', a regex or a non-empty list of module names",
+        )
 
 
 @dataclass
@@ -62,6 +82,9 @@ class ModelConfig:
     """LoRA adapters (``r > 0``) for the rounds, and for the seed stage of a pretrained
     ``name_or_path`` (a from-scratch preset's seed stage always trains every weight)."""
 
+    def check(self) -> None:
+        self.lora.check()
+
 
 @dataclass
 class TaskConfig:
@@ -88,6 +111,10 @@ class TaskConfig:
     memory_mb: int = 1024
     """Memory limit of one sandboxed program (``code``), in MiB."""
 
+    def check(self) -> None:
+        need(self.timeout > 0, "task.timeout", "must be > 0")
+        need(self.memory_mb >= 64, "task.memory_mb", "must be >= 64")
+
 
 @dataclass
 class RawConfig:
@@ -105,6 +132,17 @@ class RawConfig:
     """Fraction of U shown with its answer as a hint in the prompt, so a from-scratch model learns to
     read hints (needed for ``loop.rationalize``)."""
 
+    def check(self) -> None:
+        need(self.size > 0, "raw.size", "must be > 0")
+        for key in ("slip_rate", "answer_only_rate", "hint_rate"):
+            need(0.0 <= getattr(self, key) <= 1.0, f"raw.{key}", "must be in [0, 1]")
+        need(
+            self.slip_rate + self.answer_only_rate <= 1.0,
+            "raw.slip_rate",
+            "slip_rate + answer_only_rate must be <= 1",
+        )
+        _difficulties("raw.difficulties", self.difficulties)
+
 
 @dataclass
 class SeedConfig:
@@ -118,11 +156,16 @@ class SeedConfig:
     lr: float = 3e-3
     """Learning rate from scratch; the rounds use ``train.lr`` (lower: they continue a trained model)."""
 
+    def check(self) -> None:
+        need(self.tokens >= 0, "seed_train.tokens", "must be >= 0")
+        need(self.epochs is None or self.epochs >= 0, "seed_train.epochs", "must be >= 0 or null")
+        need(self.lr > 0, "seed_train.lr", "must be > 0")
+
 
 @dataclass
 class FrontierConfig:
     """The frontier schedule (``loop.schedule: frontier``): practise just past the largest
-    difficulty solved, on the model's own answers, one round at a time (see ``selfplay.frontier``)."""
+    difficulty solved, on the model's own answers, one round at a time (see ``selfplay.schedules.frontier``)."""
 
     threshold: float = 0.9
     """A difficulty is solved when greedy accuracy on the validation split reaches this."""
@@ -150,18 +193,19 @@ class FrontierConfig:
     """Share from all earlier rounds' kept data."""
     mix_raw: float = 0.25
     """Share from U. Shares of empty sources go to the others."""
-    warmup: float = 0.05
-    """Warmup-stable-decay schedule of each round: warmup fraction of its steps."""
-    decay: float = 0.3
-    """Fraction of its steps over which the learning rate decays linearly to 0."""
-    trainer: Literal["plain", "trl"] = "plain"
-    """``plain``: a minimal PyTorch loop (batches sampled by the mix shares); ``trl``: the
-    project's TRL trainer on the mixed examples (slower at this size; answer loss only)."""
-    loss: Literal["sequence", "answer"] = "sequence"
-    """What the plain trainer's loss covers: ``sequence``, every token of prompt and answer (the
-    prompt is the problem, never generated; predicting where ``+`` and ``=`` fall makes a NoPE
-    model count digits, which is what aligns the operands: 1-4 digit U solved in a quarter of the
-    steps); ``answer``, the answer only."""
+
+    def check(self) -> None:
+        need(0.0 <= self.threshold <= 1.0, "loop.frontier.threshold", "must be in [0, 1]")
+        need(self.max_difficulty >= 1, "loop.frontier.max_difficulty", "must be >= 1")
+        need(self.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
+        need(self.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
+        need(self.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
+        shares = (self.mix_new, self.mix_old, self.mix_raw)
+        need(
+            min(shares) >= 0 and sum(shares) > 0,
+            "loop.frontier.mix_new",
+            "mix shares must be >= 0 and not all 0",
+        )
 
 
 @dataclass
@@ -202,6 +246,20 @@ class LoopConfig:
     fill_max_draws: int = 4
     """With ``fill_budget``: extra problem draws allowed per round (the sampling cap)."""
 
+    def check(self) -> None:
+        self.frontier.check()
+        _difficulties("loop.pool_difficulties", self.pool_difficulties)
+        need(self.iterations >= 0, "loop.iterations", "must be >= 0")
+        need(self.problems_per_iter > 0, "loop.problems_per_iter", "must be > 0")
+        need(self.fresh_multiplier > 0, "loop.fresh_multiplier", "must be > 0")
+        need(self.fill_max_draws >= 0, "loop.fill_max_draws", "must be >= 0")
+        need(
+            0.0 <= self.curriculum_threshold <= 1.0,
+            "loop.curriculum_threshold",
+            "must be in [0, 1]",
+        )
+        need(0.0 <= self.curriculum_easy_mix < 1.0, "loop.curriculum_easy_mix", "must be in [0, 1)")
+
 
 @dataclass
 class GenerationConfig:
@@ -223,12 +281,14 @@ class GenerationConfig:
     compile: bool = False
     """``hf`` backend on a GPU: compile the decoding step (``torch.compile``, CUDA graphs); needs
     ``cache: static`` or ``decoder: loop``. Ignored on CPU."""
-    decoder: Literal["generate", "loop"] = "generate"
-    """Decoding of the ``hf`` backend: ``generate`` (transformers ``model.generate``) or ``loop``
+    decoder: Literal["generate", "loop", "grouped"] = "generate"
+    """Decoding of the ``hf`` backend: ``generate`` (transformers ``model.generate``), ``loop``
     (selfplay's own loop: a static KV cache whatever ``cache`` says, sampling and stop tracking on
-    the device, a host sync only every 16 tokens, and on a GPU a CUDA graph replayed per token).
-    Greedy output is token-identical to ``generate``; sampled output is as reproducible per seed
-    but draws different samples."""
+    the device, a host sync only every 16 tokens, and on a GPU a CUDA graph replayed per token),
+    or ``grouped`` (prompts of one token length decoded together with no padding: the fastest
+    path for a small model on a CPU; ``cache`` and ``compile`` do not apply). Greedy output is
+    token-identical across the three; sampled output is as reproducible per seed but draws
+    different samples."""
     refill: bool = False
     """``decoder: loop`` only: continuous batching. ``batch_size`` rows decode the whole list of
     prompts; a row that finishes takes the next prompt at the next check (every 16 tokens)
@@ -250,6 +310,49 @@ class GenerationConfig:
     ``adaptive_target`` valid chains, ``n`` at a time, up to this many samples (0 = off)."""
     adaptive_target: int = 1
     """Valid chains wanted per problem before adaptive sampling stops for it."""
+
+    def check(self) -> None:
+        need(self.n >= 1, "generation.n", "must be >= 1")
+        need(self.temperature > 0, "generation.temperature", "must be > 0")
+        need(0 < self.top_p <= 1, "generation.top_p", "must be in (0, 1]")
+        need(
+            self.batch_size == "auto" or self.batch_size >= 1,
+            "generation.batch_size",
+            "must be >= 1 or 'auto'",
+        )
+        need(
+            self.max_new_tokens is None or self.max_new_tokens >= 1,
+            "generation.max_new_tokens",
+            "must be >= 1",
+        )
+        need(
+            not self.compile or self.cache == "static" or self.decoder == "loop",
+            "generation.compile",
+            "needs generation.cache: static (or generation.decoder: loop)",
+        )
+        need(
+            self.decoder == "generate" or self.backend == "hf",
+            "generation.decoder",
+            f"'{self.decoder}' is a decoder of the hf backend, not of "
+            f"'{self.backend}' (use decoder: generate)",
+        )
+        need(
+            self.decoder != "grouped" or (self.cache == "dynamic" and not self.compile),
+            "generation.decoder",
+            "grouped decodes with the model's own cache: no generation.cache: static or compile",
+        )
+        need(
+            not self.refill or self.decoder == "loop",
+            "generation.refill",
+            "needs generation.decoder: loop",
+        )
+        for key in ("tensor_parallel_size", "data_parallel_size", "adaptive_target"):
+            need(getattr(self, key) >= 1, f"generation.{key}", "must be >= 1")
+        need(
+            0 < self.gpu_memory_utilization <= 1,
+            "generation.gpu_memory_utilization",
+            "must be in (0, 1]",
+        )
 
 
 @dataclass
@@ -279,6 +382,16 @@ class FilterConfig:
     balance_difficulty: bool = False
     """Cap every difficulty's kept chains at the count of the difficulty with the fewest (among
     those with any), so easy problems do not dominate the training set."""
+
+    def check(self) -> None:
+        need(self.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
+        need(self.majority_models >= 1, "filters.majority_models", "must be >= 1")
+        need(
+            self.majority_models == 1 or self.majority,
+            "filters.majority_models",
+            "> 1 needs filters.majority (the committee votes)",
+        )
+        need(self.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
 
 
 @dataclass
@@ -316,8 +429,51 @@ class TrainConfig:
     accelerate_config: str | None = None
     """An ``accelerate`` config file for the training stage, e.g. ``configs/accelerate/fsdp.yaml``
     (``ddp``, ``fsdp``, ``zero2``, ``zero3``); ``num_processes`` overrides the file's."""
+    trainer: Literal["plain", "trl"] | None = None
+    """``trl``: TRL's ``SFTTrainer`` (GPU, packing, LoRA, chat templates, ``accelerate``);
+    ``plain``: a minimal PyTorch loop with a warmup-stable-decay rate (``warmup``, ``decay``),
+    several times faster for a ~1M-parameter model on a CPU. ``null``: the schedule's choice
+    (rounds: ``trl``; frontier: ``plain``)."""
+    loss: Literal["answer", "sequence"] | None = None
+    """What the loss covers: ``answer``, the completion only; ``sequence``, every token of prompt
+    and completion (the prompt is the problem, never generated; predicting where ``+`` and ``=``
+    fall makes a NoPE model count digits, which aligns the operands: 1-4 digit U solved in a
+    quarter of the steps). ``null``: the schedule's choice (rounds: ``answer``; frontier:
+    ``sequence``)."""
+    warmup: float = 0.05
+    """``trainer: plain``: fraction of a stage's steps with a linear warmup of the rate."""
+    decay: float = 0.3
+    """``trainer: plain``: fraction of a stage's steps over which the rate decays linearly to 0."""
     sft: dict[str, Any] = field(default_factory=dict)
-    """Passed through to ``trl.SFTConfig`` (overrides the values above)."""
+    """``trainer: trl``: passed through to ``trl.SFTConfig`` (overrides the values above)."""
+
+    def check(self) -> None:
+        need(0.0 <= self.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")
+        need(self.tokens >= 0, "train.tokens", "must be >= 0")
+        need(self.lr > 0, "train.lr", "must be > 0")
+        need(
+            self.max_epochs is None or self.max_epochs > 0,
+            "train.max_epochs",
+            "must be > 0 or null",
+        )
+        need(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        need(self.max_length >= 8, "train.max_length", "must be >= 8")
+        need(self.num_processes >= 1, "train.num_processes", "must be >= 1")
+        need(
+            self.accelerate_config is None or Path(self.accelerate_config).is_file(),
+            "train.accelerate_config",
+            f"file not found: {self.accelerate_config}",
+        )
+        need(
+            self.budget_epochs is None or all(x >= 0 for x in self.budget_epochs),
+            "train.budget_epochs",
+            "needs one budget >= 0 per round",
+        )
+        need(
+            self.warmup >= 0 and self.decay >= 0 and self.warmup + self.decay <= 1,
+            "train.warmup",
+            "warmup and decay must be >= 0 with warmup + decay <= 1",
+        )
 
 
 @dataclass
@@ -346,6 +502,27 @@ class GrpoConfig:
     """Passed through to ``trl.GRPOConfig`` (e.g. ``num_iterations``, ``loss_type``,
     ``scale_rewards``); overrides the values above."""
 
+    def check(self) -> None:
+        need(
+            self.num_generations >= 2,
+            "grpo.num_generations",
+            "must be >= 2 (advantages need a group)",
+        )
+        need(
+            self.batch_size >= 1 and self.batch_size % self.num_generations == 0,
+            "grpo.batch_size",
+            f"must be a positive multiple of grpo.num_generations ({self.num_generations})",
+        )
+        need(self.max_steps >= 1, "grpo.max_steps", "must be >= 1")
+        need(self.lr > 0, "grpo.lr", "must be > 0")
+        need(self.beta >= 0, "grpo.beta", "must be >= 0")
+        need(self.epsilon > 0, "grpo.epsilon", "must be > 0")
+        need(
+            0.0 <= self.step_credit < 1.0,
+            "grpo.step_credit",
+            "must be in [0, 1) (a valid chain earns 1)",
+        )
+
 
 @dataclass
 class EvalConfig:
@@ -360,6 +537,17 @@ class EvalConfig:
     k: int = 4
     """Samples per problem for pass@k and maj@k (0 = greedy only)."""
     temperature: float = 1.0
+
+    def check(self) -> None:
+        _difficulties("eval.difficulties", self.difficulties)
+        need(self.n_per_difficulty >= 1, "eval.n_per_difficulty", "must be >= 1")
+        need(
+            self.n_intermediate is None or self.n_intermediate >= 1,
+            "eval.n_intermediate",
+            "must be >= 1 or null",
+        )
+        need(self.k >= 0, "eval.k", "must be >= 0")
+        need(self.temperature > 0, "eval.temperature", "must be > 0")
 
 
 @dataclass
@@ -491,200 +679,51 @@ def build_dataclass(cls: type, data: dict, prefix: str = "") -> Any:
 
 
 def _check_ranges(cfg: RunConfig) -> None:
-    def need(ok: bool, key: str, what: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}: {what}")
-
-    need(cfg.raw.size > 0, "raw.size", "must be > 0")
-    need(0.0 <= cfg.raw.slip_rate <= 1.0, "raw.slip_rate", "must be in [0, 1]")
-    need(0.0 <= cfg.raw.answer_only_rate <= 1.0, "raw.answer_only_rate", "must be in [0, 1]")
-    need(
-        cfg.raw.slip_rate + cfg.raw.answer_only_rate <= 1.0,
-        "raw.slip_rate",
-        "slip_rate + answer_only_rate must be <= 1",
-    )
-    for key, ds in [
-        ("raw.difficulties", cfg.raw.difficulties),
-        ("loop.pool_difficulties", cfg.loop.pool_difficulties),
-        ("eval.difficulties", cfg.eval.difficulties),
-    ]:
-        need(
-            len(ds) > 0 and all(d >= 1 for d in ds),
-            key,
-            "must be a non-empty list of integers >= 1",
-        )
-    need(cfg.seed_train.tokens >= 0, "seed_train.tokens", "must be >= 0")
-    need(cfg.loop.iterations >= 0, "loop.iterations", "must be >= 0")
-    need(cfg.loop.problems_per_iter > 0, "loop.problems_per_iter", "must be > 0")
-    need(cfg.generation.n >= 1, "generation.n", "must be >= 1")
-    need(cfg.generation.temperature > 0, "generation.temperature", "must be > 0")
-    need(0 < cfg.generation.top_p <= 1, "generation.top_p", "must be in (0, 1]")
-    need(
-        cfg.generation.batch_size == "auto" or cfg.generation.batch_size >= 1,
-        "generation.batch_size",
-        "must be >= 1 or 'auto'",
-    )
-    need(
-        not cfg.generation.compile
-        or cfg.generation.cache == "static"
-        or cfg.generation.decoder == "loop",
-        "generation.compile",
-        "needs generation.cache: static (or generation.decoder: loop)",
-    )
-    need(
-        cfg.generation.decoder == "generate" or cfg.generation.backend == "hf",
-        "generation.decoder",
-        f"'{cfg.generation.decoder}' is a decoder of the hf backend, not of "
-        f"'{cfg.generation.backend}' (use decoder: generate)",
-    )
-    need(
-        not cfg.generation.refill or cfg.generation.decoder == "loop",
-        "generation.refill",
-        "needs generation.decoder: loop",
-    )
-    need(
-        cfg.generation.tensor_parallel_size >= 1,
-        "generation.tensor_parallel_size",
-        "must be >= 1",
-    )
-    need(cfg.generation.data_parallel_size >= 1, "generation.data_parallel_size", "must be >= 1")
-    need(
-        0 < cfg.generation.gpu_memory_utilization <= 1,
-        "generation.gpu_memory_utilization",
-        "must be in (0, 1]",
-    )
-    lora = cfg.model.lora
-    need(lora.r >= 0, "model.lora.r", "must be >= 0 (0 = off)")
-    need(lora.alpha > 0, "model.lora.alpha", "must be > 0")
-    need(0.0 <= lora.dropout < 1.0, "model.lora.dropout", "must be in [0, 1)")
-    need(
-        len(lora.target_modules) > 0,
-        "model.lora.target_modules",
-        "must be 'all-linear', a regex or a non-empty list of module names",
-    )
-    need(cfg.train.num_processes >= 1, "train.num_processes", "must be >= 1")
-    need(
-        cfg.train.batch_size % cfg.train.num_processes == 0,
-        "train.batch_size",
-        f"must be a multiple of train.num_processes ({cfg.train.num_processes})",
-    )
-    need(
-        cfg.train.accelerate_config is None or Path(cfg.train.accelerate_config).is_file(),
-        "train.accelerate_config",
-        f"file not found: {cfg.train.accelerate_config}",
-    )
-    need(
-        cfg.generation.max_new_tokens is None or cfg.generation.max_new_tokens >= 1,
-        "generation.max_new_tokens",
-        "must be >= 1",
-    )
-    need(cfg.loop.fresh_multiplier > 0, "loop.fresh_multiplier", "must be > 0")
-    need(cfg.loop.fill_max_draws >= 0, "loop.fill_max_draws", "must be >= 0")
-    need(
-        cfg.seed_train.epochs is None or cfg.seed_train.epochs >= 0,
-        "seed_train.epochs",
-        "must be >= 0 or null",
-    )
-    be = cfg.train.budget_epochs
-    need(
-        be is None or (len(be) == cfg.loop.iterations and all(x >= 0 for x in be)),
-        "train.budget_epochs",
-        f"needs one budget >= 0 per round (loop.iterations = {cfg.loop.iterations})",
-    )
-    need(
-        0.0 <= cfg.loop.curriculum_threshold <= 1.0,
-        "loop.curriculum_threshold",
-        "must be in [0, 1]",
-    )
-    need(0.0 <= cfg.loop.curriculum_easy_mix < 1.0, "loop.curriculum_easy_mix", "must be in [0, 1)")
-    need(
-        cfg.generation.adaptive_max_n == 0 or cfg.generation.adaptive_max_n > cfg.generation.n,
-        "generation.adaptive_max_n",
-        "must be 0 (off) or more than generation.n",
-    )
-    need(cfg.generation.adaptive_target >= 1, "generation.adaptive_target", "must be >= 1")
-    need(0.0 <= cfg.raw.hint_rate <= 1.0, "raw.hint_rate", "must be in [0, 1]")
+    """Every section's own ranges (``check`` beside its dataclass), then what spans sections."""
+    for name in ("model", "task", "raw", "seed_train", "loop", "generation", "filters", "train"):
+        getattr(cfg, name).check()
+    cfg.eval.check()
+    cfg.grpo.check()
+    need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
     need(
         cfg.model.position == "rope" or not cfg.model.name_or_path,
         "model.position",
         "nope is for the from-scratch presets (a pretrained model keeps its own)",
     )
-    fr = cfg.loop.frontier
-    need(0.0 <= fr.threshold <= 1.0, "loop.frontier.threshold", "must be in [0, 1]")
-    need(fr.max_difficulty >= 1, "loop.frontier.max_difficulty", "must be >= 1")
-    need(fr.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
-    need(fr.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
-    need(fr.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
     need(
-        fr.trainer == "plain" or fr.loss == "answer",
-        "loop.frontier.loss",
-        "'sequence' needs trainer: plain (the TRL trainer takes loss: answer)",
+        cfg.generation.adaptive_max_n == 0 or cfg.generation.adaptive_max_n > cfg.generation.n,
+        "generation.adaptive_max_n",
+        "must be 0 (off) or more than generation.n",
     )
     need(
-        min(fr.mix_new, fr.mix_old, fr.mix_raw) >= 0 and fr.mix_new + fr.mix_old + fr.mix_raw > 0,
-        "loop.frontier.mix_new",
-        "mix shares must be >= 0 and not all 0",
+        cfg.train.batch_size % cfg.train.num_processes == 0,
+        "train.batch_size",
+        f"must be a multiple of train.num_processes ({cfg.train.num_processes})",
     )
+    be = cfg.train.budget_epochs
     need(
-        fr.warmup >= 0 and fr.decay >= 0 and fr.warmup + fr.decay <= 1,
-        "loop.frontier.warmup",
-        "warmup and decay must be >= 0 with warmup + decay <= 1",
+        be is None or len(be) == cfg.loop.iterations,
+        "train.budget_epochs",
+        f"needs one budget >= 0 per round (loop.iterations = {cfg.loop.iterations})",
     )
-    need(cfg.filters.majority_min_votes >= 1, "filters.majority_min_votes", "must be >= 1")
-    need(cfg.filters.majority_models >= 1, "filters.majority_models", "must be >= 1")
-    need(
-        cfg.filters.majority_models == 1
-        or (cfg.filters.majority and cfg.loop.schedule == "frontier"),
-        "filters.majority_models",
-        "> 1 needs filters.majority and loop.schedule: frontier",
-    )
-    need(cfg.filters.max_per_problem >= 0, "filters.max_per_problem", "must be >= 0")
-    need(0.0 <= cfg.train.raw_mix < 1.0, "train.raw_mix", "must be in [0, 1)")
-    need(cfg.train.tokens >= 0, "train.tokens", "must be >= 0")
-    need(cfg.train.lr > 0, "train.lr", "must be > 0")
-    need(cfg.seed_train.lr > 0, "seed_train.lr", "must be > 0")
-    need(
-        cfg.train.max_epochs is None or cfg.train.max_epochs > 0,
-        "train.max_epochs",
-        "must be > 0 or null",
-    )
-    need(cfg.train.batch_size >= 1, "train.batch_size", "must be >= 1")
-    need(cfg.train.max_length >= 8, "train.max_length", "must be >= 8")
-    need(cfg.eval.n_per_difficulty >= 1, "eval.n_per_difficulty", "must be >= 1")
-    need(
-        cfg.eval.n_intermediate is None or cfg.eval.n_intermediate >= 1,
-        "eval.n_intermediate",
-        "must be >= 1 or null",
-    )
-    need(cfg.eval.k >= 0, "eval.k", "must be >= 0")
-    need(cfg.eval.temperature > 0, "eval.temperature", "must be > 0")
-    need(bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty name without '/'")
-    if cfg.loop.method == "grpo":
-        for ok, key, what in [
-            (cfg.loop.data_source == "selfplay", "loop.data_source", "must be selfplay"),
-            (cfg.train.init_from == "previous", "train.init_from", "must be previous"),
-            (not cfg.loop.rationalize, "loop.rationalize", "is an expert-iteration option"),
-            (not cfg.loop.fill_budget, "loop.fill_budget", "is an expert-iteration option"),
-            (cfg.generation.adaptive_max_n == 0, "generation.adaptive_max_n", "must be 0"),
-            (cfg.generation.backend == "hf", "generation.backend", "must be hf (vLLM: grpo.trl)"),
-        ]:
-            need(ok, key, f"{what} with loop.method: grpo")
-    g = cfg.grpo
-    need(g.num_generations >= 2, "grpo.num_generations", "must be >= 2 (advantages need a group)")
-    need(
-        g.batch_size >= 1 and g.batch_size % g.num_generations == 0,
-        "grpo.batch_size",
-        f"must be a positive multiple of grpo.num_generations ({g.num_generations})",
-    )
-    need(g.max_steps >= 1, "grpo.max_steps", "must be >= 1")
-    need(g.lr > 0, "grpo.lr", "must be > 0")
-    need(g.beta >= 0, "grpo.beta", "must be >= 0")
-    need(g.epsilon > 0, "grpo.epsilon", "must be > 0")
-    need(
-        0.0 <= g.step_credit < 1.0, "grpo.step_credit", "must be in [0, 1) (a valid chain earns 1)"
-    )
-    need(cfg.task.timeout > 0, "task.timeout", "must be > 0")
-    need(cfg.task.memory_mb >= 64, "task.memory_mb", "must be >= 64")
+    for (key, value), required in REQUIRED.items():
+        if _lookup(cfg, key) == value:
+            for name, want, what in required:
+                need(_lookup(cfg, name) == want, name, f"{what} with {key}: {value}")
+
+
+REQUIRED = {
+    ("loop.method", "grpo"): (
+        ("loop.data_source", "selfplay", "must be selfplay"),
+        ("train.init_from", "previous", "must be previous"),
+        ("generation.backend", "hf", "must be hf (vLLM: grpo.trl)"),
+        ("loop.rationalize", False, "is an expert-iteration option"),
+        ("loop.fill_budget", False, "is an expert-iteration option"),
+        ("generation.adaptive_max_n", 0, "must be 0"),
+    ),
+}
+"""``(key, value) -> (other key, the value it needs, why)``: GRPO trains while it samples, from
+the previous model, on its own samples, with TRL's generation."""
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -725,11 +764,116 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> RunConfig:
     # one-way arrow; imported here so that reading a config does not load every task module.
     from selfplay.tasks import check_config
 
-    data = apply_overrides(data, overrides)
+    data = _renamed(apply_overrides(data, overrides))
     cfg = build_dataclass(RunConfig, data)
+    _schedule_defaults(cfg)
     _check_ranges(cfg)
+    _check_unread(cfg)
     check_config(cfg)
     return cfg
+
+
+UNREAD = {
+    ("loop.schedule", "rounds"): ("loop.frontier", "filters.majority_models"),
+    ("loop.schedule", "frontier"): (
+        "loop.pool_difficulties",
+        "loop.rationalize",
+        "loop.curriculum",
+        "loop.curriculum_threshold",
+        "loop.curriculum_easy_mix",
+        "loop.fill_budget",
+        "loop.fill_max_draws",
+        "generation.adaptive_max_n",
+        "generation.adaptive_target",
+        "filters.dedup",
+        "filters.max_per_problem",
+        "filters.balance_difficulty",
+        "train.data",
+        "train.raw_mix",
+        "train.budget_epochs",
+        "train.max_epochs",
+        "eval.n_intermediate",
+    ),
+    ("generation.backend", "hf"): (
+        "generation.tensor_parallel_size",
+        "generation.data_parallel_size",
+        "generation.gpu_memory_utilization",
+        "generation.vllm",
+    ),
+    ("generation.backend", "vllm"): (
+        "generation.batch_size",
+        "generation.cache",
+        "generation.compile",
+        "generation.refill",
+    ),
+    ("train.trainer", "plain"): (
+        "train.sft",
+        "train.packing",
+        "train.compile",
+        "train.num_processes",
+        "train.accelerate_config",
+        "model.lora",
+    ),
+    ("train.trainer", "trl"): ("train.warmup", "train.decay"),
+}
+"""``(key, value) -> keys that code path does not read``: the frontier plans its own pool,
+mixture and budget; each backend and trainer has options the other lacks. Setting one of them
+to anything but its default is an error, never silently ignored."""
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_unread(cfg: RunConfig) -> None:
+    default = RunConfig()
+    for (key, value), unread in UNREAD.items():
+        if _lookup(cfg, key) != value:
+            continue
+        for name in unread:
+            if _lookup(cfg, name) != _lookup(default, name):
+                raise ConfigError(
+                    f"{name}: not read with {key}: {value} (remove it, or choose another {key})"
+                )
+
+
+RENAMED = {
+    ("loop", "frontier", "trainer"): ("train", "trainer"),
+    ("loop", "frontier", "loss"): ("train", "loss"),
+    ("loop", "frontier", "warmup"): ("train", "warmup"),
+    ("loop", "frontier", "decay"): ("train", "decay"),
+}
+"""Keys that moved (old -> new): the trainer's options are the training stage's, for every
+schedule. A config (or an older run's config.yaml) that uses the old name means the new one."""
+
+
+def _renamed(data: dict) -> dict:
+    for old, new in RENAMED.items():
+        *parents, leaf = old
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        target = data.setdefault(new[0], {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{new[0]}: expected a mapping, got {target!r}")
+        if new[1] in target and target[new[1]] != value:
+            raise ConfigError(f"{'.'.join(old)}: renamed {'.'.join(new)}, which is set too")
+        target[new[1]] = value
+    return data
+
+
+def _schedule_defaults(cfg: RunConfig) -> None:
+    """Fill the keys whose ``null`` means "the schedule's choice" (``train.trainer``, ``train.loss``)."""
+    from selfplay.schedules import TRAINING_DEFAULTS
+
+    for key, value in TRAINING_DEFAULTS[cfg.loop.schedule].items():
+        if getattr(cfg.train, key) is None:
+            setattr(cfg.train, key, value)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

@@ -12,6 +12,7 @@ from math import comb
 from selfplay.config import RunConfig
 from selfplay.filters import majority_answer, normalize_answer
 from selfplay.generation import backend_options, get_backend
+from selfplay.sampling import completion_budget
 from selfplay.tasks import Problem, Task, verify_all
 
 
@@ -26,6 +27,42 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def solved_frontier(accuracy: dict[int, float], threshold: float, lowest: int = 1) -> int:
+    """The largest ``d`` such that every difficulty ``lowest..d`` is solved (``lowest - 1`` if
+    ``lowest`` is not; ``lowest``: the task's easiest difficulty).
+
+    >>> solved_frontier({1: 1.0, 2: 0.95, 3: 0.5, 4: 0.97}, 0.9)
+    2
+    >>> solved_frontier({2: 1.0, 3: 0.2}, 0.9, lowest=2)
+    2
+    """
+    d = lowest - 1
+    while d + 1 in accuracy and accuracy[d + 1] >= threshold:
+        d += 1
+    return d
+
+
+def accuracy_by_difficulty(
+    model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int
+) -> dict[int, float]:
+    """Greedy accuracy per difficulty (the frontier's probe), one generation call per difficulty
+    at that difficulty's completion budget, through the configured backend."""
+    generate = get_backend(cfg.generation.backend)
+    by_d: dict[int, list[Problem]] = {}
+    for p in problems:
+        by_d.setdefault(p.difficulty, []).append(p)
+    acc = {}
+    for d, ps in sorted(by_d.items()):
+        comps = generate(
+            model, tok, [p.prompt for p in ps], greedy=True, seed=seed,
+            max_new_tokens=completion_budget(task, cfg, d),
+            batch_size=cfg.generation.batch_size, **backend_options(cfg),
+        )  # fmt: skip
+        verdicts = verify_all(task, [(ps[c.prompt_idx], c.text) for c in comps])
+        acc[d] = sum(v.status == "correct" for v in verdicts) / len(ps)
+    return acc
 
 
 def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
@@ -67,9 +104,7 @@ def evaluate(
     ``samples`` (a list), every greedy completion is appended to it as ``(problem, completion,
     verdict)``."""
     generate = get_backend(cfg.generation.backend)
-    max_new = cfg.generation.max_new_tokens or task.max_new_tokens(
-        max(p.difficulty for p in problems)
-    )
+    max_new = completion_budget(task, cfg, max(p.difficulty for p in problems))
     prompts = [p.prompt for p in problems]
     common = dict(
         max_new_tokens=max_new, batch_size=cfg.generation.batch_size, **backend_options(cfg)

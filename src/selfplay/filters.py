@@ -124,3 +124,50 @@ def reason_kind(filter_reason: str) -> str:
     if head in ("wrong", "unparseable", "timeout", "error"):
         return head if head != "wrong" else "wrong answer"
     return filter_reason
+
+
+NOT_CHOSEN = "another sample of its problem is the label"
+
+
+def choose_labels(
+    samples: list[dict],
+    cfg: FilterConfig,
+    widths: dict[str, int | None] | None = None,
+) -> list[dict]:
+    """One label per problem (the climb's filter): every sample of a problem (of every model of a
+    committee) is a candidate; the label is the first that passes ``filters.verified``, else with
+    ``filters.majority`` the first whose answer (the text after its last ``|``) has the most votes
+    if it has ``majority_min_votes``, else (no filter) the first. With ``widths`` (problem id ->
+    the answer width its prompt implies, or None) a label of another width is not kept: a
+    label-free length check. Sets ``label`` (the chosen sample), ``kept`` and ``filter_reason`` on
+    every sample; returns the kept labels in problem order."""
+    by_problem: dict[str, list[dict]] = {}
+    for s in samples:
+        by_problem.setdefault(s["problem_id"], []).append(s)
+    kept = []
+    for pid, group in by_problem.items():
+        answers = [s["text"].strip().split("|")[-1] for s in group]
+        if cfg.verified:
+            ok = [
+                verification_reason(s, cfg.require_valid_steps, cfg.require_checked_steps) is None
+                for s in group
+            ]
+            j = next((i for i, o in enumerate(ok) if o), None)
+            reason = "kept" if j is not None else "not verified"
+        elif cfg.majority:
+            best, count = Counter(answers).most_common(1)[0]
+            j = answers.index(best) if count >= cfg.majority_min_votes else None
+            reason = "kept" if j is not None else f"no majority ({count} of {len(answers)})"
+        else:
+            j, reason = 0, "kept"
+        pick = 0 if j is None else j
+        width = (widths or {}).get(pid)
+        if j is not None and width is not None and len(answers[pick]) != width:
+            j, reason = None, f"length: {len(answers[pick])} digits, not {width}"
+        for i, s in enumerate(group):
+            s["label"] = i == pick
+            s["kept"] = i == pick and j is not None
+            s["filter_reason"] = reason if i == pick else NOT_CHOSEN
+        if j is not None:
+            kept.append(group[pick])
+    return kept

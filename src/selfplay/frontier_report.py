@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfplay import artifacts
+from selfplay.plots import pyplot
 
 LEGEND = (
     "probe frontier: the largest d with every difficulty 1..d at >= {t:g} greedy accuracy on the "
@@ -124,21 +125,12 @@ def summary_table(rows: list[dict], final: dict | None, title: str):
 # Figures (matplotlib, Agg)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def heatmap_figure(rows: list[dict], final: dict | None = None):
     """Difficulty (rows) x round (columns), colour = greedy test accuracy; grey: not measured
     (a round evaluates only up to its longest practised difficulty + ``probe_ahead``)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     diffs = difficulties(rows, final)
     stages = [(str(r["iteration"]), accuracy_of(r), r.get("frontier", {})) for r in rows]
     if final:
@@ -178,7 +170,7 @@ def frontier_figure(rows: list[dict], threshold: float, final: dict | None = Non
     validation split as the next round's probe measured it."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     test = [r["eval"].get("solved") for r in rows]
     # Round k's probe measures the model of stage k-1, at stage k-1's cumulative spend.
@@ -214,7 +206,7 @@ def write_figures(rows: list[dict], threshold: float, final: dict | None, base: 
 
     from PIL import Image
 
-    plt = _pyplot()
+    plt = pyplot()
     out = []
     for name, fig in (
         ("heatmap", heatmap_figure(rows, final)),

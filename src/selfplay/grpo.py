@@ -17,7 +17,8 @@ round's cost is counted in the units of the other arms:
   in supervised training), ``train.loss_tokens``: the completion tokens the loss is on;
 - ``scoring_tokens``: tokens through extra no-grad forward passes (the reference model when
   ``beta > 0``, old log-probabilities when a batch is reused);
-- ``flops`` = 6N x train.tokens + 2N x (generated + prompt + scoring tokens).
+FLOPs follow the one rule of :mod:`selfplay.ledger` (scoring tokens are its *scored* tokens).
+In a run, :func:`selfplay.loop.grpo` makes a GRPO stage a round's practice step on any schedule.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from selfplay import artifacts
 from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
 from selfplay.filters import normalize_chain
+from selfplay.ledger import Cost, add_cost
 from selfplay.metrics import filter_metrics
 from selfplay.models import count_params, load_for_training, user_turn, uses_chat_template
 from selfplay.sampling import verdict_fields
@@ -198,7 +200,7 @@ def train_grpo(
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
 
-    from selfplay.training import _ProgressBar
+    from selfplay.training import StepBar
 
     check_trl_options(cfg.grpo.trl)
     by_id = {p.id: p for p in pool}
@@ -245,7 +247,7 @@ def train_grpo(
     trainer.selfplay_train_tokens = 0
     trainer.selfplay_loss_tokens = 0
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(_ProgressBar(progress))
+    trainer.add_callback(StepBar(progress))
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
@@ -291,7 +293,7 @@ def round_record(
     cfg: RunConfig, k: int, samples: list[dict], stats: dict, n_params: int, pool_size: int
 ) -> dict:
     """The round's metrics, in the keys the expert-iteration rounds write (``generate``,
-    ``train``, ``seconds``), plus ``grpo`` (rewards, advantages) and the round's ``flops``."""
+    ``train``, ``seconds``), plus ``grpo`` (rewards, advantages); its cost is :func:`round_cost`."""
     ds = sorted({s["difficulty"] for s in samples})
     by_d = lambda pred: {  # noqa: E731
         str(d): _rate([s for s in samples if s["difficulty"] == d], pred) for d in ds
@@ -332,9 +334,6 @@ def round_record(
         "seconds": stats["train_seconds"],
         "params": n_params,
     }
-    flops = 6 * n_params * stats["train_tokens"] + 2 * n_params * (
-        stats["generated_tokens"] + stats["prompt_tokens"] + stats["scoring_tokens"]
-    )
     return {
         "stage": f"iter_{k:03d}",
         "iteration": k,
@@ -353,7 +352,6 @@ def round_record(
         },
         "filter": filter_metrics(samples),
         "train": train,
-        "flops": flops,
         "seconds": {
             "generate": stats["gen_seconds"] + stats["verify_seconds"],
             "train": stats["train_seconds"],
@@ -361,18 +359,18 @@ def round_record(
     }
 
 
-def add_cumulative(out: dict, prev: dict | None) -> dict:
-    """``cumulative`` budget after this round, from the previous stage's (as the other arms)."""
-    prev = prev or {}
-    gen = out["generate"]
-    out["cumulative"] = {
-        "train_tokens": prev.get("train_tokens", 0) + out["train"]["tokens"],
-        "generated_tokens": prev.get("generated_tokens", 0) + gen["generated_tokens"],
-        "verifier_calls": prev.get("verifier_calls", 0) + gen["samples"],
-        "flops": prev.get("flops", 0) + out["flops"],
-        "seconds": prev.get("seconds", 0.0) + sum(out["seconds"].values()),
-    }
-    return out
+def round_cost(record: dict) -> Cost:
+    """What a GRPO round spent, for the ledger: it trains on its samples, generates them (with
+    their prompts' prefill) and scores them under the old and reference policies."""
+    gen, train = record["generate"], record["train"]
+    return Cost(
+        train_tokens=train["tokens"],
+        generated_tokens=gen["generated_tokens"],
+        prefill_tokens=gen["prompt_tokens"],
+        scored_tokens=train["scoring_tokens"],
+        verifier_calls=gen["samples"],
+        seconds=sum(record["seconds"].values()),
+    )
 
 
 def grpo_stage(
@@ -436,50 +434,10 @@ def run_grpo_round(
     out_dir = Path(out_dir)
     if (out_dir / "metrics.json").exists():
         return artifacts.read_json(out_dir / "metrics.json")
-    record = grpo_stage(cfg, task, k, model_dir, pool, out_dir, device=device, progress=progress)
-    record = add_cumulative(dict(record), prev_cumulative)
-    record["seconds"]["total"] = sum(record["seconds"].values())
-    artifacts.write_json(out_dir / "metrics.json", record)
-    return record
-
-
-def run_grpo_iteration(
-    cfg: RunConfig,
-    task: Task,
-    k: int,
-    tests: list[Problem],
-    device: str,
-    *,
-    progress: bool = True,
-    frontier: int | None = None,
-    max_steps: int | None = None,
-) -> dict:
-    """Round ``k`` of a ``loop.method: grpo`` run in ``cfg.run_dir``: GRPO from model_{k-1} on the
-    round's practice pool (the draw expert iteration makes at this ``frontier``), then the loop's
-    evaluation stage; writes ``iter_<k>/metrics.json`` and returns it (read back if it exists).
-    ``max_steps`` overrides ``grpo.max_steps`` (e.g. to match another arm's generated tokens)."""
-    from selfplay.rundir import round_dir
-    from selfplay.sampling import draw_pool
-    from selfplay.stages import evaluate_model, mark_done
-
-    run_dir = cfg.run_dir
-    it = round_dir(run_dir, k)
-    if (it / "metrics.json").exists():
-        return artifacts.read_json(it / "metrics.json")
-    if max_steps is not None:
-        cfg = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, max_steps=max_steps))
-    prev = round_dir(run_dir, k - 1)
-    pool = draw_pool(task, cfg, k, frontier)
-    record = grpo_stage(cfg, task, k, prev / "model", pool, it, device=device, progress=progress)
-    mark_done(it, "grpo")
-    record = dict(record, frontier=frontier)
-    record["train"]["init_from"] = str(prev.relative_to(run_dir))
-    ev = evaluate_model(
-        cfg, task, tests, it / "model", it, seed=cfg.seed, device=device, progress=progress
+    record = dict(
+        grpo_stage(cfg, task, k, model_dir, pool, out_dir, device=device, progress=progress)
     )
-    record["eval"] = ev["eval"]
-    record["seconds"]["eval"] = ev["seconds"]
-    record = add_cumulative(record, artifacts.read_json(prev / "metrics.json")["cumulative"])
     record["seconds"]["total"] = sum(record["seconds"].values())
-    artifacts.write_json(it / "metrics.json", record)
+    record["cumulative"] = add_cost(prev_cumulative, round_cost(record), record["train"]["params"])
+    artifacts.write_json(out_dir / "metrics.json", record)
     return record

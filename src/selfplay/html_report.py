@@ -20,6 +20,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.config import ConfigError
+from selfplay.plots import pyplot
 from selfplay.view import (
     finished_iterations,
     is_frontier_run,
@@ -91,10 +92,7 @@ def _line_plot(
     reference: tuple[str, float] | None = None,
 ) -> tuple[str, str]:
     """Rates against rounds: integer round ticks, a 0-1 axis, an optional horizontal reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (label, ys) in enumerate(series.items()):

@@ -1,252 +1,287 @@
-"""The self-play loop (expert iteration: STaR / ReST-EM / RFT; or GRPO, ``loop.method: grpo``).
+"""The loop: one runner for every schedule (expert iteration: STaR / ReST-EM / RFT; or GRPO).
 
     raw corpus U --seed SFT--> model_0
     for k in 1..K:
-        problems = pool of the round                       (train split)
+        plan     = schedule.plan(k)                      (which problems, which filter; or stop)
         chains   = generate(model_{k-1}, problems, n each)
-        verdicts = verify(chains)                           (every chain, step by step)
-        kept     = filter(chains)                           (verified, dedup, per-problem cap)
-        model_k  = train(init = base | model_{k-1}, data = kept (+ raw mix), token budget)
-        metrics  = evaluate(model_k, held-out test split, raw difficulties and harder)
+        verdicts = verify(chains)                         (every chain, step by step)
+        kept     = filter(chains)                         (the plan's filter)
+        model_k  = train(init, schedule.training_data(k)) (kept chains, U, raw data, mixtures)
+        metrics  = evaluate(model_k, schedule.eval_problems(k))
 
-With ``loop.method: grpo`` a round is one GRPO stage (:mod:`selfplay.grpo`: online RL with the
-verifier as the reward, on the same pool) followed by the same evaluation.
-The raw baselines (``loop.data_source: raw-repeat | raw-fresh``) skip the first three stages and
-train on their slice of raw data (:mod:`selfplay.sources`). Each stage (:mod:`selfplay.stages`)
+A schedule (:mod:`selfplay.schedules`) only plans; the stages (:mod:`selfplay.stages`), decoders,
+trainers, evaluation and the cost ledger (:mod:`selfplay.ledger`) are the same for all of them.
+With ``loop.method: grpo`` the practice step is one GRPO stage (online RL with the verifier as
+the reward, :mod:`selfplay.grpo`) in place of generate, verify, filter and train. Each stage
 writes its artifact atomically and is skipped when it exists, so rerunning a killed run resumes
 from the last finished stage.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from selfplay import artifacts, stages
 from selfplay.config import RunConfig
 from selfplay.errors import ConfigError
-from selfplay.evaluation import subset, test_problems
+from selfplay.evaluation import test_problems
 from selfplay.generation import check_backend
-from selfplay.metrics import cumulative, filter_metrics, generation_metrics
+from selfplay.ledger import Clock, Cost, add_cost
+from selfplay.metrics import filter_metrics, generation_metrics
 from selfplay.models import build_char_tokenizer, load_tokenizer, resolve_device, setup_device
 from selfplay.rundir import prepare_run_dir, round_dir, seed_dir, write_metrics_log
-from selfplay.sampling import curriculum_frontier, draw_pool
-from selfplay.sources import (
-    kept_examples,
-    raw_corpus,
-    raw_summary,
-    round_budget,
-    seed_budget,
-    tokens_per_step,
-    training_set,
-    unique_tokens,
-)
-from selfplay.stages import STOP_ENV, StageInterrupt
+from selfplay.schedules import RoundPlan, Schedule, make_schedule
+from selfplay.sources import raw_corpus, raw_summary, tokens_per_step
+from selfplay.stages import MEMBER_SEED, STOP_ENV, StageInterrupt
 from selfplay.tasks import Example, Problem, Task, make_task
 from selfplay.tracking import check_tracking, log_stage
 
-__all__ = ["STOP_ENV", "StageInterrupt", "prepare_run_dir", "run", "run_round", "run_seed"]
+__all__ = ["STOP_ENV", "RunContext", "StageInterrupt", "prepare_run_dir", "run", "run_round"]
 
 
-def _log(console, msg: str) -> None:
-    if console is not None:
-        console.print(msg)
+@dataclass
+class RunContext:
+    """What every stage of a run reads: the config, the task, the fixed test set, U."""
 
+    cfg: RunConfig
+    task: Task
+    tests: list[Problem]
+    device: str
+    raw: list[Example]
+    u: dict
+    """U's size, tokens and supervised tokens (``seed/raw.json``)."""
+    progress: bool = True
+    console: Any = None
 
-def run_seed(
-    cfg: RunConfig, task: Task, tests: list[Problem], device: str, console=None, progress=True
-) -> tuple[list[Example], dict]:
-    """Build the raw corpus U, train model_0 on it and evaluate it; returns U and its summary
-    (size, tokens, supervised tokens: what the budgets are counted in)."""
-    d = seed_dir(cfg.run_dir)
-    drawn = (d / "raw.parquet").exists()
-    raw = raw_corpus(cfg, task)
-    if not drawn:
-        stages.mark_done(d, "raw")
-    tok = (
-        load_tokenizer(cfg.model.name_or_path) if cfg.model.name_or_path else build_char_tokenizer()
-    )
-    u = raw_summary(cfg.run_dir, raw, tok)
-    if (d / "metrics.json").exists():
-        _checkpoint(cfg, 0)
-        return raw, u
-    budget = seed_budget(cfg, u["supervised_tokens"])
-    if not stages.is_done("train", d):
-        _log(
-            console,
-            f"[bold]seed[/]: model_0 on U = {len(raw)} examples, {budget:,} supervised tokens",
-        )
-    train = stages.train_model(
-        cfg,
-        stages.seed_train_config(cfg),
-        None,
-        raw,
-        budget,
-        tokens_per_step(cfg, u),
-        d,
-        seed=cfg.seed,
-        device=device,
-        progress="seed train" if progress else None,
-        lora=cfg.model.lora if cfg.model.name_or_path else None,
-    )
-    ev = stages.evaluate_model(
-        cfg, task, tests, d / "model", d, seed=cfg.seed, device=device, progress=progress
-    )
-    seconds = {"train": train["seconds"], "eval": ev["seconds"]}
-    seconds["total"] = seconds["train"] + seconds["eval"]
-    out = {
-        "stage": "seed",
-        "iteration": 0,
-        "raw": u,
-        "train": train,
-        "eval": ev["eval"],
-        "seconds": seconds,
-        "cumulative": cumulative(None, train["params"], train["tokens"], 0, 0, seconds["total"]),
-    }
-    artifacts.write_json(d / "metrics.json", out)
-    return raw, u
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
 
+    def record(self, k: int) -> dict:
+        """The metrics of finished stage ``k`` (0: the seed stage)."""
+        return artifacts.read_json(round_dir(self.run_dir, k) / "metrics.json")
 
-def _frontier(cfg: RunConfig, k: int) -> int | None:
-    """With ``loop.curriculum``: the round's frontier difficulty, from earlier rounds' pass rates."""
-    if not cfg.loop.curriculum:
-        return None
-    earlier = [artifacts.read_json(round_dir(cfg.run_dir, j) / "metrics.json") for j in range(1, k)]
-    return curriculum_frontier(cfg, [m["generate"]["pass_rate_by_difficulty"] for m in earlier])
+    def checkpoint(self, k: int) -> Path:
+        """Stage ``k``'s checkpoint (0: the seed model); a finished stage's that is gone is an error."""
+        d = round_dir(self.run_dir, k) / "model"
+        if not (d / "config.json").exists():
+            raise ConfigError(
+                f"{d}: the checkpoint of a finished stage is missing; delete train.json, "
+                f"eval.json and metrics.json in {d.parent} to train it again"
+            )
+        return d
 
-
-def _fill(cfg: RunConfig, task: Task, k: int, u: dict, frontier, tok) -> stages.Fill | None:
-    """With ``loop.fill_budget``: the plan that fills the round's budget with unique kept chains."""
-    if not cfg.loop.fill_budget:
-        return None
-    earlier = 0
-    if cfg.train.data == "accumulate":
-        earlier = sum(unique_tokens(tok, kept_examples(cfg.run_dir, [j])) for j in range(1, k))
-    quota = round_budget(cfg, k, u["supervised_tokens"])
-    if cfg.train.raw_mix:
-        quota = round(quota * (1 - cfg.train.raw_mix))
-    return stages.Fill(
-        quota_tokens=quota,
-        earlier_tokens=earlier,
-        max_draws=cfg.loop.fill_max_draws,
-        draw=lambda n, drawn: draw_pool(task, cfg, k, frontier, draw=n, exclude=drawn),
-    )
-
-
-def _checkpoint(cfg: RunConfig, k: int) -> Path:
-    """Round ``k``'s checkpoint (0: the seed model); a finished round's that is gone is an error."""
-    d = round_dir(cfg.run_dir, k) / "model"
-    if not (d / "config.json").exists():
-        raise ConfigError(
-            f"{d}: the checkpoint of a finished stage is missing; delete train.json, eval.json "
-            f"and metrics.json in {d.parent} to train it again"
-        )
-    return d
-
-
-def run_round(
-    cfg: RunConfig,
-    task: Task,
-    k: int,
-    raw: list[Example],
-    u: dict,
-    tests: list[Problem],
-    device: str,
-    progress: bool = True,
-) -> dict:
-    """Round ``k``: its stages in order; returns its metrics (read back if it already finished)."""
-    it = round_dir(cfg.run_dir, k)
-    if (it / "metrics.json").exists():
-        _checkpoint(cfg, k)
-        return artifacts.read_json(it / "metrics.json")
-    if cfg.loop.method == "grpo":
-        from selfplay.grpo import run_grpo_iteration
-
-        _checkpoint(cfg, k - 1)
-        frontier = _frontier(cfg, k)
-        return run_grpo_iteration(cfg, task, k, tests, device, progress=progress, frontier=frontier)
-    prev = _checkpoint(cfg, k - 1)
-    init_dir = prev if cfg.train.init_from == "previous" else _checkpoint(cfg, 0)
-    tok = load_tokenizer(prev)
-    seed = cfg.seed * 1000 + k
-    out = {"stage": it.name, "iteration": k, "source": cfg.loop.data_source}
-    gen_seconds, verifier_calls, generated, prefill = 0.0, 0, 0, 0
-
-    selfplay = cfg.loop.data_source == "selfplay"
-    if selfplay:
-        frontier = _frontier(cfg, k)
-        problems = draw_pool(task, cfg, k, frontier)
-        fill = _fill(cfg, task, k, u, frontier, tok)
-        gen = stages.generate_chains(
-            cfg, task, prev, problems, it, seed=seed, device=device, progress=progress,
-            fill=fill, note={"frontier": frontier},
-        )  # fmt: skip
-        ver = stages.verify_chains(task, problems, it)
-        samples = stages.filter_chains(cfg.filters, it)
-        out["generate"] = generation_metrics(samples, gen)
-        out["filter"] = filter_metrics(samples)
-        gen_seconds = gen["seconds"] + gen["verify_seconds"] + ver["seconds"]
-        verifier_calls, generated = len(samples), gen["generated_tokens"]
-        prompts = [s["generation_prompt"] or s["prompt"] for s in samples]
-        prefill = (
-            sum(map(len, tok(prompts, add_special_tokens=False)["input_ids"])) if prompts else 0
-        )
-
-    data = training_set(cfg, task, k, raw, u["supervised_tokens"], tok, tests)
-    budget = round_budget(cfg, k, u["supervised_tokens"])
-    train = stages.train_model(
-        cfg, cfg.train, init_dir, data, budget, tokens_per_step(cfg, u), it, seed=seed,
-        device=device, progress=f"train {k}" if progress else None, lora=cfg.model.lora,
-        note={"init_from": str(init_dir.parent.relative_to(cfg.run_dir))},
-    )  # fmt: skip
-    # The seed model and the last round see the full evaluation set, the rounds between a subset.
-    final = k == cfg.loop.iterations
-    probe = tests if final else subset(tests, cfg.eval.n_intermediate)
-    ev = stages.evaluate_model(
-        cfg, task, probe, it / "model", it, seed=cfg.seed, device=device, progress=progress
-    )
-
-    out["train"] = train
-    out["eval"] = ev["eval"]
-    out["seconds"] = {"generate": gen_seconds, "train": train["seconds"], "eval": ev["seconds"]}
-    out["seconds"]["total"] = sum(out["seconds"].values())
-    before = artifacts.read_json(round_dir(cfg.run_dir, k - 1) / "metrics.json")["cumulative"]
-    out["cumulative"] = cumulative(
-        before, train["params"], train["tokens"], generated, verifier_calls,
-        out["seconds"]["total"], prefill,
-    )  # fmt: skip
-    artifacts.write_json(it / "metrics.json", out)
-    return out
+    def log(self, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(msg)
 
 
 def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> list[dict]:
     """Run (or resume) the whole loop; returns one metrics record per finished stage.
     ``on_stage(metrics)`` is called after the seed stage and after every round."""
-    if cfg.loop.schedule == "frontier":
-        from selfplay.frontier import run_frontier
-
-        return run_frontier(cfg, console, progress, on_stage)
     task = make_task(cfg)  # the task's config checks come before anything is written
     check_tracking(cfg)
+    check_backend(cfg)
+    schedule = make_schedule(cfg.loop.schedule)
     run_dir = prepare_run_dir(cfg)
     device = resolve_device(cfg.device)
     setup_device(device)
-    check_backend(cfg)
     tests = test_problems(task, cfg)
-    _log(
-        console,
+    ctx = RunContext(cfg, task, tests, device, [], {}, progress, console)
+    ctx.log(
         f"run dir [bold]{run_dir}[/]  device {device}  task {cfg.task.name}  "
-        f"test problems {len(tests)}",
+        f"schedule {cfg.loop.schedule}  test problems {len(tests)}"
     )
-    raw, u = run_seed(cfg, task, tests, device, console, progress)
-    write_metrics_log(run_dir)
-    seed_metrics = artifacts.read_json(seed_dir(run_dir) / "metrics.json")
-    log_stage(cfg, seed_dir(run_dir), seed_metrics)
-    if on_stage:
-        on_stage(seed_metrics)
-    for k in range(1, cfg.loop.iterations + 1):
-        metrics = run_round(cfg, task, k, raw, u, tests, device, progress)
-        write_metrics_log(run_dir)
-        log_stage(cfg, round_dir(run_dir, k), metrics)
+    run_seed(ctx, schedule)
+    stop = None
+    for k in range(0, cfg.loop.iterations + 1):
+        if k > 0:
+            out = run_round(ctx, schedule, k)
+            if isinstance(out, str):
+                stop = out
+                break
+        rows = write_metrics_log(run_dir)
+        log_stage(cfg, round_dir(run_dir, k), rows[-1])
         if on_stage:
-            on_stage(metrics)
+            on_stage(rows[-1])
+    schedule.finish(ctx, stop)
     return write_metrics_log(run_dir)
+
+
+def run_seed(ctx: RunContext, schedule: Schedule) -> None:
+    """Build the raw corpus U, train model_0 on it and evaluate it (``seed/``); fills ``ctx.raw``
+    and ``ctx.u`` (U's size, tokens, supervised tokens: what the budgets are counted in)."""
+    cfg, d = ctx.cfg, seed_dir(ctx.run_dir)
+    drawn = (d / "raw.parquet").exists()
+    ctx.raw = raw_corpus(cfg, ctx.task)
+    if not drawn:
+        stages.mark_done(d, "raw")
+    tok = (
+        load_tokenizer(cfg.model.name_or_path) if cfg.model.name_or_path else build_char_tokenizer()
+    )
+    ctx.u = raw_summary(ctx.run_dir, ctx.raw, tok)
+    if not (d / "metrics.json").exists():
+        clock = Clock()
+        data, budget = schedule.seed_data(ctx)
+        if not stages.is_done("train", d):
+            ctx.log(
+                f"[bold]seed[/]: model_0 on U = {len(ctx.raw)} examples, budget {budget:,} tokens"
+            )
+        train = stages.train_model(
+            cfg, stages.seed_train_config(cfg), None, data, budget, tokens_per_step(cfg, ctx.u), d,
+            seed=cfg.seed, device=ctx.device, progress="seed train" if ctx.progress else None,
+            lora=cfg.model.lora if cfg.model.name_or_path else None,
+        )  # fmt: skip
+        ev = stages.evaluate_model(
+            cfg, ctx.task, schedule.seed_eval(ctx), d / "model", d, seed=cfg.seed,
+            device=ctx.device, progress=ctx.progress,
+        )  # fmt: skip
+        wall, cpu = clock.read()
+        cost = Cost(train_tokens=train["tokens"], seconds=wall, cpu_seconds=cpu)
+        out = {
+            "stage": "seed",
+            "iteration": 0,
+            "raw": ctx.u,
+            "train": train,
+            "eval": ev["eval"],
+            "seconds": {"train": train["seconds"], "eval": ev["seconds"], "total": wall},
+            "cumulative": add_cost(None, cost, train["params"]),
+        }
+        artifacts.write_json(d / "metrics.json", out)
+    schedule.after_seed(ctx)
+    ctx.checkpoint(0)
+
+
+def run_round(ctx: RunContext, schedule: Schedule, k: int) -> dict | str:
+    """Round ``k``: plan, practise (generate -> verify -> filter -> train, or GRPO), evaluate;
+    returns its metrics (read back if it already finished), or why the run stops before it."""
+    cfg, it = ctx.cfg, round_dir(ctx.run_dir, k)
+    if (it / "metrics.json").exists():
+        ctx.checkpoint(k)
+        return ctx.record(k)
+    ctx.checkpoint(k - 1)
+    clock = Clock()
+    # Plan: what to practise (the frontier's probe measures model_{k-1} here), or stop.
+    plan = schedule.plan(ctx, k)
+    if isinstance(plan, str):
+        return plan
+    # Practise: generate -> verify -> filter -> train, or a GRPO stage.
+    practice = METHODS[cfg.loop.method](ctx, schedule, k, plan, it)
+    # Evaluate the new model.
+    ev = stages.evaluate_model(
+        cfg, ctx.task, schedule.eval_problems(ctx, k, plan, practice), it / "model", it,
+        seed=cfg.seed, device=ctx.device, progress=ctx.progress,
+    )  # fmt: skip
+    wall, cpu = clock.read()
+    cost = practice["cost"]
+    cost.seconds, cost.cpu_seconds = wall, cpu
+    out = {
+        "stage": it.name,
+        "iteration": k,
+        "source": cfg.loop.data_source,
+        "method": cfg.loop.method,
+        **practice["blocks"],
+        "eval": ev["eval"],
+        "seconds": {**practice["seconds"], "eval": ev["seconds"], "total": wall, "cpu": cpu},
+        "cumulative": add_cost(ctx.record(k - 1)["cumulative"], cost, practice["params"]),
+    }
+    out |= schedule.summarize(ctx, k, plan, practice, ev["eval"])
+    artifacts.write_json(it / "metrics.json", out)
+    return out
+
+
+def expert_iteration(ctx: RunContext, schedule: Schedule, k: int, plan: RoundPlan, it: Path):
+    """Generate -> verify -> filter (if the plan practises any problem) -> train, for the run's
+    model and a committee's other models."""
+    cfg = ctx.cfg
+    blocks: dict = {}
+    samples: list[dict] = []
+    cost = Cost()
+    gen_seconds = 0.0
+    if plan.problems:
+        gen = stages.generate_chains(
+            cfg, ctx.task, plan.model_dirs, plan.problems, it, seed=plan.seed,
+            device=ctx.device, progress=ctx.progress, fill=plan.fill, greedy=plan.greedy,
+            note=plan.note,
+        )  # fmt: skip
+        ver = stages.verify_chains(ctx.task, plan.problems, it)
+        samples = stages.filter_chains(plan.select, it)
+        blocks = {"generate": generation_metrics(samples, gen), "filter": filter_metrics(samples)}
+        gen_seconds = gen["seconds"] + gen["verify_seconds"] + ver["seconds"]
+        cost.generated_tokens = gen["generated_tokens"]
+        cost.prefill_tokens = gen.get("prefill_tokens", 0)
+        cost.verifier_calls = len(samples)
+    data, budget = schedule.training_data(ctx, k, plan)
+    init_dir = plan.model_dirs[0] if cfg.train.init_from == "previous" else ctx.checkpoint(0)
+    step = tokens_per_step(cfg, ctx.u)
+    progress = f"train {k}" if ctx.progress else None
+    train = stages.train_model(
+        cfg, cfg.train, init_dir, data, budget, step, it, seed=plan.train_seed,
+        device=ctx.device, progress=progress, lora=cfg.model.lora,
+        note={"init_from": str(init_dir.parent.relative_to(ctx.run_dir))},
+    )  # fmt: skip
+    members = [
+        stages.train_model(
+            cfg,
+            cfg.train,
+            prev,
+            data,
+            budget,
+            step,
+            where,
+            seed=plan.train_seed + MEMBER_SEED * j,
+            device=ctx.device,
+            lora=cfg.model.lora,
+        )  # fmt: skip
+        for j, (prev, where) in enumerate(plan.members, start=1)
+    ]
+    blocks["train"] = train
+    if members:
+        blocks["members"] = members
+    cost.train_tokens = train["tokens"] + sum(m["tokens"] for m in members)
+    kept = [s for s in samples if s["kept"]]
+    return {
+        "blocks": blocks,
+        "samples": samples,
+        "cost": cost,
+        "params": train["params"],
+        "seconds": {"generate": gen_seconds, "train": train["seconds"]},
+        # The hardest difficulty the round's model trained on a label of its own.
+        "new_difficulty": max((s["difficulty"] for s in kept), default=None),
+    }
+
+
+def grpo(ctx: RunContext, schedule: Schedule, k: int, plan: RoundPlan, it: Path):
+    """One GRPO stage on the plan's problems: online RL from model_{k-1} with the verifier as the
+    reward; it samples while it trains, so it has no separate generate, filter or train stage."""
+    from selfplay.grpo import grpo_stage
+
+    rec = grpo_stage(
+        ctx.cfg, ctx.task, k, plan.model_dirs[0], plan.problems, it, device=ctx.device,
+        progress=ctx.progress,
+    )  # fmt: skip
+    stages.mark_done(it, "grpo")
+    samples = artifacts.read_parquet(it / "samples.parquet")
+    rec["train"]["init_from"] = str(plan.model_dirs[0].parent.relative_to(ctx.run_dir))
+    gen, tr = rec["generate"], rec["train"]
+    cost = Cost(
+        train_tokens=tr["tokens"], generated_tokens=gen["generated_tokens"],
+        prefill_tokens=gen["prompt_tokens"], scored_tokens=tr["scoring_tokens"],
+        verifier_calls=gen["samples"],
+    )  # fmt: skip
+    right = [s["difficulty"] for s in samples if s["status"] == "correct"]
+    return {
+        "blocks": {key: rec[key] for key in ("generate", "grpo", "filter", "train")},
+        "samples": samples,
+        "cost": cost,
+        "params": tr["params"],
+        "seconds": dict(rec["seconds"]),
+        # GRPO keeps no labels: the longest difficulty it was rewarded on.
+        "new_difficulty": max(right, default=None),
+    }
+
+
+METHODS = {"expert_iteration": expert_iteration, "grpo": grpo}
+"""``loop.method`` -> the round's practice step."""

@@ -27,13 +27,18 @@ GRID_EVAL = ["eval.n_per_difficulty=10", "eval.n_intermediate=null", "eval.k=0"]
 """A grid run's own test-set measurement is never read; kept small so it costs little."""
 
 
+LR_KEYS = {"expert_iteration": "train.lr", "grpo": "grpo.lr"}
+"""The learning rate each practice method's rounds train with."""
+
+
 def lr_key(cfg: RunConfig) -> str:
     """The learning rate an arm's rounds train with."""
-    return "grpo.lr" if cfg.loop.method == "grpo" else "train.lr"
+    return LR_KEYS[cfg.loop.method]
 
 
 def base_lr(cfg: RunConfig) -> float:
-    return cfg.grpo.lr if cfg.loop.method == "grpo" else cfg.train.lr
+    section, name = lr_key(cfg).split(".")
+    return getattr(getattr(cfg, section), name)
 
 
 def grid_config(bench: BenchConfig, arm: str, cfg: RunConfig, factor: float) -> RunConfig:
@@ -64,7 +69,7 @@ def validation_problems(
     """Up to ``n`` validation-side train problems per difficulty that share no problem (twins
     included) with U, the evaluation set or ``trained_ids``; returns them and how many
     candidates were dropped for having been generated on or trained on."""
-    from selfplay.frontier import draw_problems
+    from selfplay.sampling import draw_problems
     from selfplay.tasks.generated import overlap_key
 
     key = getattr(task, "overlap_key", overlap_key)

@@ -1,5 +1,5 @@
-"""The numbers a stage reports: generation yield, filter decisions, evaluation aggregates, and the
-cumulative cost (tokens, verifier calls, FLOPs, seconds) carried from round to round."""
+"""The numbers a stage reports: generation yield, filter decisions and evaluation aggregates
+(the cost carried from round to round is :mod:`selfplay.ledger`'s)."""
 
 from __future__ import annotations
 
@@ -97,27 +97,3 @@ def eval_block(cfg: RunConfig, metrics: dict) -> dict:
         out[f"n_{name}"] = count if ds else 0
         out[f"accuracy_{name}_se"] = binomial_se(mean, count) if ds else None
     return out
-
-
-def cumulative(
-    prev: dict | None,
-    n_params: int,
-    train_tokens: int,
-    generated_tokens: int,
-    verifier_calls: int,
-    seconds: float,
-    prefill_tokens: int = 0,
-) -> dict:
-    """Totals since the start of the run: ``prev`` (the previous stage's; ``None`` for the seed)
-    plus this stage's. FLOPs: 6 N per trained token, 2 N per generated token and per prompt token
-    of every sample (the prefill; padding is not counted)."""
-    prev = prev or {"train_tokens": 0, "generated_tokens": 0, "verifier_calls": 0, "flops": 0}
-    generation = 2 * n_params * (generated_tokens + prefill_tokens)
-    return {
-        "train_tokens": prev["train_tokens"] + train_tokens,
-        "generated_tokens": prev["generated_tokens"] + generated_tokens,
-        "prefill_tokens": prev.get("prefill_tokens", 0) + prefill_tokens,
-        "verifier_calls": prev["verifier_calls"] + verifier_calls,
-        "flops": prev["flops"] + 6 * n_params * train_tokens + generation,
-        "seconds": prev.get("seconds", 0.0) + seconds,
-    }

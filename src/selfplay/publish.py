@@ -28,6 +28,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.errors import ConfigError
+from selfplay.schedules import supports
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
@@ -61,8 +62,9 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     run_dir = Path(run_dir)
     config = read_yaml_mapping(run_dir / "config.yaml")
     loop = config.get("loop") or {}
-    if loop.get("schedule", "rounds") == "frontier":
-        raise ConfigError(f"{run_dir}: a frontier run; publish it through its bench")
+    schedule = loop.get("schedule", "rounds")
+    if not supports(schedule, "publish"):
+        raise ConfigError(f"{run_dir}: a {schedule} run; publish it through its bench")
     rows = read_metrics(run_dir)
     want = int(loop.get("iterations", 0)) + 1
     if len(rows) < want:

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from selfplay.config import RunConfig
 from selfplay.generation import backend_options, get_backend
 from selfplay.tasks import Problem, Task, verify_all
+from selfplay.tasks.base import split_of
 from selfplay.verify import Verdict
 
 
@@ -62,6 +63,38 @@ def draw_pool(
     for d, n in pool_counts(cfg, frontier).items():
         problems += [p for p in task.sample_problems("train", d, n, rng) if p.id not in exclude]
     return problems
+
+
+def is_validation(problem_id: str) -> bool:
+    """A fixed hash-based quarter of the train split, set aside for the frontier's probe."""
+    return split_of("validation:" + problem_id, 0.25) == "test"
+
+
+def draw_problems(
+    task: Task, difficulty: int, n: int, rng: random.Random, validation: bool
+) -> list[Problem]:
+    """Up to ``n`` distinct train-split problems on the validation side or the practice side."""
+    out: dict[str, Problem] = {}
+    for _ in range(20):
+        before = len(out)
+        for p in task.sample_problems("train", difficulty, 2 * n, rng):
+            if is_validation(p.id) == validation and p.id not in out:
+                out[p.id] = p
+        if len(out) >= n or len(out) == before:  # enough, or the difficulty has no more
+            break
+    return list(out.values())[:n]
+
+
+def completion_budget(task: Task, cfg: RunConfig, difficulty: int) -> int:
+    """``max_new_tokens`` for problems up to ``difficulty``: ``generation.max_new_tokens`` if set;
+    for answer-only data (``raw.answer_only_rate: 1``) the task's longest answer plus its stop
+    token, where the task knows it; else the task's bound on any correct chain."""
+    if cfg.generation.max_new_tokens:
+        return cfg.generation.max_new_tokens
+    answer_tokens = getattr(task, "answer_tokens", None)
+    if cfg.raw.answer_only_rate >= 1.0 and answer_tokens is not None:
+        return answer_tokens(difficulty)
+    return task.max_new_tokens(difficulty)
 
 
 VERDICT_FIELDS = ("status", "answer", "valid", "why", "first_bad_step", "steps")
@@ -127,14 +160,17 @@ def generate_samples(
     seed: int,
     progress=True,
     verify: bool = True,
+    greedy: bool = False,
 ) -> tuple[list[dict], dict]:
     """n chains per problem; then, if configured, more samples for problems with too few verified
     chains (DART), then hinted retries of problems with none (STaR). With ``verify`` each chain is
-    verified as it comes (those strategies need it); without, the verdict fields stay ``None``."""
+    verified as it comes (those strategies need it); without, the verdict fields stay ``None``.
+    ``greedy``: one greedy chain per problem (the frontier's labels with ``generation.n: 1``)."""
     generate = get_backend(cfg.generation.backend)
     g = cfg.generation
-    max_new = g.max_new_tokens or task.max_new_tokens(max(p.difficulty for p in problems))
+    max_new = completion_budget(task, cfg, max(p.difficulty for p in problems))
     common = dict(
+        greedy=greedy,
         temperature=g.temperature,
         top_p=g.top_p,
         max_new_tokens=max_new,
@@ -175,7 +211,7 @@ def generate_samples(
         t_gen += t1 - t0
         t_ver += time.perf_counter() - t1
 
-    run(problems, [p.prompt for p in problems], g.n, seed, "sampled", "generate")
+    run(problems, [p.prompt for p in problems], 1 if greedy else g.n, seed, "sampled", "generate")
 
     # Difficulty-aware sampling: keep sampling the problems that have fewer than `adaptive_target`
     # valid chains, n at a time, until they do or reach `adaptive_max_n` samples.

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from selfplay import artifacts
@@ -42,7 +42,10 @@ from selfplay.sampling import generate_samples, needs_verdicts, sample_record, v
 from selfplay.sources import unique_tokens
 from selfplay.tasks import Example, Problem, Task
 from selfplay.tracking import trainer_tracking
-from selfplay.training import count_supervised_tokens, plan_matched, plan_order, train_sft
+from selfplay.training import Mixture, fit
+
+# The committee's j-th model runs on seed ``seed + MEMBER_SEED * j``: far from other runs' seeds.
+MEMBER_SEED = 10007
 
 STOP_ENV = "SELFPLAY_STOP_AFTER"
 """Name of a stage (e.g. ``iter_001/generate``) after which the run stops as if killed: for tests."""
@@ -112,7 +115,7 @@ def _kept_tokens(tok, samples: list[dict]) -> int:
 def generate_chains(
     cfg: RunConfig,
     task: Task,
-    model_dir: Path,
+    model_dirs: list[Path],
     problems: list[Problem],
     stage_dir: Path,
     *,
@@ -120,48 +123,68 @@ def generate_chains(
     device: str,
     progress: bool = True,
     fill: Fill | None = None,
+    greedy: bool = False,
     note: dict | None = None,
 ) -> dict:
-    """Sample ``generation.n`` chains per problem from the checkpoint in ``model_dir`` (plus the
-    configured resampling, rationalization and ``fill``); returns the generation stats.
+    """Sample ``generation.n`` chains per problem (one greedy chain with ``greedy``) from each
+    checkpoint in ``model_dirs`` (a committee: each sample records its ``model``, and the ``j``-th
+    model samples on ``seed + MEMBER_SEED * j``), plus the configured resampling, rationalization
+    and ``fill``; returns the generation stats.
 
     Strategies that decide by verdicts verify as they go (:func:`selfplay.sampling.needs_verdicts`);
     otherwise the verdicts are left to :func:`verify_chains`. ``note`` is stored with the stats."""
     stage_dir = Path(stage_dir)
     if is_done("generate", stage_dir):
         return artifacts.read_json(stage_dir / "generate.json")
-    model, tok = load_for_generation(cfg, model_dir, device)
     verify = needs_verdicts(cfg)
-    samples, stats = generate_samples(
-        model, tok, task, problems, cfg, seed=seed, progress=progress, verify=verify
-    )
+    samples, stats = [], None
+    for j, model_dir in enumerate(model_dirs):
+        model, tok = load_for_generation(cfg, model_dir, device)
+        got, got_stats = generate_samples(
+            model, tok, task, problems, cfg, seed=seed + MEMBER_SEED * j, progress=progress,
+            verify=verify, greedy=greedy,
+        )  # fmt: skip
+        for s in got:
+            s["model"] = j
+            s["sample_idx"] += j * (1 if greedy else cfg.generation.n)
+        samples += got
+        stats = got_stats if stats is None else merge_generation_stats(stats, got_stats)
     if fill is not None:
-        filter_samples(samples, cfg.filters)
-        drawn = {p.id for p in problems}
-        draws = 0
-        have = fill.earlier_tokens + _kept_tokens(tok, samples)
-        while have < fill.quota_tokens and draws < fill.max_draws:
-            draws += 1
-            more = fill.draw(draws, drawn)
-            if not more:
-                break
-            drawn |= {p.id for p in more}
-            extra, more_stats = generate_samples(
-                model, tok, task, more, cfg, seed=seed + 7_777 * draws, progress=progress
-            )
-            samples += extra
-            filter_samples(samples, cfg.filters)
-            stats = merge_generation_stats(stats, more_stats)
-            have = fill.earlier_tokens + _kept_tokens(tok, samples)
-        stats["fill"] = {
-            "quota_tokens": fill.quota_tokens,
-            "unique_tokens": have,
-            "extra_draws": draws,
-        }
+        stats = _fill_budget(cfg, task, model, tok, problems, samples, stats, fill, seed, progress)
+    stats["prefill_tokens"] = prefill_tokens(tok, samples)
     artifacts.write_parquet(stage_dir / "completions.parquet", samples)
     artifacts.write_json(stage_dir / "generate.json", {**stats, **(note or {})})
     mark_done(stage_dir, "generate")
     return artifacts.read_json(stage_dir / "generate.json")
+
+
+def prefill_tokens(tok, samples: list[dict]) -> int:
+    """Prompt tokens of every sample (what each generation call prefilled)."""
+    prompts = [s["generation_prompt"] or s["prompt"] for s in samples]
+    return sum(map(len, tok(prompts, add_special_tokens=False)["input_ids"])) if prompts else 0
+
+
+def _fill_budget(cfg, task, model, tok, problems, samples, stats, fill: Fill, seed, progress):
+    """Draw new problems and sample them until the kept chains hold ``fill.quota_tokens``."""
+    filter_samples(samples, cfg.filters)
+    drawn = {p.id for p in problems}
+    draws = 0
+    have = fill.earlier_tokens + _kept_tokens(tok, samples)
+    while have < fill.quota_tokens and draws < fill.max_draws:
+        draws += 1
+        more = fill.draw(draws, drawn)
+        if not more:
+            break
+        drawn |= {p.id for p in more}
+        extra, more_stats = generate_samples(
+            model, tok, task, more, cfg, seed=seed + 7_777 * draws, progress=progress
+        )
+        samples += extra
+        filter_samples(samples, cfg.filters)
+        stats = merge_generation_stats(stats, more_stats)
+        have = fill.earlier_tokens + _kept_tokens(tok, samples)
+    stats["fill"] = {"quota_tokens": fill.quota_tokens, "unique_tokens": have, "extra_draws": draws}
+    return stats
 
 
 def verify_chains(task: Task, problems: list[Problem], stage_dir: Path) -> dict:
@@ -181,13 +204,17 @@ def verify_chains(task: Task, problems: list[Problem], stage_dir: Path) -> dict:
     return out
 
 
-def filter_chains(filters: FilterConfig, stage_dir: Path) -> list[dict]:
+def filter_chains(
+    select: FilterConfig | Callable[[list[dict]], list[dict]], stage_dir: Path
+) -> list[dict]:
     """Mark every verified chain kept or not, with its reason (``samples.parquet``), and write
-    the kept ones (``kept.parquet``); returns all samples."""
+    the kept ones (``kept.parquet``); returns all samples. ``select``: the filters of
+    :func:`selfplay.filters.filter_samples`, or a function that marks the samples and returns
+    the kept ones (e.g. :func:`selfplay.filters.choose_labels`)."""
     stage_dir = Path(stage_dir)
     if not is_done("filter", stage_dir):
         samples = artifacts.read_parquet(stage_dir / "verified.parquet")
-        kept = filter_samples(samples, filters)
+        kept = select(samples) if callable(select) else filter_samples(samples, select)
         artifacts.write_parquet(stage_dir / "samples.parquet", samples)
         artifacts.write_parquet(stage_dir / "kept.parquet", kept or [EMPTY_KEPT])
         for name in ("completions.parquet", "verified.parquet"):
@@ -199,23 +226,12 @@ def filter_chains(filters: FilterConfig, stage_dir: Path) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 # train, evaluate
 
-NOTHING_TRAINED = {
-    "tokens": 0,
-    "steps": 0,
-    "examples": 0,
-    "epochs": 0.0,
-    "final_loss": None,
-    "seconds": 0.0,
-    "batch_size": 0,
-    "note": "no training data (nothing kept): model unchanged",
-}
-
 
 def train_model(
     cfg: RunConfig,
     train_cfg: TrainConfig,
     init_dir: Path | None,
-    examples: list[Example],
+    data: list[Example] | Mixture,
     budget: int,
     tokens_per_step: float,
     stage_dir: Path,
@@ -226,13 +242,14 @@ def train_model(
     lora=None,
     note: dict | None = None,
 ) -> dict:
-    """Train the checkpoint in ``init_dir`` (``None``: a new model as ``cfg.model`` says) on
-    ``examples`` for ``budget`` supervised (loss-bearing) tokens, in optimizer steps of about
-    ``tokens_per_step`` supervised tokens each (:func:`selfplay.training.plan_matched`: the
-    same budget and step size give the same steps and supervised tokens whatever the data), at most
-    ``train_cfg.max_epochs`` passes over the data. Saves ``model/`` and returns ``train.json``:
-    the trainer's account, the plan, the model's size and how much of the data was unique. With no
-    examples the model is saved unchanged. ``note`` is stored with the record."""
+    """Train the checkpoint in ``init_dir`` (``None``: a new model as ``cfg.model`` says, on
+    ``cfg.seed``) with ``train_cfg.trainer`` on ``data``: a list of examples for ``budget``
+    supervised tokens in steps of about ``tokens_per_step`` supervised tokens each
+    (:func:`selfplay.training.plan_matched`: the same budget and step size give the same steps
+    and supervised tokens whatever the data, at most ``train_cfg.max_epochs`` passes), or a
+    :class:`~selfplay.training.Mixture` for ``budget`` tokens. Saves ``model/`` and returns
+    ``train.json``: the trainer's account, the model's size and how much of the data was unique.
+    With nothing to train the model is saved unchanged. ``note`` is stored with the record."""
     stage_dir = Path(stage_dir)
     if is_done("train", stage_dir):
         return artifacts.read_json(stage_dir / "train.json")
@@ -240,48 +257,26 @@ def train_model(
         model, tok = init_model(cfg, device)
     else:
         model, tok = load_for_training(cfg, init_dir, device)
-    chat = uses_chat_template(tok, cfg.model.chat_template)
-    supervised = count_supervised_tokens(tok, examples, chat)
-    plan = plan_matched(
-        supervised, budget, tokens_per_step, train_cfg.max_epochs, train_cfg.num_processes
-    )
-    if plan.steps:
-        with trainer_tracking(cfg, stage_dir.name) as report:
-            # Tracking comes first so that a value set in train.sft still wins.
-            tracked = dataclasses.replace(train_cfg, sft={**report, **train_cfg.sft})
-            result = asdict(
-                train_sft(
-                    model,
-                    tok,
-                    examples,
-                    tracked,
-                    budget_tokens=0,
-                    seed=seed,
-                    work_dir=stage_dir / ".trainer",
-                    device=device,
-                    progress=progress,
-                    lora=lora,
-                    chat_template=cfg.model.chat_template,
-                    plan=plan,
-                )
-            )
-        order = plan_order(len(examples), plan.steps, plan.batch_size, seed)
-        seen_supervised = sum(supervised[i] for i in order)
-    else:
-        result, seen_supervised = dict(NOTHING_TRAINED), 0
+    with trainer_tracking(cfg, stage_dir.name) as report:
+        # Tracking comes first so that a value set in train.sft still wins.
+        tracked = dataclasses.replace(train_cfg, sft={**report, **train_cfg.sft})
+        result = fit(
+            model, tok, data, tracked, budget=budget, tokens_per_step=tokens_per_step, seed=seed,
+            work_dir=stage_dir / ".trainer", device=device, progress=progress, lora=lora,
+            chat_template=cfg.model.chat_template,
+            chat=uses_chat_template(tok, cfg.model.chat_template),
+        )  # fmt: skip
     artifacts.save_model_dir(stage_dir / "model", model, tok)
+    examples = data.examples() if isinstance(data, Mixture) else data
     distinct = {(e.prompt, e.completion) for e in examples}
     result |= {
         "params": count_params(model),
-        "supervised_tokens": seen_supervised,
         "budget": budget,
-        # max_epochs stopped the stage short of its budget (the bench's table says so).
-        "capped_by_max_epochs": plan.capped,
         "selfplay_examples": sum(e.source == "selfplay" for e in examples),
         "distinct_examples": len(distinct),
         "unique_tokens": unique_tokens(tok, examples),
         # How often the average distinct example was seen (1.0: each once).
-        "reuse": result["steps"] * plan.batch_size / len(distinct) if distinct else 0.0,
+        "reuse": result["steps"] * result["batch_size"] / len(distinct) if distinct else 0.0,
         **(note or {}),
     }
     artifacts.write_json(stage_dir / "train.json", result)

@@ -35,6 +35,7 @@ from selfplay.bench_report import (
     render_markdown,
     time_line,
 )
+from selfplay.plots import pyplot
 from selfplay.progress import bench_seconds, format_duration
 from selfplay.stats import format_ci, mean_ci, paired
 
@@ -284,10 +285,7 @@ def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: d
 
 def write_sweep_plot(bench: BenchConfig, rows: list[dict], metric: str = "acc_in") -> str:
     """Accuracy vs budget per arm, one panel per regime (columns: the first axis' levels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     axes = list(bench.sweep.items())
     cols = [str(lv) for lv in axes[0][1]]

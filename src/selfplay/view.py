@@ -50,24 +50,20 @@ def frontier_threshold(run_dir: Path) -> float:
 
 
 def finished_iterations(run_dir: Path) -> list[int]:
-    """Iterations whose samples were written (generation finished), in order; for a frontier run,
-    rounds whose labels were written."""
+    """Iterations whose samples were written (generation and filter finished), in order."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    name = "kept.parquet" if is_frontier_run(run_dir) else "samples.parquet"
     its = sorted(
         int(p.parent.name[5:])
-        for p in run_dir.glob(f"iter_*/{name}")
+        for p in run_dir.glob("iter_*/samples.parquet")
         if p.parent.name[5:].isdigit()
     )
     return its
 
 
 def load_samples(run_dir: Path, iteration: int) -> list[dict]:
-    """Iteration ``iteration``'s samples (a frontier run: its round's labels, as samples)."""
-    if is_frontier_run(run_dir):
-        return load_labels(run_dir, iteration)
+    """Iteration ``iteration``'s samples, every one with its verdict and the filter's decision."""
     path = Path(run_dir) / f"iter_{iteration:03d}" / "samples.parquet"
     if not path.exists():
         raise ConfigError(
@@ -91,53 +87,10 @@ def load_eval_samples(run_dir: Path, iteration: int) -> list[dict]:
     return rows
 
 
-def load_labels(run_dir: Path, k: int) -> list[dict]:
-    """Frontier round ``k``'s labelled problems (``kept.parquet``: every label, kept or not) in
-    the shape of a sample. Labels written before they carried their verdict are verified again."""
-    path = Path(run_dir) / f"iter_{k:03d}" / "kept.parquet"
-    if not path.exists():
-        raise ConfigError(f"{path.parent}: round {k} has no labels (not run yet)")
-    rows = artifacts.read_parquet(path)
-    if rows and "status" not in rows[0]:
-        _verify_again(Path(run_dir), rows)
-    for r in rows:
-        r.setdefault("sample_idx", 0)
-        r.setdefault("tokens", None)  # the frontier's decoder counts no tokens per label
-        r.setdefault("finish_reason", None)
-        r["iteration"] = k
-    return rows
-
-
-def _verify_again(run_dir: Path, rows: list[dict]) -> None:
-    """Fill in the verdict of labels that carry only ``correct``: the task's verifier's where the
-    prompt describes the problem (``arith``), else the bare status (no marks)."""
-    from selfplay.config import load_config
-    from selfplay.sampling import verdict_fields
-    from selfplay.tasks import make_task, verify_all
-
-    try:
-        cfg = load_config(run_dir / "config.yaml")
-        task, rec = make_task(cfg), {"reversed": cfg.task.reversed}
-    except ConfigError:
-        task = None
-    problems = []
-    for r in rows:
-        try:
-            problems.append(task and task.problem_from_record(rec | {"prompt": r["prompt"]}, 0))
-        except (ValueError, TypeError, KeyError):
-            problems.append(None)
-    items = [(p, r["text"]) for p, r in zip(problems, rows, strict=True) if p is not None]
-    verdicts = iter(verify_all(task, items) if items else [])
-    for p, r in zip(problems, rows, strict=True):
-        if p is None:  # valid as correct: with no marks, no step can be called wrong
-            r |= {"status": "correct" if r["correct"] else "wrong", "answer": None, "gold": None}
-            r |= {"valid": bool(r["correct"]), "why": "", "first_bad_step": None, "steps": []}
-        else:
-            r |= {"gold": p.answer, **verdict_fields(next(verdicts))}
-
-
-def frontier_header(run_dir: Path, k: int, labels: list[dict]) -> str:
-    """One line on frontier round ``k``: the probe's frontier, what it practised, its labels."""
+def frontier_header(run_dir: Path, k: int, samples: list[dict]) -> str:
+    """One line on frontier round ``k``: the probe's frontier, what it practised, its labels
+    (the samples chosen as labels: one per practised problem)."""
+    labels = [r for r in samples if r.get("label")]
     d = Path(run_dir) / f"iter_{k:03d}"
     m = artifacts.read_json(d / "metrics.json") if (d / "metrics.json").exists() else {}
     fr = m.get("frontier", {})
@@ -145,7 +98,7 @@ def frontier_header(run_dir: Path, k: int, labels: list[dict]) -> str:
     probe = fr.get("probe") or (artifacts.read_json(probe_path) if probe_path.exists() else {})
     solved = fr.get("probe_solved")
     if solved is None:  # a round still training: its probe is written, its metrics not yet
-        from selfplay.frontier import solved_frontier
+        from selfplay.evaluation import solved_frontier
 
         solved = solved_frontier({int(a): b for a, b in probe.items()}, frontier_threshold(run_dir))
     practice = fr.get("practice") or sorted({r["difficulty"] for r in labels})

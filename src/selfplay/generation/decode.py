@@ -267,9 +267,6 @@ def decode_refill(
     its own prompt); sampling is reproducible for a given ``generator`` seed, ``rows`` and
     ``sync_every``.
     """
-    from transformers import DynamicCache, StaticCache
-    from transformers.cache_utils import StaticLayer
-
     check_loop(model, max_new_tokens, sync_every)
     if rows < 1:
         raise ValueError(f"rows must be >= 1, not {rows}")
@@ -278,140 +275,163 @@ def decode_refill(
         return []
     if any(not p for p in prompts):
         raise ValueError("every prompt needs at least one token")
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
     rows = min(rows, len(prompts))
-    ring = max(map(len, prompts)) + max_new_tokens
-    cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=ring)
-    stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
-    blocked = torch.finfo(dtype).min
-    last_only = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+    select = partial(
+        select_tokens, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator
+    )
+    ring = _Ring(model, prompts, rows, max_new_tokens, stop_ids, pad_id, select, compile)
+    # An upper bound: every prompt's full length, the rows decoding one after another.
+    bound = (len(prompts) // rows + 2) * (max_new_tokens + sync_every)
+    capture = None
+    if (
+        cuda_graph
+        and wants_graph(ring.device, model, ring.cache)
+        and bound > GRAPH_WARMUP_STEPS + 1
+    ):
+        capture = partial(capture_step, ring.step, GRAPH_WARMUP_STEPS, generator)
+    check = partial(ring.check, on_finish)
+    run_steps(ring.step, bound, ring.done, sync_every, capture, check=check)
+    if any(r is None for r in ring.results):  # the bound is never reached: a safeguard
+        check()
+        missing = sum(r is None for r in ring.results)
+        if missing:
+            raise RuntimeError(f"decode_refill: {missing} prompts left undecoded")
+    return ring.results
 
-    def select(logits: torch.Tensor) -> torch.Tensor:
-        return select_tokens(
-            logits, greedy=greedy, temperature=temperature, top_p=top_p, generator=generator
-        )
 
-    def left_pad(group: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(map(len, group))
-        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in group], device=device)
+class _Ring:
+    """:func:`decode_refill`'s state: a ring of ``longest prompt + max_new_tokens`` cache slots
+    that every row writes at the same slot each step, the step's buffers (updated in place, so a
+    CUDA graph can replay :meth:`step`), and which prompt each row decodes."""
+
+    def __init__(self, model, prompts, rows, max_new_tokens, stop_ids, pad_id, select, compile_):
+        from transformers import StaticCache
+        from transformers.cache_utils import StaticLayer
+
+        self.model, self.prompts, self.select = model, prompts, select
+        self.max_new, self.pad_id = max_new_tokens, pad_id
+        self.device = device = next(model.parameters()).device
+        self.dtype = dtype = next(model.parameters()).dtype
+        self.ring = ring = max(map(len, prompts)) + max_new_tokens
+        text_config = model.config.get_text_config(decoder=True)
+        self.cache = StaticCache(config=text_config, max_cache_len=ring)
+        self.stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
+        self.blocked = torch.finfo(dtype).min
+        self.last_only = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+        # The first rows: one prefill into the ring's first slots, as decode_batch does.
+        ids, mask = self.left_pad(prompts[:rows])
+        positions = left_padded_positions(mask)
+        prefill = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions,
+            past_key_values=self.cache, use_cache=True, **self.last_only,
+        )  # fmt: skip
+        self.layers = self.cache.layers
+        if not all(type(layer) is StaticLayer for layer in self.layers):
+            raise ValueError("generation.refill needs a plain static cache (no sliding window)")
+        first = select(prefill.logits[:, -1])
+        del prefill
+        width = ids.shape[1]
+        # Step buffers, read and updated in place (a CUDA graph replays them).
+        self.token = first[:, None].clone()
+        self.position = positions[:, -1:] + 1
+        self.slot = torch.full((1,), width % ring, dtype=torch.long, device=device)
+        self.bias = torch.full((rows, 1, 1, ring), self.blocked, dtype=dtype, device=device)
+        self.bias[:, 0, 0, :width].masked_fill_(mask.bool(), 0.0)
+        self.out = torch.full((rows, max_new_tokens + 1), pad_id, dtype=torch.long, device=device)
+        self.out[:, 0] = first
+        self.col = torch.ones((rows, 1), dtype=torch.long, device=device)
+        self.done = (first[:, None] == self.stops).any(-1) | (self.col[:, 0] >= max_new_tokens)
+        for layer in self.layers:
+            layer.cumulative_length.remainder_(ring)
+        self.forward = model
+        if compile_ and device.type == "cuda":
+            self.forward = torch.compile(model, dynamic=False, fullgraph=False)
+        self.results: list[list[int] | None] = [None] * len(prompts)
+        self.owner: list[int | None] = list(range(rows))  # the prompt each row decodes
+        self.pending = deque(range(rows, len(prompts)))
+
+    def left_pad(self, group: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width, pad, device = max(map(len, group)), self.pad_id, self.device
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in group], device=device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in group], device=device)
         return ids, mask
 
-    # The first rows: one prefill into the ring's first slots, as decode_batch does.
-    ids, mask = left_pad(prompts[:rows])
-    positions = left_padded_positions(mask)
-    prefill = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-        use_cache=True, **last_only,
-    )  # fmt: skip
-    layers = cache.layers
-    if not all(type(layer) is StaticLayer for layer in layers):
-        raise ValueError("generation.refill needs a plain static cache (no sliding window)")
-    first = select(prefill.logits[:, -1])
-    del prefill
-    width = ids.shape[1]
-    # Step buffers, read and updated in place (a CUDA graph replays them).
-    token = first[:, None].clone()
-    position = positions[:, -1:] + 1
-    slot = torch.full((1,), width % ring, dtype=torch.long, device=device)
-    bias = torch.full((rows, 1, 1, ring), blocked, dtype=dtype, device=device)
-    bias[:, 0, 0, :width].masked_fill_(mask.bool(), 0.0)
-    out = torch.full((rows, max_new_tokens + 1), pad_id, dtype=torch.long, device=device)
-    out[:, 0] = first
-    col = torch.ones((rows, 1), dtype=torch.long, device=device)
-    done = (first[:, None] == stops).any(-1) | (col[:, 0] >= max_new_tokens)
-    for layer in layers:
-        layer.cumulative_length.remainder_(ring)
-    forward = model
-    if compile and device.type == "cuda":
-        forward = torch.compile(model, dynamic=False, fullgraph=False)
-
-    def step() -> None:
-        bias.index_fill_(3, slot, 0.0)  # every row sees the slot it writes now
-        logits = forward(
-            input_ids=token, attention_mask=bias, position_ids=position,
-            past_key_values=cache, use_cache=True,
+    def step(self) -> None:
+        self.bias.index_fill_(3, self.slot, 0.0)  # every row sees the slot it writes now
+        logits = self.forward(
+            input_ids=self.token, attention_mask=self.bias, position_ids=self.position,
+            past_key_values=self.cache, use_cache=True,
         ).logits[:, -1]  # fmt: skip
-        was_done = done.clone()
-        nxt = select(logits).masked_fill(was_done, pad_id)
-        out.scatter_(1, col, nxt[:, None])  # a finished row writes pad past its tokens
-        col.add_((~was_done).long()[:, None])
-        done.logical_or_(nxt[:, None].eq(stops).any(-1)).logical_or_(col[:, 0] >= max_new_tokens)
-        token.copy_(nxt[:, None])
-        position.add_(1)
-        slot.add_(1).remainder_(ring)
-        for layer in layers:
-            layer.cumulative_length.remainder_(ring)
+        was_done = self.done.clone()
+        nxt = self.select(logits).masked_fill(was_done, self.pad_id)
+        self.out.scatter_(1, self.col, nxt[:, None])  # a finished row writes pad past its tokens
+        self.col.add_((~was_done).long()[:, None])
+        self.done.logical_or_(nxt[:, None].eq(self.stops).any(-1)).logical_or_(
+            self.col[:, 0] >= self.max_new
+        )
+        self.token.copy_(nxt[:, None])
+        self.position.add_(1)
+        self.slot.add_(1).remainder_(self.ring)
+        for layer in self.layers:
+            layer.cumulative_length.remainder_(self.ring)
 
-    results: list[list[int] | None] = [None] * len(prompts)
-    owner: list[int | None] = list(range(rows))  # the prompt each row decodes
-    pending = deque(range(rows, len(prompts)))
-
-    def admit(free: list[int]) -> None:
+    def admit(self, free: list[int]) -> None:
         """Prefill the next prompts on their own and place them in the free rows, in the slots
         just behind the write slot."""
-        take = [pending.popleft() for _ in free[: len(pending)]]
+        from transformers import DynamicCache
+
+        take = [self.pending.popleft() for _ in free[: len(self.pending)]]
         free = free[: len(take)]
-        ids, mask = left_pad([prompts[k] for k in take])
+        ids, mask = self.left_pad([self.prompts[k] for k in take])
         pos = left_padded_positions(mask)
-        tmp = DynamicCache(config=model.config.get_text_config(decoder=True))
-        pre = model(
+        tmp = DynamicCache(config=self.model.config.get_text_config(decoder=True))
+        pre = self.model(
             input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=tmp,
-            use_cache=True, **last_only,
+            use_cache=True, **self.last_only,
         )  # fmt: skip
-        first = select(pre.logits[:, -1])
-        here = torch.tensor(free, dtype=torch.long, device=device)
+        first = self.select(pre.logits[:, -1])
+        here = torch.tensor(free, dtype=torch.long, device=self.device)
         width = ids.shape[1]
-        at = (slot - width + torch.arange(width, device=device)).remainder(ring)
-        for layer, new in zip(layers, tmp.layers, strict=True):
+        at = (self.slot - width + torch.arange(width, device=self.device)).remainder(self.ring)
+        for layer, new in zip(self.layers, tmp.layers, strict=True):
             for mine, theirs in ((layer.keys, new.keys), (layer.values, new.values)):
                 block = mine.index_select(0, here)
                 block.index_copy_(2, at, theirs.to(mine.dtype))
                 mine.index_copy_(0, here, block)
-        row_bias = torch.full((len(free), ring), blocked, dtype=dtype, device=device)
-        row_bias.index_copy_(
-            1, at, torch.zeros_like(mask, dtype=dtype).masked_fill_(mask == 0, blocked)
+        row_bias = torch.full(
+            (len(free), self.ring), self.blocked, dtype=self.dtype, device=self.device
         )
-        bias.index_copy_(0, here, row_bias[:, None, None, :])
-        token.index_copy_(0, here, first[:, None])
-        position.index_copy_(0, here, pos[:, -1:] + 1)
-        fresh = torch.full((len(free), max_new_tokens + 1), pad_id, dtype=torch.long, device=device)
+        row_bias.index_copy_(
+            1, at, torch.zeros_like(mask, dtype=self.dtype).masked_fill_(mask == 0, self.blocked)
+        )
+        self.bias.index_copy_(0, here, row_bias[:, None, None, :])
+        self.token.index_copy_(0, here, first[:, None])
+        self.position.index_copy_(0, here, pos[:, -1:] + 1)
+        fresh = torch.full(
+            (len(free), self.max_new + 1), self.pad_id, dtype=torch.long, device=self.device
+        )
         fresh[:, 0] = first
-        out.index_copy_(0, here, fresh)
-        col.index_fill_(0, here, 1)
-        stopped = (first[:, None] == stops).any(-1) | (max_new_tokens <= 1)
-        done.index_copy_(0, here, stopped)
+        self.out.index_copy_(0, here, fresh)
+        self.col.index_fill_(0, here, 1)
+        stopped = (first[:, None] == self.stops).any(-1) | (self.max_new <= 1)
+        self.done.index_copy_(0, here, stopped)
         for r, k in zip(free, take, strict=True):
-            owner[r] = k
+            self.owner[r] = k
 
-    def check() -> bool:
+    def check(self, on_finish: Callable[[int], None] | None = None) -> bool:
         """Hand in finished rows, refill them; true once every prompt is done."""
-        finished = [r for r, d in enumerate(done.tolist()) if d and owner[r] is not None]
+        finished = [r for r, d in enumerate(self.done.tolist()) if d and self.owner[r] is not None]
         if finished:
-            got = out[finished, :max_new_tokens].tolist()
+            got = self.out[finished, : self.max_new].tolist()
             for r, tokens in zip(finished, got, strict=True):
-                results[owner[r]] = tokens
-                owner[r] = None
+                self.results[self.owner[r]] = tokens
+                self.owner[r] = None
             if on_finish:
                 on_finish(len(finished))
-        free = [r for r, k in enumerate(owner) if k is None]
-        if pending and free:
-            admit(free)
-        return all(k is None for k in owner)
-
-    # An upper bound: every prompt's full length, the rows decoding one after another.
-    bound = (len(prompts) // rows + 2) * (max_new_tokens + sync_every)
-    capture = None
-    if cuda_graph and wants_graph(device, model, cache) and bound > GRAPH_WARMUP_STEPS + 1:
-        capture = partial(capture_step, step, GRAPH_WARMUP_STEPS, generator)
-    run_steps(step, bound, done, sync_every, capture, check=check)
-    if any(r is None for r in results):  # the bound is never reached; a safeguard, not a path
-        check()
-        missing = sum(r is None for r in results)
-        if missing:
-            raise RuntimeError(f"decode_refill: {missing} prompts left undecoded")
-    return results
+        free = [r for r, k in enumerate(self.owner) if k is None]
+        if self.pending and free:
+            self.admit(free)
+        return all(k is None for k in self.owner)
 
 
 def wants_graph(device: torch.device, model, cache) -> bool:

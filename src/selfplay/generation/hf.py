@@ -15,10 +15,13 @@ from tqdm.auto import tqdm
 
 from selfplay.generation import Completion, to_completion
 from selfplay.generation.decode import SYNC_EVERY, decode_batch, decode_refill
+from selfplay.generation.grouped import decode_grouped
 from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
 
 CPU_BATCH_SIZE = 256
 """``batch_size="auto"`` on CPU: larger batches stop paying there."""
+
+DECODERS = ("generate", "loop", "grouped")
 
 STATIC_PAD_MULTIPLE = 16
 """With a static cache, prompts are left-padded to a multiple of this many tokens, so the compiled
@@ -95,9 +98,11 @@ def generate(
     ``cuda_graph``: replay its step as a CUDA graph on a GPU). With ``refill`` the loop keeps
     ``batch_size`` rows busy over all the prompts, refilling finished rows
     (:func:`selfplay.generation.decode.decode_refill`; one seeded stream instead of one per batch).
+    ``decoder="grouped"`` decodes prompts of one token length together, unpadded
+    (:mod:`selfplay.generation.grouped`: the fastest path for a small model on a CPU).
     """
-    if decoder not in ("generate", "loop"):
-        raise ValueError(f"decoder: 'generate' or 'loop', not {decoder!r}")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder: one of {', '.join(DECODERS)}, not {decoder!r}")
     if refill and decoder != "loop":
         raise ValueError("refill needs decoder='loop'")
     if greedy:
@@ -113,44 +118,28 @@ def generate(
         if t not in stops:
             stops.append(t)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    stop_set = set(stops)
+    if decoder == "grouped":
+        return _generate_grouped(
+            model, tokenizer, ids, stops, pad_id, n=n, greedy=greedy, temperature=temperature,
+            top_p=top_p, max_new_tokens=max_new_tokens,
+            batch_size=CPU_BATCH_SIZE if batch_size == "auto" else batch_size, seed=seed,
+            progress=progress,
+        )  # fmt: skip
     order = sorted(range(len(prompts)), key=lambda i: (len(ids[i]), i))
     if batch_size == "auto":
         longest = max(len(x) for x in ids)
         batch_size = auto_batch_size(model, longest, max_new_tokens, n)
     per_batch = max(1, batch_size // n)
-    sampling = (
-        dict(do_sample=False)
-        if greedy
-        else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-    )
-    decoding = {}
-    if cache == "static":
-        decoding["cache_implementation"] = "static"
-        if compile and device.type == "cuda":
-            from transformers import CompileConfig
-
-            decoding["compile_config"] = CompileConfig(fullgraph=False, mode="reduce-overhead")
-        else:
-            decoding["disable_compile"] = True
-    # Few cache shapes for compiled decoding steps (the loop compiles on CUDA only).
-    compiled_loop = decoder == "loop" and compile and device.type == "cuda"
-    out: list[Completion] = []
-    stop_set = set(stops)
     bar = tqdm(
         total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
     )
     # The decode loop's options, the same with and without refilled rows.
     loop = dict(
-        max_new_tokens=max_new_tokens,
-        stop_ids=stops,
-        pad_id=pad_id,
-        greedy=greedy,
-        temperature=temperature,
-        top_p=top_p,
-        sync_every=sync_every,
-        cuda_graph=cuda_graph,
+        max_new_tokens=max_new_tokens, stop_ids=stops, pad_id=pad_id, greedy=greedy,
+        temperature=temperature, top_p=top_p, sync_every=sync_every, cuda_graph=cuda_graph,
         compile=compile,
-    )
+    )  # fmt: skip
     if refill:
         # Sequences in (prompt, sample) order within the length-sorted prompt order.
         seqs = [(i, j) for i in order for j in range(n)]
@@ -166,45 +155,94 @@ def generate(
             to_completion(tokenizer, row_ids, stop_set, pad_id, i, j)
             for (i, j), row_ids in zip(seqs, new, strict=True)
         ]
-    # Without refill: one batch after another, each padded to its longest row.
-    batches = [] if refill else range(0, len(order), per_batch)
-    for b, start in enumerate(batches):
-        idx = order[start : start + per_batch]
-        width = max(len(ids[i]) for i in idx)
-        if (cache == "static" and decoder == "generate") or compiled_loop:
-            width = math.ceil(width / STATIC_PAD_MULTIPLE) * STATIC_PAD_MULTIPLE
-        input_ids = torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx])
-        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx])
-        batch_seed = seed * 1_000_003 + b
-        if decoder == "loop":
-            # Rows in (prompt, sample) order, as ``num_return_sequences`` expands them.
-            new = decode_batch(
-                model,
-                input_ids.repeat_interleave(n, 0).to(device),
-                mask.repeat_interleave(n, 0).to(device),
-                generator=torch.Generator(device=device).manual_seed(batch_seed),
-                **loop,
-            ).tolist()
-        else:
-            torch.manual_seed(batch_seed)
-            seqs = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=n,
-                eos_token_id=stops[0] if len(stops) == 1 else stops,
-                pad_token_id=pad_id,
-                use_cache=True,
-                **sampling,
-                **decoding,
-            )
-            new = seqs[:, width:].cpu().tolist()
-        for row, row_ids in enumerate(new):
-            out.append(to_completion(tokenizer, row_ids, stop_set, pad_id, idx[row // n], row % n))
-        bar.update(len(new))
+    else:
+        out = []
+        for b, start in enumerate(range(0, len(order), per_batch)):
+            idx = order[start : start + per_batch]
+            new = _generate_batch(
+                model, [ids[i] for i in idx], n, seed * 1_000_003 + b, loop, decoder=decoder,
+                cache=cache,
+            )  # fmt: skip
+            for row, row_ids in enumerate(new):
+                out.append(
+                    to_completion(tokenizer, row_ids, stop_set, pad_id, idx[row // n], row % n)
+                )
+            bar.update(len(new))
     bar.close()
     out.sort(key=lambda c: (c.prompt_idx, c.sample_idx))
     return out
+
+
+def _generate_batch(
+    model, ids: list[list[int]], n: int, batch_seed: int, loop: dict, *, decoder: str, cache: str
+) -> list[list[int]]:
+    """One batch padded on the left to its longest prompt: ``n`` rows of new token ids per
+    prompt, in (prompt, sample) order, by ``model.generate`` or the decode loop."""
+    device = next(model.parameters()).device
+    compile_ = loop["compile"] and device.type == "cuda"
+    width = max(map(len, ids))
+    # Few cache shapes for compiled decoding steps (the loop compiles on CUDA only).
+    if (cache == "static" and decoder == "generate") or (decoder == "loop" and compile_):
+        width = math.ceil(width / STATIC_PAD_MULTIPLE) * STATIC_PAD_MULTIPLE
+    pad_id = loop["pad_id"]
+    input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids])
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    if decoder == "loop":
+        # Rows in (prompt, sample) order, as ``num_return_sequences`` expands them.
+        return decode_batch(
+            model,
+            input_ids.repeat_interleave(n, 0).to(device),
+            mask.repeat_interleave(n, 0).to(device),
+            generator=torch.Generator(device=device).manual_seed(batch_seed),
+            **loop,
+        ).tolist()
+    if loop["greedy"]:
+        sampling = dict(do_sample=False)
+    else:
+        sampling = dict(
+            do_sample=True, temperature=loop["temperature"], top_p=loop["top_p"], top_k=0
+        )
+    if cache == "static":
+        sampling["cache_implementation"] = "static"
+        if compile_:
+            from transformers import CompileConfig
+
+            sampling["compile_config"] = CompileConfig(fullgraph=False, mode="reduce-overhead")
+        else:
+            sampling["disable_compile"] = True
+    stops = loop["stop_ids"]
+    torch.manual_seed(batch_seed)
+    seqs = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=mask.to(device),
+        max_new_tokens=loop["max_new_tokens"],
+        num_return_sequences=n,
+        eos_token_id=stops[0] if len(stops) == 1 else stops,
+        pad_token_id=pad_id,
+        use_cache=True,
+        **sampling,
+    )
+    return seqs[:, width:].cpu().tolist()
+
+
+def _generate_grouped(
+    model, tokenizer, ids: list[list[int]], stops: list[int], pad_id: int, *, n: int,
+    greedy: bool, temperature: float, top_p: float, max_new_tokens: int, batch_size: int,
+    seed: int, progress: str | None,
+) -> list[Completion]:  # fmt: skip
+    bar = tqdm(total=len(ids) * n, desc=progress, unit="seq", disable=progress is None, leave=False)
+    rows = decode_grouped(
+        model, ids, n=n, greedy=greedy, temperature=temperature, top_p=top_p,
+        max_new_tokens=max_new_tokens, stop_ids=stops, seed=seed, batch_size=batch_size,
+        on_batch=bar.update,
+    )  # fmt: skip
+    bar.close()
+    stop_set = set(stops)
+    return [
+        to_completion(tokenizer, row, stop_set, pad_id, i, j)
+        for i, samples in enumerate(rows)
+        for j, row in enumerate(samples)
+    ]
 
 
 def _as_list(x) -> list[int]:

@@ -588,6 +588,21 @@ class ArithTask:
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return verify_arith(problem, completion)
 
+    def answer_tokens(self, difficulty: int) -> int:
+        """A completion budget for answer-only data: the longest answer of this difficulty (any
+        of the task's operations) and its end-of-sequence token."""
+        worst = 10**difficulty - 1
+        return max(len(self.make_problem(worst, OPS[op], worst).answer) for op in self.ops) + 1
+
+    def answer_width(self, problem: Problem) -> int | None:
+        """The answer width the prompt implies when the format fixes it (reversed answers are
+        written to full width, leading zeros included); None otherwise. A label-free check."""
+        m = problem.meta
+        if not m.get("reversed"):
+            return None
+        la, lb = len(str(m["a"])), len(str(m["b"]))
+        return max(la, lb) + 1 if m["op"] == "+" else la + lb
+
     def max_new_tokens(self, difficulty: int) -> int:
         worst = 10**difficulty - 1
         longest = max(

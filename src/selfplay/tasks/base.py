@@ -150,9 +150,12 @@ def screen_completion(completion: Any, max_chars: int) -> Verdict | None:
 def configured_difficulties(cfg: RunConfig) -> list[tuple[str, list[int]]]:
     """Every ``(key, difficulties)`` a run config asks problems at, for a task's
     :meth:`Task.check_config` to hold against the difficulties it has."""
+    from selfplay.schedules import PRACTISED
+
+    key, practised = PRACTISED[cfg.loop.schedule]
     return [
         ("raw.difficulties", cfg.raw.difficulties),
-        ("loop.pool_difficulties", cfg.loop.pool_difficulties),
+        (key, practised(cfg.loop)),
         ("eval.difficulties", cfg.eval.difficulties),
     ]
 

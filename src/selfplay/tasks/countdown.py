@@ -397,6 +397,8 @@ def split_key(numbers: list[int], target: int) -> str:
 
 class CountdownTask:
     name = "countdown"
+    min_difficulty = MIN_NUMBERS
+    """The easiest problem has two numbers (the frontier counts solved difficulties from here)."""
 
     def __init__(self, timeout: float = 1.0):
         self.timeout = timeout

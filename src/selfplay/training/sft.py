@@ -23,12 +23,11 @@ import json
 import logging
 import math
 import os
-import random
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -37,11 +36,19 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from selfplay.config import LoraConfig, TrainConfig
-from selfplay.models import user_turn, uses_chat_template
+from selfplay.models import uses_chat_template
 from selfplay.tasks import Example
+from selfplay.training.plan import (
+    StepPlan,
+    TrainResult,
+    chat_record,
+    count_tokens,
+    plan_order,
+    plan_steps,
+)
 
 
-class _ProgressBar(TrainerCallback):
+class StepBar(TrainerCallback):
     """A step bar that shows the running loss, instead of printing each log line."""
 
     def __init__(self, desc: str | None):
@@ -139,128 +146,6 @@ def sync_free_trainer_class():
     return SyncFreeSFTTrainer
 
 
-@dataclass
-class TrainResult:
-    tokens: int
-    """Tokens processed (prompt + completion, padding excluded)."""
-    steps: int
-    examples: int
-    """Distinct training examples available."""
-    epochs: float
-    """How many times the data was gone through: > 1 means repeated data."""
-    final_loss: float | None
-    seconds: float
-    batch_size: int = 0
-    """Examples per optimizer step, over all processes."""
-
-
-@dataclass
-class StepPlan:
-    """A training stage's optimizer steps and examples per step, fixed before it starts."""
-
-    steps: int
-    batch_size: int
-    capped: bool = False
-    """``True`` when ``max_epochs`` cut the steps below what the budget asked for."""
-
-
-def count_supervised_tokens(tokenizer, examples: list[Example], chat: bool = False) -> list[int]:
-    """Loss-bearing tokens of each example: its completion and end-of-sequence token (with
-    ``chat``: the rendered conversation minus the rendered prompt with its generation prompt)."""
-    if not examples:
-        return []
-    if chat:
-        full = count_tokens(tokenizer, examples, chat=True)
-        prompts = [
-            len(
-                tokenizer.apply_chat_template(
-                    user_turn(e.prompt), tokenize=True, add_generation_prompt=True, return_dict=True
-                )["input_ids"]
-            )
-            for e in examples
-        ]
-        return [max(1, f - q) for f, q in zip(full, prompts, strict=True)]
-    ids = tokenizer([e.completion for e in examples], add_special_tokens=False)["input_ids"]
-    return [len(x) + 1 for x in ids]
-
-
-def plan_matched(
-    supervised: list[int],
-    budget: int,
-    tokens_per_step: float,
-    max_epochs: float | None = None,
-    multiple_of: int = 1,
-) -> StepPlan:
-    """Steps and examples per step that spend ``budget`` supervised tokens in steps of about
-    ``tokens_per_step`` supervised tokens each, so two data sets with the same budget and step
-    size train the same number of steps on the same number of supervised tokens (to within half
-    an example per step: the batch is a whole number of examples), whatever their lengths. At most ``max_epochs`` passes over the data; the
-    batch is a multiple of ``multiple_of`` (the number of processes)."""
-    if not supervised or budget <= 0:
-        return StepPlan(0, 0)
-    mean = sum(supervised) / len(supervised)
-    batch = max(multiple_of, round(tokens_per_step / mean / multiple_of) * multiple_of)
-    steps = max(1, round(budget / tokens_per_step))
-    most = math.inf if max_epochs is None else math.floor(max_epochs * len(supervised))
-    if steps * batch <= most:
-        return StepPlan(steps, batch)
-    if most >= batch:
-        return StepPlan(most // batch, batch, True)
-    # Fewer examples than one batch may see: one step over what max_epochs allows.
-    return StepPlan(1, max(multiple_of, most // multiple_of * multiple_of), True)
-
-
-def plan_order(n: int, steps: int, batch_size: int, seed: int) -> list[int]:
-    """The example indices a stage trains on, in order: exactly ``steps x batch_size`` of them as
-    whole shuffled passes over the data, so every batch is full and repeats are exact."""
-    rng = random.Random(seed)
-    order: list[int] = []
-    while len(order) < steps * batch_size:
-        one_pass = list(range(n))
-        rng.shuffle(one_pass)
-        order += one_pass
-    return order[: steps * batch_size]
-
-
-def count_tokens(tokenizer, examples: list[Example], chat: bool = False) -> list[int]:
-    """Sequence length of each example as trained: prompt + completion + end-of-sequence, or with
-    ``chat`` the rendered user and assistant turns."""
-    if not examples:
-        return []
-    if chat:
-        convs = [[*r["prompt"], *r["completion"]] for r in map(_chat_record, examples)]
-        return [
-            len(tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"])
-            for c in convs
-        ]
-    texts = [e.prompt + e.completion for e in examples]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [len(x) + 1 for x in ids]
-
-
-def plan_steps(
-    lengths: list[int], budget_tokens: int, batch_size: int, max_epochs: float | None = None
-) -> int:
-    """Optimizer steps that spend ``budget_tokens`` on batches of ``batch_size`` examples, but
-    never more than ``max_epochs`` passes over the data (0 steps when one batch would be more)."""
-    if not lengths or budget_tokens <= 0:
-        return 0
-    mean = sum(lengths) / len(lengths)
-    steps = max(1, math.ceil(budget_tokens / (mean * batch_size)))
-    if max_epochs is not None:
-        steps = min(steps, math.floor(max_epochs * len(lengths) / batch_size))
-    return steps
-
-
-def _chat_record(e: Example) -> dict:
-    """A conversational prompt/completion record: TRL renders it with the chat template and keeps
-    the loss on the assistant turn."""
-    return {
-        "prompt": user_turn(e.prompt),
-        "completion": [{"role": "assistant", "content": e.completion}],
-    }
-
-
 def _peft_config(lora: LoraConfig | None):
     if lora is None or lora.r == 0:
         return None
@@ -343,7 +228,7 @@ def build_trainer(
     # the number of repeats is exact.
     order = plan_order(len(examples), steps, batch_size, seed)
     if chat:
-        records = [_chat_record(examples[i]) for i in order]
+        records = [chat_record(examples[i]) for i in order]
     else:
         records = [
             {"prompt": examples[i].prompt, "completion": examples[i].completion} for i in order
@@ -365,7 +250,8 @@ def build_trainer(
         warmup_steps=0.05,
         weight_decay=0.0,
         max_length=cfg.max_length,
-        completion_only_loss=True,
+        # train.loss: the completion (answer), or every token of prompt and completion (sequence).
+        completion_only_loss=cfg.loss != "sequence",
         packing=cfg.packing,
         gradient_checkpointing=False,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
@@ -410,7 +296,7 @@ def build_trainer(
         # own count is one row's width per step once the rows are not concatenated).
         trainer.packed_tokens = sum(map(len, trainer.train_dataset["input_ids"]))
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(_ProgressBar(progress))
+    trainer.add_callback(StepBar(progress))
     return trainer, len(order)
 
 
