@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "selfplay"
 
 
@@ -87,3 +89,69 @@ def test_tasks_do_not_import_the_config_at_run_time():
     for name, deps in graph.items():
         if name.startswith("selfplay.tasks"):
             assert "selfplay.config" not in deps, name
+
+
+# The layers of the package, from the bottom: a module imports only from its own layer and the
+# layers below (docs/architecture.md describes each). A new module must be given a place here.
+LAYERS = {
+    "foundation": [
+        "selfplay", "selfplay.errors", "selfplay.verify", "selfplay.stats", "selfplay.plots",
+        "selfplay.ledger", "selfplay.sandbox", "selfplay.schedules",
+    ],
+    "tasks": ["selfplay.tasks*"],
+    "config": ["selfplay.config"],
+    "engine parts": [
+        "selfplay.models", "selfplay.generation*", "selfplay.training*", "selfplay.train_worker",
+        "selfplay.filters", "selfplay.artifacts", "selfplay.tracking",
+    ],
+    "engine": [
+        "selfplay.rundir", "selfplay.sampling", "selfplay.evaluation", "selfplay.metrics",
+        "selfplay.sources",
+    ],
+    "stages": ["selfplay.stages", "selfplay.grpo"],
+    "runner and schedules": [
+        "selfplay.loop", "selfplay.schedules.rounds", "selfplay.schedules.frontier",
+    ],
+    "bench": [
+        "selfplay.bench_config", "selfplay.progress", "selfplay.lr_search",
+        "selfplay.bench_report", "selfplay.climb_bench", "selfplay.bench", "selfplay.sweep",
+    ],
+    "views": [
+        "selfplay.view", "selfplay.frontier_report", "selfplay.run_report",
+        "selfplay.html_report", "selfplay.verify_file", "selfplay.publish", "selfplay.cli",
+    ],
+}  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    """The index of ``module``'s layer (a ``*`` entry covers a package and everything in it)."""
+    for i, members in enumerate(LAYERS.values()):
+        for m in members:
+            if module == m.rstrip("*") or (m.endswith("*") and module.startswith(m[:-1] + ".")):
+                return i
+    raise KeyError(module)
+
+
+def test_every_module_has_a_layer_and_imports_only_downward():
+    graph = import_graph()
+    unplaced = []
+    for name in graph:
+        try:
+            layer_of(name)
+        except KeyError:
+            unplaced.append(name)
+    assert not unplaced, f"give these modules a layer in LAYERS: {unplaced}"
+    upward = [
+        f"{name} ({list(LAYERS)[layer_of(name)]}) -> {dep} ({list(LAYERS)[layer_of(dep)]})"
+        for name, deps in graph.items()
+        for dep in deps
+        if layer_of(dep) > layer_of(name)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_the_layer_check_catches_an_upward_import():
+    assert layer_of("selfplay.loop") > layer_of("selfplay.stages") > layer_of("selfplay.config")
+    assert layer_of("selfplay.tasks.code.judge") == layer_of("selfplay.tasks")
+    with pytest.raises(KeyError):
+        layer_of("selfplay.nowhere")

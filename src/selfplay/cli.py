@@ -174,6 +174,7 @@ def _cmd_inspect(args) -> int:
     from selfplay.view import (
         finished_iterations,
         frontier_header,
+        inert,
         is_frontier_run,
         load_eval_samples,
         load_samples,
@@ -224,7 +225,7 @@ def _cmd_inspect(args) -> int:
         reasons = reason_counts(samples)
         if reasons:
             console.print(
-                "rejection reasons: " + "; ".join(f"{r} ({n})" for r, n in reasons.items())
+                "rejection reasons: " + "; ".join(f"{inert(r)} ({n})" for r, n in reasons.items())
             )
     return 0
 

@@ -201,8 +201,10 @@ def summary_tables(summary: dict[str, Any], title: str):
     t.add_column("status")
     t.add_column("count", justify="right")
     t.add_column("share", justify="right")
+    from selfplay.view import inert
+
     for s, c in summary["statuses"].items():
-        t.add_row(s, f"{c:,}", f"{c / n:.1%}")
+        t.add_row(inert(s), f"{c:,}", f"{c / n:.1%}")
     t.add_row(
         "[bold]valid chain[/] (correct, every step checks)",
         f"{summary['valid']:,}",
@@ -212,7 +214,7 @@ def summary_tables(summary: dict[str, Any], title: str):
     r.add_column("why a line is not a valid chain (most common)")
     r.add_column("count", justify="right")
     for reason, c in summary["reasons"]:
-        r.add_row(reason, f"{c:,}")
+        r.add_row(inert(reason), f"{c:,}")  # model text: never markup or terminal control
     if not summary["reasons"]:
         r.add_row("(none: every line is a valid chain)", "0")
     return t, r

@@ -8,6 +8,7 @@ frontier``) has no samples: its rounds' labelled problems (``kept.parquet``) are
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from selfplay import artifacts
@@ -158,6 +159,27 @@ def reason_counts(samples: list[dict]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text) -> str:
+    """Model or input text made inert on a terminal: control characters (ANSI and OSC escapes,
+    bells, carriage returns) shown as ``\\xNN`` instead of acted on.
+
+    >>> printable("ok\\x1b]0;pwned\\x07!")
+    'ok\\\\x1b]0;pwned\\\\x07!'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def inert(text) -> str:
+    """:func:`printable`, and rich markup escaped (``[/x]`` shown, not parsed): for text that
+    goes into a string rich renders as markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def render_sample(s: dict):
     """A rich renderable for one sample: header line, then one line per step."""
     from rich.console import Group
@@ -165,10 +187,10 @@ def render_sample(s: dict):
     from rich.text import Text
 
     head = Text()
-    head.append(f"{s['prompt']}", style="bold")
+    head.append(printable(s["prompt"]), style="bold")
     head.append(f"  #{s['sample_idx']}  d{s['difficulty']}  ")
     head.append(s["status"], style=STATUS_STYLE.get(s["status"], ""))
-    head.append(f"  answer {s['answer']!s} (gold {s['gold']})")
+    head.append(printable(f"  answer {s['answer']!s} (gold {s['gold']})"))
     if s.get("tokens") is not None:
         head.append(f"  {s['tokens']} tok")
     if s["finish_reason"] == "length":
@@ -181,32 +203,32 @@ def render_sample(s: dict):
     for i, st in enumerate(s.get("steps") or [], start=1):
         line = Text("  ✓ " if st["ok"] else "  ✗ ", style="green" if st["ok"] else "bold red")
         line.append(f"{i:>2}  ")
-        line.append(st["text"] or "(missing)", style="" if st["ok"] else "red")
+        line.append(printable(st["text"]) or "(missing)", style="" if st["ok"] else "red")
         if st["why"]:
-            line.append(f"   ← {st['why']}", style="italic red")
+            line.append(printable(f"   ← {st['why']}"), style="italic red")
         lines.append(line)
     if not s.get("steps"):
         lines.append(Text("  (no steps) " + repr(s["text"][:200]), style="dim"))
     if s.get("why") and s["status"] != "correct":
-        lines.append(Text(f"  verdict: {s['why']}", style="dim"))
+        lines.append(Text(printable(f"  verdict: {s['why']}"), style="dim"))
     if wrong_steps(s):
         lines.append(Text("  right answer, wrong steps", style="bold yellow"))
     if s.get("reward") is not None:  # GRPO: every sample is trained on, weighted by its advantage
         lines.append(
             Text(
-                f"  reward {s['reward']:.2f} · {s['filter_reason']}",
+                printable(f"  reward {s['reward']:.2f} · {s['filter_reason']}"),
                 style="green" if s["kept"] else "dim red",
             )
         )
     elif s.get("kept") is not None:  # evaluation samples have no filter decision
         decision = Text(
-            "  kept" if s["kept"] else f"  rejected: {s['filter_reason']}",
+            "  kept" if s["kept"] else printable(f"  rejected: {s['filter_reason']}"),
             style="green" if s["kept"] else "dim red",
         )
         lines.append(decision)
     return Panel(
         Group(*lines),
-        title=f"iter {s['iteration']} · {s['problem_id']}",
+        title=Text(printable(f"iter {s['iteration']} · {s['problem_id']}")),
         title_align="left",
         expand=True,
     )

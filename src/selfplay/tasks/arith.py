@@ -491,8 +491,12 @@ class ArithTask:
         if isinstance(record.get("prompt"), str):
             return self.parse_prompt(record["prompt"], record.get("reversed") is True)
         a, op, b = record.get("a"), record.get("op"), record.get("b")
+        # bool is an int in Python: JSON true must not become the operand 1.
         if not (
-            isinstance(a, int) and isinstance(b, int) and op in ("+", "*") and a >= 0 and b >= 0
+            all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b))
+            and op in ("+", "*")
+            and a >= 0
+            and b >= 0
         ):
             raise ValueError(
                 "needs 'prompt' (e.g. 'Q:12+34=') or integer 'a', 'b' and 'op' '+'/'*'"

@@ -44,10 +44,12 @@ Difficulty is the number of calculator annotations in the gold solution (its ste
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 from collections import Counter
 from collections.abc import Iterable
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -688,12 +690,10 @@ def extract_answer(text: str) -> tuple[str | None, Fraction | None, int, int]:
     m = _ANSWER_RE.search(text)
     if m is not None:
         line_end = text.find("\n", m.end())
-        return (
-            m.group(0)[4:].strip(),
-            _number_of(m),
-            m.start(),
-            len(text) if line_end < 0 else line_end,
-        )
+        end = len(text) if line_end < 0 else line_end
+        if _runs_on(text[m.end() :]):  # '#### 1e20' is not the answer 1: no value, so wrong
+            return text[m.start() + 4 : end].strip()[:MAX_NUMBER_DIGITS], None, m.start(), end
+        return m.group(0)[4:].strip(), _number_of(m), m.start(), end
     boxed = last_boxed(text)
     if boxed is not None:
         if (f := _FRAC_RE.search(boxed)) is not None and int(f.group(2)) != 0:
@@ -707,6 +707,16 @@ def extract_answer(text: str) -> tuple[str | None, Fraction | None, int, int]:
     if last is None:
         return None, None, len(text), len(text)
     return last.group(0).strip(), _number_of(last), len(text), len(text)
+
+
+def _runs_on(rest: str) -> bool:
+    """Whether the text right after a number continues it (``e20``, ``x``, ``.5``): then the
+    number read is not the number written.
+
+    >>> _runs_on(" dollars"), _runs_on("."), _runs_on("e20"), _runs_on(".5")
+    (False, False, True, True)
+    """
+    return rest[:1].isalnum() or (rest[:1] in ".," and rest[1:2].isdigit())
 
 
 def _gold_value(problem: Problem) -> Fraction:
@@ -762,7 +772,10 @@ class GSM8KTask(DatasetTask):
         if not isinstance(question, str) or not question.strip():
             raise ValueError("needs a non-empty 'question' string")
         if isinstance(gold, (int, float)) and not isinstance(gold, bool):
-            gold = f"#### {gold}"
+            if not math.isfinite(gold):
+                raise ValueError("'answer' must be a finite number")
+            # Written out in full: 1e20 is 100000000000000000000, never 1 followed by 'e20'.
+            gold = f"#### {format(Decimal(str(gold)), 'f')}"
         if not isinstance(gold, str):
             raise ValueError(
                 "needs an 'answer' string: the gold solution ending in '#### <number>'"
@@ -773,6 +786,8 @@ class GSM8KTask(DatasetTask):
                 raise ValueError("'answer' has no '#### <number>' line")
             gold = f"#### {gold.strip()}"
             m = _ANSWER_RE.search(gold)
+        if _runs_on(gold[m.end() :]):
+            raise ValueError(f"'answer' number is not a plain number: {gold[m.start() :][:30]!r}")
         value = _number_of(m)
         if value is None:
             raise ValueError(f"'answer' number longer than {MAX_NUMBER_DIGITS} digits")

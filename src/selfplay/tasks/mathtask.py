@@ -141,6 +141,26 @@ def as_number(s: str) -> tuple[Fraction, bool] | None:
     return (-value if sign == "-" else value), False
 
 
+_VARIABLE_RE = re.compile(r"\s*\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?(\([A-Za-z, ]*\))?\s*")
+"""A name an answer may be given as: ``x``, ``\\theta``, ``a_1``, ``f(x)``."""
+
+
+def not_an_answer(answer: str, gold: str) -> str:
+    """Why ``answer`` is no answer to a question whose gold is ``gold`` (empty when it may be):
+    an equation is read by its right side, so only ``<name> = <value>`` may stand for a value;
+    ``4 = 3`` (or ``x = 2 = 3``) states a relation and must not pass as 3.
+
+    >>> not_an_answer("x = 3", "3"), not_an_answer("4 = 3", "3"), not_an_answer("3", "3")
+    ('', 'an equation whose left side is not a name: not an answer', '')
+    """
+    if "=" not in answer or "=" in gold:
+        return ""
+    lhs, _, rhs = answer.partition("=")
+    if "=" in rhs or not _VARIABLE_RE.fullmatch(lhs):
+        return "an equation whose left side is not a name: not an answer"
+    return ""
+
+
 def fast_judge(gold: str, pred: str) -> str | None:
     r"""``"equal"`` or ``"different"`` where that is certain without math-verify, else None.
 
@@ -149,7 +169,11 @@ def fast_judge(gold: str, pred: str) -> str | None:
     value, both exact (integers, fractions), or written with decimals and further apart than
     :data:`FLOAT_MARGIN`. Everything else (expressions, sets, intervals, per cents, close floats)
     is math-verify's to judge. ``tests/test_task_math.py`` holds this against math-verify.
+    Different too: an equation that is not ``<name> = <value>`` where the gold is no equation
+    (:func:`not_an_answer`; math-verify would read ``4 = 3`` as 3).
     """
+    if not_an_answer(pred, gold):
+        return "different"
     g, p = normalize_latex(gold), normalize_latex(pred)
     if g and g == p:
         return "equal"
@@ -453,10 +477,7 @@ def answer_verdict(gold: str, answer: str, result: str, why: str = "") -> Verdic
     ok = result == "equal"
     step = StepMark(f"\\boxed{{{answer}}}", ok, "" if ok else f"wrong answer: gold is {gold[:80]}")
     return Verdict(
-        "correct" if ok else "wrong",
-        answer=answer,
-        steps=(step,),
-        why="" if ok else "wrong answer",
+        "correct" if ok else "wrong", answer=answer, steps=(step,), why="" if ok else "wrong answer"
     )
 
 
