@@ -96,7 +96,7 @@ def test_tasks_do_not_import_the_config_at_run_time():
 LAYERS = {
     "foundation": [
         "selfplay", "selfplay.errors", "selfplay.verify", "selfplay.stats", "selfplay.plots",
-        "selfplay.ledger", "selfplay.sandbox", "selfplay.schedules",
+        "selfplay.ledger", "selfplay.sandbox", "selfplay.schedules", "selfplay.bars",
     ],
     "tasks": ["selfplay.tasks*"],
     "config": ["selfplay.config"],

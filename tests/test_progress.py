@@ -58,3 +58,25 @@ def test_parallel_progress_counts_a_shared_seed_model_once(tmp_path):
     assert lines[0] == "bench 1/4 done: seed 0, arm a  (2m10s recorded so far, ETA ~3m15s)"
     # b's rounds only (50 s): the seed model's 100 s were a's. Two runs left, two at a time.
     assert lines[1] == "bench 2/4 done: seed 0, arm b  (3m00s recorded so far, ETA ~1m30s)"
+
+
+def test_a_log_gets_a_line_per_interval_and_one_at_the_end(monkeypatch):
+    """Off a terminal (a log file, CI) a long stage prints plain lines, never a silent stage."""
+    import io
+
+    from selfplay.bars import LineBar
+
+    now = [0.0]
+    monkeypatch.setattr("selfplay.bars.time.monotonic", lambda: now[0])
+    out = io.StringIO()
+    b = LineBar(total=100, desc="seed train", unit="step", every=30.0, file=out)
+    for _ in range(100):
+        now[0] += 1.0
+        b.update()
+        b.set_postfix(loss="0.123")
+    b.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4  # at 30, 60 and 90 s, and the end
+    assert lines[0].startswith("seed train: 30/100 step (1.0 step/s, 30s, ETA 70s")
+    assert lines[-1].startswith("seed train: 100/100 step (1.0 step/s, done in 100s")
+    assert "loss=0.123" in lines[-1]

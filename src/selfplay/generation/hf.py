@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
 
+from selfplay.bars import bar as progress_bar
 from selfplay.generation import Completion, to_completion
 from selfplay.generation.decode import SYNC_EVERY, decode_batch, decode_refill
 from selfplay.generation.grouped import decode_grouped
@@ -131,9 +131,7 @@ def generate(
         longest = max(len(x) for x in ids)
         batch_size = auto_batch_size(model, longest, max_new_tokens, n)
     per_batch = max(1, batch_size // n)
-    bar = tqdm(
-        total=len(prompts) * n, desc=progress, unit="seq", disable=progress is None, leave=False
-    )
+    bar = progress_bar(len(prompts) * n, progress, "seq")
     # The decode loop's options, the same with and without refilled rows.
     loop = dict(
         max_new_tokens=max_new_tokens, stop_ids=stops, pad_id=pad_id, greedy=greedy,
@@ -230,7 +228,7 @@ def _generate_grouped(
     greedy: bool, temperature: float, top_p: float, max_new_tokens: int, batch_size: int,
     seed: int, progress: str | None,
 ) -> list[Completion]:  # fmt: skip
-    bar = tqdm(total=len(ids) * n, desc=progress, unit="seq", disable=progress is None, leave=False)
+    bar = progress_bar(len(ids) * n, progress, "seq")
     rows = decode_grouped(
         model, ids, n=n, greedy=greedy, temperature=temperature, top_p=top_p,
         max_new_tokens=max_new_tokens, stop_ids=stops, seed=seed, batch_size=batch_size,

@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from selfplay.bars import bar as progress_bar
 from selfplay.generation import (  # ENGINE_ENV: re-exported
     ENGINE_ENV,  # noqa: F401
     VLLM_MISSING,
@@ -211,7 +210,7 @@ def _run_workers(
     """Start one worker per shard, wait for all (stopping the rest at the first failure), and
     return their rows. Workers' output goes to ``worker_<i>.log`` in ``work``."""
     procs, logs = [], []
-    bar = tqdm(total=len(ids), desc=progress, unit="prompt", disable=progress is None, leave=False)
+    bar = progress_bar(len(ids), progress, "prompt")
     try:
         for i, ((start, stop), gpus) in enumerate(zip(shards, groups, strict=False)):
             request = work / f"request_{i}.json"

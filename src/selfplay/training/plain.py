@@ -16,8 +16,7 @@ import random
 import time
 from collections.abc import Iterator
 
-from tqdm.auto import tqdm
-
+from selfplay.bars import bar as progress_bar
 from selfplay.tasks import Example
 from selfplay.training.plan import StepPlan, plan_order
 
@@ -118,7 +117,7 @@ def train_plain(
     pad = tok.pad_token_id
     model.train()
     t0, seen, losses = time.perf_counter(), 0, []
-    bar = tqdm(total=steps, desc=progress, unit="step", disable=progress is None, leave=False)
+    bar = progress_bar(steps, progress, "step")
     for step in range(steps):
         batch = next(batches)
         width = max(len(x) for x, _ in batch)

@@ -31,10 +31,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import yaml
-from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from selfplay.bars import bar as progress_bar
 from selfplay.config import LoraConfig, TrainConfig
 from selfplay.models import uses_chat_template
 from selfplay.tasks import Example
@@ -55,13 +55,7 @@ class StepBar(TrainerCallback):
         self.desc, self.bar = desc, None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.bar = tqdm(
-            total=state.max_steps,
-            desc=self.desc,
-            unit="step",
-            disable=self.desc is None,
-            leave=False,
-        )
+        self.bar = progress_bar(state.max_steps, self.desc, "step")
 
     def on_step_end(self, args, state, control, **kwargs):
         self.bar.update(1)
