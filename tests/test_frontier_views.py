@@ -119,12 +119,12 @@ def test_summary_prints_the_frontier_per_round(climb, capsys):
     rows = [json.loads(x) for x in (climb / "metrics.jsonl").read_text().splitlines()]
     final = artifacts.read_json(climb / "final.json")
     lines = out.splitlines()
+    assert "probe frontier" in out and "labels correct" in out and "test frontier" in out
     for r in rows:
         line = next(x for x in lines if f" {r['stage']} " in x)
-        cum = r["cumulative"]
-        assert f"{cum['train_tokens']:,}" in line and f"{cum['cpu_seconds']:.0f}" in line
-        acc = [round(100 * a) for k, a in r["eval"]["accuracy"].items() if k != "all"]
-        assert re.search(r"\s+".join(f"{a:d}" for a in acc), line)
+        assert f"{r['train']['tokens']:,}" in line  # the stage's own tokens
+        acc = [f"{a:.2f}" for k, a in r["eval"]["accuracy"].items() if k != "all"]
+        assert re.search(r"\s+\S*\s*".join(re.escape(a) for a in acc), line)
         if r["iteration"]:
             assert (
                 f"{r['filter']['kept']}/40" in line
@@ -138,7 +138,7 @@ def test_report_has_the_frontier_section_and_browses_the_labels(climb, tmp_path)
     before = {p for p in climb.rglob("*")}
     page_ = build_report(climb, tmp_path / "report.html").read_text()
     assert {p for p in climb.rglob("*")} == before
-    table = page_.split('<table id="frontier">')[1].split("</table>")[0]
+    table = page_.split('<table id="stages">')[1].split("</table>")[0]
     rows = [json.loads(x) for x in (climb / "metrics.jsonl").read_text().splitlines()]
     final = artifacts.read_json(climb / "final.json")
     assert table.count("<tr") == 1 + len(rows) + 1  # header, the stages, the final model
@@ -147,14 +147,13 @@ def test_report_has_the_frontier_section_and_browses_the_labels(climb, tmp_path)
     )
     assert table.count('<td class="acc"') == measured
     assert page_.count("data:image/png;base64,") == 2  # the heatmap, the frontier vs compute
-    assert "Labelled problems" in page_ and "Per stage" not in page_
+    assert "Per stage" in page_ and "probe frontier" in table  # one table, a climb's columns
     data = json.loads(page_.split('id="samples-data">')[1].split("</script>")[0])
     f = data["fields"]
     labels = _labels(climb, 1) + _labels(climb, 2)
-    assert len(data["rows"]) == len(labels) == 80
-    got = [
-        (r[f.index("problem_id")], r[f.index("kept")], r[f.index("status")]) for r in data["rows"]
-    ]
+    generated = [r for r in data["rows"] if r[f.index("set")] == "generated"]
+    assert len(generated) == len(labels) == 80
+    got = [(r[f.index("problem_id")], r[f.index("kept")], r[f.index("status")]) for r in generated]
     assert got == [(r["problem_id"], r["kept"], r["status"]) for r in labels]
     assert all(r[f.index("steps")] for r in data["rows"])  # the digit marks travel
 
@@ -197,16 +196,18 @@ def test_climb_summary_writes_small_figures(climb, tmp_path):
 def test_browser_frontier_report(climb, tmp_path, page):  # noqa: F811
     out = build_report(climb, tmp_path / "report.html")
     page.goto(out.as_uri())
-    assert page.inner_text("#count") == "80 of 80 samples"
+    data = out.read_text().split('id="samples-data">')[1].split("</script>")[0]
+    total = len(json.loads(data)["rows"])  # the rounds' labels and every greedy evaluation
+    assert page.inner_text("#count") == f"80 of {total} samples"
     kept = sum(r["kept"] for r in _labels(climb, 1) + _labels(climb, 2))
     page.select_option("#f-kept", "kept")
-    assert page.inner_text("#count") == f"{kept} of 80 samples"
+    assert page.inner_text("#count") == f"{kept} of {total} samples"
     page.select_option("#f-kept", "rejected")
     page.select_option("#f-iter", "2")
     card = page.locator(".sample").first
     assert "rejected: not verified" in card.inner_text() and "null" not in card.inner_text()
     assert card.locator("li.bad").count() >= 1  # the wrong digits are marked
-    assert page.locator("#frontier tr").count() == 5  # header, seed, two rounds, final
+    assert page.locator("#stages tr").count() == 5  # header, seed, two rounds, final
 
 
 def test_a_climb_in_progress(climb, tmp_path, capsys):
@@ -229,7 +230,7 @@ def test_a_climb_in_progress(climb, tmp_path, capsys):
     assert main(["inspect", str(d)]) == 2
     assert "no iteration has generated samples yet" in capsys.readouterr().err
     page_ = build_report(d).read_text()
-    assert page_.split('<table id="frontier">')[1].split("</table>")[0].count("<tr") == 2  # seed
+    assert page_.split('<table id="stages">')[1].split("</table>")[0].count("<tr") == 2  # seed
     assert page_.count("data:image/png;base64,") == 2
 
 

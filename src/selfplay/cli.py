@@ -31,6 +31,20 @@ def summary_table(rows: list[dict], title: str = "selfplay"):
     return t
 
 
+def print_summary(run_dir: Path, rows: list[dict], title: str) -> None:
+    """Any run's per-stage table; a climb's adds the legend of its columns and its final model
+    (``final.json``: every evaluation difficulty) or that it has none yet."""
+    from selfplay import frontier_report as fr
+    from selfplay.run_report import is_climb
+    from selfplay.view import frontier_threshold
+
+    _print_wide(summary_table(rows, title))
+    if is_climb(rows):
+        final = fr.read_final(run_dir)
+        print(fr.LEGEND.format(t=frontier_threshold(run_dir)))
+        print(fr.final_line(final, fr.difficulties(rows, final)) if final else "final: not yet")
+
+
 def _console():
     from rich.console import Console
 
@@ -95,22 +109,16 @@ def _cmd_run(args) -> int:
         )
 
     rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
-    if cfg.loop.schedule == "frontier":
-        from selfplay import frontier_report as fr
-
-        final = fr.read_final(cfg.run_dir)
-        _print_wide(fr.summary_table(rows, final, f"{cfg.name}: the frontier schedule"))
-        console.print(
-            f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/kept.parquet, final.json)"
-        )
-        return 0
-    console.print(
-        summary_table(
-            rows,
-            title=f"{cfg.name}: accuracy by difficulty (greedy, held-out); raw corpus difficulties {cfg.raw.difficulties}",
-        )
+    title = (
+        f"{cfg.name}: accuracy by difficulty (greedy, held-out); raw corpus difficulties "
+        f"{cfg.raw.difficulties}"
     )
+    print_summary(cfg.run_dir, rows, title)
     console.print(f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/samples.parquet)")
+    console.print(
+        f"browse every chain: selfplay report {cfg.run_dir} (writes report.html); "
+        f"the last round's: selfplay inspect {cfg.run_dir}"
+    )
     return 0
 
 
@@ -282,18 +290,7 @@ def _cmd_summary(args) -> int:
     rows = write_metrics_log(run_dir)
     if not rows:
         raise ConfigError(f"{run_dir}: no finished stage yet")
-    from selfplay.view import frontier_threshold, is_frontier_run
-
-    if is_frontier_run(run_dir):
-        from selfplay import frontier_report as fr
-
-        final = fr.read_final(run_dir)
-        t = frontier_threshold(run_dir)
-        _print_wide(fr.summary_table(rows, final, f"{run_dir}: the frontier schedule"))
-        print(fr.LEGEND.format(t=t))
-        print(fr.final_line(final, fr.difficulties(rows, final)) if final else "final: not yet")
-        return 0
-    _console().print(summary_table(rows, title=str(run_dir)))
+    print_summary(run_dir, rows, str(run_dir))
     return 0
 
 

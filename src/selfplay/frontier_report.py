@@ -1,6 +1,6 @@
-"""What a frontier run's views show: its per-round table and its two figures.
-
-``selfplay summary`` prints the table, ``report.html`` embeds the table and the figures, and
+"""What a climb adds to a run's views: the legend of its columns, its final line and its two
+figures. ``selfplay summary`` and ``report.html`` show any run's stage table
+(:func:`selfplay.run_report.stage_table`, with a climb's columns) and these;
 ``scripts/climb_summary.py`` writes the figures next to a published result. Everything is read
 from ``metrics.jsonl``'s rows (``selfplay.rundir.read_metrics``) and ``final.json``.
 
@@ -21,8 +21,8 @@ LEGEND = (
     "probe frontier: the largest d with every difficulty 1..d at >= {t:g} greedy accuracy on the "
     "validation split, for the model the round starts from; practised: the difficulties it "
     "labelled; labels correct: its labels' accuracy before the filter; kept: labels trained on, "
-    "of those made; test frontier and test %: the round's model on the test split; train tok and "
-    "CPU s: cumulative"
+    "of those made; test frontier and test %: the round's model on the test split; train tok, "
+    "gen tok and sec: the stage's own"
 )
 
 
@@ -43,19 +43,6 @@ def difficulties(rows: list[dict], final: dict | None = None) -> list[int]:
     return sorted(out | (set(accuracy_of(final)) if final else set()))
 
 
-def span(ds: list[int] | None) -> str:
-    """``[3, 4, 5]`` -> ``3-5``; ``[2, 4]`` -> ``2, 4``; none -> ``-``.
-
-    >>> span([3, 4, 5]), span([2, 4]), span([])
-    ('3-5', '2, 4', '-')
-    """
-    if not ds:
-        return "-"
-    if len(ds) > 2 and list(ds) == list(range(ds[0], ds[-1] + 1)):
-        return f"{ds[0]}-{ds[-1]}"
-    return ", ".join(map(str, ds))
-
-
 def compact_accuracy(acc: dict[int, float], diffs: list[int]) -> str:
     """Accuracies as whole percents in fixed-width columns; ``·`` where not measured.
 
@@ -63,23 +50,6 @@ def compact_accuracy(acc: dict[int, float], diffs: list[int]) -> str:
     '100  62   ·'
     """
     return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
-
-
-def stage_cells(r: dict) -> dict:
-    """The frontier columns of one stage's metrics (the seed has no probe and no labels)."""
-    fr, f = r.get("frontier", {}), r.get("filter", {})
-    cum = r.get("cumulative", {})
-    return {
-        "stage": r["stage"],
-        "probe": fr.get("probe_solved"),
-        "practised": span(fr.get("practice")) if "practice" in fr else "",
-        "labels_correct": f.get("label_accuracy"),
-        "kept": f"{f['kept']}/{f['problems']}" if "problems" in f else "",
-        "solved": r["eval"].get("solved"),
-        "train_tokens": cum.get("train_tokens"),
-        "flops": cum.get("flops"),
-        "cpu_seconds": cum.get("cpu_seconds", cum.get("seconds")),
-    }
 
 
 def final_line(final: dict, diffs: list[int]) -> str:
@@ -91,34 +61,6 @@ def final_line(final: dict, diffs: list[int]) -> str:
         f"{compact_accuracy(accuracy_of(final), diffs).strip()}"
         + (f"; {cpu:.0f} CPU-s" if cpu is not None else "")
     )
-
-
-def summary_table(rows: list[dict], final: dict | None, title: str):
-    """The per-round table for the terminal (``selfplay summary`` on a frontier run)."""
-    from rich.table import Table
-
-    diffs = difficulties(rows, final)
-    t = Table(title=title, title_justify="left")
-    cols = ["stage", "probe frontier", "practised", "labels correct", "kept", "test frontier"]
-    cols += [f"test % d{diffs[0]}..d{diffs[-1]}" if diffs else "test %", "train tok", "CPU s"]
-    for c in cols:
-        t.add_column(
-            c, justify="left" if c in ("stage", "practised") else "right", no_wrap=c != "practised"
-        )
-    for r in rows:
-        c = stage_cells(r)
-        t.add_row(
-            c["stage"],
-            "" if c["probe"] is None else str(c["probe"]),
-            c["practised"],
-            "" if c["labels_correct"] is None else f"{c['labels_correct']:.2f}",
-            c["kept"],
-            "" if c["solved"] is None else str(c["solved"]),
-            compact_accuracy(accuracy_of(r), diffs),
-            "" if c["train_tokens"] is None else f"{c['train_tokens']:,}",
-            "" if c["cpu_seconds"] is None else f"{c['cpu_seconds']:.0f}",
-        )
-    return t
 
 
 # ------------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from selfplay.config import ConfigError
 from selfplay.plots import pyplot
 from selfplay.view import (
     finished_iterations,
-    is_frontier_run,
     load_eval_samples,
     load_samples,
     reason_counts,
@@ -148,38 +147,38 @@ def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
     return out
 
 
-def _summary_html(rows: list[dict]) -> str:
-    diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
-    head = [
-        "stage",
-        "pass rate",
-        "valid rate",
-        "kept",
-        *[f"acc d{d}" for d in diffs],
-        "train tokens",
-        "generated tokens",
-        "seconds",
-    ]
+def _summary_html(rows: list[dict], final: dict | None = None) -> str:
+    """Any run's per-stage table (:func:`selfplay.run_report.stage_table`), accuracy cells
+    shaded by value so that a climb's table doubles as a heatmap; a climb's final model last."""
+    from selfplay.run_report import stage_table
+
+    columns, table = stage_table(rows, compact=False)
     body = []
-    for r in rows:
-        g, f = r.get("generate", {}), r.get("filter", {})
-        cells = [
-            r["stage"],
-            g.get("pass_rate"),
-            g.get("valid_rate"),
-            f.get("kept"),
-            *[r["eval"]["accuracy"].get(d) for d in diffs],
-            r["train"]["tokens"],
-            g.get("generated_tokens", 0),
-            r["seconds"]["total"],
-        ]
-        body.append("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>")
-    return (
-        "<table><thead><tr>"
-        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    for row in table:
+        cells = []
+        for col, cell in zip(columns, row, strict=True):
+            if col.startswith("acc d"):
+                cells.append(_acc_td(None if cell == "-" else float(cell)))
+            else:
+                cells.append(f"<td>{html.escape(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    if final:
+        acc = final["eval"]["accuracy"]
+        cells = [f"<td>final ({html.escape(final['model'])})</td>"]
+        for col in columns[1:]:
+            if col.startswith("acc d"):
+                cells.append(_acc_td(acc.get(col[5:])))
+            elif col == "test frontier":
+                cells.append(f"<td>{_cell(final['eval']['solved'])}</td>")
+            else:
+                cells.append("<td></td>")
+        body.append('<tr class="final">' + "".join(cells) + "</tr>")
+    return (  # a wide table (a climb over many difficulties) scrolls sideways, not past the page
+        '<div class="wide"><table id="stages"><thead><tr>'
+        + "".join(f"<th>{html.escape(h)}</th>" for h in columns)
         + "</tr></thead><tbody>"
         + "".join(body)
-        + "</tbody></table>"
+        + "</tbody></table></div>"
     )
 
 
@@ -307,19 +306,12 @@ def _run_body(d: Path) -> str:
             samples += [_browser_row(s, "eval") for s in load_eval_samples(d, r["iteration"])]
     data = _safe_json({"fields": FIELDS, "rows": samples})
     config = (d / "config.yaml").read_text(errors="replace")
-    if is_frontier_run(d):
-        top, browsed = (
-            _frontier_html(d, rows),
-            "Labelled problems (every round's labels, kept or not)",
-        )
-    else:
-        top, browsed = _stages_html(rows), "Samples"
     return f"""
-{top}
+{_stages_html(d, rows)}
 <h2>Rejection reasons per round</h2>
 {_reasons_html(by_round)}
 <details id="config"><summary>Config of this run (config.yaml)</summary><pre>{html.escape(config)}</pre></details>
-<h2>{browsed}</h2>
+<h2>Samples</h2>
 {BROWSER}
 <script type="application/json" id="samples-data">{data}</script>
 <script>{BROWSER_JS}</script>
@@ -331,72 +323,27 @@ def _figure(title: str, b64: str) -> str:
     return f'<figure><img alt="{t}" src="data:image/png;base64,{b64}"><figcaption>{t}</figcaption></figure>'
 
 
-def _stages_html(rows: list[dict]) -> str:
-    """An ordinary run's per-stage table and plots."""
-    plots = "".join(_figure(t, b) for t, b in _run_plots(rows))
-    return f"""
-<h2>Per stage</h2>
-{_summary_html(rows)}
-<p class="legend"><b>pass rate</b>: fraction of the round's samples whose final answer is right;
-<b>valid rate</b>: right answer and every step verified; <b>kept</b>: chains the filter kept for
-training; <b>acc dN</b>: greedy accuracy on held-out problems of difficulty N.</p>
-<div class="plots">{plots}</div>"""
-
-
-def _acc_td(a: float | None) -> str:
-    """A test-accuracy cell, shaded by its value (the table doubles as a heatmap)."""
-    if a is None:
-        return '<td class="na" title="not measured">·</td>'
-    return f'<td class="acc" style="background: rgba(42, 157, 74, {0.85 * a:.2f})">{a:.2f}</td>'
-
-
-def _frontier_html(d: Path, rows: list[dict]) -> str:
-    """A frontier run's per-round table (test accuracy shaded), its heatmap and its frontier
-    against training tokens and FLOPs."""
+def _stages_html(d: Path, rows: list[dict]) -> str:
+    """Any run's per-stage table and its plots; a climb's table adds its final model, and its
+    plots are the climb's (test accuracy by difficulty and round, the frontier against spend)."""
     from selfplay import frontier_report as fr
+    from selfplay.run_report import is_climb
     from selfplay.view import frontier_threshold
 
+    legend = (
+        "<b>pass / valid</b>: the round's samples with the right answer / a valid chain; "
+        "<b>kept</b>: chains the filter kept for training; <b>acc dN</b>: greedy accuracy on "
+        "held-out problems of difficulty N (· not measured)."
+    )
+    if not is_climb(rows):
+        plots = "".join(_figure(t, b) for t, b in _run_plots(rows))
+        return f"""
+<h2>Per stage</h2>
+{_summary_html(rows)}
+<p class="legend">{legend}</p>
+<div class="plots">{plots}</div>"""
     t = frontier_threshold(d)
     final = fr.read_final(d)
-    diffs = fr.difficulties(rows, final)
-    head = ["stage", "probe frontier", "practised", "labels correct", "kept", "test frontier"]
-    head += [f"d{x}" for x in diffs] + ["train tokens", "FLOPs", "CPU s"]
-    body = []
-    for r in rows:
-        c, acc = fr.stage_cells(r), fr.accuracy_of(r)
-        cells = [
-            c["stage"],
-            c["probe"],
-            c["practised"],
-            c["labels_correct"],
-            c["kept"],
-            c["solved"],
-        ]
-        tail = [c["train_tokens"], c["flops"] and f"{c['flops']:.2e}", c["cpu_seconds"]]
-        body.append(
-            "<tr>"
-            + "".join(f"<td>{_cell(x)}</td>" for x in cells)
-            + "".join(_acc_td(acc.get(x)) for x in diffs)
-            + "".join(f"<td>{_cell(x)}</td>" for x in tail)
-            + "</tr>"
-        )
-    if final:
-        acc = fr.accuracy_of(final)
-        body.append(
-            f'<tr class="final"><td>final ({html.escape(final["model"])})</td>'
-            + "<td></td>" * 4
-            + f"<td>{_cell(final['eval']['solved'])}</td>"
-            + "".join(_acc_td(acc.get(x)) for x in diffs)
-            + "<td></td>" * 2
-            + f"<td>{_cell(final.get('cpu_seconds'))}</td></tr>"
-        )
-    table = (  # a wide climb (many difficulties) scrolls sideways rather than past the page
-        '<div class="wide"><table id="frontier"><thead><tr>'
-        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        + "</tr></thead><tbody>"
-        + "".join(body)
-        + "</tbody></table></div>"
-    )
     stop = (
         f"<p><b>Stopped:</b> {html.escape(final['stop'])}.</p>"
         if final
@@ -405,20 +352,26 @@ def _frontier_html(d: Path, rows: list[dict]) -> str:
     heatmap = "Greedy test accuracy by difficulty after each round (red box: practised)"
     climb = (
         f"Largest d with every difficulty 1..d at >= {t:g}, against cumulative training tokens "
-        "and FLOPs (6N per trained token + 2N per generated one)"
+        "and FLOPs (6N per trained token + 2N per generated, prefilled or scored one)"
     )
     figures = [
         _figure(heatmap, _png(fr.heatmap_figure(rows, final))),
         _figure(climb, _png(fr.frontier_figure(rows, t, final))),
     ]
     return f"""
-<h2>Frontier per round</h2>
+<h2>Per stage</h2>
 {stop}
-{table}
-<p class="legend">{html.escape(fr.LEGEND.format(t=t))}. <b>dN</b>: greedy test accuracy at
-difficulty N (· not measured: a round evaluates up to its longest practised difficulty +
-probe_ahead; the final model every evaluation difficulty).</p>
+{_summary_html(rows, final)}
+<p class="legend">{legend} {html.escape(fr.LEGEND.format(t=t))}. A round evaluates up to its
+longest practised difficulty + probe_ahead; the final model every evaluation difficulty.</p>
 <div class="plots">{"".join(figures)}</div>"""
+
+
+def _acc_td(a: float | None) -> str:
+    """A test-accuracy cell, shaded by its value (the table doubles as a heatmap)."""
+    if a is None:
+        return '<td class="na" title="not measured">·</td>'
+    return f'<td class="acc" style="background: rgba(42, 157, 74, {0.85 * a:.2f})">{a:.2f}</td>'
 
 
 BROWSER = """

@@ -12,33 +12,79 @@ def _fmt(x, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def stage_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows of the per-stage table (seed, iter_001, ...) of a run's metrics rows:
+COMPACT_AFTER = 8
+"""More evaluated difficulties than this: accuracy in one column of whole percents."""
+
+
+def is_climb(rows: list[dict]) -> bool:
+    """Whether the rows carry a climb's per-round frontier (probe, practised, trained lengths)."""
+    return any(isinstance(r.get("frontier"), dict) for r in rows)
+
+
+def span(ds) -> str:
+    """``[3, 4, 5]`` -> ``3-5``; ``[2, 4]`` -> ``2, 4``; none -> ``-``.
+
+    >>> span([3, 4, 5]), span([2, 4]), span([])
+    ('3-5', '2, 4', '-')
+    """
+    if not ds:
+        return "-"
+    if len(ds) > 2 and list(ds) == list(range(ds[0], ds[-1] + 1)):
+        return f"{ds[0]}-{ds[-1]}"
+    return ", ".join(map(str, ds))
+
+
+def _compact(acc: dict, diffs: list[str]) -> str:
+    return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
+
+
+def stage_table(
+    rows: list[dict], compact: bool | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of the per-stage table (seed, iter_001, ...) of any run's metrics rows:
     the samples' pass and valid rates, chains kept, accuracy per difficulty, in and beyond U's
-    difficulties, tokens trained on and generated, and seconds."""
+    difficulties, tokens trained on and generated, and seconds. A climb's rows add what its
+    schedule planned (the probe's frontier, the lengths practised), its labels' accuracy and
+    the test frontier; beyond :data:`COMPACT_AFTER` difficulties the accuracies share one column
+    (whole percents, ``·``: not measured)."""
     diffs = sorted({d for r in rows for d in r["eval"]["accuracy"] if d != "all"}, key=int)
+    climb = is_climb(rows)
+    labels = any(r.get("filter", {}).get("label_accuracy") is not None for r in rows)
+    compact = len(diffs) > COMPACT_AFTER if compact is None else compact
+    acc_cols = [f"test % d{diffs[0]}..d{diffs[-1]}"] if compact and diffs else []
+    if not compact:
+        acc_cols = [f"acc d{d}" for d in diffs]
     columns = [
-        "stage", "pass", "valid", "kept", *[f"acc d{d}" for d in diffs], "in", "harder",
-        "train tok", "gen tok", "sec",
+        "stage", *(["probe frontier", "practised"] if climb else []), "pass", "valid", "kept",
+        *(["labels correct"] if labels else []), *acc_cols, "in", "harder",
+        *(["test frontier"] if climb else []), "train tok", "gen tok", "sec",
     ]  # fmt: skip
     table = []
     for r in rows:
-        g = r.get("generate", {})
-        acc = r["eval"]["accuracy"]
-        table.append(
-            [
-                r["stage"],
-                _fmt(g.get("pass_rate")),
-                _fmt(g.get("valid_rate")),
-                str(r.get("filter", {}).get("kept", "-")),
-                *[_fmt(acc.get(d)) for d in diffs],
-                _fmt(r["eval"].get("accuracy_in")),
-                _fmt(r["eval"].get("accuracy_harder")),
-                f"{r['train']['tokens']:,}",
-                f"{g.get('generated_tokens', 0):,}",
-                f"{r['seconds']['total']:.0f}",
-            ]
-        )
+        g, f, ev = r.get("generate", {}), r.get("filter", {}), r["eval"]
+        fr = r.get("frontier") if isinstance(r.get("frontier"), dict) else {}
+        acc = ev["accuracy"]
+        kept = f.get("kept", "-")
+        if "problems" in f and climb:
+            kept = f"{f['kept']}/{f['problems']}"
+        row = [r["stage"]]
+        if climb:
+            solved = fr.get("probe_solved")
+            row += ["" if solved is None else str(solved)]
+            row += [span(fr["practice"]) if "practice" in fr else ""]
+        row += [_fmt(g.get("pass_rate")), _fmt(g.get("valid_rate")), str(kept)]
+        if labels:
+            row += [_fmt(f.get("label_accuracy")) if f.get("label_accuracy") is not None else ""]
+        row += [_compact(acc, diffs)] if compact else [_fmt(acc.get(d)) for d in diffs]
+        row += [_fmt(ev.get("accuracy_in")), _fmt(ev.get("accuracy_harder"))]
+        if climb:
+            row += ["" if ev.get("solved") is None else str(ev["solved"])]
+        row += [
+            f"{r['train']['tokens']:,}",
+            f"{g.get('generated_tokens', 0):,}",
+            f"{r['seconds']['total']:.0f}",
+        ]
+        table.append(row)
     return columns, table
 
 
