@@ -183,7 +183,6 @@ def _cmd_inspect(args) -> int:
         finished_iterations,
         frontier_header,
         inert,
-        is_frontier_run,
         load_eval_samples,
         load_samples,
         reason_counts,
@@ -195,7 +194,6 @@ def _cmd_inspect(args) -> int:
     console = _console()
     _not_a_bench(args.run_dir, "inspect")
     its = finished_iterations(args.run_dir)
-    frontier = is_frontier_run(args.run_dir)
     if args.eval:
         its = [0, *its]
     if not its:
@@ -215,8 +213,9 @@ def _cmd_inspect(args) -> int:
                 f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
             )
         samples, where = load_samples(args.run_dir, it), f"iteration {it}"
-        if frontier:
-            print(frontier_header(args.run_dir, it, samples))
+        header = frontier_header(args.run_dir, it, samples)
+        if header:  # a climb's round: what its probe found and what it practised
+            print(header)
             where = f"round {it}"
     kept = {"kept": True, "rejected": False}.get(args.decision)
     rows = select(

@@ -36,13 +36,6 @@ def _saved_loop(run_dir: Path) -> dict:
     return loop if isinstance(loop, dict) else {}
 
 
-def is_frontier_run(run_dir: Path) -> bool:
-    """Whether the run directory holds a frontier-schedule run (its config.yaml says so)."""
-    return (Path(run_dir) / "config.yaml").exists() and _saved_loop(run_dir).get(
-        "schedule"
-    ) == "frontier"
-
-
 def frontier_threshold(run_dir: Path) -> float:
     """The accuracy at which the run counts a difficulty as solved (``loop.frontier.threshold``)."""
     fr = _saved_loop(run_dir).get("frontier")
@@ -88,11 +81,13 @@ def load_eval_samples(run_dir: Path, iteration: int) -> list[dict]:
     return rows
 
 
-def frontier_header(run_dir: Path, k: int, samples: list[dict]) -> str:
-    """One line on frontier round ``k``: the probe's frontier, what it practised, its labels
-    (the samples chosen as labels: one per practised problem)."""
+def frontier_header(run_dir: Path, k: int, samples: list[dict]) -> str | None:
+    """One line on a climb's round ``k``: the probe's frontier, what it practised, its labels
+    (the samples chosen as labels: one per practised problem); None for a round with no probe."""
     labels = [r for r in samples if r.get("label")]
     d = Path(run_dir) / f"iter_{k:03d}"
+    if not (d / "probe.json").exists():
+        return None
     m = artifacts.read_json(d / "metrics.json") if (d / "metrics.json").exists() else {}
     fr = m.get("frontier", {})
     probe_path = d / "probe.json"
