@@ -2,8 +2,8 @@
 
 Each chain is shown with every step marked ok or failed (and why), the extracted vs gold answer,
 the filter's decision and reason, its token count and whether it was truncated. ``--compare`` shows
-one problem's samples across iterations side by side. A frontier run (``loop.schedule:
-frontier``) has no samples: its rounds' labelled problems (``kept.parquet``) are shown instead.
+one problem's samples across iterations side by side. A climb's round (the frontier schedule)
+is shown the same way, every sample with its ``label`` flag, under a line on its probe.
 """
 
 from __future__ import annotations
