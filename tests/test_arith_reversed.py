@@ -96,7 +96,7 @@ def test_reversed_multiplication_chain():
 
 def test_config_reversed():
     cfg = config_from_dict({"task": {"reversed": True}, "raw": {"difficulties": [1, 40]}})
-    assert ArithTask.from_config(cfg).reversed
+    assert ArithTask.from_config(cfg.task).reversed
     with pytest.raises(ConfigError, match="not combined"):
         config_from_dict({"task": {"reversed": True, "index_hints": True}})
     with pytest.raises(ConfigError, match="at most 40"):

@@ -77,4 +77,4 @@ def test_index_hints_is_addition_only():
     with pytest.raises(ConfigError, match="task.index_hints"):
         config_from_dict({"task": {"ops": ["add", "mul"], "index_hints": True}})
     cfg = config_from_dict({"task": {"index_hints": True}})
-    assert ArithTask.from_config(cfg).index_hints
+    assert ArithTask.from_config(cfg.task).index_hints

@@ -124,7 +124,7 @@ def test_curriculum_advances_and_mixes_easier_problems():
 def test_hinted_raw_items_carry_the_right_answer():
     cfg = config_from_dict({"raw": {"size": 400, "hint_rate": 0.5}})
     task = make_task(cfg)
-    raw = task.raw_corpus(cfg, random.Random(0))
+    raw = task.raw_corpus(cfg.raw, random.Random(0))
     hinted = [e for e in raw if e.source == "raw-hinted"]
     assert 120 < len(hinted) < 280
     for e in hinted:

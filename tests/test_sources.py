@@ -54,7 +54,7 @@ def test_the_fresh_corpus_shares_no_problem_with_u_its_twins_or_the_eval_set(tmp
         }
     )
     task = make_task(cfg)
-    raw = task.raw_corpus(cfg, random.Random(0))
+    raw = task.raw_corpus(cfg.raw, random.Random(0))
     tests = eval_problems(task, cfg)
     fresh = fresh_corpus(cfg, task, raw, tests)
     banned = {overlap_key(e.problem_id) for e in raw} | {overlap_key(p.id) for p in tests}

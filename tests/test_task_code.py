@@ -101,7 +101,7 @@ def test_registered_and_configured(tmp_path):
     task = make_task(cfg)
     assert isinstance(task, CodeTask) and len(task.problems) == 10
     assert task.timeout == cfg.task.timeout and task.memory_mb == cfg.task.memory_mb
-    raw = task.raw_corpus(cfg, random.Random(0))
+    raw = task.raw_corpus(cfg.raw, random.Random(0))
     assert [e.completion for e in raw] == [ADD["canonical_solution"]] * 3
     assert {e.source for e in raw} == {"raw"} and all(
         split_of(e.problem_id) == "train" for e in raw

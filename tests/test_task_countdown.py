@@ -416,9 +416,9 @@ def _cfg(**raw):
 
 def test_raw_corpus_composition():
     cfg = _cfg(slip_rate=0.25, answer_only_rate=0.25, hint_rate=0.5)
-    out = TASK.raw_corpus(cfg, random.Random(0))
+    out = TASK.raw_corpus(cfg.raw, random.Random(0))
     assert len(out) == 400
-    assert out == TASK.raw_corpus(cfg, random.Random(0))  # deterministic
+    assert out == TASK.raw_corpus(cfg.raw, random.Random(0))  # deterministic
     sources = Counter(e.source for e in out)
     assert 60 <= sources["raw-slip"] <= 140 and 60 <= sources["raw-answer-only"] <= 140
     assert 50 <= sources["raw-hinted"] <= 150 and sources["raw"] >= 50
@@ -439,7 +439,7 @@ def test_raw_corpus_composition():
 
 
 def test_raw_corpus_clean():
-    out = TASK.raw_corpus(_cfg(), random.Random(3))
+    out = TASK.raw_corpus(_cfg().raw, random.Random(3))
     assert {e.source for e in out} == {"raw"}
     assert all(TASK.verify(TASK.parse_prompt(e.prompt), e.completion).valid for e in out)
 
@@ -464,7 +464,7 @@ def test_shipped_config_fits():
     task = make_task(cfg)
     assert isinstance(task, CountdownTask)
     # Every raw example, and the gold chain of every evaluated difficulty, fits the training length.
-    examples = task.raw_corpus(cfg, random.Random(cfg.seed))
+    examples = task.raw_corpus(cfg.raw, random.Random(cfg.seed))
     assert len(examples) == cfg.raw.size
     longest = max(len(e.prompt) + len(e.completion) + 1 for e in examples)
     rng = random.Random(0)

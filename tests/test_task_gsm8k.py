@@ -85,7 +85,7 @@ def test_dataset_task_from_config(tmp_path):
     )
     task = make_task(cfg)
     assert isinstance(task, GSM8KTask) and len(task.problems) == len(RECORDS)
-    raw = task.raw_corpus(cfg, random.Random(0))
+    raw = task.raw_corpus(cfg.raw, random.Random(0))
     assert len(raw) == 6 and {e.source for e in raw} <= {"raw", "raw-answer-only"}
     by_id = {p.id: p for p in task.problems}
     for e in raw:  # every raw item verifies as correct, and a full gold chain as valid

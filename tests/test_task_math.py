@@ -98,7 +98,7 @@ def test_from_config(tmp_path):
     )
     task = make_task(cfg)
     assert isinstance(task, MathTask) and len(task.problems) == 12 and task.timeout == 3
-    assert len(task.raw_corpus(cfg, random.Random(0))) == 4
+    assert len(task.raw_corpus(cfg.raw, random.Random(0))) == 4
     with pytest.raises(ValueError, match="go up to 5"):
         config_from_dict({"task": {"name": "math"}, "eval": {"difficulties": [6]}})
 

@@ -15,7 +15,7 @@ from selfplay.tasks.base import Task
 SRC = Path(__file__).resolve().parents[1] / "src" / "selfplay"
 SHARED = {"tasks/__init__.py", "tasks/base.py", "tasks/generated.py"}
 """The tasks package's modules that work on any task."""
-OPTIONAL = {"verify_many", "overlap_key"}
+OPTIONAL = {"verify_many", "overlap_key", "min_difficulty", "answer_tokens", "answer_width"}
 """Members the code looks up with ``getattr`` and a default (named in the protocol's comment)."""
 
 RECORDS = {

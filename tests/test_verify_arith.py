@@ -484,7 +484,7 @@ def _raw_cfg(**raw):
 
 def test_raw_corpus_all_slips_fail_verification():
     cfg = _raw_cfg(slip_rate=1.0)
-    corpus = TASK.raw_corpus(cfg, random.Random(0))
+    corpus = TASK.raw_corpus(cfg.raw, random.Random(0))
     assert len(corpus) == 300
     assert {ex.source for ex in corpus} == {"raw-slip"}
     ops = set()
@@ -500,7 +500,7 @@ def test_raw_corpus_all_slips_fail_verification():
 
 def test_raw_corpus_answer_only():
     cfg = _raw_cfg(answer_only_rate=1.0)
-    corpus = TASK.raw_corpus(cfg, random.Random(1))
+    corpus = TASK.raw_corpus(cfg.raw, random.Random(1))
     assert len(corpus) == 300
     for ex in corpus:
         assert ex.source == "raw-answer-only"
@@ -511,7 +511,7 @@ def test_raw_corpus_answer_only():
 
 
 def test_raw_corpus_clean_is_all_valid():
-    corpus = TASK.raw_corpus(_raw_cfg(), random.Random(2))
+    corpus = TASK.raw_corpus(_raw_cfg().raw, random.Random(2))
     assert {ex.source for ex in corpus} == {"raw"}
     assert all(verify_arith(TASK.parse_prompt(ex.prompt), ex.completion).valid for ex in corpus)
 
@@ -544,7 +544,7 @@ def test_raw_corpus_is_pinned():
     cfg = config_from_dict(
         {"task": {"ops": ["add", "mul"]}, "raw": {"size": 10, "difficulties": [1, 2, 3], **rates}}
     )
-    corpus = TASK.raw_corpus(cfg, random.Random(0))
+    corpus = TASK.raw_corpus(cfg.raw, random.Random(0))
     assert [(e.problem_id, e.source, e.prompt, e.completion) for e in corpus] == [
         ("9*95", "raw", "Q:9*95=", "9*5=45|9*90=810|45+810=855|855"),
         ("8+40", "raw-answer-only", "Q:8+40=", "48"),

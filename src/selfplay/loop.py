@@ -19,63 +19,24 @@ from the last finished stage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from selfplay import artifacts, stages
 from selfplay.config import RunConfig
-from selfplay.errors import ConfigError
 from selfplay.evaluation import test_problems
 from selfplay.generation import check_backend
 from selfplay.ledger import Clock, Cost, add_cost
 from selfplay.metrics import filter_metrics, generation_metrics
 from selfplay.models import build_char_tokenizer, load_tokenizer, resolve_device, setup_device
 from selfplay.rundir import prepare_run_dir, round_dir, seed_dir, write_metrics_log
-from selfplay.schedules import RoundPlan, Schedule, make_schedule
+from selfplay.schedules import make_schedule
+from selfplay.schedules.base import RoundPlan, RunContext, Schedule
 from selfplay.sources import raw_corpus, raw_summary, tokens_per_step
 from selfplay.stages import MEMBER_SEED, STOP_ENV, StageInterrupt
-from selfplay.tasks import Example, Problem, Task, make_task
+from selfplay.tasks import make_task
 from selfplay.tracking import check_tracking, log_stage
 
 __all__ = ["STOP_ENV", "RunContext", "StageInterrupt", "prepare_run_dir", "run", "run_round"]
-
-
-@dataclass
-class RunContext:
-    """What every stage of a run reads: the config, the task, the fixed test set, U."""
-
-    cfg: RunConfig
-    task: Task
-    tests: list[Problem]
-    device: str
-    raw: list[Example]
-    u: dict
-    """U's size, tokens and supervised tokens (``seed/raw.json``)."""
-    progress: bool = True
-    console: Any = None
-
-    @property
-    def run_dir(self) -> Path:
-        return self.cfg.run_dir
-
-    def record(self, k: int) -> dict:
-        """The metrics of finished stage ``k`` (0: the seed stage)."""
-        return artifacts.read_json(round_dir(self.run_dir, k) / "metrics.json")
-
-    def checkpoint(self, k: int) -> Path:
-        """Stage ``k``'s checkpoint (0: the seed model); a finished stage's that is gone is an error."""
-        d = round_dir(self.run_dir, k) / "model"
-        if not (d / "config.json").exists():
-            raise ConfigError(
-                f"{d}: the checkpoint of a finished stage is missing; delete train.json, "
-                f"eval.json and metrics.json in {d.parent} to train it again"
-            )
-        return d
-
-    def log(self, msg: str) -> None:
-        if self.console is not None:
-            self.console.print(msg)
 
 
 def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> list[dict]:

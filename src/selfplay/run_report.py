@@ -38,9 +38,7 @@ def _compact(acc: dict, diffs: list[str]) -> str:
     return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
 
 
-def stage_table(
-    rows: list[dict], compact: bool | None = None
-) -> tuple[list[str], list[list[str]]]:
+def stage_table(rows: list[dict], compact: bool | None = None) -> tuple[list[str], list[list[str]]]:
     """Columns and rows of the per-stage table (seed, iter_001, ...) of any run's metrics rows:
     the samples' pass and valid rates, chains kept, accuracy per difficulty, in and beyond U's
     difficulties, tokens trained on and generated, and seconds. A climb's rows add what its

@@ -44,7 +44,7 @@ def raw_corpus(cfg: RunConfig, task: Task) -> list[Example]:
     path = seed_dir(cfg.run_dir) / "raw.parquet"
     if path.exists():
         return records_to_examples(artifacts.read_parquet(path))
-    raw = task.raw_corpus(cfg, random.Random(f"raw-{cfg.seed}"))
+    raw = task.raw_corpus(cfg.raw, random.Random(f"raw-{cfg.seed}"))
     artifacts.write_parquet(path, examples_to_records(raw))
     return raw
 
@@ -124,8 +124,8 @@ def fresh_corpus(
     data: list[Example] = []
     removed = 0
     for factor in (2, 8):  # draw more than needed, then drop what U and the test set hold
-        fresh_cfg = dataclasses.replace(cfg, raw=dataclasses.replace(cfg.raw, size=factor * size))
-        drawn = task.raw_corpus(fresh_cfg, random.Random(f"fresh-{cfg.seed}-{factor}"))
+        fresh_raw = dataclasses.replace(cfg.raw, size=factor * size)
+        drawn = task.raw_corpus(fresh_raw, random.Random(f"fresh-{cfg.seed}-{factor}"))
         data = [e for e in drawn if key(e.problem_id) not in banned][:size]
         removed = len(drawn) - sum(key(e.problem_id) not in banned for e in drawn)
         if len(data) == size:

@@ -7,21 +7,14 @@ same stages for every schedule; a schedule only plans.
   difficulty, practise just past the largest difficulty solved, stop when it stalls.
 
 Either runs with either practice method (``loop.method``: expert iteration or GRPO), any backend,
-any trainer and any task. This module holds only names and data, so that the config can read
-a schedule's defaults without importing the schedules (which import the config).
+any trainer and any task. This module holds only names and data, so that the config and the tasks can read a
+schedule's defaults without importing the schedules (which import both);
+:mod:`selfplay.schedules.base` holds what a schedule plans with and returns.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from selfplay.loop import RunContext
-    from selfplay.tasks import Example, Problem
-    from selfplay.training import Mixture
 
 SCHEDULES = {
     "rounds": "selfplay.schedules.rounds:RoundsSchedule",
@@ -55,81 +48,12 @@ PRACTISED = {
 (the frontier: up to its ``max_difficulty``), for the task's config check."""
 
 
-@dataclass
-class RoundPlan:
-    """What round ``k`` practises and trains (a schedule's answer to "what next?")."""
-
-    problems: list[Problem]
-    """Practice problems (none: the round generates nothing, e.g. a raw-data arm)."""
-    select: Any
-    """The filter stage: a ``FilterConfig`` or a function that marks samples and returns the kept."""
-    model_dirs: list[Path]
-    """The checkpoints that generate (the run's model first, then a committee's others)."""
-    seed: int = 0
-    """The round's generation seed."""
-    train_seed: int = 0
-    """The round's training seed (data order, mixture draws)."""
-    greedy: bool = False
-    """One greedy sample per problem and model (instead of ``generation.n`` sampled ones)."""
-    fill: Any = None
-    """A :class:`selfplay.stages.Fill` (keep drawing problems until the budget is met), or None."""
-    note: dict = field(default_factory=dict)
-    """Stored with the round's generation stats and its record (e.g. the curriculum's frontier)."""
-    members: list[tuple[Path, Path]] = field(default_factory=list)
-    """A committee's other models: ``(previous checkpoint, stage directory)`` each; they train on
-    the same data as the run's model."""
-
-
-class Schedule(Protocol):
-    """A schedule plans; the runner runs the stages. Every method is a pure function of the run's
-    config and its finished artifacts, so a resumed run plans the same rounds."""
-
-    def seed_data(self, ctx: RunContext) -> tuple[list[Example] | Mixture, int]:
-        """The seed stage's training data and budget."""
-
-    def seed_eval(self, ctx: RunContext) -> list[Problem]:
-        """The problems the seed model is evaluated on."""
-
-    def after_seed(self, ctx: RunContext) -> dict:
-        """Work after the seed stage (e.g. a committee's other seed models); returns the extra
-        keys of the seed record, or what to add to it."""
-
-    def plan(self, ctx: RunContext, k: int) -> RoundPlan | str:
-        """Round ``k``'s plan, or why the run stops before it."""
-
-    def training_data(self, ctx: RunContext, k: int, plan: RoundPlan) -> tuple[Any, int]:
-        """Round ``k``'s training data (examples or a mixture) and budget, after its filter."""
-
-    def eval_problems(
-        self, ctx: RunContext, k: int, plan: RoundPlan, practice: dict
-    ) -> list[Problem]:
-        """The problems round ``k``'s model is evaluated on (``practice``: what the round's
-        practice step returned, e.g. ``new_difficulty``)."""
-
-    def summarize(
-        self, ctx: RunContext, k: int, plan: RoundPlan, practice: dict, evaluation: dict
-    ) -> dict:
-        """The schedule's own keys of round ``k``'s record (they override the runner's;
-        ``evaluation``: the round's evaluation block)."""
-
-    def finish(self, ctx: RunContext, stop: str | None) -> None:
-        """After the last round (``stop``: why the run stopped early, or None)."""
-
-
-def make_schedule(name: str) -> Schedule:
+def make_schedule(name: str):
+    """The schedule called ``name`` (a :class:`selfplay.schedules.base.Schedule`)."""
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
     module, cls = SCHEDULES[name].split(":")
     return getattr(importlib.import_module(module), cls)()
 
 
-__all__ = [
-    "PRACTISED",
-    "SCHEDULES",
-    "SUPPORTS",
-    "TRAINING_DEFAULTS",
-    "RoundPlan",
-    "Schedule",
-    "make_schedule",
-    "supports",
-]
+__all__ = ["PRACTISED", "SCHEDULES", "SUPPORTS", "TRAINING_DEFAULTS", "make_schedule", "supports"]

@@ -40,7 +40,7 @@ from selfplay.ledger import Clock, Cost, add_cost
 from selfplay.models import load_for_generation
 from selfplay.rundir import finished_rounds, round_dir, seed_dir
 from selfplay.sampling import draw_problems, is_validation
-from selfplay.schedules import RoundPlan
+from selfplay.schedules.base import RoundPlan
 from selfplay.sources import fresh_corpus, kept_examples, seed_budget
 from selfplay.stages import MEMBER_SEED
 from selfplay.tasks import Example
@@ -255,7 +255,8 @@ class FrontierSchedule:
         rng = random.Random(f"practice-{cfg.seed}-{k}")
         per = max(1, cfg.loop.problems_per_iter // len(practice))
         plan.problems = [p for d in practice for p in draw_problems(ctx.task, d, per, rng, False)]
-        width = getattr(ctx.task, "answer_width", None)
+        task = ctx.task
+        width = getattr(task, "answer_width", None)
         if fr.length_filter and width is not None:
             widths = {p.id: width(p) for p in plan.problems}
             plan.select = functools.partial(choose_labels, cfg=cfg.filters, widths=widths)

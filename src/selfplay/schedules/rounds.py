@@ -16,7 +16,7 @@ from __future__ import annotations
 from selfplay.evaluation import subset
 from selfplay.models import load_tokenizer
 from selfplay.sampling import curriculum_frontier, draw_pool
-from selfplay.schedules import RoundPlan
+from selfplay.schedules.base import RoundPlan
 from selfplay.sources import (
     kept_examples,
     round_budget,

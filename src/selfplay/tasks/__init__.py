@@ -10,14 +10,21 @@ from typing import TYPE_CHECKING
 
 from selfplay.errors import ConfigError
 from selfplay.tasks.arith import ArithTask
-from selfplay.tasks.base import Example, Problem, Task, split_of, verify_all
+from selfplay.tasks.base import (
+    Example,
+    Problem,
+    Task,
+    configured_difficulties,
+    split_of,
+    verify_all,
+)
 from selfplay.tasks.code import CodeTask
 from selfplay.tasks.countdown import CountdownTask
 from selfplay.tasks.gsm8k import GSM8KTask
 from selfplay.tasks.mathtask import MathTask
 
 if TYPE_CHECKING:
-    from selfplay.config import RunConfig
+    from selfplay.sections import RunConfig
 
 TASKS = {
     "arith": ArithTask,
@@ -34,13 +41,13 @@ def check_config(cfg: RunConfig) -> None:
     if cfg.task.name not in TASKS:
         valid = ", ".join(sorted(TASKS))
         raise ConfigError(f"task.name: unknown task {cfg.task.name!r}; valid: {valid}")
-    TASKS[cfg.task.name].check_config(cfg)
+    TASKS[cfg.task.name].check_config(cfg.task, cfg.raw, configured_difficulties(cfg))
 
 
 def make_task(cfg: RunConfig) -> Task:
     """The configured task, after :func:`check_config`."""
     check_config(cfg)
-    return TASKS[cfg.task.name].from_config(cfg)
+    return TASKS[cfg.task.name].from_config(cfg.task)
 
 
 __all__ = [

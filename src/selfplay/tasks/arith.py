@@ -49,12 +49,12 @@ from typing import TYPE_CHECKING
 
 from selfplay.errors import ConfigError
 from selfplay.tasks.answers import clip, strip_zeros
-from selfplay.tasks.base import Example, Problem, bounded_verify, configured_difficulties
+from selfplay.tasks.base import Example, Problem, bounded_verify
 from selfplay.tasks.generated import draw_distinct, generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
-    from selfplay.config import RunConfig
+    from selfplay.sections import RawConfig, TaskConfig
 
 OPS = {"add": "+", "mul": "*"}
 MAX_DIGITS = 40
@@ -464,23 +464,25 @@ class ArithTask:
         self.reversed = reversed_
 
     @classmethod
-    def check_config(cls, cfg: RunConfig) -> None:
-        bad = [op for op in cfg.task.ops if op not in OPS]
-        if bad or not cfg.task.ops:
+    def check_config(
+        cls, task: TaskConfig, raw: RawConfig, asked: list[tuple[str, list[int]]]
+    ) -> None:
+        bad = [op for op in task.ops if op not in OPS]
+        if bad or not task.ops:
             raise ConfigError(
                 f"task.ops: unknown operation {bad[0] if bad else '(none)'!r}; valid: {', '.join(OPS)}"
             )
-        for key, ds in configured_difficulties(cfg):
+        for key, ds in asked:
             if max(ds) > MAX_DIGITS:
                 raise ConfigError(f"{key}: arith supports at most {MAX_DIGITS} digits")
-        if cfg.task.index_hints and cfg.task.ops != ["add"]:
+        if task.index_hints and task.ops != ["add"]:
             raise ConfigError("task.index_hints: only for addition (task.ops: [add])")
-        if cfg.task.index_hints and cfg.task.reversed:
+        if task.index_hints and task.reversed:
             raise ConfigError("task.index_hints: not combined with task.reversed")
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> ArithTask:
-        return cls(cfg.task.ops, cfg.task.index_hints, cfg.task.reversed)
+    def from_config(cls, task: TaskConfig) -> ArithTask:
+        return cls(task.ops, task.index_hints, task.reversed)
 
     @classmethod
     def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> ArithTask:
@@ -582,8 +584,8 @@ class ArithTask:
         chain = mul_chain(a, b, slip, rng)
         return reverse_mul_chain(chain, a, b) if problem.meta.get("reversed") else chain
 
-    def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
-        return generated_corpus(self, cfg.raw, rng, slip=_slip, hints_last=True)
+    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
+        return generated_corpus(self, raw, rng, slip=_slip, hints_last=True)
 
     def hint_prompt(self, problem: Problem) -> str:
         """The prompt with the answer given as a hint (STaR's rationalization)."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from selfplay.verify import Deadline, Verdict
 
 if TYPE_CHECKING:
-    from selfplay.config import RunConfig
+    from selfplay.sections import RawConfig, RunConfig, TaskConfig
 
 
 @dataclass
@@ -58,14 +58,18 @@ class Task(Protocol):
     # -- construction -----------------------------------------------------------------------------
 
     @classmethod
-    def check_config(cls, cfg: RunConfig) -> None:
-        """Raise a one-line :class:`selfplay.errors.ConfigError` naming the key if ``cfg`` asks for
-        something this task cannot do (a difficulty it lacks, a slip it has no generator for).
-        Runs when the config is loaded and again when the task is made; reads no data."""
+    def check_config(
+        cls, task: TaskConfig, raw: RawConfig, asked: list[tuple[str, list[int]]]
+    ) -> None:
+        """Raise a one-line :class:`selfplay.errors.ConfigError` naming the key if the run asks
+        for something this task cannot do: ``task`` and ``raw`` are the run's sections, ``asked``
+        every ``(key, difficulties)`` it asks problems at (:func:`configured_difficulties`), e.g.
+        a difficulty the task lacks, a slip it has no generator for. Runs when the config is
+        loaded and again when the task is made; reads no data."""
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> Task:
-        """The task a run uses (``cfg.task``: options, data source, verifier limits)."""
+    def from_config(cls, task: TaskConfig) -> Task:
+        """The task a run uses (the ``task`` section: options, data source, verifier limits)."""
 
     @classmethod
     def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> Task:
@@ -79,9 +83,9 @@ class Task(Protocol):
         """Up to ``n`` distinct problems of one difficulty from ``split`` (``train`` or ``test``,
         e.g. by :func:`split_of` of the id); deterministic given ``rng``."""
 
-    def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
-        """The raw corpus U described by ``cfg.raw`` (size, difficulties, slip / answer-only /
-        hint rates), drawn from the train split."""
+    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
+        """The raw corpus U described by the ``raw`` section (size, difficulties, slip /
+        answer-only / hint rates), drawn from the train split."""
 
     def gold_chain(self, problem: Problem) -> str:
         """A correct completion for ``problem``: one the verifier judges valid. A task whose U has
@@ -112,6 +116,12 @@ class Task(Protocol):
     #   ``raw-fresh`` baseline, which shares none with U or the evaluation set
     #   (:func:`selfplay.sources.fresh_corpus`); default
     #   :func:`selfplay.tasks.generated.overlap_key` (``a+b`` is ``b+a``).
+    # - ``min_difficulty: int``: the easiest difficulty (default 1); the frontier counts "every
+    #   difficulty up to d solved" from it.
+    # - ``answer_tokens(difficulty: int) -> int``: a completion budget for answer-only data (the
+    #   longest answer and its stop token); default :meth:`max_new_tokens`.
+    # - ``answer_width(problem: Problem) -> int | None``: the answer width the prompt implies,
+    #   where the format fixes it: the frontier's label-free length check.
 
 
 def bounded_verify(

@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 from selfplay.errors import ConfigError
 from selfplay.tasks.answers import clip, strip_zeros
-from selfplay.tasks.base import Example, Problem, bounded_verify, configured_difficulties
+from selfplay.tasks.base import Example, Problem, bounded_verify
 from selfplay.tasks.generated import draw_distinct, generated_corpus
 from selfplay.verify import Deadline, StepMark, Verdict
 
 if TYPE_CHECKING:
-    from selfplay.config import RunConfig
+    from selfplay.sections import RawConfig, TaskConfig
 
 MIN_NUMBERS, MAX_NUMBERS = 2, 6
 """Difficulties (counts of given numbers) the generator emits."""
@@ -404,10 +404,12 @@ class CountdownTask:
         self.timeout = timeout
 
     @classmethod
-    def check_config(cls, cfg: RunConfig) -> None:
-        if cfg.task.data is not None:
+    def check_config(
+        cls, task: TaskConfig, raw: RawConfig, asked: list[tuple[str, list[int]]]
+    ) -> None:
+        if task.data is not None:
             raise ConfigError("task.data: countdown generates its problems; leave it unset")
-        for key, ds in configured_difficulties(cfg):
+        for key, ds in asked:
             if min(ds) < MIN_NUMBERS or max(ds) > MAX_NUMBERS:
                 raise ConfigError(
                     f"{key}: countdown difficulties (counts of given numbers) are "
@@ -415,8 +417,8 @@ class CountdownTask:
                 )
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> CountdownTask:
-        return cls(cfg.task.timeout)
+    def from_config(cls, task: TaskConfig) -> CountdownTask:
+        return cls(task.timeout)
 
     @classmethod
     def verifier(cls, timeout: float = 10.0, memory_mb: int = 1024) -> CountdownTask:
@@ -525,8 +527,8 @@ class CountdownTask:
         expr = solution_expression(problem.meta["numbers"], steps) if steps else problem.answer
         return f"H:{expr} {problem.prompt}"
 
-    def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
-        return generated_corpus(self, cfg.raw, rng, slip=lambda p, rng: "wrong_result")
+    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
+        return generated_corpus(self, raw, rng, slip=lambda p, rng: "wrong_result")
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return verify_countdown(problem, completion, self.timeout)

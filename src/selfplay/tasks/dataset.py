@@ -12,12 +12,12 @@ import random
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from selfplay.errors import ConfigError
-from selfplay.tasks.base import Example, Problem, configured_difficulties, split_of
+from selfplay.tasks.base import Example, Problem, split_of
 from selfplay.tasks.data import read_records
 from selfplay.verify import Verdict
 
 if TYPE_CHECKING:
-    from selfplay.config import RunConfig
+    from selfplay.sections import RawConfig, TaskConfig
 
 
 class DatasetTask:
@@ -40,20 +40,22 @@ class DatasetTask:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def check_config(cls, cfg: RunConfig) -> None:
-        if cfg.raw.slip_rate:
+    def check_config(
+        cls, task: TaskConfig, raw: RawConfig, asked: list[tuple[str, list[int]]]
+    ) -> None:
+        if raw.slip_rate:
             raise ConfigError(f"raw.slip_rate: the {cls.name} task has no slip generator; use 0")
-        for key, ds in configured_difficulties(cfg):
+        for key, ds in asked:
             if max(ds) > cls.max_difficulty:
                 raise ConfigError(f"{key}: {cls.name} difficulties go up to {cls.max_difficulty}")
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> DatasetTask:
-        source = cfg.task.data or cls.default_data
-        subset = cfg.task.data_subset if cfg.task.data else cls.default_subset
-        split = cfg.task.data_split or cls.default_split
+    def from_config(cls, task: TaskConfig) -> DatasetTask:
+        source = task.data or cls.default_data
+        subset = task.data_subset if task.data else cls.default_subset
+        split = task.data_split or cls.default_split
         records = read_records(source, subset, split, cls.required_fields)
-        return cls.from_records(records, timeout=cfg.task.timeout, memory_mb=cfg.task.memory_mb)
+        return cls.from_records(records, timeout=task.timeout, memory_mb=task.memory_mb)
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]], **kwargs) -> DatasetTask:
@@ -87,22 +89,20 @@ class DatasetTask:
         pool = self.by_split_difficulty.get((split, difficulty), [])
         return rng.sample(pool, min(n, len(pool)))
 
-    def raw_corpus(self, cfg: RunConfig, rng: random.Random) -> list[Example]:
+    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
         """``raw.size`` train problems from ``raw.difficulties`` (all of them, repeated, if the split
         has fewer), each with its gold chain, or only its answer for ``raw.answer_only_rate``."""
-        pool = [
-            p for d in cfg.raw.difficulties for p in self.by_split_difficulty.get(("train", d), [])
-        ]
+        pool = [p for d in raw.difficulties for p in self.by_split_difficulty.get(("train", d), [])]
         if not pool:
             raise ConfigError(
-                f"raw.difficulties: no {self.name} training problems at difficulties {cfg.raw.difficulties}"
+                f"raw.difficulties: no {self.name} training problems at difficulties {raw.difficulties}"
             )
         pool.sort(key=lambda p: p.id)
         rng.shuffle(pool)
-        chosen = [pool[i % len(pool)] for i in range(cfg.raw.size)]
+        chosen = [pool[i % len(pool)] for i in range(raw.size)]
         out = []
         for p in chosen:
-            if rng.random() < cfg.raw.answer_only_rate:
+            if rng.random() < raw.answer_only_rate:
                 out.append(
                     Example(p.prompt, self.answer_only(p), p.id, p.difficulty, "raw-answer-only")
                 )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from selfplay.tasks.base import Example, Problem, Task, corpus_problems, split_of
 
 if TYPE_CHECKING:
-    from selfplay.config import RawConfig
+    from selfplay.sections import RawConfig
 
 
 def draw_distinct(

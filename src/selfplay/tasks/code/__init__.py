@@ -63,7 +63,7 @@ from selfplay.tasks.dataset import DatasetTask
 from selfplay.verify import Deadline, Verdict
 
 if TYPE_CHECKING:
-    from selfplay.config import RunConfig
+    from selfplay.sections import RawConfig, TaskConfig
 
 __all__ = ["MAX_CHARS", "CheckPlan", "CodeTask", "difficulty_of", "extract_code", "plan_tests"]
 
@@ -124,9 +124,11 @@ class CodeTask(DatasetTask):
     max_difficulty = 1 + len(DIFFICULTY_LINES)
 
     @classmethod
-    def check_config(cls, cfg: RunConfig) -> None:
-        super().check_config(cfg)
-        if cfg.raw.answer_only_rate:
+    def check_config(
+        cls, task: TaskConfig, raw: RawConfig, asked: list[tuple[str, list[int]]]
+    ) -> None:
+        super().check_config(task, raw, asked)
+        if raw.answer_only_rate:
             raise ConfigError(
                 "raw.answer_only_rate: the code task has no answer-only form (a program is the "
                 "answer); use 0"
