@@ -244,17 +244,33 @@ def load_for_training(
     )
 
 
+_GENERATION_MODEL: dict[tuple, tuple] = {}
+"""The last checkpoint loaded for generation, by what it was loaded from and how: a round's
+probe and its generation (and its evaluation and the next round's probe) read the same weights,
+and generation never changes them."""
+
+
 def load_for_generation(cfg: RunConfig, path: str | Path, device: str):
     """``(model, tokenizer)`` as the generation backend takes them. The ``vllm`` backend loads the
-    checkpoint itself in its worker process, so its ``model`` is the directory, not weights."""
+    checkpoint itself in its worker process, so its ``model`` is the directory, not weights. On a
+    CPU, a checkpoint directory loaded just before (the same files, unchanged) is not loaded
+    again."""
     if cfg.generation.backend == "vllm":
         return str(path), load_tokenizer(path)
-    return load_model(
-        path,
-        device,
-        dtype=generation_dtype(cfg.model, device),
-        attn_implementation=resolve_attention(cfg.model.attn_implementation, device),
-    )
+    dtype = generation_dtype(cfg.model, device)
+    attn = resolve_attention(cfg.model.attn_implementation, device)
+    key = None
+    if device == "cpu" and Path(path).is_dir():  # a GPU's memory is for the training stage
+        files = sorted(p for p in Path(path).iterdir() if p.is_file())
+        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        key = (str(Path(path).resolve()), stamp, device, dtype, attn)
+    if key is not None and key in _GENERATION_MODEL:
+        return _GENERATION_MODEL[key]
+    loaded = load_model(path, device, dtype=dtype, attn_implementation=attn)
+    if key is not None:
+        _GENERATION_MODEL.clear()  # one model at a time: a large one is not held twice
+        _GENERATION_MODEL[key] = loaded
+    return loaded
 
 
 # ------------------------------------------------------------------------------------------------
