@@ -65,3 +65,12 @@ def test_parquet_takes_text_utf8_cannot_hold(tmp_path):
     artifacts.write_parquet(tmp_path / "s.parquet", rows)
     back = artifacts.read_parquet(tmp_path / "s.parquet")
     assert back == [{"text": "9+6=15\ufffd", "steps": [{"why": "bad \ufffd"}]}]
+
+
+def test_parquet_artifacts_load_as_a_hugging_face_dataset(tmp_path):
+    from datasets import load_dataset
+
+    rows = [{"text": "a", "steps": [{"ok": True, "why": ""}]}, {"text": "b", "steps": []}]
+    artifacts.write_parquet(tmp_path / "s.parquet", rows)
+    ds = load_dataset("parquet", data_files=str(tmp_path / "s.parquet"), split="train")
+    assert ds.to_list() == rows
