@@ -248,3 +248,25 @@ def test_bench_directory_report_shows_the_arms_table(tmp_path):
     (d / "summary.json").unlink()
     with pytest.raises(ConfigError, match="has not finished"):
         build_report(d)
+
+
+def test_a_broken_run_says_so():
+    """A run that looks finished but learned nothing ends with warnings that say what to change."""
+    from selfplay.run_report import run_warnings
+
+    seed = {
+        "stage": "seed", "iteration": 0, "train": {"tokens": 100},
+        "eval": {"accuracy": {"1": 0.0, "2": 0.0, "all": 0.0}, "truncated": {"all": 1.0}},
+    }  # fmt: skip
+    round1 = {
+        "stage": "iter_001", "iteration": 1, "source": "selfplay", "filter": {"kept": 0},
+        "train": {"tokens": 0}, "eval": {"accuracy": {"1": 0.0, "all": 0.0}},
+    }  # fmt: skip
+    warnings = run_warnings([seed, round1])
+    assert len(warnings) == 4
+    assert warnings[0].startswith("the seed model solves nothing")
+    assert "seed: every evaluation generation was cut" in warnings[1]
+    assert warnings[2].startswith("iter_001: the filter kept nothing")
+    assert warnings[3].startswith("iter_001: trained 0 tokens")
+    healthy = dict(seed, eval={"accuracy": {"1": 0.5, "all": 0.5}, "truncated": {"all": 0.1}})
+    assert run_warnings([healthy]) == []

@@ -35,10 +35,12 @@ def print_summary(run_dir: Path, rows: list[dict], title: str) -> None:
     """Any run's per-stage table; a climb's adds the legend of its columns and its final model
     (``final.json``: every evaluation difficulty) or that it has none yet."""
     from selfplay import frontier_report as fr
-    from selfplay.run_report import is_climb
-    from selfplay.view import frontier_threshold
+    from selfplay.run_report import is_climb, run_warnings
+    from selfplay.view import frontier_threshold, inert
 
     _print_wide(summary_table(rows, title))
+    for warning in run_warnings(rows):
+        _console().print(f"[yellow]warning:[/] {inert(warning)}")
     if is_climb(rows):
         final = fr.read_final(run_dir)
         print(fr.LEGEND.format(t=frontier_threshold(run_dir)))

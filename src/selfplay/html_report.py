@@ -327,9 +327,12 @@ def _stages_html(d: Path, rows: list[dict]) -> str:
     """Any run's per-stage table and its plots; a climb's table adds its final model, and its
     plots are the climb's (test accuracy by difficulty and round, the frontier against spend)."""
     from selfplay import frontier_report as fr
-    from selfplay.run_report import is_climb
+    from selfplay.run_report import is_climb, run_warnings
     from selfplay.view import frontier_threshold
 
+    warnings = "".join(
+        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>' for w in run_warnings(rows)
+    )
     legend = (
         "<b>pass / valid</b>: the round's samples with the right answer / a valid chain; "
         "<b>kept</b>: chains the filter kept for training; <b>acc dN</b>: greedy accuracy on "
@@ -339,6 +342,7 @@ def _stages_html(d: Path, rows: list[dict]) -> str:
         plots = "".join(_figure(t, b) for t, b in _run_plots(rows))
         return f"""
 <h2>Per stage</h2>
+{warnings}
 {_summary_html(rows)}
 <p class="legend">{legend}</p>
 <div class="plots">{plots}</div>"""
@@ -360,6 +364,7 @@ def _stages_html(d: Path, rows: list[dict]) -> str:
     ]
     return f"""
 <h2>Per stage</h2>
+{warnings}
 {stop}
 {_summary_html(rows, final)}
 <p class="legend">{legend} {html.escape(fr.LEGEND.format(t=t))}. A round evaluates up to its

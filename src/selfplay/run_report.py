@@ -86,6 +86,34 @@ def stage_table(rows: list[dict], compact: bool | None = None) -> tuple[list[str
     return columns, table
 
 
+def run_warnings(rows: list[dict]) -> list[str]:
+    """What makes a finished-looking run a broken one, each in a line that says what to change:
+    a seed model that solves nothing, evaluations cut at ``max_new_tokens``, rounds that kept
+    or trained nothing."""
+    out = []
+    seed = next((r for r in rows if r["iteration"] == 0), None)
+    if seed is not None:
+        acc = [a for d, a in seed["eval"]["accuracy"].items() if d != "all"]
+        if acc and max(acc) == 0.0:
+            out.append(
+                "the seed model solves nothing (greedy accuracy 0.00 at every difficulty): the "
+                "rounds have no foothold; train it longer (seed_train.tokens) or check the format"
+            )
+    for r in rows:
+        cut = r["eval"].get("truncated", {}).get("all")
+        if cut is not None and cut >= 1.0:
+            out.append(
+                f"{r['stage']}: every evaluation generation was cut at max_new_tokens (raise "
+                "generation.max_new_tokens)"
+            )
+        selfplay = r.get("source", "selfplay") == "selfplay"
+        if r["iteration"] and selfplay and "filter" in r and not r["filter"].get("kept"):
+            out.append(f"{r['stage']}: the filter kept nothing, so the round learned nothing new")
+        if r["iteration"] and not r.get("train", {}).get("tokens"):
+            out.append(f"{r['stage']}: trained 0 tokens (the model is unchanged)")
+    return out
+
+
 def summarize_run(name: str, config: dict, rows: list[dict], provenance: dict) -> dict:
     """A published run's summary (``kind: run``): what ran, where, and its per-stage table."""
     columns, table = stage_table(rows)
