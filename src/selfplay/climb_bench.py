@@ -27,12 +27,13 @@ from selfplay.bench_report import (
 )
 from selfplay.config import RunConfig
 from selfplay.rundir import read_metrics
+from selfplay.schedules import supports
 from selfplay.stats import format_ci, mean_ci
 
 
 def is_climb_bench(arms: dict[str, RunConfig]) -> bool:
     """All arms share ``loop.schedule`` (a seed key), so the first arm decides."""
-    return next(iter(arms.values())).loop.schedule == "frontier"
+    return supports(next(iter(arms.values())).loop.schedule, "climb_report")
 
 
 def arm_kind(cfg: RunConfig) -> str:

@@ -29,11 +29,12 @@ TRAINING_DEFAULTS = {
 
 SUPPORTS = {
     "rounds": {"lr_factors", "compute_match", "publish"},
-    "frontier": set(),
+    "frontier": {"climb_report"},
 }
 """Bench and publishing options each schedule's runs support: a learning-rate search and a
 compute-matched continuation need rounds of equal shape; a climb is published through its bench
-(its final model, ``final.json``, is part of the result)."""
+(its final model, ``final.json``, is part of the result), whose report is the climb's (the
+frontier each arm solves, not accuracy at equal steps)."""
 
 
 def supports(schedule: str, option: str) -> bool:
