@@ -63,10 +63,11 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
             if isinstance(out, str):
                 stop = out
                 break
-        rows = write_metrics_log(run_dir)
-        log_stage(cfg, round_dir(run_dir, k), rows[-1])
+        write_metrics_log(run_dir)
+        record = ctx.record(k)  # this stage's (a resumed run's log holds later ones too)
+        log_stage(cfg, round_dir(run_dir, k), record)
         if on_stage:
-            on_stage(rows[-1])
+            on_stage(record)
     schedule.finish(ctx, stop)
     return write_metrics_log(run_dir)
 
