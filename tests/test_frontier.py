@@ -334,7 +334,9 @@ def test_committee_needs_the_majority_filter_on_the_frontier(tmp_path):
 @pytest.mark.slow
 def test_climb_recipe_learns_two_digit_reversed_addition():
     """climb.yaml's seed recipe (batch, lr, schedule) on a NoPE ``tiny`` model learns 2-digit
-    reversed addition from 400k tokens of 1-3 digit problems; batch 128 at lr 3e-3 reached 0.01."""
+    reversed addition from 600k tokens of 1-3 digit problems (1.00 here; 400k left it at 0.85 on
+    one machine and above 0.9 on another: too close to the line); batch 128 at lr 3e-3 reached
+    0.01."""
     import random
 
     import torch
@@ -363,7 +365,7 @@ def test_climb_recipe_learns_two_digit_reversed_addition():
         tok,
         {"raw": examples},
         {"raw": 1.0},
-        tokens=400_000,
+        tokens=600_000,
         batch_size=cfg.train.batch_size,
         lr=cfg.seed_train.lr,
         warmup=cfg.train.warmup,
