@@ -101,6 +101,8 @@ def run_seed(ctx: RunContext, schedule: Schedule) -> None:
             device=ctx.device, progress=ctx.progress,
         )  # fmt: skip
         wall, cpu = clock.read()
+        # Resumed after a kill, this session saw only part of the stage; its records say more.
+        wall = max(wall, train["seconds"] + ev["seconds"])
         cost = Cost(train_tokens=train["tokens"], seconds=wall, cpu_seconds=cpu)
         out = {
             "stage": "seed",
@@ -137,6 +139,8 @@ def run_round(ctx: RunContext, schedule: Schedule, k: int) -> dict | str:
         seed=cfg.seed, device=ctx.device, progress=ctx.progress,
     )  # fmt: skip
     wall, cpu = clock.read()
+    # Resumed after a kill, this session saw only part of the round; its stages' records say more.
+    wall = max(wall, sum(practice["seconds"].values()) + ev["seconds"])
     cost = practice["cost"]
     cost.seconds, cost.cpu_seconds = wall, cpu
     out = {
