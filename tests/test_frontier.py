@@ -13,7 +13,7 @@ from selfplay.errors import ConfigError
 from selfplay.evaluation import solved_frontier
 from selfplay.loop import run as run_frontier
 from selfplay.sampling import is_validation
-from selfplay.schedules.frontier import fresh_slice, next_practice, should_stop
+from selfplay.schedules.frontier import fresh_examples, fresh_slice, next_practice, should_stop
 from selfplay.training.plain import mix_counts, wsd_lr
 
 T = 0.9
@@ -173,7 +173,8 @@ def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
     u = records_to_examples(artifacts.read_parquet(tmp_path / "fresh" / "seed" / "raw.parquet"))
     u_keys = {overlap_key(e.problem_id) for e in u}
     task = make_task(fresh_cfg)
-    slices = [fresh_slice(fresh_cfg, task, u, test_problems(task, fresh_cfg), k) for k in (1, 2)]
+    fresh_all = fresh_examples(fresh_cfg, task, u, test_problems(task, fresh_cfg))
+    slices = [fresh_slice(fresh_all, fresh_cfg.loop.problems_per_iter, k) for k in (1, 2)]
     ids = [{e.problem_id for e in sl} for sl in slices]
     assert all(len(sl) == 30 for sl in slices) and not ids[0] & ids[1]  # disjoint round slices
     for sl in slices:
@@ -474,3 +475,29 @@ def test_the_climb_on_countdown_with_tracking(tmp_path):
     logged = acc.Tags()["scalars"]
     assert "round/frontier/probe_solved" in logged and "round/cumulative/flops" in logged
     assert [e.step for e in acc.Scalars("round/eval/accuracy_in")] == [0, 1]
+
+
+def test_a_mixture_on_the_trl_trainer_trains_on_the_stages_device(tmp_path, monkeypatch):
+    """The TRL trainer on a mixture gets the device, LoRA and chat template a list of examples
+    gets (it was given none of them, so a climb with trainer: trl trained on the CPU)."""
+    import dataclasses
+
+    import selfplay.training as training
+    from selfplay.tasks.base import Example
+
+    seen = {}
+
+    def fake(model, tok, examples, cfg, **kw):
+        seen.update(kw, n=len(examples))
+        return training.TrainResult(7, 1, len(examples), 1.0, 0.5, 0.1, 2)
+
+    monkeypatch.setattr(training, "train_sft", fake)
+    cfg = dataclasses.replace(_cfg(tmp_path).train, trainer="trl")
+    data = training.Mixture({"raw": [Example("Q:1+1=", "2", "p", 1, "raw")] * 3}, {"raw": 1.0})
+    out = training.fit(
+        None, None, data, cfg, budget=10, tokens_per_step=1, seed=0, work_dir=tmp_path,
+        device="cuda:0", lora="adapters", chat_template="none",
+    )  # fmt: skip
+    assert (seen["device"], seen["lora"], seen["chat_template"]) == ("cuda:0", "adapters", "none")
+    assert seen["budget_tokens"] == 10 and seen["n"] == 3
+    assert out["final_loss"] == 0.5 and "loss" not in out

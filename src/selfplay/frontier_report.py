@@ -16,6 +16,7 @@ from pathlib import Path
 
 from selfplay import artifacts
 from selfplay.plots import pyplot
+from selfplay.run_report import compact_accuracy
 
 LEGEND = (
     "probe frontier: the largest d with every difficulty 1..d at >= {t:g} greedy accuracy on the "
@@ -41,15 +42,6 @@ def difficulties(rows: list[dict], final: dict | None = None) -> list[int]:
     """Every difficulty any stage (or the final evaluation) measured, in order."""
     out = {d for r in rows for d in accuracy_of(r)}
     return sorted(out | (set(accuracy_of(final)) if final else set()))
-
-
-def compact_accuracy(acc: dict[int, float], diffs: list[int]) -> str:
-    """Accuracies as whole percents in fixed-width columns; ``·`` where not measured.
-
-    >>> compact_accuracy({1: 1.0, 2: 0.625}, [1, 2, 3])
-    '100  62   ·'
-    """
-    return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
 
 
 def final_line(final: dict, diffs: list[int]) -> str:

@@ -51,11 +51,6 @@ def add_cost(prev: dict | None, cost: Cost, n_params: int) -> dict:
     return out
 
 
-def stage_cost(record_cost: dict) -> Cost:
-    """A :class:`Cost` from its ``asdict`` form (missing fields 0)."""
-    return Cost(**{f.name: record_cost.get(f.name, 0) for f in fields(Cost)})
-
-
 class Clock:
     """Wall and CPU seconds since it was made."""
 
@@ -66,4 +61,4 @@ class Clock:
         return time.perf_counter() - self.wall0, time.process_time() - self.cpu0
 
 
-__all__ = ["Clock", "Cost", "add_cost", "stage_cost"]
+__all__ = ["Clock", "Cost", "add_cost"]

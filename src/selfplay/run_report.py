@@ -34,7 +34,12 @@ def span(ds) -> str:
     return ", ".join(map(str, ds))
 
 
-def _compact(acc: dict, diffs: list[str]) -> str:
+def compact_accuracy(acc: dict, diffs: list) -> str:
+    """Accuracies as whole percents in fixed-width columns; ``·`` where not measured.
+
+    >>> compact_accuracy({1: 1.0, 2: 0.625}, [1, 2, 3])
+    '100  62   ·'
+    """
     return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
 
 
@@ -73,7 +78,7 @@ def stage_table(rows: list[dict], compact: bool | None = None) -> tuple[list[str
         row += [_fmt(g.get("pass_rate")), _fmt(g.get("valid_rate")), str(kept)]
         if labels:
             row += [_fmt(f.get("label_accuracy")) if f.get("label_accuracy") is not None else ""]
-        row += [_compact(acc, diffs)] if compact else [_fmt(acc.get(d)) for d in diffs]
+        row += [compact_accuracy(acc, diffs)] if compact else [_fmt(acc.get(d)) for d in diffs]
         row += [_fmt(ev.get("accuracy_in")), _fmt(ev.get("accuracy_harder"))]
         if climb:
             row += ["" if ev.get("solved") is None else str(ev["solved"])]

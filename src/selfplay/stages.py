@@ -36,7 +36,6 @@ from selfplay.models import (
     init_model,
     load_for_generation,
     load_for_training,
-    uses_chat_template,
 )
 from selfplay.sampling import generate_samples, needs_verdicts, sample_record, verify_samples
 from selfplay.sources import unique_tokens
@@ -264,7 +263,6 @@ def train_model(
             model, tok, data, tracked, budget=budget, tokens_per_step=tokens_per_step, seed=seed,
             work_dir=stage_dir / ".trainer", device=device, progress=progress, lora=lora,
             chat_template=cfg.model.chat_template,
-            chat=uses_chat_template(tok, cfg.model.chat_template),
         )  # fmt: skip
     artifacts.save_model_dir(stage_dir / "model", model, tok)
     examples = data.examples() if isinstance(data, Mixture) else data

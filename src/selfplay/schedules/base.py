@@ -90,9 +90,9 @@ class Schedule(Protocol):
     def seed_eval(self, ctx: RunContext) -> list[Problem]:
         """The problems the seed model is evaluated on."""
 
-    def after_seed(self, ctx: RunContext) -> dict:
-        """Work after the seed stage (e.g. a committee's other seed models); returns the extra
-        keys of the seed record, or what to add to it."""
+    def after_seed(self, ctx: RunContext) -> None:
+        """Work after the seed stage (e.g. the climb's start in the seed record, a committee's
+        other seed models)."""
 
     def plan(self, ctx: RunContext, k: int) -> RoundPlan | str:
         """Round ``k``'s plan, or why the run stops before it."""

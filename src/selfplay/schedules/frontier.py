@@ -115,11 +115,9 @@ def fresh_examples(cfg, task, raw: list[Example], tests) -> list[Example]:
     return fresh
 
 
-def fresh_slice(cfg, task, raw: list[Example], tests, k: int) -> list[Example]:
-    """Round ``k``'s slice of ``loop.problems_per_iter`` fresh examples: disjoint from the other
-    rounds' until the corpus wraps."""
-    fresh = fresh_examples(cfg, task, raw, tests)
-    n = cfg.loop.problems_per_iter
+def fresh_slice(fresh: list[Example], n: int, k: int) -> list[Example]:
+    """Round ``k``'s slice of ``n`` (``loop.problems_per_iter``) examples of the ``fresh`` corpus:
+    disjoint from the other rounds' until the corpus wraps."""
     return [fresh[i % len(fresh)] for i in range((k - 1) * n, k * n)]
 
 
@@ -195,7 +193,7 @@ class FrontierSchedule:
                         where,
                         seed=member_cfg.seed,
                         device=ctx.device,
-                    )  # fmt: skip
+                    )
                 )
             wall, cpu = clock.read()
             extra = sum(x["tokens"] for x in members) - sum(x["tokens"] for x in have)
@@ -384,9 +382,15 @@ class FrontierSchedule:
             return kept_examples(ctx.run_dir, [j]) if has else []
         if source == "raw-repeat":
             return []
-        return fresh_slice(ctx.cfg, ctx.task, ctx.raw, ctx.tests, j)
+        return fresh_slice(self._fresh(ctx), ctx.cfg.loop.problems_per_iter, j)
+
+    def _fresh(self, ctx) -> list[Example]:
+        """The raw-fresh corpus, read once per run: every round's slices come from it."""
+        if getattr(self, "_fresh_of", None) != ctx.run_dir:
+            self._fresh_of = ctx.run_dir
+            self._fresh_all = fresh_examples(ctx.cfg, ctx.task, ctx.raw, ctx.tests)
+        return self._fresh_all
 
     def _fresh_reused(self, ctx, k: int) -> int:
         n = ctx.cfg.loop.problems_per_iter
-        fresh = fresh_examples(ctx.cfg, ctx.task, ctx.raw, ctx.tests)
-        return min(max(0, k * n - len(fresh)), n)
+        return min(max(0, k * n - len(self._fresh(ctx))), n)

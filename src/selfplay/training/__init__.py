@@ -14,11 +14,11 @@ sources by their shares), with either trainer.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from selfplay.config import LoraConfig, TrainConfig
+from selfplay.models import uses_chat_template
 from selfplay.tasks import Example
 from selfplay.training.plain import mixed_examples, train_mixture, train_planned
 from selfplay.training.plan import (
@@ -40,8 +40,6 @@ from selfplay.training.sft import (
     train_result,
     train_sft,
 )
-
-TRAINERS = ("plain", "trl")
 
 
 @dataclass
@@ -70,15 +68,15 @@ def fit(
     progress: str | None = None,
     lora: LoraConfig | None = None,
     chat_template: str = "auto",
-    chat: bool = False,
 ) -> dict:
     """Train ``model`` in place with ``cfg.trainer``; returns its record: ``steps``, ``tokens``
     (all tokens processed), ``supervised_tokens``, ``batch_size``, ``final_loss``, ``seconds``,
     ``capped_by_max_epochs`` (and the batch's ``mix`` for a mixture). Nothing to train (no
     examples, or a zero budget) trains nothing and says so in ``note``."""
+    trl = dict(work_dir=work_dir, device=device, lora=lora, chat_template=chat_template)
     if isinstance(data, Mixture):
-        return _fit_mixture(model, tok, data, cfg, budget, seed, work_dir, progress, chat_template)
-    supervised = count_supervised_tokens(tok, data, chat)
+        return _fit_mixture(model, tok, data, cfg, budget, seed, progress, trl)
+    supervised = count_supervised_tokens(tok, data, uses_chat_template(tok, chat_template))
     plan = plan_matched(supervised, budget, tokens_per_step, cfg.max_epochs, cfg.num_processes)
     if not plan.steps:
         return dict(NOTHING_TRAINED)
@@ -94,9 +92,8 @@ def fit(
         )  # fmt: skip
     else:
         result = train_sft(
-            model, tok, data, cfg, budget_tokens=0, seed=seed, work_dir=work_dir, device=device,
-            progress=progress, lora=lora, chat_template=chat_template, plan=plan,
-        )  # fmt: skip
+            model, tok, data, cfg, budget_tokens=0, seed=seed, progress=progress, plan=plan, **trl
+        )
     order = plan_order(len(data), plan.steps, plan.batch_size, seed)
     return asdict(result) | {
         "supervised_tokens": sum(supervised[i] for i in order),
@@ -105,7 +102,7 @@ def fit(
     }
 
 
-def _fit_mixture(model, tok, data: Mixture, cfg, budget, seed, work_dir, progress, chat_template):
+def _fit_mixture(model, tok, data: Mixture, cfg, budget, seed, progress, trl: dict) -> dict:
     if cfg.trainer == "plain":
         r = train_mixture(
             model, tok, data.sources, data.shares, tokens=budget, batch_size=cfg.batch_size,
@@ -114,20 +111,16 @@ def _fit_mixture(model, tok, data: Mixture, cfg, budget, seed, work_dir, progres
         )  # fmt: skip
         if not r["steps"]:
             return dict(NOTHING_TRAINED) | {"mix": r["mix"]}
-        # With the sequence loss every token but the first bears loss; else the completions do.
         return {
             "tokens": r["tokens"], "steps": r["steps"], "batch_size": cfg.batch_size,
-            "final_loss": r["loss"], "loss": r["loss"], "seconds": r["seconds"], "mix": r["mix"],
+            "final_loss": r["loss"], "seconds": r["seconds"], "mix": r["mix"],
             "capped_by_max_epochs": False,
         }  # fmt: skip
     mixed = mixed_examples(data.sources, data.shares, seed)
     if not mixed:
         return dict(NOTHING_TRAINED)
-    r = train_sft(
-        model, tok, mixed, cfg, budget_tokens=budget, seed=seed, work_dir=work_dir,
-        progress=progress, chat_template=chat_template,
-    )  # fmt: skip
-    return asdict(r) | {"loss": r.final_loss, "capped_by_max_epochs": False}
+    r = train_sft(model, tok, mixed, cfg, budget_tokens=budget, seed=seed, progress=progress, **trl)
+    return asdict(r) | {"capped_by_max_epochs": False}
 
 
 NOTHING_TRAINED = {
@@ -144,14 +137,8 @@ NOTHING_TRAINED = {
 }
 
 
-def with_lr(cfg: TrainConfig, lr: float) -> TrainConfig:
-    """``cfg`` at another learning rate (the seed stage's)."""
-    return dataclasses.replace(cfg, lr=lr)
-
-
 __all__ = [
     "NOTHING_TRAINED",
-    "TRAINERS",
     "Mixture",
     "StepBar",
     "StepPlan",
@@ -169,5 +156,4 @@ __all__ = [
     "sync_free_trainer_class",
     "train_result",
     "train_sft",
-    "with_lr",
 ]
