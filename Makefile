@@ -2,7 +2,13 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CONFIG ?= configs/arith/default.yaml
+# `make run`: the climb demonstration (a bench of two arms from one seed model, ~5 minutes on 2
+# cores); `make run CONFIG=configs/...yaml` runs that run config instead.
+ifdef CONFIG
+RUN := run $(CONFIG)
+else
+RUN := bench configs/arith/climb-demo.yaml
+endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -18,7 +24,7 @@ $(BIN)/selfplay: pyproject.toml
 setup: $(BIN)/selfplay
 
 run: setup
-	$(BIN)/selfplay run $(CONFIG)
+	$(BIN)/selfplay $(RUN)
 
 test: setup
 	$(BIN)/python -m pytest -q

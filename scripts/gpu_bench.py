@@ -1,5 +1,5 @@
 """Throughput on a GPU: generation tok/s per backend and batch size, training tok/s and MFU, and
-one loop iteration of configs/arith/default.yaml against the CPU figure. Prints a table and
+one loop iteration of configs/arith/rounds.yaml against the CPU figure. Prints a table and
 writes JSON.
 
     python scripts/gpu_bench.py --out benchmarks/results/gpu_bench.json      # on the GPU machine
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 CPU_REFERENCE = {
     "seed_seconds": 171.0,
     "iteration_seconds": 35.0,
-    "source": "README.md: selfplay run configs/arith/default.yaml, seed 0, 2-core CPU machine "
+    "source": "README.md: selfplay run configs/arith/rounds.yaml, seed 0, 2-core CPU machine "
     "(seed stage 171 s, iteration 1 35 s)",
 }
 
@@ -505,13 +505,13 @@ def bench_loop(device: str, overrides: list[str], smoke: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as d:
         extra = [f"output_dir={d}/run", "loop.iterations=1", f"device={device}", *overrides]
-        cfg = load_config(REPO / "configs" / "arith" / "default.yaml", extra)
+        cfg = load_config(REPO / "configs" / "arith" / "rounds.yaml", extra)
         t0 = time.perf_counter()
         rows = run(cfg, progress=False)
         wall = time.perf_counter() - t0
     seed, it = rows[0], rows[-1]
     out = {
-        "config": "configs/arith/default.yaml",
+        "config": "configs/arith/rounds.yaml",
         "overrides": extra[1:],
         "seed_seconds": seed["seconds"]["total"],
         "iteration_seconds": it["seconds"]["total"],
@@ -611,7 +611,7 @@ def print_tables(result: dict) -> None:
         lp = result["loop"]
         speed = lp["iteration_speedup"]
         print(
-            f"\nloop iteration (configs/arith/default.yaml): seed {lp['seed_seconds']:.1f} s, "
+            f"\nloop iteration (configs/arith/rounds.yaml): seed {lp['seed_seconds']:.1f} s, "
             f"iteration {lp['iteration_seconds']:.1f} s"
             + (
                 ""

@@ -90,7 +90,7 @@ def environment() -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="configs/arith/default.yaml")
+    ap.add_argument("--config", default="configs/arith/rounds.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--runs", default="runs/grpo-compare")
     ap.add_argument("--out", default="benchmarks/results/grpo/compare.json")

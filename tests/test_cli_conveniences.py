@@ -16,11 +16,11 @@ def test_version(capsys):
 
 
 def test_config_prints_resolved_config_with_overrides(capsys):
-    assert main(["config", "configs/arith/default.yaml", "train.lr=3e-4", "loop.iterations=5"]) == 0
+    assert main(["config", "configs/arith/rounds.yaml", "train.lr=3e-4", "loop.iterations=5"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["train"]["lr"] == 3e-4 and cfg["loop"]["iterations"] == 5
     assert cfg["tracking"]["backend"] == "none"  # defaults are filled in
-    assert main(["config", "configs/arith/default.yaml", "train.lrr=1"]) == 2
+    assert main(["config", "configs/arith/rounds.yaml", "train.lrr=1"]) == 2
     assert "train.lrr" in capsys.readouterr().err
 
 
@@ -37,7 +37,7 @@ def test_config_keys_lists_every_key_with_its_doc(capsys):
 
 def test_dry_run_writes_nothing(tmp_path, capsys):
     out_dir = tmp_path / "r"
-    args = ["configs/arith/default.yaml", f"output_dir={out_dir}", "--dry-run"]
+    args = ["configs/arith/rounds.yaml", f"output_dir={out_dir}", "--dry-run"]
     assert main(["run", *args]) == 0
     out = capsys.readouterr().out
     assert "3 rounds" in out and "228,000 supervised tokens each" in out and "6,000 chains" in out

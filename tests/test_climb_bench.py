@@ -117,3 +117,82 @@ def test_arm_kind_names_a_committee_by_its_models():
          "filters.majority_min_votes=4", "generation.n=2", "generation.temperature=0.7"],
     )  # fmt: skip
     assert arm_kind(sampled) == "committee (4 of 3 models x 2 samples) + length"
+
+
+def _one_seed(tmp_path, name="demo"):
+    data = {
+        "name": name,
+        "output_dir": str(tmp_path / name),
+        "seeds": [0],
+        "reference": "raw-fresh",
+        "jobs": 2,
+        "verdict": False,
+        "see_also": "Over seeds: the climb bench.",
+        "run": RUN,
+        "arms": {"selfplay-verified": [], "raw-fresh": ["loop.data_source=raw-fresh"]},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _rounds(summary: dict) -> dict:
+    return next(s for s in summary["sections"] if s["heading"] == "The climb, round by round")
+
+
+def test_one_seed_bench_trains_its_seed_model_once_then_runs_the_arms_side_by_side(tmp_path):
+    bench, arms = load_bench_config(_one_seed(tmp_path))
+    run_bench(bench, arms, progress=False)
+    out = tmp_path / "demo"
+    seeds = [out / "seed_0" / a / "seed" / "metrics.json" for a in arms]
+    assert seeds[0].stat().st_ino == seeds[1].stat().st_ino  # one seed model, shared
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"].startswith("One seed, a demonstration and not a test")
+    assert "`selfplay-verified` solves every length 1.." in summary["verdict"]
+    assert summary["verdict"].endswith("Over seeds: the climb bench.")
+    rounds = _rounds(summary)
+    assert [r[:2] for r in rounds["rows"]] == [[a, k] for a in arms for k in ("seed", "1", "2")]
+    # Self-play rows say what it labelled and kept; a raw arm's have no labels.
+    by = {(r[0], r[1]): dict(zip(rounds["columns"], r, strict=True)) for r in rounds["rows"]}
+    assert by[("selfplay-verified", "1")]["kept"] != ""
+    assert by[("raw-fresh", "1")]["kept"] == "" and by[("raw-fresh", "1")]["practised"] == "1,2"
+    # Each worker reported its bars to its run directory for the driver to show.
+    for a in arms:
+        state = json.loads((out / "seed_0" / a / "progress.json").read_text())
+        assert state["done"] and state["n"] > 0 and state["desc"]
+
+
+def _cli_bench(path, env=None):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "selfplay.cli", "bench", str(path)]
+    return subprocess.Popen(
+        cmd, env={**os.environ, **(env or {})}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_killed_one_seed_bench_rerun_ends_with_the_same_table(tmp_path):
+    import os
+    import signal
+    import time
+
+    whole = _cli_bench(_one_seed(tmp_path, "whole"))
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    path = _one_seed(tmp_path, "killed")
+    first_round = tmp_path / "killed" / "seed_0" / "selfplay-verified" / "iter_001" / "metrics.json"
+    proc = _cli_bench(path)
+    deadline = time.monotonic() + 600
+    while not first_round.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-bench
+    proc.wait()
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    rerun = _cli_bench(path)
+    assert rerun.wait(timeout=600) == 0, rerun.stderr.read()
+    a, b = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("whole", "killed"))
+    assert _rounds(a)["rows"] == _rounds(b)["rows"]
+    assert a["verdict"] == b["verdict"]

@@ -501,3 +501,35 @@ def test_a_mixture_on_the_trl_trainer_trains_on_the_stages_device(tmp_path, monk
     assert (seen["device"], seen["lora"], seen["chat_template"]) == ("cuda:0", "adapters", "none")
     assert seen["budget_tokens"] == 10 and seen["n"] == 3
     assert out["final_loss"] == 0.5 and "loss" not in out
+
+
+def test_practice_ahead_labels_the_next_lengths_but_never_past_the_top():
+    acc = {1: 1.0, 2: 1.0, 3: 0.3}
+    assert next_practice(acc, T, 2, max_difficulty=6, ahead=2) == [3, 4]
+    assert next_practice(acc, T, 2, max_difficulty=3, ahead=3) == [3]
+    extrapolated = {1: 1, 2: 1, 3: 1, 4: 0.95, 5: 0.1}
+    assert next_practice(extrapolated, T, 2, 10, accelerated=True, ahead=2) == [3, 4, 5, 6]
+
+
+def test_a_thin_kept_set_is_not_repeated_past_max_epochs():
+    from collections import Counter
+
+    from selfplay.training.plain import cap_counts, mixture_batches
+
+    counts = {"new": 8, "old": 4, "raw": 4}
+    sizes = {"new": 10, "old": 40, "raw": 1000}
+    mix = cap_counts(sizes, counts, steps=100, max_epochs=4.0, capped=["new", "old"])
+    # new may give 4 x 10 = 40 examples over 100 steps (0.4 a batch); old 160 (1.6 a batch).
+    assert mix["new"] == pytest.approx(0.4) and mix["old"] == pytest.approx(1.6)
+    assert sum(mix.values()) == pytest.approx(16)  # the batch keeps its size: U takes the rest
+    data = {k: [([i, k], 0) for i in range(n)] for k, n in sizes.items()}
+    drawn = Counter()
+    batches = mixture_batches(data, mix, seed=0)
+    for _ in range(100):
+        batch = next(batches)
+        assert len(batch) == 16
+        drawn.update(x[0][1] for x in batch)
+    assert drawn["new"] <= 4 * 10 * 1.5 and drawn["raw"] > 1000  # about the cap, not 800
+    assert cap_counts(sizes, counts, 100, 1000.0, ["new", "old"]) is None  # nothing binds
+    # Only capped sources: no other source to take the rest (train_mixture cuts the steps).
+    assert cap_counts({"new": 10}, {"new": 16}, 100, 4.0, ["new"]) is None

@@ -102,7 +102,7 @@ LAYERS = {
     "foundation": [
         "selfplay", "selfplay.errors", "selfplay.verify", "selfplay.stats", "selfplay.plots",
         "selfplay.ledger", "selfplay.sandbox", "selfplay.schedules", "selfplay.bars",
-        "selfplay.sections",
+        "selfplay.sections", "selfplay.threads",
     ],
     "tasks": ["selfplay.tasks*"],
     "config": ["selfplay.config"],

@@ -2,16 +2,47 @@
 
 On a terminal, a tqdm bar (rate and ETA). Elsewhere (a log file, CI, a cluster job's output),
 one plain line every :data:`LINE_EVERY` seconds and one at the end, so a log never sits silent
-for a whole stage; ``SELFPLAY_PROGRESS_LINES`` (seconds) changes the interval.
+for a whole stage; ``SELFPLAY_PROGRESS_LINES`` (seconds) changes the interval. In a process that
+runs for someone else (a bench's worker), :func:`report_to` sends every bar to a small JSON file
+instead, which the driver reads to show that run's progress (:func:`read_report`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from pathlib import Path
 
 LINE_EVERY = 30.0
+PROGRESS_FILE = "progress.json"  # where a run reports its bars for a bench driver
+REPORT_EVERY = 1.0  # seconds between a reporting bar's writes
+_report: Path | None = None
+
+
+def report_to(path: str | Path | None) -> None:
+    """Every bar made after this in this process writes its state to ``path`` (``None``: stop)."""
+    global _report
+    _report = Path(path) if path is not None else None
+
+
+def read_report(path: str | Path) -> dict | None:
+    """The last state a reporting bar wrote (``desc``, ``n``, ``total``, ``unit``, ``rate``,
+    ``eta``, ``time``), or ``None`` if there is none or it cannot be read yet."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe(state: dict) -> str:
+    """A reporting bar's state in a few words: ``train 3: 1,200/5,000 step, 45/s, ETA 80s``."""
+    of = f"/{state['total']:,}" if state.get("total") else ""
+    text = f"{state['desc']}: {state['n']:,}{of} {state['unit']}, {state['rate']:.1f}/s"
+    if state.get("eta") is not None:
+        text += f", ETA {state['eta']:.0f}s"
+    return text
 
 
 class LineBar:
@@ -53,13 +84,49 @@ class LineBar:
         )
 
 
+class ReportBar(LineBar):
+    """A :class:`LineBar` whose "line" replaces a JSON file (atomically) about once a second."""
+
+    def __init__(self, total: int | None, desc: str, unit: str, path: Path):
+        super().__init__(total, desc, unit, REPORT_EVERY)
+        self.path = path
+        self._line()
+
+    def close(self) -> None:
+        self._line(done=True)
+
+    def _line(self, done: bool = False) -> None:
+        spent = time.monotonic() - self.t0
+        rate = self.n / spent if spent > 0 else 0.0
+        left = (self.total - self.n) / rate if self.total and rate > 0 and not done else None
+        state = {
+            "desc": self.desc, "n": self.n, "total": self.total, "unit": self.unit,
+            "rate": rate, "eta": left, "done": done, "time": time.time(),
+        }  # fmt: skip
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, self.path)
+        except OSError:  # progress is a courtesy: never the reason a run fails
+            pass
+
+
 def bar(total: int | None, desc: str | None, unit: str):
     """A progress bar for ``total`` units of work; ``desc=None``: none at all."""
     from tqdm.auto import tqdm
 
+    if _report is not None and desc is not None:
+        return ReportBar(total, desc, unit, _report)
     if desc is None:
         return tqdm(total=total, disable=True)
     if sys.stderr.isatty():
         return tqdm(total=total, desc=desc, unit=unit, leave=False)
-    every = float(os.environ.get("SELFPLAY_PROGRESS_LINES", LINE_EVERY))
-    return LineBar(total, desc, unit, every)
+    return LineBar(total, desc, unit, line_every())
+
+
+def line_every() -> float:
+    """Seconds between progress lines off a terminal (``SELFPLAY_PROGRESS_LINES``)."""
+    try:
+        return float(os.environ.get("SELFPLAY_PROGRESS_LINES", LINE_EVERY))
+    except ValueError:
+        return LINE_EVERY

@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from selfplay import artifacts
+from selfplay.bars import PROGRESS_FILE
 from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig, arm_config, continued_arms
 from selfplay.bench_report import render_markdown, summarize_bench, write_plots
 from selfplay.climb_bench import (
@@ -179,19 +180,8 @@ def run_configs(bench: BenchConfig, jobs: list, console, progress: bool) -> None
                 step(label, cfg.run_dir)
                 run(cfg, console=None, progress=progress)
         else:
-            from concurrent.futures import as_completed
-
-            with _pool(bench.jobs) as pool:
-                futs = {
-                    pool.submit(run, c, console=None, progress=False): (lb, c) for lb, c in jobs
-                }
-                for fut in as_completed(futs):
-                    label, cfg = futs[fut]
-                    try:
-                        fut.result()
-                    except ConfigError as exc:
-                        raise ConfigError(f"{label}: {exc}") from None
-                    step(label, cfg.run_dir, finished=True)
+            tasks = [Task(label, cfg) for label, cfg in jobs]
+            run_tasks(bench.jobs, tasks, step, lambda task: [])
         step()
 
 
@@ -205,27 +195,82 @@ def continued_seconds(bench: BenchConfig, arms: dict[str, RunConfig]) -> float:
     return total
 
 
-def _threads(jobs: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpus or 1) // jobs)
+@dataclass
+class Task:
+    """One run for a worker: ``seed_only`` stops after the seed stage (the model a seed's arms
+    share); ``arm`` is set for an arm x seed run the bench counts as one of its units."""
+
+    label: str
+    cfg: RunConfig
+    seed_only: bool = False
+    arm: bool = True
+
+
+def run_tasks(jobs: int, tasks: list[Task], step, then) -> None:
+    """Runs ``tasks`` in ``jobs`` worker processes, and what ``then(task)`` returns once a task
+    has finished. Each task gets its part of the cores free of other work when it starts
+    (:mod:`selfplay.threads`): one seed model alone trains on all of them, two arms at once on
+    half each. While they run, their progress (each worker's bars, written to the run's
+    ``progress.json``) is shown through ``step.live``. A failed run stops the bench (finished
+    runs stay; rerunning resumes)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from selfplay.threads import free_cpus
+
+    free = free_cpus()  # measured before any worker starts: what other work leaves us
+    queue, running = list(tasks), {}
+    with _pool(jobs) as pool:
+        try:
+            while queue or running:
+                while queue and len(running) < jobs:
+                    task = queue.pop(0)
+                    threads = max(1, free // min(jobs, len(running) + 1 + len(queue)))
+                    running[pool.submit(_run_task, task, threads)] = task
+                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = running.pop(fut)
+                    try:
+                        fut.result()
+                    except ConfigError as exc:
+                        raise ConfigError(f"{task.label}: {exc}") from None
+                    if task.arm:
+                        step(task.label, task.cfg.run_dir, finished=True)
+                    queue += then(task)
+                step.live({t.label: t.cfg.run_dir for t in running.values()})
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
+
+
+def _run_task(task: Task, threads: int) -> None:
+    """In a worker: the run, with ``threads`` torch threads and its bars reported to the
+    run directory's ``progress.json`` for the driver to show."""
+    from selfplay import bars
+    from selfplay.threads import size_threads
+
+    size_threads(free=threads)
+    bars.report_to(task.cfg.run_dir / PROGRESS_FILE)
+    try:
+        run(task.cfg, console=None, progress=True, until_seed=task.seed_only)
+    finally:
+        bars.report_to(None)
 
 
 def _pool(jobs: int):
-    """``jobs`` worker processes (spawned: no state inherited), each with its share of the CPU
-    threads and of the GPU's memory."""
+    """``jobs`` worker processes (spawned: no state inherited), each with its share of the GPU's
+    memory (threads are set per task)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     return ProcessPoolExecutor(
-        jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-        initargs=(_threads(jobs), jobs),
-    )  # fmt: skip
+        jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(jobs,)
+    )
 
 
-def _init_worker(threads: int, jobs: int) -> None:
+def _init_worker(jobs: int) -> None:
     import torch
 
-    torch.set_num_threads(threads)
     if torch.cuda.is_available():  # runs sharing one GPU each get an equal part of its memory
         torch.cuda.set_per_process_memory_fraction(1 / jobs)
     quiet_libraries()
@@ -234,45 +279,30 @@ def _init_worker(threads: int, jobs: int) -> None:
 def run_arms_parallel(
     bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool
 ) -> None:
-    """``bench.jobs`` arm x seed runs at once, each in a fresh process with its share of the CPU
-    threads. A seed's first arm trains its seed model; the seed's other arms start once it is done.
-    A failed run stops the bench (finished runs stay; rerunning resumes)."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-
+    """``bench.jobs`` runs at once, each in a fresh process with its part of the free cores.
+    Each seed's seed model is trained first, alone or beside other seeds' (in the seed's first
+    arm); once it is done, the seed's arms all start from it."""
     names = list(arms)
-    label = {}
-    with (
-        bench_progress(len(bench.seeds) * len(arms), console, bar=progress, jobs=bench.jobs) as step,
-        _pool(bench.jobs) as pool,
-    ):  # fmt: skip
 
-        def submit(seed: int, name: str):
-            cfg = arm_config(bench, name, seed)
-            fut = pool.submit(run, cfg, console=None, progress=False)
-            label[fut] = (seed, name, cfg.run_dir)
-            return fut
+    def arm_task(seed: int, name: str) -> Task:
+        return Task(f"seed {seed}, arm [cyan]{name}[/]", arm_config(bench, name, seed))
 
-        pending = {submit(seed, names[0]) for seed in bench.seeds}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    seed, name, run_dir = label[fut]
-                    try:
-                        fut.result()
-                    except ConfigError as exc:
-                        raise ConfigError(f"seed {seed}, arm {name}: {exc}") from None
-                    step(f"seed {seed}, arm [cyan]{name}[/]", run_dir, finished=True)
-                    if name == names[0]:
-                        for other in names[1:]:
-                            share_seed(
-                                run_dir / "seed", arm_config(bench, other, seed).run_dir / "seed"
-                            )
-                            pending.add(submit(seed, other))
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    def then(task: Task) -> list[Task]:
+        if not task.seed_only:
+            return []
+        seed = task.cfg.seed
+        shared = task.cfg.run_dir / "seed"
+        for other in names[1:]:
+            share_seed(shared, arm_config(bench, other, seed).run_dir / "seed")
+        return [arm_task(seed, name) for name in names]
+
+    seeds = [
+        Task(f"seed {s}, seed model", arm_config(bench, names[0], s), seed_only=True, arm=False)
+        for s in bench.seeds
+    ]
+    total = len(bench.seeds) * len(arms)
+    with bench_progress(total, console, bar=progress, jobs=bench.jobs) as step:
+        run_tasks(bench.jobs, seeds, step, then)
 
 
 def write_provenance(

@@ -73,6 +73,9 @@ class BenchConfig:
     """Say better / worse / equivalent / inconclusive per comparison (needs >= 2 seeds)."""
     quick: bool = False
     """A smoke-size bench: its report says it is not a result."""
+    see_also: str = ""
+    """A sentence the verdict ends with: where the fuller test is (e.g. the same bench over
+    seeds, and its published report)."""
     jobs: int = 1
     """Arm x seed runs going at once, each in its own process with an equal share of the CPU
     threads (or of the GPU); the other arms of a seed wait for the run that trains its seed model."""

@@ -96,8 +96,11 @@ def _cmd_run(args) -> int:
         console.print(dry_run_plan(cfg), markup=False)
         return 0
     from selfplay.progress import quiet_libraries
+    from selfplay.threads import describe, size_threads
 
     quiet_libraries()
+    if cfg.device != "cuda":
+        console.print(describe(size_threads()))
     from selfplay.loop import run
 
     def on_stage(row):
@@ -125,12 +128,12 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from selfplay.bench_config import load_bench_config
+    from selfplay.bench_config import arm_config, load_bench_config
 
     console = _console()
     bench, arms = load_bench_config(args.config, args.overrides)  # ConfigError -> one line
     if args.dry_run:
-        lines = [f"bench {bench.bench_dir}: {len(arms)} arms x {len(bench.seeds)} seeds"]
+        lines = [f"bench {bench.bench_dir}: {_arms_seeds(arms, bench)}"]
         lines.append(
             f"reference arm: {bench.reference}; sweep regimes: {len(bench.sweep) or 'none'}"
         )
@@ -142,7 +145,11 @@ def _cmd_bench(args) -> int:
     from selfplay.progress import quiet_libraries
 
     quiet_libraries()
-    console.print(f"bench [bold]{bench.bench_dir}[/]: {len(arms)} arms x {len(bench.seeds)} seeds")
+    console.print(f"bench [bold]{bench.bench_dir}[/]: {_arms_seeds(arms, bench)}")
+    if bench.jobs == 1:  # runs in this process; with jobs > 1 each worker is sized as it starts
+        from selfplay.threads import describe, size_threads
+
+        console.print(describe(size_threads()))
     if bench.sweep:  # every regime is a bench of its own
         from selfplay.sweep import run_sweep
 
@@ -157,7 +164,24 @@ def _cmd_bench(args) -> int:
     for table in summary_tables(summary):
         console.print(table)
     console.print(f"report: {bench.bench_dir / 'report.md'}")
+    if not bench.sweep:
+        from selfplay.html_report import build_report
+
+        console.print(f"in a browser, with every arm's chains: {build_report(bench.bench_dir)}")
+        play = [n for n, c in arms.items() if c.loop.data_source == "selfplay"]
+        for seed in bench.seeds[:1]:
+            for name in play[:1]:
+                run_dir = arm_config(bench, name, seed).run_dir
+                console.print(
+                    f"the labels {name} trained on in its last round: selfplay inspect {run_dir}",
+                    markup=False,
+                )
     return 0
+
+
+def _arms_seeds(arms: dict, bench) -> str:
+    n = len(bench.seeds)
+    return f"{len(arms)} arm{'s' * (len(arms) != 1)} x {n} seed{'s' * (n != 1)}"
 
 
 def summary_tables(summary: dict) -> list:
@@ -169,7 +193,9 @@ def summary_tables(summary: dict) -> list:
     if summary.get("verdict"):
         out.append(Text("Verdict. " + summary["verdict"].replace("**", ""), style="bold"))
     out += [Text("Warning: " + w, style="yellow") for w in summary.get("warnings", [])]
-    for sec in summary["sections"][:1]:
+    # The first table, and any other the summary marks for the terminal.
+    secs = summary["sections"]
+    for sec in secs[:1] + [x for x in secs[1:] if x.get("terminal")]:
         t = Table(title=sec["heading"], title_justify="left")
         for i, c in enumerate(sec["columns"]):
             t.add_column(str(c), justify="left" if i == 0 else "right")
@@ -360,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"selfplay {v}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run or resume the loop on a config")
-    r.add_argument("config", help="YAML config, e.g. configs/arith/default.yaml")
+    r.add_argument("config", help="YAML config, e.g. configs/arith/rounds.yaml")
     r.add_argument(
         "overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4 loop.iterations=2"
     )
@@ -418,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, help="write the page here (default DIR/report.html)")
     rp.set_defaults(func=_cmd_report)
     c = sub.add_parser("config", help="print a config resolved with its overrides and defaults")
-    c.add_argument("config", nargs="?", help="run YAML, e.g. configs/arith/default.yaml")
+    c.add_argument("config", nargs="?", help="run YAML, e.g. configs/arith/rounds.yaml")
     c.add_argument("overrides", nargs="*", help="key=value overrides")
     c.add_argument("--keys", action="store_true", help="list every config key with its doc")
     c.set_defaults(func=_cmd_config)

@@ -136,6 +136,8 @@ def summarize_climb(
     seeds = sorted({s for _, s in final})
     comparisons = compare_arms(bench, list(arms), final, key="solved", margin=bench.frontier_margin)
     sections = [_final_models_section(bench, arms, final, comparisons, top)]
+    # One seed (a demonstration): the round-by-round table is the one to read first.
+    sections.insert(0 if len(seeds) == 1 else 1, _rounds_section(bench, arms, rows))
     sections += _labels_by_round_section(arms, rows)
     sections.append(_goal_section(bench, arms, final, top))
     intro = [_climb_intro(any_cfg, seeds), time_line(prov)]
@@ -144,7 +146,7 @@ def summarize_climb(
     return {
         "kind": "climb-bench",
         "title": f"Climb bench `{bench.name}`",
-        "verdict": _climb_verdict(bench, comparisons, seeds),
+        "verdict": _climb_verdict(bench, comparisons, seeds, final, top),
         "warnings": [],
         "comparisons": comparison_records(bench, comparisons),
         "intro": intro,
@@ -243,7 +245,103 @@ def _labels_by_round_section(arms, rows) -> list[dict]:
     ]
 
 
-def _climb_verdict(bench: BenchConfig, comparisons: list[dict], seeds: list[int]) -> str:
+def _longest(row: dict, threshold: float) -> int | None:
+    """The longest evaluated difficulty at >= ``threshold`` (whether or not shorter ones are)."""
+    measured = {
+        int(k[4:]): v
+        for k, v in row.items()
+        if k.startswith("acc_") and k[4:].isdigit() and v is not None and not math.isnan(v)
+    }
+    if row.get("solved") and row["solved"] > max(measured, default=0):
+        return None  # rows that lost their longer lengths (results written before every column was kept)
+    return max((d for d, v in measured.items() if v >= threshold), default=None)
+
+
+def _mean_cell(values: list, fmt: str) -> str:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return format(vals[0], fmt)
+    return format(sum(vals) / len(vals), ".1f" if fmt == "d" else fmt)
+
+
+def _rounds_section(bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict]) -> dict:
+    """Every arm round by round: where its probe put the frontier, what it practised, what its
+    model solves on the test split, its labels (self-play) and the tokens it has trained."""
+    t = next(iter(arms.values())).loop.frontier.threshold
+    by: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        if r["stage"] != "final":
+            by.setdefault((r["arm"], r["iteration"]), []).append(r)
+    table = []
+    for name in arms:
+        for k in sorted(i for a, i in by if a == name):
+            rs = by[(name, k)]
+            labels = arms[name].loop.data_source == "selfplay" and k > 0
+            kept = labels and all(r.get("method") != "grpo" for r in rs)
+            table.append(
+                [
+                    name,
+                    "seed" if k == 0 else str(k),
+                    _mean_cell([r["probe_solved"] for r in rs], "d") if k else "",
+                    rs[0]["practice"] if len(rs) == 1 else "",
+                    _mean_cell([r["solved"] for r in rs], "d"),
+                    _mean_cell([_longest(r, t) for r in rs], "d"),
+                    _mean_cell([r["label_accuracy"] for r in rs], ".2f") if labels else "",
+                    _mean_cell([r["kept"] for r in rs], ",.0f") if kept else "",
+                    _mean_cell([r["train_tokens"] for r in rs], ",.0f"),
+                ]
+            )
+    seeds = "one seed" if len(bench.seeds) == 1 else f"means over {len(bench.seeds)} seeds"
+    return {
+        "heading": "The climb, round by round",
+        "terminal": True,
+        "text": [
+            f"**probe**: the frontier the round's validation probe found for the model it starts "
+            f"from (every length 1..d at >= {t:g}), which sets what it practises; **solved**: "
+            f"the round's model on the test split, the same rule; **longest >= {t:g}**: its "
+            "longest test length at that accuracy (–: not in the results); **labels correct**: "
+            "the model's own answers before the filter (GRPO: its samples); **kept**: the "
+            "labels it trained on; **train tokens**: since the seed model "
+            f"({seeds}). Rounds evaluate up to the practised length and a little past it; the "
+            "final table covers every evaluation length."
+        ],
+        "columns": [
+            "arm", "round", "probe", "practised", "solved", f"longest >= {t:g}",
+            "labels correct", "kept", "train tokens",
+        ],
+        "rows": table,
+    }  # fmt: skip
+
+
+def _demonstration(bench: BenchConfig, final: dict, seeds: list[int], top: int) -> str:
+    """What one seed shows, each arm against the reference, in words; and what it does not."""
+    (seed,) = seeds
+    ref = final.get((bench.reference, seed))
+    parts = []
+    for (arm, _), row in final.items():
+        if arm == bench.reference or ref is None:
+            continue
+        parts.append(
+            f"`{arm}` solves every length 1..{row['solved']} where `{bench.reference}` solves "
+            f"1..{ref['solved']} ({row['train_tokens']:,} and {ref['train_tokens']:,} training "
+            "tokens since their shared seed model)"
+        )
+    text = (
+        f"One seed, a demonstration and not a test (U holds lengths up to {top}): "
+        + ("; ".join(parts) if parts else "no arm to set against the reference")
+        + ". A seed's runs differ from the next seed's; a claim needs several seeds and the "
+        "paired test."
+    )
+    return text + (f" {bench.see_also}" if bench.see_also else "")
+
+
+def _climb_verdict(
+    bench: BenchConfig, comparisons: list[dict], seeds: list[int], final: dict, top: int
+) -> str:
+    if len(seeds) == 1:
+        return _demonstration(bench, final, seeds, top)
     parts = [
         f"{c['arm']}{against_text(bench, c)} **{c['verdict']}** "
         f"({c['test'].mean:+.1f} ± {c['test'].half_width:.1f})"

@@ -150,6 +150,13 @@ def _check_ranges(cfg: RunConfig) -> None:
         "train.batch_size",
         f"must be a multiple of train.num_processes ({cfg.train.num_processes})",
     )
+    need(
+        not (
+            cfg.loop.schedule == "frontier" and cfg.train.max_epochs and cfg.train.trainer == "trl"
+        ),
+        "train.max_epochs",
+        "caps the frontier's kept sets with train.trainer: plain only (TRL takes a drawn list)",
+    )
     be = cfg.train.budget_epochs
     need(
         be is None or len(be) == cfg.loop.iterations,
@@ -241,7 +248,6 @@ UNREAD = {
         "train.data",
         "train.raw_mix",
         "train.budget_epochs",
-        "train.max_epochs",
         "eval.n_intermediate",
     ),
     ("generation.backend", "hf"): (

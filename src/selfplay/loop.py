@@ -39,9 +39,12 @@ from selfplay.tracking import check_tracking, log_stage
 __all__ = ["STOP_ENV", "RunContext", "StageInterrupt", "prepare_run_dir", "run", "run_round"]
 
 
-def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> list[dict]:
+def run(
+    cfg: RunConfig, console=None, progress: bool = True, on_stage=None, until_seed: bool = False
+) -> list[dict]:
     """Run (or resume) the whole loop; returns one metrics record per finished stage.
-    ``on_stage(metrics)`` is called after the seed stage and after every round."""
+    ``on_stage(metrics)`` is called after the seed stage and after every round; ``until_seed``
+    stops after the seed stage (a bench trains a seed's shared model so)."""
     task = make_task(cfg)  # the task's config checks come before anything is written
     check_tracking(cfg)
     check_backend(cfg)
@@ -56,6 +59,8 @@ def run(cfg: RunConfig, console=None, progress: bool = True, on_stage=None) -> l
         f"schedule {cfg.loop.schedule}  test problems {len(tests)}"
     )
     run_seed(ctx, schedule)
+    if until_seed:
+        return write_metrics_log(run_dir)
     stop = None
     for k in range(0, cfg.loop.iterations + 1):
         if k > 0:

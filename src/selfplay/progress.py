@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from selfplay.bars import PROGRESS_FILE, describe, line_every, read_report
 from selfplay.rundir import read_metrics
 
 
@@ -66,20 +67,17 @@ def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
     state = {"done": -1, "dir": None, "t0": time.perf_counter()}
     progress = None
     if console is not None and bar and console.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # The bench's row (runs done of all, ETA) and one row per run going now (what it does).
         progress = Progress(
-            TextColumn("[bold]bench[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[head]}"), BarColumn(), TextColumn("{task.fields[count]}"),
             TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
             console=console,
         )  # fmt: skip
-        task = progress.add_task("", total=total, eta="ETA –")
+        task = progress.add_task(
+            "", total=total, eta="ETA –", head="[bold]bench[/]", count=f"0/{total}"
+        )
         progress.start()
 
     seeds_seen: set[tuple[int, int]] = set()
@@ -100,8 +98,9 @@ def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
         left = total - done
         if progress is not None:
             progress.update(
-                task, completed=done, description=label or "", eta=eta(spent, left, jobs)
-            )
+                task, completed=done, description=label or "", eta=eta(spent, left, jobs),
+                count=f"{done}/{total}",
+            )  # fmt: skip
         elif console is not None and label:
             recorded = format_duration(sum(spent))
             console.print(
@@ -120,6 +119,29 @@ def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
         state["dir"] = run_dir
         show(label, state["done"], f"{state['done'] + 1}/{total}")
 
+    rows: dict[str, int] = {}  # a running run's label -> its rich task
+    last_lines = [time.monotonic()]
+
+    def live(running: dict[str, Path]) -> None:
+        """The runs going now and what each is doing (its workers' ``progress.json``): one bar
+        row each on a terminal, one line each every ``LINE_EVERY`` seconds in a log."""
+        states = {label: read_report(Path(d) / PROGRESS_FILE) for label, d in running.items()}
+        if progress is not None:
+            for label in [lb for lb in rows if lb not in running]:
+                progress.remove_task(rows.pop(label))
+            for label, state in states.items():
+                text = f"  {label}: " + (describe(state) if state else "starting")
+                if label not in rows:
+                    rows[label] = progress.add_task(text, total=None, eta="", head="", count="")
+                progress.update(rows[label], description=text)
+        elif console is not None and time.monotonic() - last_lines[0] >= line_every():
+            last_lines[0] = time.monotonic()
+            for label, state in states.items():
+                console.print(
+                    f"[bold]bench[/] {label}: " + (describe(state) if state else "starting")
+                )
+
+    step.live = live
     try:
         yield step
     finally:

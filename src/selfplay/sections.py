@@ -163,6 +163,10 @@ class FrontierConfig:
     accelerated: bool = False
     """Practise every difficulty above the trained ones that is already solved, plus the next one,
     in one round (instead of only the next one)."""
+    practice_ahead: int = 1
+    """Difficulties past the frontier labelled each round: 1, the next one only; 2, the next two
+    (the further one has fewer right answers, but a verifier keeps only those, so labelling it
+    early costs generation, not label quality)."""
     max_difficulty: int = 32
     """Stop once the frontier reaches this difficulty."""
     stall_rounds: int = 3
@@ -191,6 +195,7 @@ class FrontierConfig:
         need(self.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
         need(self.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
         need(self.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
+        need(self.practice_ahead >= 1, "loop.frontier.practice_ahead", "must be >= 1")
         shares = (self.mix_new, self.mix_old, self.mix_raw)
         need(
             min(shares) >= 0 and sum(shares) > 0,
@@ -400,7 +405,10 @@ class TrainConfig:
     checkpoints at 1, 4 and 16 epochs of U); overrides ``tokens``, so budgets scale with U's size."""
     max_epochs: float | None = None
     """Cap on passes over a round's training set: spend at most ``max_epochs x its tokens`` of the
-    budget (``null``: always spend the whole budget, repeating a small kept set as often as needed)."""
+    budget (``null``: always spend the whole budget, repeating a small kept set as often as needed).
+    On the frontier schedule (plain trainer) the whole budget is spent, but neither the newest
+    round's kept set nor the older rounds' is drawn more than ``max_epochs`` times its size: the
+    rest of each batch comes from the other sources."""
     lr: float = 1e-3
     batch_size: int = 64
     """Examples per optimizer step, over all processes."""

@@ -57,25 +57,29 @@ def next_practice(
     max_difficulty: int,
     accelerated: bool = False,
     lowest: int = 1,
+    ahead: int = 1,
 ) -> list[int]:
     """Difficulties to label next round, from the probe's accuracy per difficulty.
 
-    The next difficulty past the frontier (the same one again until it is solved). Accelerated:
-    also every difficulty above ``trained_max`` (the largest with training data) that the model
-    already solves, so a model that extrapolates several lengths gets them all labelled at once.
-    Empty when the frontier is at ``max_difficulty``.
+    The next ``ahead`` difficulties past the frontier (the same ones again until they are
+    solved). Accelerated: also every difficulty above ``trained_max`` (the largest with training
+    data) that the model already solves, so a model that extrapolates several lengths gets them
+    all labelled at once. Never past ``max_difficulty``; empty when the frontier is there.
 
     >>> next_practice({1: 1, 2: 1, 3: 0.2}, 0.9, trained_max=2, max_difficulty=10)
     [3]
     >>> next_practice({1: 1, 2: 1, 3: 1, 4: 0.95, 5: 0.1}, 0.9, 2, 10, accelerated=True)
     [3, 4, 5]
+    >>> next_practice({1: 1, 2: 1, 3: 0.2}, 0.9, 2, 10, ahead=2)
+    [3, 4]
     """
     f = solved_frontier(accuracy, threshold, lowest)
     if f >= max_difficulty:
         return []
+    top = min(max_difficulty, f + ahead)
     if not accelerated:
-        return [f + 1]
-    return list(range(min(trained_max + 1, f + 1), f + 2))
+        return list(range(f + 1, top + 1))
+    return list(range(min(trained_max + 1, f + 1), top + 1))
 
 
 def should_stop(frontiers: list[int], max_difficulty: int, stall_rounds: int) -> str | None:
@@ -226,7 +230,13 @@ class FrontierSchedule:
             shutil.rmtree(it, ignore_errors=True)  # the probe of a round that does not run
             return stop
         practice = next_practice(
-            probe, fr.threshold, trained_max, fr.max_difficulty, fr.accelerated, lowest
+            probe,
+            fr.threshold,
+            trained_max,
+            fr.max_difficulty,
+            fr.accelerated,
+            lowest,
+            fr.practice_ahead,
         )
         prev_stage = round_dir(ctx.run_dir, k - 1)
         members = member_dirs(prev_stage, cfg.filters.majority_models)
@@ -267,7 +277,8 @@ class FrontierSchedule:
         new = self._round_examples(ctx, k)
         old = [e for j in range(1, k) for e in self._round_examples(ctx, j)]
         shares = {"new": fr.mix_new, "old": fr.mix_old, "raw": fr.mix_raw}
-        return Mixture({"new": new, "old": old, "raw": ctx.raw}, shares), ctx.cfg.train.tokens
+        mixture = Mixture({"new": new, "old": old, "raw": ctx.raw}, shares, ("new", "old"))
+        return mixture, ctx.cfg.train.tokens
 
     def eval_problems(self, ctx, k: int, plan: RoundPlan, practice: dict):
         upto = min(

@@ -49,6 +49,8 @@ class Mixture:
 
     sources: dict[str, list[Example]]
     shares: dict[str, float]
+    capped: tuple[str, ...] = ()
+    """Sources that ``train.max_epochs`` caps (the rounds' kept sets; not U)."""
 
     def examples(self) -> list[Example]:
         return [e for v in self.sources.values() for e in v]
@@ -107,14 +109,14 @@ def _fit_mixture(model, tok, data: Mixture, cfg, budget, seed, progress, trl: di
         r = train_mixture(
             model, tok, data.sources, data.shares, tokens=budget, batch_size=cfg.batch_size,
             lr=cfg.lr, warmup=cfg.warmup, decay=cfg.decay, seed=seed, loss=cfg.loss,
-            progress=progress,
+            progress=progress, max_epochs=cfg.max_epochs, capped=data.capped,
         )  # fmt: skip
         if not r["steps"]:
             return dict(NOTHING_TRAINED) | {"mix": r["mix"]}
         return {
             "tokens": r["tokens"], "steps": r["steps"], "batch_size": cfg.batch_size,
             "final_loss": r["loss"], "seconds": r["seconds"], "mix": r["mix"],
-            "capped_by_max_epochs": False,
+            "capped_by_max_epochs": r["capped_by_max_epochs"],
         }  # fmt: skip
     mixed = mixed_examples(data.sources, data.shares, seed)
     if not mixed:

@@ -75,12 +75,51 @@ def mixture_steps(data: dict[str, list[Tokenized]], counts: dict[str, int], toke
 
 
 def mixture_batches(
-    data: dict[str, list[Tokenized]], counts: dict[str, int], seed: int
+    data: dict[str, list[Tokenized]], counts: dict[str, float], seed: int
 ) -> Iterator[list[Tokenized]]:
-    """Endless batches drawing ``counts[k]`` examples from source ``k`` (with replacement)."""
+    """Endless batches drawing ``counts[k]`` examples from source ``k`` (with replacement).
+    Whole counts give every batch exactly that many; fractional ones (a capped source, see
+    :func:`cap_counts`) pick each of the batch's slots' source at random in those proportions."""
     rng = random.Random(seed)
+    if all(float(c).is_integer() for c in counts.values()):
+        while True:
+            yield [
+                data[k][rng.randrange(len(data[k]))] for k in data for _ in range(int(counts[k]))
+            ]
+    names = [k for k in data if counts[k] > 0]
+    weights = [counts[k] for k in names]
+    size = round(sum(weights))
     while True:
-        yield [data[k][rng.randrange(len(data[k]))] for k in data for _ in range(counts[k])]
+        picks = rng.choices(names, weights, k=size)
+        yield [data[k][rng.randrange(len(data[k]))] for k in picks]
+
+
+def cap_counts(
+    sizes: dict[str, int], counts: dict[str, int], steps: int, max_epochs: float, capped
+) -> dict[str, float] | None:
+    """Per-batch counts under which no ``capped`` source is drawn more than ``max_epochs`` times
+    its size over ``steps`` steps (its surplus goes to the other sources by their counts), or
+    ``None`` when no cap binds or no uncapped source is there to take the surplus. A thin kept set is not repeated hundreds of times to fill the
+    budget.
+
+    >>> cap_counts({"new": 10, "raw": 1000}, {"new": 8, "raw": 8}, 100, 4.0, ["new"])
+    {'new': 0.4, 'raw': 15.6}
+    >>> cap_counts({"new": 1000, "raw": 1000}, {"new": 8, "raw": 8}, 100, 4.0, ["new"]) is None
+    True
+    """
+    limit = {k: max_epochs * sizes[k] / steps for k in capped if counts.get(k)}
+    binding = {k: v for k, v in limit.items() if counts[k] > v}
+    if not binding:
+        return None
+    free = {k: c for k, c in counts.items() if c and k not in binding}
+    if not free:  # nothing else to fill the batch with: train_mixture takes fewer steps instead
+        return None
+    surplus = sum(counts[k] - v for k, v in binding.items())
+    z = sum(free.values())
+    out = {k: float(binding[k]) if k in binding else 0.0 for k in counts}
+    for k, c in free.items():
+        out[k] = c + surplus * c / z
+    return {k: round(v, 6) for k, v in out.items()}
 
 
 def mixed_examples(
@@ -167,19 +206,32 @@ def train_mixture(
     betas: tuple[float, float] = (0.9, 0.99),
     loss: str = "answer",
     progress: str | None = None,
+    max_epochs: float | None = None,
+    capped: tuple[str, ...] = (),
 ) -> dict:
     """Train ``model`` in place for about ``tokens`` tokens on batches that draw from each source
-    by its share (with replacement); returns the loop's record plus the batch's ``mix``."""
+    by its share (with replacement); ``capped`` sources are drawn at most ``max_epochs`` times
+    their size (:func:`cap_counts`). Returns the loop's record plus the batch's ``mix`` (mean
+    examples per batch from each source) and ``capped_by_max_epochs``."""
     data = {k: tokenize_examples(tok, v) for k, v in sources.items() if v}
-    counts = mix_counts({k: len(data.get(k, [])) for k in sources}, shares, batch_size)
+    sizes = {k: len(data.get(k, [])) for k in sources}
+    counts = mix_counts(sizes, shares, batch_size)
     if not any(counts.values()):
         return {"steps": 0, "tokens": 0, "seconds": 0.0, "loss": None, "mix": counts}
     steps = mixture_steps(data, counts, tokens)
+    mix, cut = None, False
+    if max_epochs:
+        mix = cap_counts(sizes, counts, steps, max_epochs, capped)
+        if mix is not None:
+            steps = mixture_steps(data, mix, tokens)  # the mix changed the mean example length
+        elif all(k in capped for k, c in counts.items() if c):  # nothing uncapped to draw from
+            most = math.floor(max_epochs * sum(sizes.values()) / sum(counts.values()))
+            cut, steps = most < steps, max(1, min(steps, most))
     out = train_plain(
-        model, tok, mixture_batches(data, counts, seed), steps, lr=lr, warmup=warmup,
+        model, tok, mixture_batches(data, mix or counts, seed), steps, lr=lr, warmup=warmup,
         decay=decay, loss=loss, weight_decay=weight_decay, betas=betas, progress=progress,
     )  # fmt: skip
-    return {**out, "mix": counts}
+    return {**out, "mix": mix or counts, "capped_by_max_epochs": mix is not None or cut}
 
 
 def train_planned(
