@@ -180,8 +180,8 @@ def run_configs(bench: BenchConfig, jobs: list, console, progress: bool) -> None
                 step(label, cfg.run_dir)
                 run(cfg, console=None, progress=progress)
         else:
-            tasks = [Task(label, cfg) for label, cfg in jobs]
-            run_tasks(bench.jobs, tasks, step, lambda task: [])
+            todo = [Job(label, cfg) for label, cfg in jobs]
+            run_jobs(bench.jobs, todo, step, lambda job: [])
         step()
 
 
@@ -196,7 +196,7 @@ def continued_seconds(bench: BenchConfig, arms: dict[str, RunConfig]) -> float:
 
 
 @dataclass
-class Task:
+class Job:
     """One run for a worker: ``seed_only`` stops after the seed stage (the model a seed's arms
     share); ``arm`` is set for an arm x seed run the bench counts as one of its units."""
 
@@ -206,9 +206,9 @@ class Task:
     arm: bool = True
 
 
-def run_tasks(jobs: int, tasks: list[Task], step, then) -> None:
-    """Runs ``tasks`` in ``jobs`` worker processes, and what ``then(task)`` returns once a task
-    has finished. Each task gets its part of the cores free of other work when it starts
+def run_jobs(workers: int, todo: list[Job], step, then) -> None:
+    """Runs the ``todo`` jobs in ``workers`` processes, and what ``then(job)`` returns once a job
+    has finished. Each job gets its part of the cores free of other work when it starts
     (:mod:`selfplay.threads`): one seed model alone trains on all of them, two arms at once on
     half each. While they run, their progress (each worker's bars, written to the run's
     ``progress.json``) is shown through ``step.live``. A failed run stops the bench (finished
@@ -218,24 +218,24 @@ def run_tasks(jobs: int, tasks: list[Task], step, then) -> None:
     from selfplay.threads import free_cpus
 
     free = free_cpus()  # measured before any worker starts: what other work leaves us
-    queue, running = list(tasks), {}
-    with _pool(jobs) as pool:
+    queue, running = list(todo), {}
+    with _pool(workers) as pool:
         try:
             while queue or running:
-                while queue and len(running) < jobs:
-                    task = queue.pop(0)
-                    threads = max(1, free // min(jobs, len(running) + 1 + len(queue)))
-                    running[pool.submit(_run_task, task, threads)] = task
+                while queue and len(running) < workers:
+                    job = queue.pop(0)
+                    threads = max(1, free // min(workers, len(running) + 1 + len(queue)))
+                    running[pool.submit(_run_job, job, threads)] = job
                 done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    task = running.pop(fut)
+                    job = running.pop(fut)
                     try:
                         fut.result()
                     except ConfigError as exc:
-                        raise ConfigError(f"{task.label}: {exc}") from None
-                    if task.arm:
-                        step(task.label, task.cfg.run_dir, finished=True)
-                    queue += then(task)
+                        raise ConfigError(f"{job.label}: {exc}") from None
+                    if job.arm:
+                        step(job.label, job.cfg.run_dir, finished=True)
+                    queue += then(job)
                 step.live({t.label: t.cfg.run_dir for t in running.values()})
         except BaseException:
             for fut in running:
@@ -243,23 +243,23 @@ def run_tasks(jobs: int, tasks: list[Task], step, then) -> None:
             raise
 
 
-def _run_task(task: Task, threads: int) -> None:
+def _run_job(job: Job, threads: int) -> None:
     """In a worker: the run, with ``threads`` torch threads and its bars reported to the
     run directory's ``progress.json`` for the driver to show."""
     from selfplay import bars
     from selfplay.threads import size_threads
 
     size_threads(free=threads)
-    bars.report_to(task.cfg.run_dir / PROGRESS_FILE)
+    bars.report_to(job.cfg.run_dir / PROGRESS_FILE)
     try:
-        run(task.cfg, console=None, progress=True, until_seed=task.seed_only)
+        run(job.cfg, console=None, progress=True, until_seed=job.seed_only)
     finally:
         bars.report_to(None)
 
 
 def _pool(jobs: int):
     """``jobs`` worker processes (spawned: no state inherited), each with its share of the GPU's
-    memory (threads are set per task)."""
+    memory (threads are set per job)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -284,25 +284,25 @@ def run_arms_parallel(
     arm); once it is done, the seed's arms all start from it."""
     names = list(arms)
 
-    def arm_task(seed: int, name: str) -> Task:
-        return Task(f"seed {seed}, arm [cyan]{name}[/]", arm_config(bench, name, seed))
+    def arm_job(seed: int, name: str) -> Job:
+        return Job(f"seed {seed}, arm [cyan]{name}[/]", arm_config(bench, name, seed))
 
-    def then(task: Task) -> list[Task]:
-        if not task.seed_only:
+    def then(job: Job) -> list[Job]:
+        if not job.seed_only:
             return []
-        seed = task.cfg.seed
-        shared = task.cfg.run_dir / "seed"
+        seed = job.cfg.seed
+        shared = job.cfg.run_dir / "seed"
         for other in names[1:]:
             share_seed(shared, arm_config(bench, other, seed).run_dir / "seed")
-        return [arm_task(seed, name) for name in names]
+        return [arm_job(seed, name) for name in names]
 
     seeds = [
-        Task(f"seed {s}, seed model", arm_config(bench, names[0], s), seed_only=True, arm=False)
+        Job(f"seed {s}, seed model", arm_config(bench, names[0], s), seed_only=True, arm=False)
         for s in bench.seeds
     ]
     total = len(bench.seeds) * len(arms)
     with bench_progress(total, console, bar=progress, jobs=bench.jobs) as step:
-        run_tasks(bench.jobs, seeds, step, then)
+        run_jobs(bench.jobs, seeds, step, then)
 
 
 def write_provenance(
