@@ -80,3 +80,35 @@ def test_a_log_gets_a_line_per_interval_and_one_at_the_end(monkeypatch):
     assert lines[0].startswith("seed train: 30/100 step (1.0 step/s, 30s, ETA 70s")
     assert lines[-1].startswith("seed train: 100/100 step (1.0 step/s, done in 100s")
     assert "loss=0.123" in lines[-1]
+
+
+def test_a_log_shows_what_each_running_run_does_and_each_stage_it_finishes(tmp_path, monkeypatch):
+    import io
+    import json
+
+    from rich.console import Console
+
+    from selfplay import bars
+
+    monkeypatch.setenv("SELFPLAY_PROGRESS_LINES", "0")
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    run = tmp_path / "arm"
+    (run / "seed").mkdir(parents=True)
+    (run / "seed" / "metrics.json").write_text(json.dumps({"eval": {"accuracy": {"1": 1.0}}}))
+    (run / bars.PROGRESS_FILE).write_text(
+        json.dumps(
+            {"desc": "train 1", "n": 5, "total": 10, "unit": "step", "rate": 2.0, "eta": 2.5}
+        )
+    )
+    with bench_progress(1, console, bar=False) as step:
+        step.live({"seed 0, arm a": run})  # the shared seed stage was there before: no line
+        (run / "iter_001").mkdir()
+        (run / "iter_001" / "metrics.json").write_text(
+            json.dumps({"eval": {"accuracy": {"1": 1.0, "2": 0.5, "all": 0.75}}})
+        )
+        step.live({"seed 0, arm a": run})
+    text = out.getvalue()
+    assert "seed 0, arm a: train 1: 5/10 step, 2.0/s, ETA 2s" in text
+    assert "done iter_001: accuracy d1=1.00 d2=0.50" in text
+    assert "done seed" not in text

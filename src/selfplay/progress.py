@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from selfplay.artifacts import read_json
 from selfplay.bars import PROGRESS_FILE, describe, line_every, read_report
 from selfplay.rundir import read_metrics
 
@@ -122,9 +123,37 @@ def bench_progress(total: int, console=None, bar: bool = True, jobs: int = 1):
     rows: dict[str, int] = {}  # a running run's label -> its rich task
     last_lines = [time.monotonic()]
 
+    seen: dict[str, set[str]] = {}  # a running run's label -> its stages already announced
+
+    def finished_stages(label: str, run_dir: Path) -> None:
+        """A line for each stage a running run has finished since the last look (not those it
+        had when first seen: a resumed run's, or the seed model its arms share)."""
+        paths = sorted(Path(run_dir).glob("*/metrics.json"))
+        if label not in seen:
+            seen[label] = {p.parent.name for p in paths}
+        done = seen[label]
+        for path in paths:
+            if path.parent.name in done:
+                continue
+            done.add(path.parent.name)
+            try:
+                row = read_json(path)
+                acc = row["eval"]["accuracy"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a stage written by an older version, or half-copied: no line
+            shown = " ".join(f"d{d}={v:.2f}" for d, v in acc.items() if d != "all")
+            line = f"[bold]bench[/] {label}: done {path.parent.name}: accuracy {shown}"
+            if progress is not None:
+                progress.console.print(line)
+            elif console is not None:
+                console.print(line)
+
     def live(running: dict[str, Path]) -> None:
         """The runs going now and what each is doing (its workers' ``progress.json``): one bar
-        row each on a terminal, one line each every ``LINE_EVERY`` seconds in a log."""
+        row each on a terminal, one line each every ``LINE_EVERY`` seconds in a log; and a line
+        for every stage one of them finishes."""
+        for label, d in running.items():
+            finished_stages(label, d)
         states = {label: read_report(Path(d) / PROGRESS_FILE) for label, d in running.items()}
         if progress is not None:
             for label in [lb for lb in rows if lb not in running]:
