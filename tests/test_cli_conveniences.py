@@ -68,3 +68,11 @@ def test_report_out(tmp_path, capsys):
     out = tmp_path / "pages" / "r.html"
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     assert "<html" in out.read_text().lower() and not (run_dir / "report.html").exists()
+
+
+def test_the_cli_leaves_hub_offline_mode_to_the_user(monkeypatch, capsys):
+    import os
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert main(["config", "configs/arith/rounds.yaml"]) == 0
+    assert "HF_HUB_OFFLINE" not in os.environ
