@@ -125,7 +125,8 @@ LAYERS = {
     ],
     "views": [
         "selfplay.view", "selfplay.frontier_report", "selfplay.run_report",
-        "selfplay.html_report", "selfplay.verify_file", "selfplay.publish", "selfplay.cli",
+        "selfplay.html_report", "selfplay.verify_file", "selfplay.publish", "selfplay.export",
+        "selfplay.cli",
     ],
 }  # fmt: skip
 

@@ -4,6 +4,7 @@ selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e
 selfplay summary RUN_DIR                print the per-iteration table of a run
 selfplay verify TASK FILE [--gold]      verify a file of completions; status counts and reasons
 selfplay config CONFIG [key=value ...]  print the resolved config (--keys: every key and its doc)
+selfplay export DIR --to OUT [--all]    the kept chains as a Hugging Face dataset with a card
 """
 
 from __future__ import annotations
@@ -299,6 +300,20 @@ def _cmd_verify(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from selfplay.export import export
+    from selfplay.progress import quiet_libraries
+
+    quiet_libraries()
+    counts = export(args.dir, args.to, every=args.all)
+    print(
+        f"{counts['rows']:,} rows ({counts['kept']:,} kept) in {args.to}: "
+        f"datasets.load_from_disk('{args.to}'), or the Parquet in {args.to / 'data'}; "
+        f"card: {args.to / 'README.md'}"
+    )
+    return 0
+
+
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.rundir import write_metrics_log
@@ -468,6 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(func=_cmd_summary)
+    e = sub.add_parser(
+        "export", help="a run's or bench's kept chains as a Hugging Face dataset with a card"
+    )
+    e.add_argument("dir", type=Path, help="a run directory or a bench directory")
+    e.add_argument("--to", type=Path, required=True, help="a new directory for the dataset")
+    e.add_argument(
+        "--all", action="store_true", help="every sample with its verdict, not only the kept"
+    )
+    e.set_defaults(func=_cmd_export)
     return p
 
 
