@@ -230,3 +230,41 @@ def test_a_run_saved_by_an_older_version_resumes(tmp_path):
     path.write_text(yaml.safe_dump(saved))
     with pytest.raises(ConfigError, match="train.lr"):
         prepare_run_dir(cfg)
+
+
+def test_a_second_writer_of_one_run_directory_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from selfplay.config import dump_config
+    from selfplay.rundir import writer_lock
+
+    cfg = micro_config(tmp_path, loop={"iterations": 1})
+    (tmp_path / "cfg.yaml").write_text(dump_config(cfg))
+    second = (
+        "import sys; from selfplay.loop import run; from selfplay.config import load_config\n"
+        "from selfplay.errors import ConfigError\n"
+        "try: run(load_config(sys.argv[1]), progress=False)\n"
+        "except ConfigError as e: print(e); sys.exit(2)"
+    )
+    with writer_lock(cfg.run_dir):  # this process writes it (the kernel lock is per open file)
+        held = subprocess.run(
+            [sys.executable, "-c", second, str(tmp_path / "cfg.yaml")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    assert held.returncode == 2, held.stderr
+    assert "is being written by selfplay pid" in held.stdout
+    assert not (cfg.run_dir / "seed").exists()  # refused before touching anything
+    # A process killed while holding it leaves nothing that blocks the rerun.
+    holder = (
+        "import sys, time; from pathlib import Path; from selfplay.rundir import writer_lock\n"
+        "with writer_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", holder, str(cfg.run_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert killed.stdout.readline().strip() == "held"
+    killed.kill()
+    killed.wait()
+    rows = run(cfg, progress=False)
+    assert [r["stage"] for r in rows] == ["seed", "iter_001"]

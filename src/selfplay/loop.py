@@ -28,7 +28,13 @@ from selfplay.generation import check_backend
 from selfplay.ledger import Clock, Cost, add_cost
 from selfplay.metrics import filter_metrics, generation_metrics
 from selfplay.models import build_char_tokenizer, load_tokenizer, resolve_device, setup_device
-from selfplay.rundir import prepare_run_dir, round_dir, seed_dir, write_metrics_log
+from selfplay.rundir import (
+    prepare_run_dir,
+    round_dir,
+    seed_dir,
+    write_metrics_log,
+    writer_lock,
+)
 from selfplay.schedules import make_schedule
 from selfplay.schedules.base import RoundPlan, RunContext, Schedule
 from selfplay.sources import raw_corpus, raw_summary, tokens_per_step
@@ -48,6 +54,11 @@ def run(
     task = make_task(cfg)  # the task's config checks come before anything is written
     check_tracking(cfg)
     check_backend(cfg)
+    with writer_lock(cfg.run_dir):  # one writer per run directory
+        return _run(cfg, task, console, progress, on_stage, until_seed)
+
+
+def _run(cfg: RunConfig, task, console, progress: bool, on_stage, until_seed: bool) -> list[dict]:
     schedule = make_schedule(cfg.loop.schedule)
     run_dir = prepare_run_dir(cfg)
     device = resolve_device(cfg.device)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 from selfplay import artifacts
@@ -76,6 +78,38 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[prefix + k] = v
     return out
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def writer_lock(run_dir: Path):
+    """Hold the run directory for one writer: a second ``selfplay run`` (or a bench's retried
+    job) into it while this one runs is refused with a one-line error, not interleaved. The lock
+    is the kernel's (``flock``), so a killed run leaves none behind and a rerun resumes."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ConfigError(
+                f"{run_dir} is being written by {holder}; wait for it to finish (rerunning then "
+                "resumes) or use another output_dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"selfplay pid {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # releases the lock
 
 
 def prepare_run_dir(cfg: RunConfig) -> Path:
@@ -146,7 +180,8 @@ def share_seed(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".seed.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, copy_function=os.link)
+    # Not the writer's lock: each directory has its own (a linked one would be one lock for both).
+    shutil.copytree(src, tmp, copy_function=os.link, ignore=shutil.ignore_patterns(LOCK_FILE))
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(tmp, dst)
@@ -160,5 +195,6 @@ def link_run(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, copy_function=os.link)
+    # Not the writer's lock: each directory has its own (a linked one would be one lock for both).
+    shutil.copytree(src, tmp, copy_function=os.link, ignore=shutil.ignore_patterns(LOCK_FILE))
     os.replace(tmp, dst)
