@@ -268,3 +268,34 @@ def test_a_second_writer_of_one_run_directory_is_refused_and_a_killed_one_leaves
     killed.wait()
     rows = run(cfg, progress=False)
     assert [r["stage"] for r in rows] == ["seed", "iter_001"]
+
+
+def test_a_broken_run_warns_and_fails_with_strict(tmp_path, capsys):
+    from selfplay.config import dump_config
+
+    cfg = micro_config(tmp_path, seed_train={"tokens": 0}, loop={"iterations": 1})
+    path = tmp_path / "broken.yaml"
+    path.write_text(dump_config(cfg))
+    assert main(["run", str(path), "--no-progress", "--strict"]) == 3
+    out = capsys.readouterr()
+    assert "the seed model solves nothing" in out.out
+    assert "--strict: the run looks broken" in out.err
+    # Without --strict the same finished run warns and exits 0 (it resumes: nothing reruns).
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert "the seed model solves nothing" in capsys.readouterr().out
+
+
+def test_run_warnings_name_mostly_truncated_evaluations_and_samples():
+    from selfplay.run_report import run_warnings
+
+    seed = {"stage": "seed", "iteration": 0, "eval": {"accuracy": {"1": 0.5}}}
+    round_ = {
+        "stage": "iter_001", "iteration": 1, "train": {"tokens": 10}, "filter": {"kept": 3},
+        "eval": {"accuracy": {"1": 0.5}, "truncated": {"all": 0.6}},
+        "generate": {"samples": 10, "truncated": 7},
+    }  # fmt: skip
+    warnings = run_warnings([seed, round_])
+    assert any("60% of the evaluation generations were cut" in w for w in warnings)
+    assert any("70% of the round's samples were cut" in w for w in warnings)
+    round_["eval"]["truncated"]["all"], round_["generate"]["truncated"] = 0.1, 1
+    assert run_warnings([seed, round_]) == []

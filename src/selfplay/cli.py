@@ -120,6 +120,15 @@ def _cmd_run(args) -> int:
         f"{cfg.raw.difficulties}"
     )
     print_summary(cfg.run_dir, rows, title)
+    from selfplay.run_report import run_warnings
+
+    broken = run_warnings(rows)
+    if args.strict and broken:
+        print(
+            f"selfplay: --strict: the run looks broken ({len(broken)} warnings above)",
+            file=sys.stderr,
+        )
+        return 3
     console.print(f"artifacts in {cfg.run_dir}/ (metrics.jsonl, iter_*/samples.parquet)")
     console.print(
         f"browse every chain: selfplay report {cfg.run_dir} (writes report.html); "
@@ -407,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--dry-run", action="store_true", help="print what would run and its budgets")
+    r.add_argument(
+        "--strict", action="store_true",
+        help="exit with status 3 when the finished run looks broken (its warnings)",
+    )  # fmt: skip
     r.set_defaults(func=_cmd_run)
     b = sub.add_parser(
         "bench", help="run arms under equal budgets over seeds; write results and a report"

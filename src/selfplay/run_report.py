@@ -93,8 +93,8 @@ def stage_table(rows: list[dict], compact: bool | None = None) -> tuple[list[str
 
 def run_warnings(rows: list[dict]) -> list[str]:
     """What makes a finished-looking run a broken one, each in a line that says what to change:
-    a seed model that solves nothing, evaluations cut at ``max_new_tokens``, rounds that kept
-    or trained nothing."""
+    a seed model that solves nothing, evaluations or samples mostly cut at ``max_new_tokens``,
+    rounds that kept or trained nothing."""
     out = []
     seed = next((r for r in rows if r["iteration"] == 0), None)
     if seed is not None:
@@ -106,10 +106,17 @@ def run_warnings(rows: list[dict]) -> list[str]:
             )
     for r in rows:
         cut = r["eval"].get("truncated", {}).get("all")
-        if cut is not None and cut >= 1.0:
+        if cut is not None and cut >= 0.5:
+            most = "every" if cut >= 1.0 else f"{cut:.0%} of the"
             out.append(
-                f"{r['stage']}: every evaluation generation was cut at max_new_tokens (raise "
-                "generation.max_new_tokens)"
+                f"{r['stage']}: {most} evaluation generation{'s were' if cut < 1 else ' was'} cut "
+                "at max_new_tokens (raise generation.max_new_tokens)"
+            )
+        gen = r.get("generate", {})
+        if gen.get("samples") and gen.get("truncated", 0) / gen["samples"] >= 0.5:
+            out.append(
+                f"{r['stage']}: {gen['truncated'] / gen['samples']:.0%} of the round's samples "
+                "were cut at max_new_tokens (raise generation.max_new_tokens)"
             )
         selfplay = r.get("source", "selfplay") == "selfplay"
         if r["iteration"] and selfplay and "filter" in r and not r["filter"].get("kept"):
