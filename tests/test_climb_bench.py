@@ -196,3 +196,40 @@ def test_a_killed_one_seed_bench_rerun_ends_with_the_same_table(tmp_path):
     a, b = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("whole", "killed"))
     assert _rounds(a)["rows"] == _rounds(b)["rows"]
     assert a["verdict"] == b["verdict"]
+
+
+def test_an_oracle_arm_trains_on_gold_labels_of_the_problems_it_practises(tmp_path):
+    bench, arms = _bench(
+        tmp_path,
+        seeds=[0],
+        verdict=False,
+        arms={
+            "raw-fresh": ["loop.data_source=raw-fresh"],
+            "selfplay-verified": [],
+            "oracle": ["loop.data_source=oracle"],
+        },
+    )
+    assert arm_kind(arms["oracle"]).startswith("gold labels")
+    rows = run_bench(bench, arms, progress=False)
+    run_dir = tmp_path / "bench" / "seed_0" / "oracle"
+    labels = artifacts.read_parquet(run_dir / "iter_001" / "oracle.parquet")
+    assert labels and not (run_dir / "iter_001" / "samples.parquet").exists()  # nothing generated
+    for r in labels:  # the gold answer, reversed as U writes it: a + b read back from the label
+        a, b = r["problem_id"].split("+")
+        assert int(r["completion"][::-1]) == int(a) + int(b) and r["source"] == "oracle"
+    oracle_rows = [
+        r for r in rows if r["arm"] == "oracle" and r["stage"] != "final" and r["iteration"]
+    ]
+    assert all(r["label_accuracy"] == 1.0 and r["kept"] == r["labelled"] > 0 for r in oracle_rows)
+    assert all(r["generated_tokens"] == 0 for r in oracle_rows)
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert (
+        "selfplay-verified captures" in report and "of the oracle's gain over raw-fresh" in report
+    )
+
+
+def test_an_oracle_needs_the_frontier_schedule(tmp_path):
+    from selfplay.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="loop.schedule: must be frontier"):
+        config_from_dict({"loop": {"data_source": "oracle"}, "output_dir": str(tmp_path / "r")})

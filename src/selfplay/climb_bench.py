@@ -38,6 +38,8 @@ def is_climb_bench(arms: dict[str, RunConfig]) -> bool:
 
 def arm_kind(cfg: RunConfig) -> str:
     """What an arm's rounds train on, in the report's words."""
+    if cfg.loop.data_source == "oracle":
+        return "gold labels of the practised problems (oracle)"
     if cfg.loop.data_source != "selfplay":
         return cfg.loop.data_source
     if cfg.loop.method == "grpo":
@@ -278,7 +280,7 @@ def _rounds_section(bench: BenchConfig, arms: dict[str, RunConfig], rows: list[d
     for name in arms:
         for k in sorted(i for a, i in by if a == name):
             rs = by[(name, k)]
-            labels = arms[name].loop.data_source == "selfplay" and k > 0
+            labels = arms[name].loop.data_source in ("selfplay", "oracle") and k > 0
             kept = labels and all(r.get("method") != "grpo" for r in rs)
             table.append(
                 [
@@ -390,8 +392,17 @@ def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, t
                 f"({sum(m) / len(m):.1f} vs {sum(v) / len(v):.1f}; goal >= 80%): "
                 f"{'met' if ratio >= 0.8 else 'missed'}."
             )
+    oracle = next((n for n, a in arms.items() if a.loop.data_source == "oracle"), None)
+    raw = bench.reference if arms[bench.reference].loop.data_source.startswith("raw") else None
+    if oracle and verified and raw and solved(oracle) and solved(verified) and solved(raw):
+        o, v, r = (sum(x) / len(x) for x in (solved(oracle), solved(verified), solved(raw)))
+        share = f"{(v - r) / (o - r):.0%}" if o > r else "undefined (the oracle gains nothing)"
+        lines.append(
+            f"{verified} captures {share} of the oracle's gain over {raw} (solved {v:.1f}, "
+            f"oracle {o:.1f}, {raw} {r:.1f}): gold labels for the same practised problems."
+        )
     for name, a in arms.items():
-        if a.loop.data_source != "selfplay":
+        if a.loop.data_source in ("raw-fresh", "raw-repeat"):
             best = [_beyond(final[(name, s)], top + 1) for s in bench.seeds if (name, s) in final]
             best = [b for b in best if b is not None]
             if best:

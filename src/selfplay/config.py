@@ -170,6 +170,14 @@ def _check_ranges(cfg: RunConfig) -> None:
 
 
 REQUIRED = {
+    ("loop.data_source", "oracle"): (
+        (
+            "loop.schedule",
+            "frontier",
+            "must be frontier (the oracle labels what a round practises)",
+        ),
+        ("loop.method", "expert_iteration", "must be expert_iteration"),
+    ),
     ("loop.method", "grpo"): (
         ("loop.data_source", "selfplay", "must be selfplay"),
         ("train.init_from", "previous", "must be previous"),

@@ -220,10 +220,13 @@ class LoopConfig:
     """Difficulties of the problems the model practises on in each round."""
     problems_per_iter: int = 1000
     """Problems drawn (from the training split) per round."""
-    data_source: Literal["selfplay", "raw-repeat", "raw-fresh"] = "selfplay"
+    data_source: Literal["selfplay", "raw-repeat", "raw-fresh", "oracle"] = "selfplay"
     """What each round trains on. ``selfplay``: the model's own filtered chains. The baselines
     generate nothing: ``raw-repeat`` walks through U again (the data wall); ``raw-fresh`` through a
-    fresh corpus of ``fresh_multiplier x raw.size`` problems from the same source (more internet)."""
+    fresh corpus of ``fresh_multiplier x raw.size`` problems from the same source (more internet);
+    ``oracle`` (frontier schedule) the gold labels of the very problems a self-play round would
+    practise, in U's format: what a perfect labeller gives, the bound self-generation is measured
+    against (it uses ground truth)."""
     fresh_multiplier: float = 1.0
     """Size of the ``raw-fresh`` corpus, in multiples of U."""
     rationalize: bool = False

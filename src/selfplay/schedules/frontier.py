@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import random
 import shutil
+from pathlib import Path
 
 from selfplay import artifacts, stages
 from selfplay.errors import ConfigError
@@ -41,7 +42,13 @@ from selfplay.models import load_for_generation
 from selfplay.rundir import finished_rounds, round_dir, seed_dir
 from selfplay.sampling import draw_problems, is_validation
 from selfplay.schedules.base import RoundPlan
-from selfplay.sources import fresh_corpus, kept_examples, seed_budget
+from selfplay.sources import (
+    examples_to_records,
+    fresh_corpus,
+    kept_examples,
+    records_to_examples,
+    seed_budget,
+)
 from selfplay.stages import MEMBER_SEED
 from selfplay.tasks import Example
 from selfplay.training import Mixture
@@ -117,6 +124,27 @@ def fresh_examples(cfg, task, raw: list[Example], tests) -> list[Example]:
     if not fresh:
         raise ConfigError("loop.fresh_multiplier: the fresh corpus is empty")
     return fresh
+
+
+ORACLE = "oracle.parquet"
+"""An oracle round's labels: the gold label of every problem it practises."""
+
+
+def write_oracle(ctx, it, problems) -> None:
+    """The gold label of each practised problem, in U's format (the answer alone when U holds
+    answers only, else the task's gold chain), as round ``it``'s training examples."""
+    answer_only = ctx.cfg.raw.answer_only_rate >= 1.0
+    examples = [
+        Example(
+            p.prompt,
+            p.answer if answer_only else ctx.task.gold_chain(p),
+            p.id,
+            p.difficulty,
+            "oracle",
+        )
+        for p in problems
+    ]
+    artifacts.write_parquet(Path(it) / ORACLE, examples_to_records(examples))
 
 
 def fresh_slice(fresh: list[Example], n: int, k: int) -> list[Example]:
@@ -255,7 +283,7 @@ class FrontierSchedule:
                 )
             ],
         )
-        if cfg.loop.data_source != "selfplay":  # a raw arm practises on U's difficulties only
+        if cfg.loop.data_source in ("raw-fresh", "raw-repeat"):  # U's difficulties only
             plan.note["practice"] = (
                 sorted(cfg.raw.difficulties) if cfg.loop.data_source == "raw-fresh" else []
             )
@@ -263,6 +291,10 @@ class FrontierSchedule:
         rng = random.Random(f"practice-{cfg.seed}-{k}")
         per = max(1, cfg.loop.problems_per_iter // len(practice))
         plan.problems = [p for d in practice for p in draw_problems(ctx.task, d, per, rng, False)]
+        if cfg.loop.data_source == "oracle":  # gold labels for these problems; nothing generated
+            write_oracle(ctx, it, plan.problems)
+            plan.problems, plan.note["oracle"] = [], True
+            return plan
         task = ctx.task
         width = getattr(task, "answer_width", None)
         if fr.length_filter and width is not None:
@@ -313,6 +345,9 @@ class FrontierSchedule:
             if cfg.loop.data_source == "raw-fresh":
                 n = len(self._round_examples(ctx, k))
                 filt |= {"problems": n, "kept": n, "fresh_reused": self._fresh_reused(ctx, k)}
+            if cfg.loop.data_source == "oracle":  # gold labels: all right, all kept
+                n = len(self._round_examples(ctx, k))
+                filt |= {"problems": n, "kept": n, "label_accuracy": 1.0, "kept_accuracy": 1.0}
             out["filter"] = filt
         else:
             g = blocks["grpo"]
@@ -383,11 +418,15 @@ class FrontierSchedule:
     @staticmethod
     def _trained_max(plan: RoundPlan, practice: dict) -> int:
         new = practice.get("new_difficulty")
+        if plan.note.get("oracle"):  # every practised problem got its gold label
+            new = max(plan.note["practice"], default=None)
         return max(plan.note["trained_max"], new) if new is not None else plan.note["trained_max"]
 
     def _round_examples(self, ctx, j: int) -> list[Example]:
         """Round ``j``'s new training examples: its kept labels, or a raw arm's fresh slice."""
         source = ctx.cfg.loop.data_source
+        if source == "oracle":
+            return records_to_examples(artifacts.read_parquet(round_dir(ctx.run_dir, j) / ORACLE))
         if source == "selfplay":
             has = (round_dir(ctx.run_dir, j) / "kept.parquet").exists()
             return kept_examples(ctx.run_dir, [j]) if has else []
