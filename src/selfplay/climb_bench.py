@@ -397,9 +397,19 @@ def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, t
     if oracle and verified and raw and solved(oracle) and solved(verified) and solved(raw):
         o, v, r = (sum(x) / len(x) for x in (solved(oracle), solved(verified), solved(raw)))
         share = f"{(v - r) / (o - r):.0%}" if o > r else "undefined (the oracle gains nothing)"
+        top_eval = max(arms[oracle].eval.difficulties)
+        censored = any(x >= top_eval for x in solved(oracle))
+        if censored and o > r:  # the oracle solves every evaluated length: its frontier is a floor
+            share = f"at most {share}"
         lines.append(
             f"{verified} captures {share} of the oracle's gain over {raw} (solved {v:.1f}, "
             f"oracle {o:.1f}, {raw} {r:.1f}): gold labels for the same practised problems."
+            + (
+                f" The oracle solves every evaluated length on some seed (up to {top_eval}), "
+                "so its frontier may be higher than measured."
+                if censored
+                else ""
+            )
         )
     for name, a in arms.items():
         if a.loop.data_source in ("raw-fresh", "raw-repeat"):
