@@ -76,3 +76,13 @@ def test_the_cli_leaves_hub_offline_mode_to_the_user(monkeypatch, capsys):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert main(["config", "configs/arith/rounds.yaml"]) == 0
     assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_a_bench_config_given_to_run_and_a_run_config_given_to_bench_say_which_command(capsys):
+    assert main(["run", "configs/arith/climb-demo.yaml"]) == 2
+    assert (
+        "a bench config (it has arms: and run:); run it with selfplay bench"
+        in capsys.readouterr().err
+    )
+    assert main(["bench", "configs/arith/rounds.yaml"]) == 2
+    assert "a run config (no arms:); run it with selfplay run" in capsys.readouterr().err

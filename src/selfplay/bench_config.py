@@ -125,6 +125,8 @@ def load_bench_config(
     """Parse a bench YAML, and resolve and validate every arm's run config (for seed ``seeds[0]``)."""
     path = Path(path)
     data = read_yaml_mapping(path)
+    if "arms" not in data and {"model", "task", "loop", "seed_train", "train"} & set(data):
+        raise ConfigError(f"{path}: a run config (no arms:); run it with selfplay run {path}")
     data.setdefault("name", path.stem)
     # run.<key>=... lands in the arms' shared run config like any other key.
     bench = build_dataclass(BenchConfig, apply_overrides(data, overrides))

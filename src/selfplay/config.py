@@ -344,6 +344,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Load and validate a YAML run config; the default ``name`` is the file's stem."""
     path = Path(path)
     data = read_yaml_mapping(path)
+    if "arms" in data and "run" in data:
+        raise ConfigError(
+            f"{path}: a bench config (it has arms: and run:); run it with selfplay bench {path}"
+        )
     data.setdefault("name", path.stem)
     return config_from_dict(data, overrides)
 
