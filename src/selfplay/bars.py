@@ -68,13 +68,19 @@ class LineBar:
         if self.n:
             self._line(done=True)
 
-    def _line(self, done: bool = False) -> None:
+    def _measure(self, done: bool) -> tuple[float, float, float | None]:
+        """``(seconds spent, units per second, seconds left or None)``."""
         spent = time.monotonic() - self.t0
         rate = self.n / spent if spent > 0 else 0.0
-        of = f"/{self.total}" if self.total else ""
-        eta = ""
+        left = None
         if not done and self.total and rate > 0:
-            eta = f", ETA {max(0.0, (self.total - self.n) / rate):.0f}s"
+            left = max(0.0, (self.total - self.n) / rate)
+        return spent, rate, left
+
+    def _line(self, done: bool = False) -> None:
+        spent, rate, left = self._measure(done)
+        of = f"/{self.total}" if self.total else ""
+        eta = "" if left is None else f", ETA {left:.0f}s"
         tail = f", {self.postfix}" if self.postfix else ""
         state = f"done in {spent:.0f}s" if done else f"{spent:.0f}s"
         print(
@@ -96,9 +102,7 @@ class ReportBar(LineBar):
         self._line(done=True)
 
     def _line(self, done: bool = False) -> None:
-        spent = time.monotonic() - self.t0
-        rate = self.n / spent if spent > 0 else 0.0
-        left = (self.total - self.n) / rate if self.total and rate > 0 and not done else None
+        _, rate, left = self._measure(done)
         state = {
             "desc": self.desc, "n": self.n, "total": self.total, "unit": self.unit,
             "rate": rate, "eta": left, "done": done, "time": time.time(),

@@ -178,14 +178,13 @@ def _cmd_bench(args) -> int:
         from selfplay.html_report import build_report
 
         console.print(f"in a browser, with every arm's chains: {build_report(bench.bench_dir)}")
-        play = [n for n, c in arms.items() if c.loop.data_source == "selfplay"]
-        for seed in bench.seeds[:1]:
-            for name in play[:1]:
-                run_dir = arm_config(bench, name, seed).run_dir
-                console.print(
-                    f"the labels {name} trained on in its last round: selfplay inspect {run_dir}",
-                    markup=False,
-                )
+        play = next((n for n, c in arms.items() if c.loop.data_source == "selfplay"), None)
+        if play is not None:
+            run_dir = arm_config(bench, play, bench.seeds[0]).run_dir
+            console.print(
+                f"the labels {play} trained on in its last round: selfplay inspect {run_dir}",
+                markup=False,
+            )
     return 0
 
 

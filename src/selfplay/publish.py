@@ -75,7 +75,7 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     artifacts.write_jsonl(out / "metrics.jsonl", rows)
     (out / "provenance.json").unlink(missing_ok=True)  # a run is published once, not resumed
     # The commit the run ran at (its config.yaml's header), not the one publishing it.
-    ran_at = _run_commit(run_dir / "config.yaml")
+    ran_at = run_commit(run_dir / "config.yaml")
     if ran_at:  # its full name, where this repository has it
         ran_at = git("rev-parse", "--verify", "--quiet", f"{ran_at}^{{commit}}") or ran_at
     write_provenance(out, sum(r["seconds"]["total"] for r in rows), commit=ran_at)
@@ -83,7 +83,7 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     return out
 
 
-def _run_commit(config_path: Path) -> str | None:
+def run_commit(config_path: Path) -> str | None:
     """The short commit a run's config.yaml header names (``git <sha>``), if any."""
     first = Path(config_path).read_text().split("\n", 1)[0]
     m = re.search(r"\bgit ([0-9a-f]{7,40})\b", first)
