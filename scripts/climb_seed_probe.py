@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-import selfplay.models as models
+import selfplay.engine.models as models
 from selfplay.generation.hf import generate
 from selfplay.tasks.base import Example
 from selfplay.training.plain import train_mixture

@@ -9,8 +9,8 @@ import time
 
 import torch
 
+from selfplay.engine.models import build_char_tokenizer, build_model
 from selfplay.generation.hf import generate
-from selfplay.models import build_char_tokenizer, build_model
 from selfplay.tasks.arith import ArithTask
 from selfplay.tasks.base import Example
 from selfplay.training.plain import train_mixture

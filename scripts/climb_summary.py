@@ -90,9 +90,9 @@ def to_markdown(s: dict) -> str:
 
 def write_figures(run_dir: Path, out: Path) -> list[Path]:
     """The heatmap and the frontier-against-compute figure, next to the JSON and Markdown."""
-    from selfplay.frontier_report import read_final, write_figures
-    from selfplay.rundir import read_metrics
-    from selfplay.view import frontier_threshold
+    from selfplay.engine.rundir import read_metrics
+    from selfplay.views.chains import frontier_threshold
+    from selfplay.views.climb import read_final, write_figures
 
     rows = read_metrics(run_dir)
     return write_figures(rows, frontier_threshold(run_dir), read_final(run_dir), out)

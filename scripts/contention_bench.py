@@ -24,7 +24,7 @@ from pathlib import Path
 
 CHILD = r"""
 import sys, time, torch
-from selfplay.models import build_char_tokenizer, build_model
+from selfplay.engine.models import build_char_tokenizer, build_model
 from selfplay.threads import size_threads
 policy, steps = sys.argv[1], int(sys.argv[2])
 threads = size_threads() if policy == "sized" else torch.get_num_threads()

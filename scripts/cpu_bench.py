@@ -174,7 +174,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from selfplay.models import build_char_tokenizer, build_model, count_params
+    from selfplay.engine.models import build_char_tokenizer, build_model, count_params
     from selfplay.tasks.arith import ArithTask
 
     datasets.disable_progress_bars()
@@ -182,7 +182,7 @@ def main() -> None:
     task = ArithTask(["add"])
     tok = build_char_tokenizer()
     if args.model:
-        from selfplay.models import load_model
+        from selfplay.engine.models import load_model
 
         model, tok = load_model(args.model)
     else:

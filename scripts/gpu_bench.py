@@ -192,7 +192,7 @@ def bench_generation_row(
 def load_models(presets: list[str], device: str, work: Path, need_dirs: bool) -> dict:
     """Per preset: an untrained model in the generation dtype, its tokenizer, a saved copy."""
     from selfplay.config import ModelConfig
-    from selfplay.models import build_char_tokenizer, build_model, generation_dtype
+    from selfplay.engine.models import build_char_tokenizer, build_model, generation_dtype
 
     tok = build_char_tokenizer()
     dtype = generation_dtype(ModelConfig(), device)
@@ -219,7 +219,7 @@ def load_models(presets: list[str], device: str, work: Path, need_dirs: bool) ->
 def training_data() -> tuple[list, object]:
     """The training rows' examples (gold chains at difficulties 1-5) and the char tokenizer."""
     from selfplay.config import config_from_dict
-    from selfplay.models import build_char_tokenizer
+    from selfplay.engine.models import build_char_tokenizer
     from selfplay.tasks import Example, make_task
 
     task = make_task(config_from_dict({}))
@@ -247,7 +247,7 @@ def training_row(
 ) -> dict:
     """A training row from ``marks`` (wall time, tokens seen so far) at each step's end: tok/s
     over the steps after the first fifth, and MFU."""
-    from selfplay.models import count_params
+    from selfplay.engine.models import count_params
     from selfplay.training import count_tokens
 
     k = max(1, len(marks) // 5)
@@ -278,7 +278,7 @@ def bench_training_row(preset: str, variant: str, args, device: str, env: dict) 
     import torch
     from transformers import TrainerCallback
 
-    from selfplay.models import build_model
+    from selfplay.engine.models import build_model
     from selfplay.training import build_trainer
 
     data, tok = training_data()
@@ -416,7 +416,7 @@ def train_plain(
 def bench_plain_row(preset: str, variant: str, args, device: str, env: dict) -> dict:
     """The unpacked TRL row's training (same model, examples, steps and settings) in
     :func:`train_plain`."""
-    from selfplay.models import build_model
+    from selfplay.engine.models import build_model
     from selfplay.training import count_tokens, plan_steps
 
     if variant not in PLAIN_VARIANTS:
@@ -501,7 +501,7 @@ SMOKE_LOOP = [
 
 def bench_loop(device: str, overrides: list[str], smoke: bool) -> dict:
     from selfplay.config import load_config
-    from selfplay.loop import run
+    from selfplay.engine.loop import run
 
     with tempfile.TemporaryDirectory() as d:
         extra = [f"output_dir={d}/run", "loop.iterations=1", f"device={device}", *overrides]
@@ -668,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     import datasets
     from transformers.utils import logging as hf_logging
 
-    from selfplay.models import resolve_device, setup_device
+    from selfplay.engine.models import resolve_device, setup_device
 
     datasets.disable_progress_bars()
     hf_logging.set_verbosity_error()

@@ -22,10 +22,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from selfplay import artifacts, rundir
 from selfplay.config import load_config
-from selfplay.evaluation import test_problems
-from selfplay.loop import RunContext, prepare_run_dir, run, run_round
+from selfplay.engine import artifacts, rundir
+from selfplay.engine.evaluation import test_problems
+from selfplay.engine.loop import RunContext, prepare_run_dir, run, run_round
 from selfplay.schedules.rounds import RoundsSchedule
 from selfplay.tasks import make_task
 

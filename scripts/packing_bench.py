@@ -31,7 +31,7 @@ def run_variant(variant: str, preset: str, examples, budget: int, batch: int) ->
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from selfplay.config import TrainConfig
-    from selfplay.models import build_char_tokenizer, build_model
+    from selfplay.engine.models import build_char_tokenizer, build_model
     from selfplay.training import build_trainer, count_tokens
 
     tok = build_char_tokenizer()

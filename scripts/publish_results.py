@@ -9,7 +9,7 @@ summary.json and report.md are derived again from the rows by this code; ``--ref
 publishes the same rows compared against another arm (its bench.yaml says so).
 
 A published table is a block ``<!-- results: NAME | SECTION -->`` ... ``<!-- /results -->``
-(see ``selfplay.publish``); ``tests/test_published.py`` fails when one differs from its files.
+(see ``selfplay.views.publish``); ``tests/test_published.py`` fails when one differs from its files.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from selfplay.bench import write_summary
+from selfplay.bench.runner import write_summary
 from selfplay.errors import ConfigError
-from selfplay.publish import (
+from selfplay.views.publish import (
     copy_results,
     copy_run,
     is_run_dir,

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from selfplay import rundir
+from selfplay.engine import rundir
 from selfplay.tasks.gsm8k import GSM8KTask, audit_corrupted, audit_gold, verify_gsm8k
 
 ROOT = Path(__file__).resolve().parents[1]

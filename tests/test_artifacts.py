@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selfplay import artifacts
 from selfplay.cli import main
+from selfplay.engine import artifacts
 from selfplay.errors import ConfigError
 
 

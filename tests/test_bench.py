@@ -7,10 +7,10 @@ import random
 import pytest
 import yaml
 
-from selfplay import artifacts
-from selfplay.bench import run_bench
-from selfplay.bench_config import continued_arms, load_bench_config
+from selfplay.bench.config import continued_arms, load_bench_config
+from selfplay.bench.runner import run_bench
 from selfplay.config import ConfigError
+from selfplay.engine import artifacts
 
 
 def _bench_yaml(tmp_path, arms, seeds=(0,)):
@@ -85,8 +85,8 @@ def test_also_against_bad_input_is_one_line(tmp_path, overrides, match):
 def test_also_against_pairs_every_other_arm_with_it_in_one_holm_family():
     """``also_against: [rep]`` adds each arm but the reference and rep itself, paired with rep;
     Holm's correction runs over those and the reference's comparisons together."""
-    from selfplay.bench_config import BenchConfig
-    from selfplay.bench_report import compare_arms, comparison_pairs, comparison_records
+    from selfplay.bench.config import BenchConfig
+    from selfplay.bench.report import compare_arms, comparison_pairs, comparison_records
     from selfplay.stats import holm, paired
 
     bench = BenchConfig(seeds=[0, 1, 2], reference="fresh", also_against=["rep"])
@@ -181,7 +181,7 @@ def test_shipped_bench_configs_load():
 
 def test_majority_filter_keeps_the_winning_answer():
     from selfplay.config import FilterConfig
-    from selfplay.filters import filter_samples
+    from selfplay.engine.filters import filter_samples
 
     def s(pid, ans, text):
         return {
@@ -251,7 +251,7 @@ def test_parallel_bench_matches_the_sequential_one(tmp_path, monkeypatch):
 
 
 def test_budget_status_says_why_an_arm_trained_less():
-    from selfplay.bench_report import budget_status
+    from selfplay.bench.report import budget_status
 
     def row(arm, it, steps, capped=False):
         return {"arm": arm, "iteration": it, "round_budget": 1000 if it else None,
@@ -400,13 +400,13 @@ def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
     report = (bench.bench_dir / "report.md").read_text()
     assert "Learning rate of the rounds (chosen on validation)" in report
     # The bench's recorded time includes the search's runs.
-    from selfplay.lr_search import search_seconds
+    from selfplay.bench.lr_search import search_seconds
 
     prov = artifacts.read_json(bench.bench_dir / "provenance.json")
     assert search_seconds(bench.bench_dir) > 0
     assert prov["wall_seconds"] > search_seconds(bench.bench_dir)
     # The published files re-derive the same summary, the search table included.
-    from selfplay.publish import copy_results, resummarize
+    from selfplay.views.publish import copy_results, resummarize
 
     out = copy_results(bench.bench_dir, "tiny", root=tmp_path / "published")
     assert (out / "lr_search.json").exists()
@@ -415,9 +415,9 @@ def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
 
 
 def test_validation_problems_avoid_u_the_test_set_and_what_was_trained_on():
+    from selfplay.bench.lr_search import validation_problems
     from selfplay.config import config_from_dict
-    from selfplay.evaluation import test_problems
-    from selfplay.lr_search import validation_problems
+    from selfplay.engine.evaluation import test_problems
     from selfplay.tasks import make_task
     from selfplay.tasks.generated import overlap_key
 
@@ -454,7 +454,7 @@ def test_lr_factors_bad_input_is_one_line(tmp_path, overrides, match):
 
 
 def test_a_grpo_arms_factor_scales_its_grpo_learning_rate(tmp_path):
-    from selfplay.lr_search import chosen_overrides, grid_config
+    from selfplay.bench.lr_search import chosen_overrides, grid_config
 
     arms = {"raw": ["loop.data_source=raw-repeat"], "grpo": ["loop.method=grpo", "grpo.lr=4e-5"]}
     bench, cfgs = load_bench_config(_bench_yaml(tmp_path, arms), ["lr_factors=[0.5,2]"])
@@ -497,7 +497,7 @@ def test_lr_search_with_jobs_trains_every_seed_model_alongside_the_grid(tmp_path
 
 
 def test_lr_search_warns_when_arms_choose_the_edge_of_the_grid():
-    from selfplay.lr_search import edge_warning
+    from selfplay.bench.lr_search import edge_warning
 
     def search(*chosen):
         arms = {f"a{i}": {"chosen_factor": f} for i, f in enumerate(chosen)}

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from selfplay import artifacts
-from selfplay.bench import run_bench
-from selfplay.bench_config import load_bench_config
-from selfplay.climb_bench import arm_kind
+from selfplay.bench.climb import arm_kind
+from selfplay.bench.config import load_bench_config
+from selfplay.bench.runner import run_bench
+from selfplay.engine import artifacts
 from selfplay.errors import ConfigError
-from selfplay.publish import copy_results, resummarize
+from selfplay.views.publish import copy_results, resummarize
 
 RUN = {
     "model": {"preset": "tiny", "position": "nope"},

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from selfplay.config import ConfigError, config_from_dict
+from selfplay.engine.models import build_char_tokenizer, build_model
 from selfplay.generation import backend_options, decode
 from selfplay.generation import hf as hf_backend
 from selfplay.generation.decode import decode_batch, left_padded_positions, select_tokens
-from selfplay.models import build_char_tokenizer, build_model
 
 CUDA = torch.cuda.is_available()
 PROMPTS = [

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from selfplay.config import ConfigError, config_from_dict
+from selfplay.engine.models import build_char_tokenizer
 from selfplay.generation import backend_options, decode
 from selfplay.generation import hf as hf_backend
 from selfplay.generation.decode import decode_batch, decode_refill
-from selfplay.models import build_char_tokenizer
 
 from .test_decode_loop import PROMPTS, extra_stops, ragged_stop_chars, scrambled
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import yaml
 
-from selfplay import artifacts
 from selfplay.cli import main
-from selfplay.loop import run
+from selfplay.engine import artifacts
+from selfplay.engine.loop import run
 from tests.test_loop import micro_config
 
 
@@ -85,7 +85,7 @@ def test_nothing_to_export_is_a_one_line_error(tmp_path, run_dir, capsys):
 def test_a_round_that_kept_nothing_adds_no_row_and_changes_no_schema(run_dir, tmp_path):
     import datasets
 
-    from selfplay.stages import EMPTY_KEPT
+    from selfplay.engine.stages import EMPTY_KEPT
 
     copy = tmp_path / "r"
     shutil.copytree(run_dir, copy)

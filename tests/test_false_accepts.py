@@ -45,7 +45,7 @@ def test_model_text_is_inert_on_a_terminal():
 
     from rich.console import Console
 
-    from selfplay.view import inert, render_sample
+    from selfplay.views.chains import inert, render_sample
 
     hostile = "[/x] [bold]\x1b]0;pwned\x07\x1b[2J"
     s = {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from selfplay import artifacts
-from selfplay.bench_config import BenchConfig, load_bench_config, regimes, sub_bench
+from selfplay.bench.config import BenchConfig, load_bench_config, regimes, sub_bench
+from selfplay.bench.sweep import summarize_sweep, sweep_comparisons, sweep_report
 from selfplay.config import ConfigError
-from selfplay.loop import run
-from selfplay.sources import round_budget, seed_budget
+from selfplay.engine import artifacts
+from selfplay.engine.loop import run
+from selfplay.engine.sources import round_budget, seed_budget
 from selfplay.stats import holm, paired
-from selfplay.sweep import summarize_sweep, sweep_comparisons, sweep_report
 from selfplay.tasks import Example
 from selfplay.training import count_tokens
 
@@ -58,7 +58,7 @@ def test_budgets_in_epochs_of_u(tmp_path):
         train={"budget_epochs": [0.5]},
         loop={"data_source": "raw-repeat"},
     )
-    from selfplay.models import build_char_tokenizer
+    from selfplay.engine.models import build_char_tokenizer
 
     tok = build_char_tokenizer()
     raw = [Example("Q:1+2=", "1+2=3 c0|3", "1+2", 1, "raw")] * 10
@@ -211,7 +211,7 @@ def test_shipped_sweep_config_loads():
 
 
 def test_sweep_budget_status_names_why_and_on_how_many_seeds():
-    from selfplay.sweep import _short_text
+    from selfplay.bench.sweep import _short_text
 
     assert _short_text([], 3) == "met"
     assert _short_text(["short (max_epochs)"] * 2, 3) == "short (max_epochs) on 2 of 3 seeds"

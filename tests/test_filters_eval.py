@@ -8,8 +8,13 @@ from itertools import combinations
 import pytest
 
 from selfplay.config import FilterConfig
-from selfplay.evaluation import majority_answer, pass_at_k
-from selfplay.filters import filter_samples, normalize_chain, reason_kind, verification_reason
+from selfplay.engine.evaluation import majority_answer, pass_at_k
+from selfplay.engine.filters import (
+    filter_samples,
+    normalize_chain,
+    reason_kind,
+    verification_reason,
+)
 from selfplay.tasks.arith import ArithTask, verify_arith
 
 TASK = ArithTask(["add", "mul"])

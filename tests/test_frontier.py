@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from selfplay import artifacts
 from selfplay.config import config_from_dict
+from selfplay.engine import artifacts
+from selfplay.engine.evaluation import solved_frontier
+from selfplay.engine.loop import run as run_frontier
+from selfplay.engine.sampling import is_validation
 from selfplay.errors import ConfigError
-from selfplay.evaluation import solved_frontier
-from selfplay.loop import run as run_frontier
-from selfplay.sampling import is_validation
 from selfplay.schedules.frontier import fresh_examples, fresh_slice, next_practice, should_stop
 from selfplay.training.plain import mix_counts, wsd_lr
 
@@ -135,8 +135,8 @@ def test_tiny_climb_and_resume(tmp_path):
 
 
 def test_killed_round_resumes_from_its_labels(tmp_path, monkeypatch):
-    from selfplay.loop import run
-    from selfplay.stages import STOP_ENV, StageInterrupt
+    from selfplay.engine.loop import run
+    from selfplay.engine.stages import STOP_ENV, StageInterrupt
 
     cfg = _cfg(tmp_path, iterations=1)
     monkeypatch.setenv(STOP_ENV, "iter_001/filter")
@@ -155,8 +155,8 @@ def test_raw_arms_train_on_u_difficulties_with_the_same_tokens(tmp_path):
     """A frontier raw arm practises nothing past U: raw-fresh trains on disjoint slices of a fresh
     corpus at U's difficulties (none of U, its twins, the test or validation problems), raw-repeat
     on U alone, and both train the same tokens per round as self-play."""
-    from selfplay.evaluation import test_problems
-    from selfplay.sources import records_to_examples
+    from selfplay.engine.evaluation import test_problems
+    from selfplay.engine.sources import records_to_examples
     from selfplay.tasks import make_task
     from selfplay.tasks.generated import overlap_key
 
@@ -230,7 +230,7 @@ def test_forward_addition_and_the_multiplication_chain_run_the_frontier(tmp_path
 def test_grpo_practises_on_the_frontier(tmp_path):
     """loop.method: grpo on the frontier schedule: the round's practice problems train the model
     by GRPO (rewards and advantages in samples.parquet) instead of labels; its costs are GRPO's."""
-    from selfplay.grpo import round_cost
+    from selfplay.engine.grpo import round_cost
 
     data = json.loads(json.dumps(TINY))
     data["output_dir"] = str(tmp_path / "run")
@@ -259,8 +259,8 @@ def test_committee_of_models_votes_and_trains_together(tmp_path, monkeypatch):
     problem; an answer is kept when 2 of the 3 agree, and all three train on what is kept."""
     import torch
 
-    from selfplay.models import load_model
-    from selfplay.stages import STOP_ENV, StageInterrupt
+    from selfplay.engine.models import load_model
+    from selfplay.engine.stages import STOP_ENV, StageInterrupt
 
     data = json.loads(json.dumps(TINY))
     data["output_dir"] = str(tmp_path / "run")
@@ -332,6 +332,18 @@ def test_committee_needs_the_majority_filter_on_the_frontier(tmp_path):
         config_from_dict(data)
 
 
+def test_max_epochs_on_the_frontier_needs_the_plain_trainer(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["train"] = {**data.get("train", {}), "max_epochs": 4, "trainer": "trl"}
+    with pytest.raises(
+        ConfigError,
+        match="train.max_epochs: caps frontier rounds' data with train.trainer: plain only",
+    ):
+        config_from_dict(data)
+    data["train"]["trainer"] = "plain"
+    assert config_from_dict(data).train.max_epochs == 4
+
+
 @pytest.mark.slow
 def test_climb_recipe_learns_two_digit_reversed_addition():
     """climb.yaml's seed recipe (batch, lr, schedule) on a NoPE ``tiny`` model learns 2-digit
@@ -343,8 +355,8 @@ def test_climb_recipe_learns_two_digit_reversed_addition():
     import torch
 
     from selfplay.config import load_config
+    from selfplay.engine.models import build_char_tokenizer, build_model
     from selfplay.generation.hf import generate
-    from selfplay.models import build_char_tokenizer, build_model
     from selfplay.tasks.arith import ArithTask
     from selfplay.tasks.base import Example
     from selfplay.training.plain import train_mixture
@@ -382,7 +394,7 @@ def test_climb_recipe_learns_two_digit_reversed_addition():
 
 @pytest.mark.parametrize("loss, labelled", [("sequence", 8 + 3 + 1), ("answer", 3 + 1)])
 def test_train_mixture_loss_covers_the_whole_sequence_or_the_answer(loss, labelled):
-    from selfplay.models import build_char_tokenizer, build_model
+    from selfplay.engine.models import build_char_tokenizer, build_model
     from selfplay.tasks.base import Example
     from selfplay.training.plain import train_mixture
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 import yaml
 
-from selfplay import artifacts
 from selfplay.cli import main
-from selfplay.frontier_report import write_figures
-from selfplay.html_report import build_report
+from selfplay.engine import artifacts
+from selfplay.views.climb import write_figures
+from selfplay.views.html import build_report
 from tests.test_frontier import TINY
 from tests.test_report import page  # noqa: F401  (page: fixture)
 
@@ -237,6 +237,6 @@ def test_a_climb_in_progress(climb, tmp_path, capsys):
 def test_frontier_report_doctests():
     import doctest
 
-    from selfplay import frontier_report
+    from selfplay.views import climb as frontier_report
 
     assert doctest.testmod(frontier_report).failed == 0

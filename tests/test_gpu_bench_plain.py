@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from selfplay.config import TrainConfig, config_from_dict
-from selfplay.models import build_char_tokenizer, build_model
+from selfplay.engine.models import build_char_tokenizer, build_model
 from selfplay.tasks import Example, make_task
 from selfplay.training import build_trainer, count_tokens, plan_order
 

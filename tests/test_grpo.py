@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfplay import artifacts
 from selfplay.config import ConfigError, config_from_dict
-from selfplay.grpo import reward_of, run_grpo_round
-from selfplay.models import init_model
-from selfplay.sampling import draw_pool
+from selfplay.engine import artifacts
+from selfplay.engine.grpo import reward_of, run_grpo_round
+from selfplay.engine.models import init_model
+from selfplay.engine.sampling import draw_pool
 from selfplay.tasks import Problem, make_task
 from selfplay.verify import StepMark, Verdict
 
@@ -162,7 +162,7 @@ def test_finished_round_is_skipped(tmp_path, monkeypatch):
     out = tmp_path / "round"
     first = run_grpo_round(cfg, task, m0, pool, out)
 
-    import selfplay.grpo as grpo
+    import selfplay.engine.grpo as grpo
 
     def boom(*a, **k):
         raise AssertionError("a finished round was run again")
@@ -236,9 +236,9 @@ def test_grpo_method_rejects_expert_iteration_options(over, key):
 def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
     import dataclasses
 
-    from selfplay.evaluation import test_problems
-    from selfplay.grpo import round_cost
-    from selfplay.loop import RunContext, run_round
+    from selfplay.engine.evaluation import test_problems
+    from selfplay.engine.grpo import round_cost
+    from selfplay.engine.loop import RunContext, run_round
     from selfplay.schedules.rounds import RoundsSchedule
 
     cfg = config_from_dict(
@@ -280,7 +280,7 @@ def test_grpo_iterations_evaluate_and_accumulate(tmp_path):
 
 @pytest.mark.slow
 def test_loop_method_grpo_runs_rounds_and_resumes(tmp_path, monkeypatch):
-    from selfplay.loop import STOP_ENV, StageInterrupt, run
+    from selfplay.engine.loop import STOP_ENV, StageInterrupt, run
 
     data = {
         "output_dir": str(tmp_path / "run"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from selfplay import artifacts
 from selfplay.cli import main
-from selfplay.view import reason_counts, select
+from selfplay.engine import artifacts
+from selfplay.views.chains import reason_counts, select
 from tests.test_report import _sample, make_run, page  # noqa: F401  (page: fixture)
 
 
@@ -64,7 +64,7 @@ def test_inspect_failure_views(tmp_path, capsys):
 
 @pytest.mark.browser
 def test_browser_failure_views(tmp_path, page):  # noqa: F811
-    from selfplay.html_report import build_report
+    from selfplay.views.html import build_report
 
     d, _ = _run_with_failures(tmp_path)
     page.goto(build_report(d).as_uri())

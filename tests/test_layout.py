@@ -80,7 +80,10 @@ def test_the_circle_finder_finds_a_circle():
 
 def test_no_import_circles():
     graph = import_graph()
-    assert "selfplay.loop" in graph and "selfplay.stages" in graph["selfplay.loop"]
+    assert (
+        "selfplay.engine.loop" in graph
+        and "selfplay.engine.stages" in graph["selfplay.engine.loop"]
+    )
     assert circles(graph) == []
 
 
@@ -101,41 +104,39 @@ def test_tasks_do_not_import_the_config_at_run_time():
 LAYERS = {
     "foundation": [
         "selfplay", "selfplay.errors", "selfplay.verify", "selfplay.stats", "selfplay.plots",
-        "selfplay.ledger", "selfplay.sandbox", "selfplay.schedules", "selfplay.bars",
-        "selfplay.sections", "selfplay.threads",
+        "selfplay.sandbox", "selfplay.schedules", "selfplay.bars", "selfplay.sections",
+        "selfplay.threads", "selfplay.engine",
     ],
     "tasks": ["selfplay.tasks*"],
     "config": ["selfplay.config"],
     "engine parts": [
-        "selfplay.models", "selfplay.generation*", "selfplay.training*", "selfplay.train_worker",
-        "selfplay.filters", "selfplay.artifacts", "selfplay.tracking",
+        "selfplay.generation*", "selfplay.training*", "selfplay.engine.models",
+        "selfplay.engine.train_worker", "selfplay.engine.filters", "selfplay.engine.artifacts",
+        "selfplay.engine.tracking", "selfplay.engine.ledger",
     ],
     "engine": [
-        "selfplay.rundir", "selfplay.sampling", "selfplay.evaluation", "selfplay.metrics",
-        "selfplay.sources",
+        "selfplay.engine.rundir", "selfplay.engine.sampling", "selfplay.engine.evaluation",
+        "selfplay.engine.metrics", "selfplay.engine.sources",
     ],
-    "stages": ["selfplay.stages", "selfplay.grpo"],
-    "runner and schedules": [
-        "selfplay.schedules.base", "selfplay.loop", "selfplay.schedules.rounds",
-        "selfplay.schedules.frontier",
-    ],
-    "bench": [
-        "selfplay.bench_config", "selfplay.progress", "selfplay.lr_search",
-        "selfplay.bench_report", "selfplay.climb_bench", "selfplay.bench", "selfplay.sweep",
-    ],
-    "views": [
-        "selfplay.view", "selfplay.frontier_report", "selfplay.run_report",
-        "selfplay.html_report", "selfplay.verify_file", "selfplay.publish", "selfplay.export",
-        "selfplay.cli",
-    ],
+    "stages": ["selfplay.engine.stages", "selfplay.engine.grpo"],
+    "runner and schedules": ["selfplay.engine.loop", "selfplay.schedules.*"],
+    "bench": ["selfplay.bench*"],
+    "views": ["selfplay.views*", "selfplay.cli"],
 }  # fmt: skip
 
 
 def layer_of(module: str) -> int:
-    """The index of ``module``'s layer (a ``*`` entry covers a package and everything in it)."""
+    """The index of ``module``'s layer (``pkg*`` covers a package and everything in it, ``pkg.*``
+    only what is in it)."""
     for i, members in enumerate(LAYERS.values()):
         for m in members:
-            if module == m.rstrip("*") or (m.endswith("*") and module.startswith(m[:-1] + ".")):
+            if m.endswith(".*"):
+                hit = module.startswith(m[:-1])
+            elif m.endswith("*"):
+                hit = module == m[:-1] or module.startswith(m[:-1] + ".")
+            else:
+                hit = module == m
+            if hit:
                 return i
     raise KeyError(module)
 
@@ -159,7 +160,42 @@ def test_every_module_has_a_layer_and_imports_only_downward():
 
 
 def test_the_layer_check_catches_an_upward_import():
-    assert layer_of("selfplay.loop") > layer_of("selfplay.stages") > layer_of("selfplay.config")
+    assert (
+        layer_of("selfplay.engine.loop")
+        > layer_of("selfplay.engine.stages")
+        > layer_of("selfplay.config")
+    )
     assert layer_of("selfplay.tasks.code.judge") == layer_of("selfplay.tasks")
     with pytest.raises(KeyError):
         layer_of("selfplay.nowhere")
+
+
+# The folders are the architecture: each holds modules of its own layers only, and the top level
+# holds the foundation's small modules, the config and the command line.
+FOLDERS = {
+    "tasks": {"tasks"},
+    "generation": {"engine parts"},
+    "training": {"engine parts"},
+    "engine": {"foundation", "engine parts", "engine", "stages", "runner and schedules"},
+    "schedules": {"foundation", "runner and schedules"},
+    "bench": {"bench"},
+    "views": {"views"},
+}
+
+
+def test_the_folders_show_the_layers():
+    names = list(LAYERS)
+    misplaced = []
+    for name in import_graph():
+        parts = name.split(".")
+        layer = names[layer_of(name)]
+        if len(parts) == 2 and (SRC / f"{parts[1]}.py").exists():
+            allowed = {"foundation", "config"} | ({"views"} if parts[1] == "cli" else set())
+        else:
+            allowed = FOLDERS.get(parts[1], {"foundation"}) if len(parts) > 1 else {"foundation"}
+        if layer not in allowed:
+            misplaced.append(f"{name} ({layer})")
+    assert not misplaced, misplaced
+    assert {p.name for p in SRC.iterdir() if p.is_dir() and not p.name.startswith("_")} == set(
+        FOLDERS
+    )

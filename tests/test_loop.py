@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from selfplay import artifacts
 from selfplay.cli import main
 from selfplay.config import ConfigError, config_from_dict
-from selfplay.loop import STOP_ENV, StageInterrupt, run
+from selfplay.engine import artifacts
+from selfplay.engine.loop import STOP_ENV, StageInterrupt, run
 
 MICRO = {
     "name": "micro",
@@ -196,7 +196,7 @@ def test_cli_run_prints_summary(tmp_path, capsys):
 
 def test_model_loaded_by_path(tmp_path):
     """Any causal LM saved with save_pretrained can seed a run (here: a tiny one saved locally)."""
-    from selfplay.models import build_char_tokenizer, build_model
+    from selfplay.engine.models import build_char_tokenizer, build_model
 
     tok = build_char_tokenizer()
     model = build_model("tiny", tok, seed=7)
@@ -217,7 +217,7 @@ def test_a_run_saved_by_an_older_version_resumes(tmp_path):
     """A saved config without a key added since reads as that key's default; a real change is refused."""
     import yaml
 
-    from selfplay.rundir import prepare_run_dir
+    from selfplay.engine.rundir import prepare_run_dir
 
     cfg = micro_config(tmp_path)
     prepare_run_dir(cfg)
@@ -237,12 +237,12 @@ def test_a_second_writer_of_one_run_directory_is_refused_and_a_killed_one_leaves
     import sys
 
     from selfplay.config import dump_config
-    from selfplay.rundir import writer_lock
+    from selfplay.engine.rundir import writer_lock
 
     cfg = micro_config(tmp_path, loop={"iterations": 1})
     (tmp_path / "cfg.yaml").write_text(dump_config(cfg))
     second = (
-        "import sys; from selfplay.loop import run; from selfplay.config import load_config\n"
+        "import sys; from selfplay.engine.loop import run; from selfplay.config import load_config\n"
         "from selfplay.errors import ConfigError\n"
         "try: run(load_config(sys.argv[1]), progress=False)\n"
         "except ConfigError as e: print(e); sys.exit(2)"
@@ -257,7 +257,7 @@ def test_a_second_writer_of_one_run_directory_is_refused_and_a_killed_one_leaves
     assert not (cfg.run_dir / "seed").exists()  # refused before touching anything
     # A process killed while holding it leaves nothing that blocks the rerun.
     holder = (
-        "import sys, time; from pathlib import Path; from selfplay.rundir import writer_lock\n"
+        "import sys, time; from pathlib import Path; from selfplay.engine.rundir import writer_lock\n"
         "with writer_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
     )
     killed = subprocess.Popen(
@@ -286,7 +286,7 @@ def test_a_broken_run_warns_and_fails_with_strict(tmp_path, capsys):
 
 
 def test_run_warnings_name_mostly_truncated_evaluations_and_samples():
-    from selfplay.run_report import run_warnings
+    from selfplay.views.run import run_warnings
 
     seed = {"stage": "seed", "iteration": 0, "eval": {"accuracy": {"1": 0.5}}}
     round_ = {

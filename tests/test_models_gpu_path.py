@@ -17,18 +17,7 @@ import torch
 import yaml
 
 from selfplay.config import ConfigError, LoraConfig, ModelConfig, TrainConfig, config_from_dict
-from selfplay.generation import (
-    VLLM_MISSING,
-    Completion,
-    WorkerError,
-    backend_options,
-    check_backend,
-    get_backend,
-    to_completion,
-)
-from selfplay.generation import hf as hf_backend
-from selfplay.generation import vllm as vllm_backend
-from selfplay.models import (
+from selfplay.engine.models import (
     build_char_tokenizer,
     build_model,
     count_params,
@@ -41,6 +30,17 @@ from selfplay.models import (
     training_dtype,
     uses_chat_template,
 )
+from selfplay.generation import (
+    VLLM_MISSING,
+    Completion,
+    WorkerError,
+    backend_options,
+    check_backend,
+    get_backend,
+    to_completion,
+)
+from selfplay.generation import hf as hf_backend
+from selfplay.generation import vllm as vllm_backend
 from selfplay.tasks import Example
 from selfplay.training import build_trainer, launch_command, train_sft
 
@@ -196,7 +196,7 @@ def test_device_dtype_and_attention_on_cpu(monkeypatch):
 
 
 def test_tf32_only_for_cuda():
-    from selfplay.models import setup_device
+    from selfplay.engine.models import setup_device
 
     before = torch.get_float32_matmul_precision()
     try:
@@ -690,7 +690,7 @@ def test_launch_command(tmp_path, train, file_text, expected, absent):
     cfg = TrainConfig(**train)
     cmd = launch_command(cfg, tmp_path / "request.json", port=12345)
     assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
-    assert cmd[-3:] == ["-m", "selfplay.train_worker", str(tmp_path / "request.json")]
+    assert cmd[-3:] == ["-m", "selfplay.engine.train_worker", str(tmp_path / "request.json")]
     for flag in expected:
         assert flag in cmd
     for flag in absent:
@@ -797,8 +797,8 @@ MICRO = {
 
 
 def test_loop_with_the_vllm_backend(fake_vllm, tmp_path):
-    from selfplay import artifacts
-    from selfplay.loop import run
+    from selfplay.engine import artifacts
+    from selfplay.engine.loop import run
 
     cfg = config_from_dict(
         {
@@ -825,7 +825,7 @@ def test_loop_with_the_vllm_backend(fake_vllm, tmp_path):
 def test_the_climb_with_the_vllm_backend(fake_vllm, tmp_path):
     """The frontier schedule generates through the configured backend: its probe, labels and
     evaluations go to vLLM (here a fake engine) from each round's checkpoint directory."""
-    from selfplay.loop import run
+    from selfplay.engine.loop import run
 
     cfg = config_from_dict(
         {
@@ -864,8 +864,8 @@ def test_the_climb_with_the_vllm_backend(fake_vllm, tmp_path):
 
 
 def test_loop_from_a_chat_model_with_lora(chat_tok, tmp_path):
-    from selfplay.loop import run
-    from selfplay.models import load_model
+    from selfplay.engine.loop import run
+    from selfplay.engine.models import load_model
 
     base = tmp_path / "chat-base"
     build_model("tiny", chat_tok, seed=0).save_pretrained(str(base))

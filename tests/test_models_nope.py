@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from selfplay.config import ConfigError, config_from_dict
-from selfplay.models import (
+from selfplay.engine.models import (
     build_char_tokenizer,
     build_model,
     init_model,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from selfplay import artifacts
-from selfplay.progress import bench_progress, bench_seconds, eta, run_seconds
+from selfplay.bench.progress import bench_progress, bench_seconds, eta, run_seconds
+from selfplay.engine import artifacts
 
 
 def _run(d, seed_s, round_s):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from selfplay import artifacts
+from selfplay.engine import artifacts
 from selfplay.errors import ConfigError
-from selfplay.publish import (
+from selfplay.views.publish import (
     RESULTS,
     render_block,
     render_file,
@@ -96,7 +96,7 @@ def _fake_run(run_dir: Path, stages: int, schedule: str = "rounds", sha: str = "
 
 
 def test_a_published_run_renders_its_stage_table_from_its_files(tmp_path):
-    from selfplay.publish import RUN_FILES, copy_run, result_files
+    from selfplay.views.publish import RUN_FILES, copy_run, result_files
 
     # Ran at an older commit than the one publishing it.
     ran_at = _git("rev-parse", "HEAD~1") or pytest.skip("needs the repository's history")
@@ -125,7 +125,7 @@ def test_a_published_run_renders_its_stage_table_from_its_files(tmp_path):
 
 
 def test_publishing_a_run_needs_a_finished_plain_run(tmp_path):
-    from selfplay.publish import copy_run
+    from selfplay.views.publish import copy_run
 
     _fake_run(tmp_path / "half", stages=2)
     with pytest.raises(ConfigError, match="not a finished run \\(2 of 3 stages\\)"):

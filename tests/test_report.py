@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from selfplay import artifacts
 from selfplay.cli import main
 from selfplay.config import ConfigError
-from selfplay.html_report import _safe_json, build_report
+from selfplay.engine import artifacts
+from selfplay.views.html import _safe_json, build_report
 
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
 
@@ -239,7 +239,7 @@ def test_bench_directory_report_shows_the_arms_table(tmp_path):
     assert "<td>raw-repeat</td><td>0.705 ± 0.145</td>" in page
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     assert page.count("data:image/png;base64,") == 1
-    from selfplay.bench_report import render_markdown
+    from selfplay.bench.report import render_markdown
 
     assert "| raw-repeat | 0.705 ± 0.145 |" in render_markdown(summary)
     (d / "summary.json").write_text("{not json")
@@ -252,7 +252,7 @@ def test_bench_directory_report_shows_the_arms_table(tmp_path):
 
 def test_a_broken_run_says_so():
     """A run that looks finished but learned nothing ends with warnings that say what to change."""
-    from selfplay.run_report import run_warnings
+    from selfplay.views.run import run_warnings
 
     seed = {
         "stage": "seed", "iteration": 0, "train": {"tokens": 100},

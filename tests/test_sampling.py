@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import random
 
-from selfplay import artifacts
 from selfplay.config import FilterConfig, config_from_dict
-from selfplay.filters import filter_samples
-from selfplay.loop import run
-from selfplay.sampling import curriculum_frontier, draw_pool, pool_counts
+from selfplay.engine import artifacts
+from selfplay.engine.filters import filter_samples
+from selfplay.engine.loop import run
+from selfplay.engine.sampling import curriculum_frontier, draw_pool, pool_counts
 from selfplay.tasks import make_task
 
 from .test_loop import MICRO

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfplay import artifacts
+from selfplay.engine import artifacts
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[1]
@@ -65,8 +65,8 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, kill_after):
 
 
 def test_quick_bench_config_runs(tmp_path):
-    from selfplay.bench import run_bench
-    from selfplay.bench_config import load_bench_config
+    from selfplay.bench.config import load_bench_config
+    from selfplay.bench.runner import run_bench
 
     bench, arms = load_bench_config(
         REPO / "configs" / "arith" / "bench-quick.yaml",
@@ -82,8 +82,8 @@ def test_quick_bench_config_runs(tmp_path):
 def test_small_sweep_end_to_end(tmp_path):
     """Two sizes x two qualities x three arms, one seed: every regime is a bench of its own and the
     sweep report has one line per regime and budget checkpoint."""
-    from selfplay.bench_config import load_bench_config
-    from selfplay.sweep import run_sweep
+    from selfplay.bench.config import load_bench_config
+    from selfplay.bench.sweep import run_sweep
 
     sweep = {
         "name": "sweep-smoke",

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from selfplay import artifacts
 from selfplay.config import config_from_dict
-from selfplay.evaluation import test_problems as eval_problems
-from selfplay.models import build_char_tokenizer
-from selfplay.sources import fresh_corpus, mix_raw, raw_stream_slice, round_budget, seed_budget
+from selfplay.engine import artifacts
+from selfplay.engine.evaluation import test_problems as eval_problems
+from selfplay.engine.models import build_char_tokenizer
+from selfplay.engine.sources import (
+    fresh_corpus,
+    mix_raw,
+    raw_stream_slice,
+    round_budget,
+    seed_budget,
+)
 from selfplay.tasks import Example, make_task
 from selfplay.tasks.generated import overlap_key
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selfplay import artifacts, stages
 from selfplay.config import FilterConfig
+from selfplay.engine import artifacts, stages
 
 
 def _touch(d, *names):

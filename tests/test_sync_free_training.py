@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from selfplay.config import TrainConfig
-from selfplay.models import build_char_tokenizer, build_model
+from selfplay.engine.models import build_char_tokenizer, build_model
 from selfplay.tasks import Example
 from selfplay.training import build_trainer, sync_free_trainer_class
 

@@ -377,7 +377,7 @@ def test_verify_many_keeps_order():
 
 
 def test_verify_file(tmp_path):
-    from selfplay.verify_file import verify_file
+    from selfplay.views.verify_file import verify_file
 
     path = tmp_path / "c.jsonl"
     lines = [

@@ -514,7 +514,7 @@ def test_bad_records(record, fragment):
 
 
 def test_verify_file(tmp_path):
-    from selfplay.verify_file import verify_file
+    from selfplay.views.verify_file import verify_file
 
     path = tmp_path / "chains.jsonl"
     lines = [

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from selfplay import artifacts
 from selfplay.config import config_from_dict, load_config
-from selfplay.loop import run
+from selfplay.engine import artifacts
+from selfplay.engine.loop import run
 
 from .shared_data import GSM8K_TRAIN as GSM8K
 from .shared_data import HUMANEVAL

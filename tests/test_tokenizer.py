@@ -7,7 +7,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from selfplay.models import BOS, CHARS, EOS, PAD, UNK, build_char_tokenizer, build_model
+from selfplay.engine.models import BOS, CHARS, EOS, PAD, UNK, build_char_tokenizer, build_model
 
 SPECIALS = (PAD, BOS, EOS, UNK)
 

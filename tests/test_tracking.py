@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from selfplay.bench_config import BenchConfig, arm_config
+from selfplay.bench.config import BenchConfig, arm_config
 from selfplay.config import ConfigError
-from selfplay.loop import run
-from selfplay.tracking import check_tracking, flat_scalars, log_stage, trainer_tracking
+from selfplay.engine.loop import run
+from selfplay.engine.tracking import check_tracking, flat_scalars, log_stage, trainer_tracking
 from tests.test_loop import micro_config
 
 

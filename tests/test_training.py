@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selfplay.models import build_char_tokenizer
+from selfplay.engine.models import build_char_tokenizer
 from selfplay.tasks import Example
 from selfplay.training import (
     count_supervised_tokens,

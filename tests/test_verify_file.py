@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from selfplay.cli import main
-from selfplay.verify_file import reason_group, summarize, verify_file
+from selfplay.views.verify_file import reason_group, summarize, verify_file
 
 LINES = [
     '{"prompt": "Q:12+34=", "completion": "2+4=6 c0|1+3+0=4 c0|46"}',  # valid
@@ -120,7 +120,7 @@ def test_a_file_with_nothing_to_verify_is_a_one_line_error(content, tmp_path, ca
 def test_progress_counts_lines_verified_not_read(jsonl, monkeypatch):
     import tqdm.auto
 
-    import selfplay.verify_file as vf
+    import selfplay.views.verify_file as vf
 
     bars = []
 

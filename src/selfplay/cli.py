@@ -21,7 +21,7 @@ def summary_table(rows: list[dict], title: str = "selfplay"):
     """A rich table: one row per stage (seed, iter_001, ...)."""
     from rich.table import Table
 
-    from selfplay.run_report import stage_table
+    from selfplay.views.run import stage_table
 
     columns, table = stage_table(rows)
     t = Table(title=title, title_justify="left")
@@ -35,9 +35,9 @@ def summary_table(rows: list[dict], title: str = "selfplay"):
 def print_summary(run_dir: Path, rows: list[dict], title: str) -> None:
     """Any run's per-stage table; a climb's adds the legend of its columns and its final model
     (``final.json``: every evaluation difficulty) or that it has none yet."""
-    from selfplay import frontier_report as fr
-    from selfplay.run_report import is_climb, run_warnings
-    from selfplay.view import frontier_threshold, inert
+    from selfplay.views import climb as fr
+    from selfplay.views.chains import frontier_threshold, inert
+    from selfplay.views.run import is_climb, run_warnings
 
     _print_wide(summary_table(rows, title))
     for warning in run_warnings(rows):
@@ -96,13 +96,13 @@ def _cmd_run(args) -> int:
     if args.dry_run:
         console.print(dry_run_plan(cfg), markup=False)
         return 0
-    from selfplay.progress import quiet_libraries
+    from selfplay.bench.progress import quiet_libraries
     from selfplay.threads import describe, size_threads
 
     quiet_libraries()
     if cfg.device != "cuda":
         console.print(describe(size_threads()))
-    from selfplay.loop import run
+    from selfplay.engine.loop import run
 
     def on_stage(row):
         r = row["eval"]
@@ -120,7 +120,7 @@ def _cmd_run(args) -> int:
         f"{cfg.raw.difficulties}"
     )
     print_summary(cfg.run_dir, rows, title)
-    from selfplay.run_report import run_warnings
+    from selfplay.views.run import run_warnings
 
     broken = run_warnings(rows)
     if args.strict and broken:
@@ -138,7 +138,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from selfplay.bench_config import arm_config, load_bench_config
+    from selfplay.bench.config import arm_config, load_bench_config
 
     console = _console()
     bench, arms = load_bench_config(args.config, args.overrides)  # ConfigError -> one line
@@ -152,7 +152,7 @@ def _cmd_bench(args) -> int:
             lines += ["  " + line for line in dry_run_plan(cfg).splitlines()[1:]]
         console.print("\n".join(lines), markup=False)
         return 0
-    from selfplay.progress import quiet_libraries
+    from selfplay.bench.progress import quiet_libraries
 
     quiet_libraries()
     console.print(f"bench [bold]{bench.bench_dir}[/]: {_arms_seeds(arms, bench)}")
@@ -161,21 +161,21 @@ def _cmd_bench(args) -> int:
 
         console.print(describe(size_threads()))
     if bench.sweep:  # every regime is a bench of its own
-        from selfplay.sweep import run_sweep
+        from selfplay.bench.sweep import run_sweep
 
         run_sweep(bench, console=console, progress=_progress(args))
     else:
-        from selfplay.bench import run_bench
+        from selfplay.bench.runner import run_bench
 
         run_bench(bench, arms, console=console, progress=_progress(args))
-    from selfplay import artifacts
+    from selfplay.engine import artifacts
 
     summary = artifacts.read_json(bench.bench_dir / "summary.json")
     for table in summary_tables(summary):
         console.print(table)
     console.print(f"report: {bench.bench_dir / 'report.md'}")
     if not bench.sweep:
-        from selfplay.html_report import build_report
+        from selfplay.views.html import build_report
 
         console.print(f"in a browser, with every arm's chains: {build_report(bench.bench_dir)}")
         play = next((n for n, c in arms.items() if c.loop.data_source == "selfplay"), None)
@@ -216,7 +216,7 @@ def summary_tables(summary: dict) -> list:
 
 def _cmd_inspect(args) -> int:
     from selfplay.config import ConfigError
-    from selfplay.view import (
+    from selfplay.views.chains import (
         finished_iterations,
         frontier_header,
         inert,
@@ -275,7 +275,7 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from selfplay.html_report import build_report
+    from selfplay.views.html import build_report
 
     out = build_report(args.dir, args.out)
     print(f"wrote {out}")
@@ -283,9 +283,9 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from selfplay import artifacts
-    from selfplay.progress import quiet_libraries
-    from selfplay.verify_file import summarize, summary_tables, verify_file
+    from selfplay.bench.progress import quiet_libraries
+    from selfplay.engine import artifacts
+    from selfplay.views.verify_file import summarize, summary_tables, verify_file
 
     quiet_libraries()
     verdicts = verify_file(
@@ -309,8 +309,8 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from selfplay.export import export
-    from selfplay.progress import quiet_libraries
+    from selfplay.bench.progress import quiet_libraries
+    from selfplay.views.export import export
 
     quiet_libraries()
     counts = export(args.dir, args.to, every=args.all)
@@ -324,7 +324,7 @@ def _cmd_export(args) -> int:
 
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
-    from selfplay.rundir import write_metrics_log
+    from selfplay.engine.rundir import write_metrics_log
 
     run_dir = Path(args.run_dir)
     if (run_dir / "bench.yaml").exists() and not (run_dir / "config.yaml").exists():

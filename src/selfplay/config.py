@@ -150,12 +150,14 @@ def _check_ranges(cfg: RunConfig) -> None:
         "train.batch_size",
         f"must be a multiple of train.num_processes ({cfg.train.num_processes})",
     )
+    from selfplay.schedules import EPOCH_CAPS
+
+    caps = EPOCH_CAPS[cfg.loop.schedule]
     need(
-        not (
-            cfg.loop.schedule == "frontier" and cfg.train.max_epochs and cfg.train.trainer == "trl"
-        ),
+        not cfg.train.max_epochs or cfg.train.trainer in caps,
         "train.max_epochs",
-        "caps the frontier's kept sets with train.trainer: plain only (TRL takes a drawn list)",
+        f"caps {cfg.loop.schedule} rounds' data with train.trainer: {' or '.join(sorted(caps))} "
+        "only",
     )
     be = cfg.train.budget_epochs
     need(

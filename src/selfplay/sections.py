@@ -215,7 +215,7 @@ class LoopConfig:
     method: Literal["expert_iteration", "grpo"] = "expert_iteration"
     """How a round improves the model. ``expert_iteration``: generate, verify, filter, retrain on
     the kept chains (``generation``, ``filters``, ``train``); ``grpo``: online RL with the verifier
-    as the reward on the same practice pool (``grpo``; see :mod:`selfplay.grpo`)."""
+    as the reward on the same practice pool (``grpo``; see :mod:`selfplay.engine.grpo`)."""
     pool_difficulties: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     """Difficulties of the problems the model practises on in each round."""
     problems_per_iter: int = 1000

@@ -6,7 +6,7 @@ Backends are named here and imported lazily, so a heavy dependency is only neede
   this process; ``model`` is a loaded model.
 - ``vllm``: offline ``vllm.LLM`` in a worker subprocess per call; ``model`` is a checkpoint directory.
 
-Both encode prompts with :func:`selfplay.models.encode_prompts` (so a chat template is applied the
+Both encode prompts with :func:`selfplay.engine.models.encode_prompts` (so a chat template is applied the
 way training applies it) and turn token ids into :class:`Completion` with :func:`to_completion`, so
 the records mean the same whichever backend made them.
 """

@@ -13,10 +13,10 @@ import math
 import torch
 
 from selfplay.bars import bar as progress_bar
+from selfplay.engine.models import encode_prompts, stop_token_ids, uses_chat_template
 from selfplay.generation import Completion, to_completion
 from selfplay.generation.decode import SYNC_EVERY, decode_batch, decode_refill
 from selfplay.generation.grouped import decode_grouped
-from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
 
 CPU_BATCH_SIZE = 256
 """``batch_size="auto"`` on CPU: larger batches stop paying there."""

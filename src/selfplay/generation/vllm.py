@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from selfplay.bars import bar as progress_bar
+from selfplay.engine.models import encode_prompts, stop_token_ids, uses_chat_template
 from selfplay.generation import (  # ENGINE_ENV: re-exported
     ENGINE_ENV,  # noqa: F401
     VLLM_MISSING,
@@ -32,7 +33,6 @@ from selfplay.generation import (  # ENGINE_ENV: re-exported
     engine_module,
     to_completion,
 )
-from selfplay.models import encode_prompts, stop_token_ids, uses_chat_template
 
 LAST_CALL: dict[str, float] = {}
 """Timings of the last call, slowest worker: ``start_seconds`` (process and engine start, weights

@@ -1,4 +1,4 @@
-"""Schedules: what each round of the loop does. One runner (:mod:`selfplay.loop`) executes the
+"""Schedules: what each round of the loop does. One runner (:mod:`selfplay.engine.loop`) executes the
 same stages for every schedule; a schedule only plans.
 
 - ``rounds`` (:mod:`selfplay.schedules.rounds`): a fixed number of rounds on a fixed pool of
@@ -37,6 +37,11 @@ compute-matched continuation need rounds of equal shape; a climb is published th
 frontier each arm solves, not accuracy at equal steps)."""
 
 
+EPOCH_CAPS = {"rounds": {"trl", "plain"}, "frontier": {"plain"}}
+"""The trainers with which ``train.max_epochs`` can cap a schedule's training data (the
+frontier's mixture is drawn by the plain trainer; TRL takes a drawn list)."""
+
+
 def supports(schedule: str, option: str) -> bool:
     return option in SUPPORTS[schedule]
 
@@ -49,6 +54,11 @@ PRACTISED = {
 (the frontier: up to its ``max_difficulty``), for the task's config check."""
 
 
+LABELLED = {"expert_iteration": True, "grpo": False}
+"""Whether a practice method (``loop.method``) trains on labels it chose (expert iteration: a
+round's labels and the share of them that is right) or on rewards (GRPO: its samples, scored)."""
+
+
 def make_schedule(name: str):
     """The schedule called ``name`` (a :class:`selfplay.schedules.base.Schedule`)."""
     if name not in SCHEDULES:
@@ -57,4 +67,4 @@ def make_schedule(name: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-__all__ = ["PRACTISED", "SCHEDULES", "SUPPORTS", "TRAINING_DEFAULTS", "make_schedule", "supports"]
+__all__ = ["EPOCH_CAPS", "LABELLED", "PRACTISED", "SCHEDULES", "SUPPORTS", "TRAINING_DEFAULTS", "make_schedule", "supports"]

@@ -1,6 +1,6 @@
 """What a schedule plans with and what it returns: the run's context, a round's plan, and the
 protocol every schedule follows (:mod:`selfplay.schedules.rounds`,
-:mod:`selfplay.schedules.frontier`). The runner (:mod:`selfplay.loop`) executes the plans."""
+:mod:`selfplay.schedules.frontier`). The runner (:mod:`selfplay.engine.loop`) executes the plans."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from selfplay import artifacts
+from selfplay.engine import artifacts
+from selfplay.engine.rundir import round_dir
 from selfplay.errors import ConfigError
-from selfplay.rundir import round_dir
 
 if TYPE_CHECKING:
     from selfplay.sections import RunConfig
@@ -72,7 +72,7 @@ class RoundPlan:
     greedy: bool = False
     """One greedy sample per problem and model (instead of ``generation.n`` sampled ones)."""
     fill: Any = None
-    """A :class:`selfplay.stages.Fill` (keep drawing problems until the budget is met), or None."""
+    """A :class:`selfplay.engine.stages.Fill` (keep drawing problems until the budget is met), or None."""
     note: dict = field(default_factory=dict)
     """Stored with the round's generation stats and its record (e.g. the curriculum's frontier)."""
     members: list[tuple[Path, Path]] = field(default_factory=list)

@@ -33,23 +33,23 @@ import random
 import shutil
 from pathlib import Path
 
-from selfplay import artifacts, stages
-from selfplay.errors import ConfigError
-from selfplay.evaluation import accuracy_by_difficulty, solved_frontier
-from selfplay.filters import choose_labels
-from selfplay.ledger import Clock, Cost, add_cost
-from selfplay.models import load_for_generation
-from selfplay.rundir import finished_rounds, round_dir, seed_dir
-from selfplay.sampling import draw_problems, is_validation
-from selfplay.schedules.base import RoundPlan
-from selfplay.sources import (
+from selfplay.engine import artifacts, stages
+from selfplay.engine.evaluation import accuracy_by_difficulty, solved_frontier
+from selfplay.engine.filters import choose_labels
+from selfplay.engine.ledger import Clock, Cost, add_cost
+from selfplay.engine.models import load_for_generation
+from selfplay.engine.rundir import finished_rounds, round_dir, seed_dir
+from selfplay.engine.sampling import draw_problems, is_validation
+from selfplay.engine.sources import (
     examples_to_records,
     fresh_corpus,
     kept_examples,
     records_to_examples,
     seed_budget,
 )
-from selfplay.stages import MEMBER_SEED
+from selfplay.engine.stages import MEMBER_SEED
+from selfplay.errors import ConfigError
+from selfplay.schedules.base import RoundPlan
 from selfplay.tasks import Example
 from selfplay.training import Mixture
 

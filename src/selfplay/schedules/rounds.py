@@ -7,24 +7,24 @@ at a frontier difficulty that moves up the pool as the pass rate there reaches
 the round's budget), keeps what ``filters`` accept, and trains on every round's kept chains so
 far (``train.data: accumulate``) or this round's (``replace``), plus ``train.raw_mix`` of U. The
 raw baselines (``loop.data_source: raw-repeat | raw-fresh``) practise nothing and train on their
-slice of raw data (:mod:`selfplay.sources`). The seed model and the last round are evaluated on
+slice of raw data (:mod:`selfplay.engine.sources`). The seed model and the last round are evaluated on
 the whole test set, the rounds between on ``eval.n_intermediate`` problems per difficulty.
 """
 
 from __future__ import annotations
 
-from selfplay.evaluation import subset
-from selfplay.models import load_tokenizer
-from selfplay.sampling import curriculum_frontier, draw_pool
-from selfplay.schedules.base import RoundPlan
-from selfplay.sources import (
+from selfplay.engine.evaluation import subset
+from selfplay.engine.models import load_tokenizer
+from selfplay.engine.sampling import curriculum_frontier, draw_pool
+from selfplay.engine.sources import (
     kept_examples,
     round_budget,
     seed_budget,
     training_set,
     unique_tokens,
 )
-from selfplay.stages import Fill
+from selfplay.engine.stages import Fill
+from selfplay.schedules.base import RoundPlan
 
 
 class RoundsSchedule:

@@ -114,7 +114,7 @@ class Task(Protocol):
     #   uses it when present.
     # - ``overlap_key(problem_id: str) -> str``: what makes two problems the same one for the
     #   ``raw-fresh`` baseline, which shares none with U or the evaluation set
-    #   (:func:`selfplay.sources.fresh_corpus`); default
+    #   (:func:`selfplay.engine.sources.fresh_corpus`); default
     #   :func:`selfplay.tasks.generated.overlap_key` (``a+b`` is ``b+a``).
     # - ``min_difficulty: int``: the easiest difficulty (default 1); the frontier counts "every
     #   difficulty up to d solved" from it.

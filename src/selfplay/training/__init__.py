@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from selfplay.config import LoraConfig, TrainConfig
-from selfplay.models import uses_chat_template
+from selfplay.engine.models import uses_chat_template
 from selfplay.tasks import Example
 from selfplay.training.plain import mixed_examples, train_mixture, train_planned
 from selfplay.training.plan import (

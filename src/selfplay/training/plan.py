@@ -8,7 +8,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from selfplay.models import user_turn
+from selfplay.engine.models import user_turn
 from selfplay.tasks import Example
 
 

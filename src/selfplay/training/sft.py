@@ -8,11 +8,11 @@ padding-free packing (``train.packing``) and ``torch.compile`` (``train.compile`
 
 A tokenizer with a chat template (``model.chat_template: auto``) trains on conversational records:
 the prompt as a user turn, the completion as the assistant turn (TRL renders both and keeps the
-loss on the assistant turn), exactly the token ids :func:`selfplay.models.encode_prompts` gives
+loss on the assistant turn), exactly the token ids :func:`selfplay.engine.models.encode_prompts` gives
 the generation backends. LoRA adapters (``model.lora.r > 0``) are merged into the weights at the end.
 
 With ``train.num_processes > 1`` or an ``accelerate_config``, :func:`train_sft` runs the stage in
-worker processes under ``accelerate launch`` (:mod:`selfplay.train_worker`): DDP, FSDP or DeepSpeed
+worker processes under ``accelerate launch`` (:mod:`selfplay.engine.train_worker`): DDP, FSDP or DeepSpeed
 as the config says, with the same data order and step plan as in process.
 """
 
@@ -36,7 +36,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from selfplay.bars import bar as progress_bar
 from selfplay.config import LoraConfig, TrainConfig
-from selfplay.models import uses_chat_template
+from selfplay.engine.models import uses_chat_template
 from selfplay.tasks import Example
 from selfplay.training.plan import (
     StepPlan,
@@ -380,7 +380,7 @@ def _free_port() -> int:
 
 
 def launch_command(cfg: TrainConfig, request: Path, port: int | None = None) -> list[str]:
-    """The ``accelerate launch`` command line that runs :mod:`selfplay.train_worker` on ``request``.
+    """The ``accelerate launch`` command line that runs :mod:`selfplay.engine.train_worker` on ``request``.
 
     ``train.accelerate_config`` chooses the strategy (DDP, FSDP, DeepSpeed); without one, more
     than one process means DDP (``--multi_gpu``). ``train.num_processes`` overrides the file's.
@@ -398,7 +398,7 @@ def launch_command(cfg: TrainConfig, request: Path, port: int | None = None) -> 
     one_machine = int(file_cfg.get("num_machines", 1) or 1) <= 1
     if port is not None and "main_process_port" not in file_cfg and one_machine:
         cmd += ["--main_process_port", str(port)]
-    return cmd + ["-m", "selfplay.train_worker", str(request)]
+    return cmd + ["-m", "selfplay.engine.train_worker", str(request)]
 
 
 def launch_training(

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from selfplay import artifacts
-from selfplay.bench import run_bench, write_provenance, write_summary
-from selfplay.bench_config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
-from selfplay.bench_report import (
+from selfplay.bench.config import BenchConfig, arm_config, arm_configs, regimes, sub_bench
+from selfplay.bench.progress import bench_seconds, format_duration
+from selfplay.bench.report import (
     CHANCE,
     against_text,
     budget_status,
@@ -35,8 +34,9 @@ from selfplay.bench_report import (
     render_markdown,
     time_line,
 )
+from selfplay.bench.runner import run_bench, write_provenance, write_summary
+from selfplay.engine import artifacts
 from selfplay.plots import pyplot
-from selfplay.progress import bench_seconds, format_duration
 from selfplay.stats import format_ci, mean_ci, paired
 
 

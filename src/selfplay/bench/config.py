@@ -89,7 +89,7 @@ class BenchConfig:
     the comparisons at equal compute need) to spend less time; empty: every raw arm."""
     lr_factors: list[float] = field(default_factory=list)
     """Learning rates of the rounds to choose from, the same way for every arm
-    (:mod:`selfplay.lr_search`): factors of each arm's own rate (``train.lr``, or ``grpo.lr`` for
+    (:mod:`selfplay.bench.lr_search`): factors of each arm's own rate (``train.lr``, or ``grpo.lr`` for
     a GRPO arm), e.g. ``[0.5, 1, 2]``. Each arm runs its first ``lr_rounds`` rounds on the first
     seed at each, and trains every seed at the one that answers a validation split of the train
     source best (never the evaluation set). Empty: every arm uses its own rate."""
@@ -270,7 +270,7 @@ def check_eval_size(bench: BenchConfig, cfg: RunConfig) -> int:
     ``eval_min_problems`` (every arm shares the evaluation set: ``eval`` is a seed key)."""
     if not bench.eval_min_problems:
         return 0
-    from selfplay.evaluation import test_problems
+    from selfplay.engine.evaluation import test_problems
     from selfplay.tasks import make_task
 
     top = max(cfg.raw.difficulties)

@@ -1,5 +1,5 @@
 """One run's results as a table: the per-stage rows that ``selfplay summary`` prints, and the
-summary a published run (``benchmarks/results/<name>/``, see :mod:`selfplay.publish`) renders
+summary a published run (``benchmarks/results/<name>/``, see :mod:`selfplay.views.publish`) renders
 its tables from."""
 
 from __future__ import annotations

@@ -16,9 +16,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from selfplay import artifacts
-from selfplay.bench_config import BenchConfig, arm_config
-from selfplay.bench_report import (
+from selfplay.bench.config import BenchConfig, arm_config
+from selfplay.bench.report import (
     against_text,
     compare_arms,
     comparison_records,
@@ -26,8 +25,9 @@ from selfplay.bench_report import (
     time_line,
 )
 from selfplay.config import RunConfig
-from selfplay.rundir import read_metrics
-from selfplay.schedules import supports
+from selfplay.engine import artifacts
+from selfplay.engine.rundir import read_metrics
+from selfplay.schedules import LABELLED, supports
 from selfplay.stats import format_ci, mean_ci
 
 
@@ -42,7 +42,7 @@ def arm_kind(cfg: RunConfig) -> str:
         return "gold labels of the practised problems (oracle)"
     if cfg.loop.data_source != "selfplay":
         return cfg.loop.data_source
-    if cfg.loop.method == "grpo":
+    if not LABELLED[cfg.loop.method]:
         return f"GRPO ({cfg.grpo.max_steps} steps x {cfg.grpo.batch_size}, verifier reward)"
     f = cfg.filters
     name = "verified" if f.verified else "majority" if f.majority else "unfiltered"
@@ -214,7 +214,7 @@ def _labels_by_round_section(arms, rows) -> list[dict]:
         # Rows say which practice step made them (older results: the arm's config says).
         mine = [r for (a, _), rs in by_round.items() if a == name for r in rs]
         method = next((r["method"] for r in mine if r.get("method")), arms[name].loop.method)
-        labelled = method != "grpo"
+        labelled = LABELLED[method]
         pairs = (
             (("label_accuracy", "labels correct"), ("kept_accuracy", "kept correct"))
             if labelled

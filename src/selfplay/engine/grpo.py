@@ -17,8 +17,8 @@ round's cost is counted in the units of the other arms:
   in supervised training), ``train.loss_tokens``: the completion tokens the loss is on;
 - ``scoring_tokens``: tokens through extra no-grad forward passes (the reference model when
   ``beta > 0``, old log-probabilities when a batch is reused);
-FLOPs follow the one rule of :mod:`selfplay.ledger` (scoring tokens are its *scored* tokens).
-In a run, :func:`selfplay.loop.grpo` makes a GRPO stage a round's practice step on any schedule.
+FLOPs follow the one rule of :mod:`selfplay.engine.ledger` (scoring tokens are its *scored* tokens).
+In a run, :func:`selfplay.engine.loop.grpo` makes a GRPO stage a round's practice step on any schedule.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from selfplay import artifacts
 from selfplay.config import RunConfig
+from selfplay.engine import artifacts
+from selfplay.engine.filters import normalize_chain
+from selfplay.engine.ledger import Cost, add_cost
+from selfplay.engine.metrics import filter_metrics
+from selfplay.engine.models import count_params, load_for_training, user_turn, uses_chat_template
+from selfplay.engine.sampling import verdict_fields
 from selfplay.errors import ConfigError
-from selfplay.filters import normalize_chain
-from selfplay.ledger import Cost, add_cost
-from selfplay.metrics import filter_metrics
-from selfplay.models import count_params, load_for_training, user_turn, uses_chat_template
-from selfplay.sampling import verdict_fields
 from selfplay.tasks import Problem, Task, verify_all
 from selfplay.verify import STATUSES, Verdict
 
@@ -125,7 +125,7 @@ def _recording_trainer():
 
 
 def _verdict_record(p: Problem, text: str, ids: list[int], eos: set[int], v: Verdict) -> dict:
-    """A sample in the schema of :func:`selfplay.sampling.sample_record` (filled in later:
+    """A sample in the schema of :func:`selfplay.engine.sampling.sample_record` (filled in later:
     ``sample_idx``, ``advantage``, ``group``, ``step``, ``prompt_tokens``)."""
     return {
         "problem_id": p.id,

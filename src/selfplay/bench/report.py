@@ -1,5 +1,5 @@
 """The bench's report: results rows -> a summary (``summary.json``, tables as data), rendered as
-report.md (and by :mod:`selfplay.html_report` as report.html), and the plots."""
+report.md (and by :mod:`selfplay.views.html` as report.html), and the plots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig
+from selfplay.bench.config import COMPUTE_SUFFIX, BenchConfig
 from selfplay.config import RunConfig
 from selfplay.plots import pyplot
 from selfplay.stats import (
@@ -175,7 +175,7 @@ def bench_warnings(
 def _lr_warnings(lr_search: dict | None) -> list[str]:
     if not lr_search:
         return []
-    from selfplay.lr_search import edge_warning
+    from selfplay.bench.lr_search import edge_warning
 
     w = edge_warning(lr_search)
     return [w] if w else []
@@ -250,7 +250,7 @@ def summarize_bench(
     extra, compute_records = compute_matched_sections(bench, arms, rows, final)
     sections += extra
     if lr_search:
-        from selfplay.lr_search import lr_section
+        from selfplay.bench.lr_search import lr_section
 
         sections.append(lr_section(lr_search))
     return {

@@ -26,11 +26,11 @@ import re
 import shutil
 from pathlib import Path
 
-from selfplay import artifacts
+from selfplay.engine import artifacts
 from selfplay.errors import ConfigError
 from selfplay.schedules import supports
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
 RUN_FILES = ("config.yaml", "provenance.json", "metrics.jsonl", "summary.json", "report.md")
 """A published single run's files."""
@@ -55,9 +55,9 @@ def result_files(results_dir: Path) -> tuple[str, ...]:
 def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     """Publish a finished run's small files to ``root/name``: its resolved config, its stages'
     metrics and its provenance (no models, no samples); the summary is derived from them."""
-    from selfplay.bench import write_provenance, write_summary
+    from selfplay.bench.runner import write_provenance, write_summary
     from selfplay.config import read_yaml_mapping
-    from selfplay.rundir import git, read_metrics
+    from selfplay.engine.rundir import git, read_metrics
 
     run_dir = Path(run_dir)
     config = read_yaml_mapping(run_dir / "config.yaml")
@@ -109,14 +109,14 @@ def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
 def resummarize(results_dir: Path) -> dict:
     """The summary that a results directory's results.parquet and bench.yaml give (a run's:
     its metrics.jsonl and config.yaml)."""
-    from selfplay.bench_config import BenchConfig, arm_configs
-    from selfplay.bench_report import summarize_bench
+    from selfplay.bench.config import BenchConfig, arm_configs
+    from selfplay.bench.report import summarize_bench
+    from selfplay.bench.sweep import summarize_sweep
     from selfplay.config import build_dataclass, read_yaml_mapping
-    from selfplay.sweep import summarize_sweep
 
     d = Path(results_dir)
     if (d / "metrics.jsonl").exists():  # a single run
-        from selfplay.run_report import summarize_run
+        from selfplay.views.run import summarize_run
 
         rows = artifacts.read_jsonl(d / "metrics.jsonl")
         config = read_yaml_mapping(d / "config.yaml")
@@ -128,7 +128,7 @@ def resummarize(results_dir: Path) -> dict:
     if stored.get("kind") == "sweep":
         return summarize_sweep(bench, rows, stored["plots"], wall)
     if stored.get("kind") == "climb-bench":
-        from selfplay.climb_bench import summarize_climb
+        from selfplay.bench.climb import summarize_climb
 
         return summarize_climb(
             bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall
@@ -143,7 +143,7 @@ def rereference(results_dir: Path, reference: str) -> None:
     it, and summary.json and report.md are derived again from results.parquet."""
     import yaml
 
-    from selfplay.bench import write_summary
+    from selfplay.bench.runner import write_summary
 
     d = Path(results_dir)
     data = yaml.safe_load((d / "bench.yaml").read_text())
@@ -156,7 +156,7 @@ def rereference(results_dir: Path, reference: str) -> None:
 
 def render_block(name: str, heading: str, root: Path = RESULTS) -> str:
     """The Markdown of one published table (or, for ``verdict``, the verdict line)."""
-    from selfplay.bench_report import markdown_table
+    from selfplay.bench.report import markdown_table
 
     path = Path(root) / name / "summary.json"
     if not path.exists():

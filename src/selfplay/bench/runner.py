@@ -22,21 +22,21 @@ from pathlib import Path
 
 import yaml
 
-from selfplay import artifacts
 from selfplay.bars import PROGRESS_FILE
-from selfplay.bench_config import COMPUTE_SUFFIX, BenchConfig, arm_config, continued_arms
-from selfplay.bench_report import render_markdown, summarize_bench, write_plots
-from selfplay.climb_bench import (
+from selfplay.bench.climb import (
     collect_climb_results,
     is_climb_bench,
     summarize_climb,
     write_climb_plots,
 )
+from selfplay.bench.config import COMPUTE_SUFFIX, BenchConfig, arm_config, continued_arms
+from selfplay.bench.progress import bench_progress, bench_seconds, quiet_libraries, run_seconds
+from selfplay.bench.report import render_markdown, summarize_bench, write_plots
 from selfplay.config import RunConfig
+from selfplay.engine import artifacts
+from selfplay.engine.loop import run
+from selfplay.engine.rundir import link_run, read_metrics, share_seed
 from selfplay.errors import ConfigError
-from selfplay.loop import run
-from selfplay.progress import bench_progress, bench_seconds, quiet_libraries, run_seconds
-from selfplay.rundir import link_run, read_metrics, share_seed
 
 
 def run_bench(
@@ -49,7 +49,7 @@ def run_bench(
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
     search = None
     if bench.lr_factors:
-        from selfplay.lr_search import chosen_overrides, run_lr_search
+        from selfplay.bench.lr_search import chosen_overrides, run_lr_search
 
         search = run_lr_search(
             bench, arms, lambda jobs: run_configs(bench, jobs, console, progress)
@@ -78,7 +78,7 @@ def run_bench(
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs) + continued_seconds(bench, arms)
     if search:
-        from selfplay.lr_search import search_seconds
+        from selfplay.bench.lr_search import search_seconds
 
         wall += search_seconds(bench_dir)
     prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
@@ -320,7 +320,7 @@ def write_provenance(
     known (``None``)."""
     import platform
 
-    from selfplay.rundir import environment, git
+    from selfplay.engine.rundir import environment, git
 
     ran_here = commit is None
     commit = commit or git("rev-parse", "HEAD") or "unknown"

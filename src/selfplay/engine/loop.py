@@ -9,10 +9,10 @@
         model_k  = train(init, schedule.training_data(k)) (kept chains, U, raw data, mixtures)
         metrics  = evaluate(model_k, schedule.eval_problems(k))
 
-A schedule (:mod:`selfplay.schedules`) only plans; the stages (:mod:`selfplay.stages`), decoders,
-trainers, evaluation and the cost ledger (:mod:`selfplay.ledger`) are the same for all of them.
+A schedule (:mod:`selfplay.schedules`) only plans; the stages (:mod:`selfplay.engine.stages`), decoders,
+trainers, evaluation and the cost ledger (:mod:`selfplay.engine.ledger`) are the same for all of them.
 With ``loop.method: grpo`` the practice step is one GRPO stage (online RL with the verifier as
-the reward, :mod:`selfplay.grpo`) in place of generate, verify, filter and train. Each stage
+the reward, :mod:`selfplay.engine.grpo`) in place of generate, verify, filter and train. Each stage
 writes its artifact atomically and is skipped when it exists, so rerunning a killed run resumes
 from the last finished stage.
 """
@@ -21,26 +21,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfplay import artifacts, stages
 from selfplay.config import RunConfig
-from selfplay.evaluation import test_problems
-from selfplay.generation import check_backend
-from selfplay.ledger import Clock, Cost, add_cost
-from selfplay.metrics import filter_metrics, generation_metrics
-from selfplay.models import build_char_tokenizer, load_tokenizer, resolve_device, setup_device
-from selfplay.rundir import (
+from selfplay.engine import artifacts, stages
+from selfplay.engine.evaluation import test_problems
+from selfplay.engine.ledger import Clock, Cost, add_cost
+from selfplay.engine.metrics import filter_metrics, generation_metrics
+from selfplay.engine.models import (
+    build_char_tokenizer,
+    load_tokenizer,
+    resolve_device,
+    setup_device,
+)
+from selfplay.engine.rundir import (
     prepare_run_dir,
     round_dir,
     seed_dir,
     write_metrics_log,
     writer_lock,
 )
+from selfplay.engine.sources import raw_corpus, raw_summary, tokens_per_step
+from selfplay.engine.stages import MEMBER_SEED, STOP_ENV, StageInterrupt
+from selfplay.engine.tracking import check_tracking, log_stage
+from selfplay.generation import check_backend
 from selfplay.schedules import make_schedule
 from selfplay.schedules.base import RoundPlan, RunContext, Schedule
-from selfplay.sources import raw_corpus, raw_summary, tokens_per_step
-from selfplay.stages import MEMBER_SEED, STOP_ENV, StageInterrupt
 from selfplay.tasks import make_task
-from selfplay.tracking import check_tracking, log_stage
 
 __all__ = ["STOP_ENV", "RunContext", "StageInterrupt", "prepare_run_dir", "run", "run_round"]
 
@@ -238,7 +243,7 @@ def expert_iteration(ctx: RunContext, schedule: Schedule, k: int, plan: RoundPla
 def grpo(ctx: RunContext, schedule: Schedule, k: int, plan: RoundPlan, it: Path):
     """One GRPO stage on the plan's problems: online RL from model_{k-1} with the verifier as the
     reward; it samples while it trains, so it has no separate generate, filter or train stage."""
-    from selfplay.grpo import grpo_stage
+    from selfplay.engine.grpo import grpo_stage
 
     rec = grpo_stage(
         ctx.cfg, ctx.task, k, plan.model_dirs[0], plan.problems, it, device=ctx.device,

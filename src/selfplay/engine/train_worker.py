@@ -2,7 +2,7 @@
 :func:`selfplay.training.launch_training`, which writes the request and builds the command)::
 
     accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes 8 \\
-        -m selfplay.train_worker runs/x/iter_001/.trainer/request.json
+        -m selfplay.engine.train_worker runs/x/iter_001/.trainer/request.json
 
 Every process loads the initial checkpoint, builds the same trainer as in-process training
 (:func:`selfplay.training.build_trainer`: same step plan and data order) and trains; the Trainer's
@@ -26,7 +26,7 @@ def run_request(request: dict) -> None:
     import torch
 
     from selfplay.config import LoraConfig, TrainConfig
-    from selfplay.models import load_model
+    from selfplay.engine.models import load_model
     from selfplay.tasks import Example
     from selfplay.training import StepPlan, build_trainer, train_result
 
@@ -77,7 +77,7 @@ def _merge_adapter(init: str, adapter: Path, out: Path) -> None:
     """Initial weights + trained adapters -> a plain checkpoint (on CPU, in the weights' dtype)."""
     from peft import PeftModel
 
-    from selfplay.models import load_model
+    from selfplay.engine.models import load_model
 
     base, tok = load_model(init, "cpu")
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
@@ -92,7 +92,7 @@ def _rank() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m selfplay.train_worker REQUEST.json", file=sys.stderr)
+        print("usage: python -m selfplay.engine.train_worker REQUEST.json", file=sys.stderr)
         return 2
     request = json.loads(Path(argv[0]).read_text())
     try:

@@ -1,8 +1,8 @@
 """What a climb adds to a run's views: the legend of its columns, its final line and its two
 figures. ``selfplay summary`` and ``report.html`` show any run's stage table
-(:func:`selfplay.run_report.stage_table`, with a climb's columns) and these;
+(:func:`selfplay.views.run.stage_table`, with a climb's columns) and these;
 ``scripts/climb_summary.py`` writes the figures next to a published result. Everything is read
-from ``metrics.jsonl``'s rows (``selfplay.rundir.read_metrics``) and ``final.json``.
+from ``metrics.jsonl``'s rows (``selfplay.engine.rundir.read_metrics``) and ``final.json``.
 
 heatmap:  difficulty x round, colour = greedy test accuracy (the final model as the last column);
           the difficulties each round practised are outlined
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfplay import artifacts
+from selfplay.engine import artifacts
 from selfplay.plots import pyplot
-from selfplay.run_report import compact_accuracy
+from selfplay.views.run import compact_accuracy
 
 LEGEND = (
     "probe frontier: the largest d with every difficulty 1..d at >= {t:g} greedy accuracy on the "

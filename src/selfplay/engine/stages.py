@@ -13,7 +13,7 @@ first stage whose artifact is missing.
                                                     generations, with verdicts)
 
 Once ``filter`` has written ``samples.parquet`` the two intermediate chain files are removed
-(``samples.parquet`` holds all they held). ``selfplay.loop`` calls the stages in this order.
+(``samples.parquet`` holds all they held). ``selfplay.engine.loop`` calls the stages in this order.
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfplay import artifacts
 from selfplay.config import FilterConfig, RunConfig, TrainConfig
-from selfplay.evaluation import evaluate
-from selfplay.filters import filter_samples
-from selfplay.metrics import eval_block, merge_generation_stats
-from selfplay.models import (
+from selfplay.engine import artifacts
+from selfplay.engine.evaluation import evaluate
+from selfplay.engine.filters import filter_samples
+from selfplay.engine.metrics import eval_block, merge_generation_stats
+from selfplay.engine.models import (
     count_params,
     init_model,
     load_for_generation,
     load_for_training,
 )
-from selfplay.sampling import generate_samples, needs_verdicts, sample_record, verify_samples
-from selfplay.sources import unique_tokens
+from selfplay.engine.sampling import generate_samples, needs_verdicts, sample_record, verify_samples
+from selfplay.engine.sources import unique_tokens
+from selfplay.engine.tracking import trainer_tracking
 from selfplay.tasks import Example, Problem, Task
-from selfplay.tracking import trainer_tracking
 from selfplay.training import Mixture, fit
 
 # The committee's j-th model runs on seed ``seed + MEMBER_SEED * j``: far from other runs' seeds.
@@ -130,7 +130,7 @@ def generate_chains(
     model samples on ``seed + MEMBER_SEED * j``), plus the configured resampling, rationalization
     and ``fill``; returns the generation stats.
 
-    Strategies that decide by verdicts verify as they go (:func:`selfplay.sampling.needs_verdicts`);
+    Strategies that decide by verdicts verify as they go (:func:`selfplay.engine.sampling.needs_verdicts`);
     otherwise the verdicts are left to :func:`verify_chains`. ``note`` is stored with the stats."""
     stage_dir = Path(stage_dir)
     if is_done("generate", stage_dir):
@@ -208,8 +208,8 @@ def filter_chains(
 ) -> list[dict]:
     """Mark every verified chain kept or not, with its reason (``samples.parquet``), and write
     the kept ones (``kept.parquet``); returns all samples. ``select``: the filters of
-    :func:`selfplay.filters.filter_samples`, or a function that marks the samples and returns
-    the kept ones (e.g. :func:`selfplay.filters.choose_labels`)."""
+    :func:`selfplay.engine.filters.filter_samples`, or a function that marks the samples and returns
+    the kept ones (e.g. :func:`selfplay.engine.filters.choose_labels`)."""
     stage_dir = Path(stage_dir)
     if not is_done("filter", stage_dir):
         samples = artifacts.read_parquet(stage_dir / "verified.parquet")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from selfplay import artifacts
 from selfplay.config import ConfigError, FrontierConfig
+from selfplay.engine import artifacts
 
 STATUS_STYLE = {
     "correct": "green",
@@ -94,7 +94,7 @@ def frontier_header(run_dir: Path, k: int, samples: list[dict]) -> str | None:
     probe = fr.get("probe") or (artifacts.read_json(probe_path) if probe_path.exists() else {})
     solved = fr.get("probe_solved")
     if solved is None:  # a round still training: its probe is written, its metrics not yet
-        from selfplay.evaluation import solved_frontier
+        from selfplay.engine.evaluation import solved_frontier
 
         solved = solved_frontier({int(a): b for a, b in probe.items()}, frontier_threshold(run_dir))
     practice = fr.get("practice") or sorted({r["difficulty"] for r in labels})

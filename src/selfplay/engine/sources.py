@@ -20,9 +20,9 @@ import random
 from dataclasses import asdict
 from pathlib import Path
 
-from selfplay import artifacts
 from selfplay.config import RunConfig
-from selfplay.rundir import round_dir, seed_dir
+from selfplay.engine import artifacts
+from selfplay.engine.rundir import round_dir, seed_dir
 from selfplay.tasks import Example, Problem, Task
 from selfplay.tasks.generated import overlap_key
 from selfplay.training import count_supervised_tokens, count_tokens

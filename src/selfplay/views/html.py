@@ -18,10 +18,10 @@ import io
 import json
 from pathlib import Path
 
-from selfplay import artifacts
 from selfplay.config import ConfigError
+from selfplay.engine import artifacts
 from selfplay.plots import pyplot
-from selfplay.view import (
+from selfplay.views.chains import (
     finished_iterations,
     load_eval_samples,
     load_samples,
@@ -148,9 +148,9 @@ def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def _summary_html(rows: list[dict], final: dict | None = None) -> str:
-    """Any run's per-stage table (:func:`selfplay.run_report.stage_table`), accuracy cells
+    """Any run's per-stage table (:func:`selfplay.views.run.stage_table`), accuracy cells
     shaded by value so that a climb's table doubles as a heatmap; a climb's final model last."""
-    from selfplay.run_report import stage_table
+    from selfplay.views.run import stage_table
 
     columns, table = stage_table(rows, compact=False)
     body = []
@@ -290,7 +290,7 @@ def _caption(stem: str) -> str:
 
 
 def _run_body(d: Path) -> str:
-    from selfplay.rundir import read_metrics
+    from selfplay.engine.rundir import read_metrics
 
     rows = read_metrics(d)
     if not rows:
@@ -326,9 +326,9 @@ def _figure(title: str, b64: str) -> str:
 def _stages_html(d: Path, rows: list[dict]) -> str:
     """Any run's per-stage table and its plots; a climb's table adds its final model, and its
     plots are the climb's (test accuracy by difficulty and round, the frontier against spend)."""
-    from selfplay import frontier_report as fr
-    from selfplay.run_report import is_climb, run_warnings
-    from selfplay.view import frontier_threshold
+    from selfplay.views import climb as fr
+    from selfplay.views.chains import frontier_threshold
+    from selfplay.views.run import is_climb, run_warnings
 
     warnings = "".join(
         f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>' for w in run_warnings(rows)

@@ -15,8 +15,8 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
-from selfplay import artifacts
 from selfplay.config import RunConfig, config_to_dict, dump_config
+from selfplay.engine import artifacts
 from selfplay.errors import ConfigError
 
 RESUMABLE_CHANGES = {

@@ -18,9 +18,9 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from selfplay import artifacts
-from selfplay.bench_config import BenchConfig, arm_config
+from selfplay.bench.config import BenchConfig, arm_config
 from selfplay.config import RunConfig
+from selfplay.engine import artifacts
 from selfplay.errors import ConfigError
 
 GRID_EVAL = ["eval.n_per_difficulty=10", "eval.n_intermediate=null", "eval.k=0"]
@@ -69,7 +69,7 @@ def validation_problems(
     """Up to ``n`` validation-side train problems per difficulty that share no problem (twins
     included) with U, the evaluation set or ``trained_ids``; returns them and how many
     candidates were dropped for having been generated on or trained on."""
-    from selfplay.sampling import draw_problems
+    from selfplay.engine.sampling import draw_problems
     from selfplay.tasks.generated import overlap_key
 
     key = getattr(task, "overlap_key", overlap_key)
@@ -111,11 +111,11 @@ def seed_owner(bench: BenchConfig, arm: str, seed: int) -> RunConfig:
 def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all) -> dict:
     """Run the grid (``run_all(list of (label, config))`` runs them, resumably), measure every
     model on the validation set, write ``<bench>/lr_search.json`` and return it."""
-    from selfplay.evaluation import test_problems
-    from selfplay.loop import run
-    from selfplay.models import resolve_device, setup_device
-    from selfplay.rundir import round_dir, seed_dir, share_seed
-    from selfplay.stages import evaluate_model
+    from selfplay.engine.evaluation import test_problems
+    from selfplay.engine.loop import run
+    from selfplay.engine.models import resolve_device, setup_device
+    from selfplay.engine.rundir import round_dir, seed_dir, share_seed
+    from selfplay.engine.stages import evaluate_model
     from selfplay.tasks import make_task
 
     factors = bench.lr_factors
@@ -193,7 +193,7 @@ def run_lr_search(bench: BenchConfig, arms: dict[str, RunConfig], run_all) -> di
 def search_seconds(bench_dir: Path) -> float:
     """Seconds the search's runs took: their rounds and their validation measurement (the seed
     model they share is the bench's own, counted with its arms)."""
-    from selfplay.progress import run_seconds
+    from selfplay.bench.progress import run_seconds
 
     total = 0.0
     for run_dir in sorted((Path(bench_dir) / "lr_search").glob("*/x*")):

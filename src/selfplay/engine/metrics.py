@@ -1,12 +1,12 @@
 """The numbers a stage reports: generation yield, filter decisions and evaluation aggregates
-(the cost carried from round to round is :mod:`selfplay.ledger`'s)."""
+(the cost carried from round to round is :mod:`selfplay.engine.ledger`'s)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from selfplay.config import RunConfig
-from selfplay.filters import normalize_chain, reason_kind
+from selfplay.engine.filters import normalize_chain, reason_kind
 from selfplay.stats import binomial_se
 from selfplay.verify import STATUSES
 

@@ -10,9 +10,9 @@ import random
 from math import comb
 
 from selfplay.config import RunConfig
-from selfplay.filters import majority_answer, normalize_answer
+from selfplay.engine.filters import majority_answer, normalize_answer
+from selfplay.engine.sampling import completion_budget
 from selfplay.generation import backend_options, get_backend
-from selfplay.sampling import completion_budget
 from selfplay.tasks import Problem, Task, verify_all
 
 

@@ -8,9 +8,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from selfplay.artifacts import read_json
 from selfplay.bars import PROGRESS_FILE, describe, line_every, read_report
-from selfplay.rundir import read_metrics
+from selfplay.engine.artifacts import read_json
+from selfplay.engine.rundir import read_metrics
 
 
 def quiet_libraries() -> None:

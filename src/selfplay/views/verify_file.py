@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfplay.filters import verification_reason
+from selfplay.engine.filters import verification_reason
 from selfplay.tasks import TASKS, Problem, verify_all
 from selfplay.tasks.data import iter_records, parse_record
 from selfplay.verify import STATUSES, Verdict
@@ -201,7 +201,7 @@ def summary_tables(summary: dict[str, Any], title: str):
     t.add_column("status")
     t.add_column("count", justify="right")
     t.add_column("share", justify="right")
-    from selfplay.view import inert
+    from selfplay.views.chains import inert
 
     for s, c in summary["statuses"].items():
         t.add_row(inert(s), f"{c:,}", f"{c / n:.1%}")
