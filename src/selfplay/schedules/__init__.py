@@ -67,4 +67,13 @@ def make_schedule(name: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-__all__ = ["EPOCH_CAPS", "LABELLED", "PRACTISED", "SCHEDULES", "SUPPORTS", "TRAINING_DEFAULTS", "make_schedule", "supports"]
+__all__ = [
+    "EPOCH_CAPS",
+    "LABELLED",
+    "PRACTISED",
+    "SCHEDULES",
+    "SUPPORTS",
+    "TRAINING_DEFAULTS",
+    "make_schedule",
+    "supports",
+]
