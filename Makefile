@@ -29,7 +29,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The slow suite includes a bench on a local two-node Ray cluster, so it installs the ray extra.
 test-slow: setup
+	$(BIN)/python -m pip install -q -e '.[test,ray]'
 	$(BIN)/python -m pytest -q -m slow
 
 # Needs Debian's chromium (`apt-get install chromium`); .ci/run installs it.

@@ -44,6 +44,28 @@ SEED_KEYS = (
 
 
 @dataclass
+class RayConfig:
+    """Where and how a bench's runs go on a Ray cluster (``executor: ray``)."""
+
+    address: str | None = None
+    """The cluster: ``host:port`` of its head (``ray start --head`` prints it), ``auto`` (the
+    cluster this machine has joined), or null (``RAY_ADDRESS`` if set, else a Ray started on this
+    machine for the bench and stopped after it)."""
+    cpus: float = 1.0
+    """CPUs each run reserves (and its torch threads: the whole part of it, at least one)."""
+    gpus: float = 0.0
+    """GPUs each run reserves; a fraction shares one GPU (each run gets that part of its memory)."""
+    memory_gb: float = 0.0
+    """Memory each run reserves, in GiB (Ray schedules by it; 0: no reservation)."""
+    max_retries: int = 3
+    """Times a run is started again when its worker process or its node is lost; each retry
+    resumes from the run's last finished stage."""
+    lock_wait_s: float = 300.0
+    """How long a retried run waits for an earlier attempt that still holds its run directory
+    (a node that lost touch but still runs) before it fails with a one-line error."""
+
+
+@dataclass
 class BenchConfig:
     name: str = "bench"
     output_dir: str | None = None
@@ -79,6 +101,13 @@ class BenchConfig:
     jobs: int = 1
     """Arm x seed runs going at once, each in its own process with an equal share of the CPU
     threads (or of the GPU); the other arms of a seed wait for the run that trains its seed model."""
+    executor: str = "local"
+    """Where the runs go: ``local`` (``jobs`` processes on this machine) or ``ray`` (every run a
+    Ray task with ``ray``'s resources on a Ray cluster; ``pip install 'selfplay[ray]'``). With
+    ``ray`` the bench directory must be on storage every node mounts at the same path
+    (docs/cluster.md); ``jobs`` is then the cluster's: as many runs as its resources hold."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """The cluster and each run's resources with ``executor: ray``."""
     compute_match: bool = False
     """Also compare at equal total compute: after its rounds, every raw arm is continued (more
     rounds of the same data stream, in ``<arm>@compute/``) until its training FLOPs reach the
@@ -171,6 +200,7 @@ def load_bench_config(
         )
     if bench.jobs < 1:
         raise ConfigError(f"jobs: must be >= 1, got {bench.jobs}")
+    check_executor(bench)
     if bench.eval_min_problems < 0:
         raise ConfigError("eval_min_problems: must be >= 0")
     check_eval_size(bench, next(iter(arms.values())))
@@ -194,6 +224,32 @@ def load_bench_config(
             except ConfigError as exc:
                 raise ConfigError(f"sweep regime {name}, arm {arm}: {exc}") from None
     return bench, arms
+
+
+EXECUTORS = ("local", "ray")
+
+
+def check_executor(bench: BenchConfig) -> None:
+    """``executor`` and its ``ray`` section: known, in range, and Ray installed when asked for."""
+    if bench.executor not in EXECUTORS:
+        raise ConfigError(
+            f"executor: must be one of {', '.join(EXECUTORS)}, got {bench.executor!r}"
+        )
+    r = bench.ray
+    if not r.cpus >= 1:
+        raise ConfigError(f"ray.cpus: must be >= 1 (a run's threads), got {r.cpus}")
+    for key in ("gpus", "memory_gb", "lock_wait_s"):
+        if not getattr(r, key) >= 0:
+            raise ConfigError(f"ray.{key}: must be >= 0, got {getattr(r, key)}")
+    if r.max_retries < 0:
+        raise ConfigError(f"ray.max_retries: must be >= 0, got {r.max_retries}")
+    if bench.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError(
+                "executor: ray needs Ray, which is not installed: pip install 'selfplay[ray]'"
+            )
 
 
 def check_shared_seed(arms: dict[str, RunConfig]) -> None:

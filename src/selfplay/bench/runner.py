@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from contextlib import nullcontext
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
 
-from selfplay.bars import PROGRESS_FILE
 from selfplay.bench.climb import (
     collect_climb_results,
     is_climb_bench,
@@ -30,7 +30,8 @@ from selfplay.bench.climb import (
     write_climb_plots,
 )
 from selfplay.bench.config import COMPUTE_SUFFIX, BenchConfig, arm_config, continued_arms
-from selfplay.bench.progress import bench_progress, bench_seconds, quiet_libraries, run_seconds
+from selfplay.bench.executors import Job, open_executor
+from selfplay.bench.progress import bench_progress, bench_seconds, run_seconds
 from selfplay.bench.report import render_markdown, summarize_bench, write_plots
 from selfplay.config import RunConfig
 from selfplay.engine import artifacts
@@ -47,25 +48,27 @@ def run_bench(
     bench_dir = bench.bench_dir
     bench_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False))
-    search = None
-    if bench.lr_factors:
-        from selfplay.bench.lr_search import chosen_overrides, run_lr_search
+    with open_executor(bench) or nullcontext() as ex:
+        search = None
+        if bench.lr_factors:
+            from selfplay.bench.lr_search import chosen_overrides, run_lr_search
 
-        search = run_lr_search(
-            bench, arms, lambda jobs: run_configs(bench, jobs, console, progress)
-        )
-        # The arms as they run: each with its chosen learning rate (bench.yaml says so).
-        bench = chosen_overrides(bench, search)
-        arms = {name: arm_config(bench, name, bench.seeds[0]) for name in bench.arms}
-        artifacts.write_text(
-            bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False)
-        )
-    if bench.jobs > 1:
-        run_arms_parallel(bench, arms, console, progress)
-    else:
-        run_arms(bench, arms, console, progress)
-    if bench.compute_match:
-        run_continued(bench, arms, console, progress)
+            search = run_lr_search(
+                bench, arms, lambda jobs: run_configs(bench, jobs, console, progress, ex)
+            )
+            # The arms as they run: each with its chosen learning rate (bench.yaml says so).
+            bench = chosen_overrides(bench, search)
+            arms = {name: arm_config(bench, name, bench.seeds[0]) for name in bench.arms}
+            artifacts.write_text(
+                bench_dir / "bench.yaml", yaml.safe_dump(asdict(bench), sort_keys=False)
+            )
+        if ex is not None:
+            run_arms_parallel(bench, arms, console, progress, ex)
+        else:
+            run_arms(bench, arms, console, progress)
+        if bench.compute_match:
+            run_continued(bench, arms, console, progress, ex)
+        where = ex.describe() if ex is not None else "1 process on this machine"
     climb = is_climb_bench(arms)
     rows = collect_climb_results(bench, arms) if climb else collect_results(bench, arms)
     artifacts.write_parquet(bench_dir / "results.parquet", rows)
@@ -81,7 +84,7 @@ def run_bench(
         from selfplay.bench.lr_search import search_seconds
 
         wall += search_seconds(bench_dir)
-    prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs)
+    prov = write_provenance(bench_dir, wall, time.perf_counter() - t0, bench.jobs, where=where)
     if climb:
         summary = summarize_climb(bench, arms, rows, plots, prov)
     else:
@@ -158,7 +161,9 @@ def _finished_stages(cfg: RunConfig) -> list[dict] | None:
     return stages if len(stages) == cfg.loop.iterations + 1 else None
 
 
-def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool) -> None:
+def run_continued(
+    bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool, ex=None
+) -> None:
     """Continue the raw arms (``compute_match_arms``, default every raw arm) to the self-play
     arms' compute (``compute_match``); rerunning resumes."""
     jobs = []
@@ -167,21 +172,23 @@ def run_continued(bench: BenchConfig, arms: dict[str, RunConfig], console, progr
             src = arm_config(bench, name.removesuffix(COMPUTE_SUFFIX), seed).run_dir
             link_run(src, cfg.run_dir)
             jobs.append((f"seed {seed}, [cyan]{name}[/] ({cfg.loop.iterations} rounds)", cfg))
-    run_configs(bench, jobs, console, progress)
+    run_configs(bench, jobs, console, progress, ex)
 
 
-def run_configs(bench: BenchConfig, jobs: list, console, progress: bool) -> None:
-    """Independent runs ``(label, config)``, ``bench.jobs`` at once, each resumable."""
+def run_configs(bench: BenchConfig, jobs: list, console, progress: bool, ex=None) -> None:
+    """Independent runs ``(label, config)``, each resumable: one after another here, or on the
+    executor ``ex``."""
     if not jobs:
         return
-    with bench_progress(len(jobs), console, bar=progress, jobs=bench.jobs) as step:
-        if bench.jobs == 1:
+    workers = ex.workers if ex is not None else 1
+    with bench_progress(len(jobs), console, bar=progress, jobs=workers) as step:
+        if ex is None:
             for label, cfg in jobs:
                 step(label, cfg.run_dir)
                 run(cfg, console=None, progress=progress)
         else:
             todo = [Job(label, cfg) for label, cfg in jobs]
-            run_jobs(bench.jobs, todo, step, lambda job: [])
+            run_jobs(ex, todo, step, lambda job: [])
         step()
 
 
@@ -195,93 +202,44 @@ def continued_seconds(bench: BenchConfig, arms: dict[str, RunConfig]) -> float:
     return total
 
 
-@dataclass
-class Job:
-    """One run for a worker: ``seed_only`` stops after the seed stage (the model a seed's arms
-    share); ``arm`` is set for an arm x seed run the bench counts as one of its units."""
-
-    label: str
-    cfg: RunConfig
-    seed_only: bool = False
-    arm: bool = True
-
-
-def run_jobs(workers: int, todo: list[Job], step, then) -> None:
-    """Runs the ``todo`` jobs in ``workers`` processes, and what ``then(job)`` returns once a job
-    has finished. Each job gets its part of the cores free of other work when it starts
-    (:mod:`selfplay.threads`): one seed model alone trains on all of them, two arms at once on
-    half each. While they run, their progress (each worker's bars, written to the run's
+def run_jobs(ex, todo: list[Job], step, then) -> None:
+    """Runs the ``todo`` jobs on the executor ``ex`` (:mod:`selfplay.bench.executors`), as many
+    at once as it holds, and what ``then(job)`` returns once a job has finished (a seed's arms
+    after its seed model). While they run, their progress (each run's bars, written to its
     ``progress.json``) is shown through ``step.live``. A failed run stops the bench (finished
     runs stay; rerunning resumes)."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    from selfplay.threads import free_cpus
-
-    free = free_cpus()  # measured before any worker starts: what other work leaves us
     queue, running = list(todo), {}
-    with _pool(workers) as pool:
-        try:
-            while queue or running:
-                while queue and len(running) < workers:
-                    job = queue.pop(0)
-                    threads = max(1, free // min(workers, len(running) + 1 + len(queue)))
-                    running[pool.submit(_run_job, job, threads)] = job
-                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = running.pop(fut)
-                    try:
-                        fut.result()
-                    except ConfigError as exc:
-                        raise ConfigError(f"{job.label}: {exc}") from None
-                    if job.arm:
-                        step(job.label, job.cfg.run_dir, finished=True)
-                    queue += then(job)
-                step.live({t.label: t.cfg.run_dir for t in running.values()})
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
-
-
-def _run_job(job: Job, threads: int) -> None:
-    """In a worker: the run, with ``threads`` torch threads and its bars reported to the
-    run directory's ``progress.json`` for the driver to show."""
-    from selfplay import bars
-    from selfplay.threads import size_threads
-
-    size_threads(free=threads)
-    bars.report_to(job.cfg.run_dir / PROGRESS_FILE)
     try:
-        run(job.cfg, console=None, progress=True, until_seed=job.seed_only)
-    finally:
-        bars.report_to(None)
-
-
-def _pool(jobs: int):
-    """``jobs`` worker processes (spawned: no state inherited), each with its share of the GPU's
-    memory (threads are set per job)."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    return ProcessPoolExecutor(
-        jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(jobs,)
-    )
-
-
-def _init_worker(jobs: int) -> None:
-    import torch
-
-    if torch.cuda.is_available():  # runs sharing one GPU each get an equal part of its memory
-        torch.cuda.set_per_process_memory_fraction(1 / jobs)
-    quiet_libraries()
+        while queue or running:
+            while queue and len(running) < ex.workers:
+                job = queue.pop(0)
+                sharing = min(ex.workers, len(running) + 1 + len(queue))
+                running[ex.submit(job, sharing)] = job
+            done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = running.pop(fut)
+                try:
+                    fut.result()
+                except ConfigError as exc:
+                    raise ConfigError(f"{job.label}: {exc}") from None
+                if job.arm:
+                    step(job.label, job.cfg.run_dir, finished=True)
+                queue += then(job)
+            step.live({t.label: t.cfg.run_dir for t in running.values()})
+    except BaseException:
+        for fut in running:
+            ex.cancel(fut)
+        raise
 
 
 def run_arms_parallel(
-    bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool
+    bench: BenchConfig, arms: dict[str, RunConfig], console, progress: bool, ex
 ) -> None:
-    """``bench.jobs`` runs at once, each in a fresh process with its part of the free cores.
-    Each seed's seed model is trained first, alone or beside other seeds' (in the seed's first
-    arm); once it is done, the seed's arms all start from it."""
+    """The arms on the executor ``ex`` (processes here, or a Ray cluster's tasks), as many at
+    once as it holds. Each seed's seed model is trained first, alone or beside other seeds' (in
+    the seed's first arm); once it is done, the seed's arms all start from it."""
     names = list(arms)
 
     def arm_job(seed: int, name: str) -> Job:
@@ -301,8 +259,8 @@ def run_arms_parallel(
         for s in bench.seeds
     ]
     total = len(bench.seeds) * len(arms)
-    with bench_progress(total, console, bar=progress, jobs=bench.jobs) as step:
-        run_jobs(bench.jobs, seeds, step, then)
+    with bench_progress(total, console, bar=progress, jobs=ex.workers) as step:
+        run_jobs(ex, seeds, step, then)
 
 
 def write_provenance(
@@ -311,13 +269,15 @@ def write_provenance(
     elapsed: float | None = None,
     jobs: int = 1,
     commit: str | None = None,
+    where: str | None = None,
 ) -> dict:
     """``provenance.json``: the code's commit, the libraries, the machine, the runs' recorded
     times (summed over resumed invocations; with ``jobs`` > 1 several ran at once) and the
     elapsed time of the invocation that finished it, so a published table can say what
     produced it. ``commit``: the one the results were produced at, when that is not the code
     at hand (a run published later); whether its tree had uncommitted changes is then not
-    known (``None``)."""
+    known (``None``). ``where``: the executor that ran the runs, when one did (e.g. a Ray
+    cluster's)."""
     import platform
 
     from selfplay.engine.rundir import environment, git
@@ -350,6 +310,8 @@ def write_provenance(
         "elapsed_seconds": elapsed,
         "jobs": jobs,
     }
+    if where:
+        out["executor"] = where
     artifacts.write_json(path, out)
     return out
 

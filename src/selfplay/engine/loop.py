@@ -51,15 +51,21 @@ __all__ = ["STOP_ENV", "RunContext", "StageInterrupt", "prepare_run_dir", "run",
 
 
 def run(
-    cfg: RunConfig, console=None, progress: bool = True, on_stage=None, until_seed: bool = False
+    cfg: RunConfig,
+    console=None,
+    progress: bool = True,
+    on_stage=None,
+    until_seed: bool = False,
+    lock_wait_s: float = 0.0,
 ) -> list[dict]:
     """Run (or resume) the whole loop; returns one metrics record per finished stage.
     ``on_stage(metrics)`` is called after the seed stage and after every round; ``until_seed``
-    stops after the seed stage (a bench trains a seed's shared model so)."""
+    stops after the seed stage (a bench trains a seed's shared model so); ``lock_wait_s``: how
+    long to wait for another writer of the run directory (a retried attempt's predecessor)."""
     task = make_task(cfg)  # the task's config checks come before anything is written
     check_tracking(cfg)
     check_backend(cfg)
-    with writer_lock(cfg.run_dir):  # one writer per run directory
+    with writer_lock(cfg.run_dir, lock_wait_s):  # one writer per run directory
         return _run(cfg, task, console, progress, on_stage, until_seed)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,25 +85,34 @@ LOCK_FILE = ".lock"
 
 
 @contextmanager
-def writer_lock(run_dir: Path):
+def writer_lock(run_dir: Path, wait_s: float = 0.0):
     """Hold the run directory for one writer: a second ``selfplay run`` (or a bench's retried
-    job) into it while this one runs is refused with a one-line error, not interleaved. The lock
-    is the kernel's (``flock``), so a killed run leaves none behind and a rerun resumes."""
+    job) into it while this one runs is refused with a one-line error, not interleaved; with
+    ``wait_s`` it waits that long for the holder to finish first (a retried attempt whose earlier
+    attempt is still dying). The lock is the kernel's (``flock``), so a killed run leaves none
+    behind and a rerun resumes."""
     import fcntl
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+    deadline = time.monotonic() + wait_s
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise ConfigError(
-                f"{run_dir} is being written by {holder}; wait for it to finish (rerunning then "
-                "resumes) or use another output_dir"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(min(1.0, max(0.05, wait_s / 20)))
+                    continue
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                waited = f" (waited {wait_s:g} s)" if wait_s else ""
+                raise ConfigError(
+                    f"{run_dir} is being written by {holder}{waited}; wait for it to finish "
+                    "(rerunning then resumes) or use another output_dir"
+                ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"selfplay pid {os.getpid()} on {socket.gethostname()}")
