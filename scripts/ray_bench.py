@@ -26,8 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from selfplay.engine import artifacts  # noqa: E402
 from tests.ray_cluster import Cluster  # noqa: E402
+
+from selfplay.engine import artifacts  # noqa: E402
 
 TIMING = {"cpu_seconds", "seconds", "wall_seconds", "elapsed_seconds"}
 
