@@ -233,3 +233,12 @@ def test_an_oracle_needs_the_frontier_schedule(tmp_path):
 
     with pytest.raises(ConfigError, match="loop.schedule: must be frontier"):
         config_from_dict({"loop": {"data_source": "oracle"}, "output_dir": str(tmp_path / "r")})
+
+
+def test_the_claims_say_so_when_the_verified_arm_solves_no_length(tmp_path):
+    from selfplay.bench.climb import _goal_section
+
+    bench, arms = _bench(tmp_path)
+    final = {(a, s): {"solved": 0 if a != "selfplay-majority" else 1} for a in arms for s in (0, 1)}
+    lines = "\n".join(_goal_section(bench, arms, final, top=2)["text"])
+    assert "selfplay-verified solves no length (1.0 vs 0.0), so there is no share" in lines

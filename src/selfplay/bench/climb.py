@@ -385,12 +385,17 @@ def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, t
     for name, kind in kinds.items():
         no_truth = kind.startswith(("majority", "committee"))
         if no_truth and verified and solved(name) and solved(verified):
-            m, v = solved(name), solved(verified)
-            ratio = (sum(m) / len(m)) / (sum(v) / len(v))
+            m, v = (sum(x) / len(x) for x in (solved(name), solved(verified)))
+            if v == 0:  # nothing to reach a share of
+                lines.append(
+                    f"{name} (no ground truth) against {verified}: {verified} solves no length "
+                    f"({m:.1f} vs 0.0), so there is no share to state (goal >= 80%)."
+                )
+                continue
+            ratio = m / v
             lines.append(
                 f"{name} (no ground truth) reaches {ratio:.0%} of {verified}'s frontier "
-                f"({sum(m) / len(m):.1f} vs {sum(v) / len(v):.1f}; goal >= 80%): "
-                f"{'met' if ratio >= 0.8 else 'missed'}."
+                f"({m:.1f} vs {v:.1f}; goal >= 80%): {'met' if ratio >= 0.8 else 'missed'}."
             )
     oracle = next((n for n, a in arms.items() if a.loop.data_source == "oracle"), None)
     raw = bench.reference if arms[bench.reference].loop.data_source.startswith("raw") else None
