@@ -74,6 +74,12 @@ def test_quick_bench_config_runs(tmp_path):
     )
     rows = run_bench(bench, arms, progress=False)
     assert {r["arm"] for r in rows} == set(arms)
+    # Every kind of arm is there and trains: the seed model solves enough of its pool that every
+    # self-play filter keeps chains.
+    kinds = {"raw-repeat", "raw-fresh-1x", "selfplay-verified", "selfplay-unverified"}
+    assert kinds | {"selfplay-majority", "selfplay-grpo"} <= set(arms)
+    final = {r["arm"]: r for r in rows if r["iteration"] == max(x["iteration"] for x in rows)}
+    assert all(final[a]["steps"] > 0 for a in arms), {a: final[a]["steps"] for a in arms}
     report = (tmp_path / "b" / "report.md").read_text()
     for arm in arms:
         assert f"| {arm} |" in report
