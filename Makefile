@@ -29,9 +29,10 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# The slow suite includes a bench on a local two-node Ray cluster, so it installs the ray extra.
+# The slow suite includes a bench on a local two-node Ray cluster and runs logged to wandb
+# (offline) and trackio, so it installs those extras.
 test-slow: setup
-	$(BIN)/python -m pip install -q -e '.[test,ray]'
+	$(BIN)/python -m pip install -q -e '.[test,ray,wandb,trackio]'
 	$(BIN)/python -m pytest -q -m slow
 
 # Needs Debian's chromium (`apt-get install chromium`); .ci/run installs it.

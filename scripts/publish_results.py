@@ -4,9 +4,15 @@
     python scripts/publish_results.py --render                              # README.md, docs/*.md
     python scripts/publish_results.py runs/arith-bench-grpo bench-grpo-vs-ei --reference selfplay-verified
     python scripts/publish_results.py runs/arith-default default-run        # a single run
+    python scripts/publish_results.py --plots                               # plots, from the files
 
 summary.json and report.md are derived again from the rows by this code; ``--reference ARM``
 publishes the same rows compared against another arm (its bench.yaml says so).
+
+``--plots`` draws every published bench's and sweep's plots again from its results.parquet and
+bench.yaml (nothing is trained), lists them in its summary, and copies the ones docs/ shows there
+(``selfplay.views.publish.PUBLISHED_PLOTS``: docs/bench_*.png, docs/ablation_*.png, ...) with
+the reports beside them.
 
 A published table is a block ``<!-- results: NAME | SECTION -->`` ... ``<!-- /results -->``
 (see ``selfplay.views.publish``); ``tests/test_published.py`` fails when one differs from its files.
@@ -19,11 +25,13 @@ import sys
 from pathlib import Path
 
 from selfplay.bench.runner import write_summary
+from selfplay.engine.artifacts import read_json
 from selfplay.errors import ConfigError
 from selfplay.views.publish import (
     copy_results,
     copy_run,
     is_run_dir,
+    publish_plots,
     render_file,
     rereference,
     resummarize,
@@ -46,6 +54,9 @@ def publish() -> int:
     ap.add_argument("name", nargs="?", help="its name under benchmarks/results/")
     ap.add_argument("--render", action="store_true", help="rewrite the published tables")
     ap.add_argument("--reference", help="compare against this arm instead of the bench's own")
+    ap.add_argument(
+        "--plots", action="store_true", help="draw the published plots again from the files"
+    )
     args = ap.parse_args()
     if args.bench_dir is not None:
         if not args.name:
@@ -65,6 +76,11 @@ def publish() -> int:
                 # before a report change would otherwise publish its older wording).
                 write_summary(out, resummarize(out))
         print(f"copied to {out}")
+    if args.plots:
+        for summary in sorted((REPO / "benchmarks" / "results").glob("*/summary.json")):
+            if read_json(summary).get("kind") in ("bench", "sweep"):
+                for path in publish_plots(summary.parent.name):
+                    print(f"drew {path.relative_to(REPO)}")
     if args.render:
         for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
             text = path.read_text()

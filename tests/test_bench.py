@@ -508,3 +508,174 @@ def test_lr_search_warns_when_arms_choose_the_edge_of_the_grid():
     assert w.startswith("Learning rate: 2 of 3 arms chose the edge of the grid (x0.5)")
     assert "(x0.5 and x2)" in edge_warning(search(0.5, 2))
     assert edge_warning({"factors": [1], "arms": {"a": {"chosen_factor": 1}}}) is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Plots, drawn from rows made up here (no training)
+
+PLOT_ARMS = {
+    "fresh": ["loop.data_source=raw-fresh"],
+    "repeat": ["loop.data_source=raw-repeat"],
+    "sp": [],
+}
+FINAL_ACC = {  # arm -> final acc in per seed (0, 1, 2); every seed model is at 0.5
+    "fresh": [0.8, 0.85, 0.9],
+    "repeat": [0.6, 0.62, 0.7],
+    "sp": [0.7, 0.8, 0.75],
+    "fresh@compute": [0.84, 0.9, 0.93],
+}
+
+
+def _plot_bench(tmp_path):
+    """A three-arm bench (reference ``fresh``, also against ``repeat``, the reference continued
+    to self-play's compute) and its rows: each arm rising linearly from the seed model to
+    FINAL_ACC; nothing right at 3 digits (harder than U) on any seed."""
+    path = _bench_yaml(tmp_path, PLOT_ARMS, seeds=(0, 1, 2))
+    bench, arms = load_bench_config(
+        path, ["also_against=[repeat]", "compute_match=true", "compute_match_arms=[fresh]"]
+    )
+    source = {"fresh": "raw-fresh", "repeat": "raw-repeat", "sp": "selfplay"}
+    rows = []
+    for arm, accs in FINAL_ACC.items():
+        rounds = 3 if arm.endswith("@compute") else 2
+        for seed, final in enumerate(accs):
+            for it in range(rounds + 1):
+                acc = 0.5 + (final - 0.5) * it / rounds
+                sp = arm == "sp" and it > 0
+                rows.append({
+                    "arm": arm, "seed": seed, "iteration": it,
+                    "source": source[arm.removesuffix("@compute")],
+                    "train_tokens": 1000 * it, "supervised_tokens": 900 * it, "steps": 10 * it,
+                    "round_steps": 10 if it else 0, "round_budget": 900 if it else None,
+                    "unique_examples": 100, "reuse": 1.0, "generated_tokens": 500 * it * sp,
+                    "verifier_calls": 50 * it * sp, "flops": 1e9 * it * (2 if sp else 1),
+                    "epochs_of_U": 0.5 * it, "acc_in": acc, "acc_in_se": 0.01,
+                    "acc_harder": 0.0, "acc_1": min(1.0, acc + 0.1 * (seed - 1) + 0.15),
+                    "acc_2": acc - 0.1, "acc_3": 0.0, "n_1": 20, "n_2": 20, "n_3": 20,
+                    "valid": acc, "pass_rate": 0.4 + 0.01 * it if sp else None,
+                    "kept": 300 + 10 * it if sp else None,
+                })  # fmt: skip
+    return bench, arms, rows
+
+
+def test_paired_differences_plot_shows_every_verdicts_per_seed_differences(tmp_path):
+    from selfplay.bench.report import (
+        paired_differences,
+        plot_paired_differences,
+        render_markdown,
+        summarize_bench,
+        write_plots,
+    )
+    from selfplay.plots import pyplot
+    from selfplay.stats import paired
+
+    bench, arms, rows = _plot_bench(tmp_path)
+    records = paired_differences(bench, arms, rows)
+    by = {(r["arm"], r["reference"]): r for r in records}
+    # Against the reference, against also_against, and against the reference continued.
+    assert list(by) == [
+        ("repeat", "fresh"), ("sp", "fresh"), ("sp", "repeat"), ("sp", "fresh@compute"),
+    ]  # fmt: skip
+    for (arm, ref), rec in by.items():
+        want = [a - b for a, b in zip(FINAL_ACC[arm], FINAL_ACC[ref], strict=True)]
+        assert rec["seeds"] == [0, 1, 2]
+        assert rec["per_seed"] == pytest.approx(want)
+        test = paired(want, bench.margin)
+        assert (rec["mean"], rec["half_width"]) == pytest.approx((test.mean, test.half_width))
+    # The very records the summary (and so the report's tables and verdict) holds.
+    summary = summarize_bench(bench, arms, rows, [], 60.0)
+    stored = summary["comparisons"] + summary["comparisons_at_compute"]
+    assert [{k: v for k, v in r.items() if k != "seeds"} for r in records] == stored
+
+    # The figure draws those numbers: a dot per seed, a diamond per mean, the margin band.
+    plt = pyplot()
+    fig = plot_paired_differences(plt, bench, records)
+    (ax,) = fig.axes
+    dots = [x for ln in ax.lines if ln.get_marker() == "o" for x in ln.get_xdata()]
+    assert sorted(dots) == pytest.approx(sorted(d for r in records for d in r["per_seed"]))
+    means = [x for ln in ax.lines if ln.get_marker() == "D" for x in ln.get_xdata()]
+    assert means == pytest.approx([r["mean"] for r in records])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "equivalence margin ±0.02" in labels and "seed 2" in labels
+    assert "sp − fresh@compute" in ax.get_yticklabels()[-1].get_text()
+    plt.close(fig)
+
+    # Written as a PNG beside the others, first: the plot the verdicts rest on.
+    names = write_plots(tmp_path, rows, bench, arms)
+    assert names[0] == "paired_differences.png"
+    assert set(names) == {
+        "paired_differences.png", "accuracy_vs_tokens.png", "accuracy_by_difficulty.png",
+        "selfplay_yield.png", "raw_repeat_epochs.png",
+    }  # fmt: skip
+    for name in names:
+        png = tmp_path / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plt.imread(png).shape[2] == 4  # it decodes: RGBA pixels
+    assert not list(tmp_path.glob(".*.tmp.png"))
+    report = render_markdown(summarize_bench(bench, arms, rows, names, 60.0))
+    assert "![paired_differences.png](paired_differences.png)" in report
+
+
+def test_plots_draw_no_flat_zero_panel_and_keep_accuracy_within_0_and_1(tmp_path):
+    from selfplay.bench.report import bench_figures
+    from selfplay.plots import pyplot
+
+    plt = pyplot()
+    bench, arms, rows = _plot_bench(tmp_path)
+    figs = bench_figures(rows, bench, arms)
+    curves = figs["accuracy_vs_tokens.png"]
+    titles = [ax.get_title() for ax in curves.axes if ax.get_visible()]
+    # Harder than U is 0 everywhere: no panel of it, and the title says why.
+    assert titles and not any("harder" in t for t in titles)
+    assert "harder than U: every arm at 0 at every checkpoint (not drawn)" in (
+        curves.get_suptitle()
+    )
+    # One panel of every arm's mean, then one per arm with a thin line per seed under it.
+    assert titles[0] == "in-distribution: every arm's mean"
+    sp_panel = next(ax for ax in curves.axes if ax.get_title() == "in-distribution: sp")
+    assert sum(ln.get_linewidth() < 1 for ln in sp_panel.lines) == 3
+    # 3 digits is 0 for every arm and seed: not a group of empty bars.
+    bars = figs["accuracy_by_difficulty.png"].axes[0]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["1 digits", "2 digits"]
+    assert "3 digits: every arm at 0 on every seed (not drawn)" in bars.get_title()
+    # Accuracy axes span [0, 1] and nothing drawn reaches past them: acc_1's 95% interval
+    # (seeds near 1.0, t with 2 degrees of freedom) would, uncut.
+    accuracy_axes = [ax for ax in curves.axes if ax.get_visible()] + [bars]
+    accuracy_axes += figs["raw_repeat_epochs.png"].axes + figs["selfplay_yield.png"].axes[:1]
+    for ax in accuracy_axes:
+        assert ax.get_ylim() == (0.0, 1.0), ax.get_title()
+    errors = [seg for c in bars.collections for seg in c.get_segments()]
+    assert errors and all(0.0 <= y <= 1.0 for seg in errors for _, y in seg)
+    assert max(y for seg in errors for _, y in seg) == pytest.approx(1.0)  # it was cut there
+    # A count axis starts at zero.
+    assert figs["selfplay_yield.png"].axes[1].get_ylim()[0] == 0.0
+    for fig in figs.values():
+        plt.close(fig)
+
+    # One problem in a thousand right somewhere is still a line along the axis: the title gives
+    # it; a harder difficulty solved for real gets its panels.
+    for harder, drawn in [(0.001, False), (0.1, True)]:
+        rows[-1]["acc_harder"] = harder
+        figs = bench_figures(rows, bench, arms)
+        curves = figs["accuracy_vs_tokens.png"]
+        titles = [ax.get_title() for ax in curves.axes if ax.get_visible()]
+        assert ("harder than U: every arm's mean" in titles) == drawn
+        note = "harder than U: every arm at or below 0.001 at every checkpoint (not drawn)"
+        assert (note in curves.get_suptitle()) != drawn
+        for fig in figs.values():
+            plt.close(fig)
+
+    # A smoke bench, one seed and nothing right anywhere: the one panel left says so, and a
+    # comparison without an interval is a mean alone.
+    smoke = [dict(r, **{k: 0.0 for k in r if k.startswith("acc_") and k != "acc_in_se"})
+             for r in rows if r["seed"] == 0]  # fmt: skip
+    figs = bench_figures(smoke, bench, arms)
+    assert "in-distribution: every arm at 0 at every checkpoint\n" in (
+        figs["accuracy_vs_tokens.png"].get_suptitle()
+    )
+    title = figs["accuracy_by_difficulty.png"].axes[0].get_title()
+    assert "\n1 digits: every arm at 0 on every seed" in title and "not drawn" not in title
+    labels = [t.get_text() for t in figs["paired_differences.png"].axes[0].get_yticklabels()]
+    assert labels[0] == "repeat − fresh\n+0.000, no verdict"
+    for fig in figs.values():
+        plt.close(fig)

@@ -1,7 +1,11 @@
-"""CLI conveniences: --version, config printing and keys, --dry-run, bench directories, --out."""
+"""CLI conveniences: --version, config printing and keys, --dry-run, bench directories, --out,
+the examples under --help."""
 
 from __future__ import annotations
 
+import shlex
+
+import pytest
 import yaml
 
 from selfplay.cli import main
@@ -47,6 +51,68 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "arm selfplay-verified" in out and "x 2 seeds" in out
     assert not (tmp_path / "b").exists()
+
+
+def test_dry_run_says_what_the_real_run_would_do_with_its_directory(tmp_path, capsys):
+    from selfplay.config import dump_config, load_config
+
+    d = tmp_path / "r"
+
+    def dry_run(*overrides):
+        return main(
+            ["run", "configs/arith/rounds.yaml", f"output_dir={d}", *overrides, "--dry-run"]
+        )
+
+    assert dry_run() == 0
+    assert capsys.readouterr().out.startswith(f"run {d} (new);")
+    # The directory of this run, as the run writes it: resumed, from where it got to.
+    d.mkdir()
+    (d / "config.yaml").write_text(
+        dump_config(load_config("configs/arith/rounds.yaml", [f"output_dir={d}"]))
+    )
+    assert dry_run() == 0
+    assert "(resumes: no stage finished yet)" in capsys.readouterr().out
+    for stage in ("seed", "iter_001"):
+        (d / stage).mkdir()
+        (d / stage / "metrics.json").write_text("{}")
+    before = sorted(d.rglob("*"))
+    assert dry_run() == 0
+    assert "(resumes: 1 of 3 rounds finished)" in capsys.readouterr().out
+    assert dry_run("loop.iterations=1") == 0  # a key a rerun may change
+    assert "(resumes: 1 of 1 rounds finished; nothing left to run)" in capsys.readouterr().out
+    # Another config there: the real run's one-line refusal, not "(resumes)".
+    assert dry_run("train.lr=0.01") == 2
+    captured = capsys.readouterr()
+    assert not captured.out and captured.err.count("\n") == 1
+    assert f"{d} holds a run with another config (train.lr:" in captured.err
+    (d / "config.yaml").write_text("[not: a mapping")
+    assert dry_run() == 2
+    assert "not a readable config" in capsys.readouterr().err
+    assert sorted(d.rglob("*")) == before  # the dry runs wrote nothing
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_the_help_examples_run_as_written(command, tmp_path, capsys):
+    """Each example under --help, split as a shell splits it, parses and resolves (dry run)."""
+    from selfplay.cli import BENCH_EXAMPLES, RUN_EXAMPLES
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = capsys.readouterr().out
+    examples = {"run": RUN_EXAMPLES, "bench": BENCH_EXAMPLES}[command]
+    for i, example in enumerate(examples):
+        assert f"  {example}\n" in shown
+        words = shlex.split(example)
+        assert words[:2] == ["selfplay", command]
+        flags = [w for w in words[2:] if w.startswith("--")]
+        rest = [w for w in words[2:] if not w.startswith("--")]
+        out_dir = f"output_dir={tmp_path / str(i)}"  # after the example's own: nothing is reused
+        assert main([command, *rest, out_dir, *flags, "--dry-run"]) == 0, example
+        assert not (tmp_path / str(i)).exists()
+    capsys.readouterr()
+    # One seed with a verdict is refused in one line; the example turns the verdict off.
+    assert main(["bench", "configs/arith/bench-quick.yaml", "seeds=[0]", "--dry-run"]) == 2
+    assert "a verdict needs at least 2 seeds" in capsys.readouterr().err
 
 
 def test_bench_directory_points_at_its_arms(tmp_path, capsys):

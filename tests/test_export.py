@@ -94,3 +94,83 @@ def test_a_round_that_kept_nothing_adds_no_row_and_changes_no_schema(run_dir, tm
     assert main(["export", str(copy), "--to", str(out)]) == 0
     ds = datasets.load_from_disk(str(out))
     assert set(ds["round"]) == {2} and len(ds) == _kept(copy)
+
+
+def _hub(monkeypatch, fail: Exception | None = None) -> dict:
+    """The hub's client with no network: what export would send it, recorded."""
+    from datasets import DatasetDict
+    from huggingface_hub import HfApi, RepoUrl
+
+    sent: dict = {}
+
+    def create_repo(self, repo_id, **kw):
+        if fail is not None:
+            raise fail
+        sent["create_repo"] = (repo_id, kw)
+        return RepoUrl(f"https://huggingface.co/datasets/{repo_id}")
+
+    def upload_file(self, **kw):
+        sent["upload_file"] = kw
+
+    def push_to_hub(self, repo_id, **kw):
+        sent["push_to_hub"] = (repo_id, kw, self)
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_file", upload_file)
+    monkeypatch.setattr(DatasetDict, "push_to_hub", push_to_hub)
+    return sent
+
+
+def test_push_to_hub_sends_what_to_wrote(run_dir, tmp_path, monkeypatch, capsys):
+    import datasets
+
+    sent = _hub(monkeypatch)
+    out = tmp_path / "ds"
+    repo = "someone/selfplay-chains"
+    assert main(["export", str(run_dir), "--to", str(out), "--push-to-hub", repo, "--private"]) == 0
+    assert f"pushed to https://huggingface.co/datasets/{repo}" in capsys.readouterr().out
+    repo_id, kw = sent["create_repo"]
+    assert repo_id == repo and kw == {"repo_type": "dataset", "private": True, "exist_ok": True}
+    card = sent["upload_file"]
+    assert card["path_or_fileobj"].decode() == (out / "README.md").read_text()
+    assert card["repo_id"] == repo and card["repo_type"] == "dataset"
+    assert card["path_in_repo"] == "README.md"
+    repo_id, kw, pushed = sent["push_to_hub"]
+    assert repo_id == repo and kw["private"] is True and list(pushed) == ["train"]
+    assert pushed["train"].to_list() == datasets.load_from_disk(str(out)).to_list()
+    assert pushed["train"].features == datasets.load_from_disk(str(out)).features
+
+
+def test_a_failed_push_is_one_line(run_dir, tmp_path, monkeypatch, capsys):
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError
+
+    url = "https://huggingface.co/api/repos/create"
+    unauthorized = HfHubHTTPError(
+        f"401 Client Error: Unauthorized for url: {url}\nInvalid credentials in Authorization header",
+        response=httpx.Response(401, request=httpx.Request("POST", url)),
+    )
+    offline = httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+    for i, fail in enumerate([unauthorized, offline]):
+        _hub(monkeypatch, fail)
+        out = tmp_path / f"ds{i}"
+        assert main(["export", str(run_dir), "--to", str(out), "--push-to-hub", "me/x"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith("selfplay: error: could not push to me/x: ")
+        assert ("401 Client Error" if i == 0 else "name resolution") in err
+        assert (out / "README.md").exists()  # the export itself is written
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:  # the real client, offline: refused before any request
+        monkeypatch.undo()
+        out = tmp_path / "ds-offline"
+        assert main(["export", str(run_dir), "--to", str(out), "--push-to-hub", "me/x"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "could not push to me/x: Cannot reach" in err
+    # A name the hub cannot hold, or --private alone: refused before anything is written.
+    assert main(["export", str(run_dir), "--to", str(tmp_path / "n"), "--push-to-hub", "a b"]) == 2
+    assert "--push-to-hub 'a b': Repo id must use alphanumeric" in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--to", str(tmp_path / "n"), "--private"]) == 2
+    assert "--private: only with --push-to-hub" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()

@@ -112,11 +112,11 @@ LAYERS = {
     "engine parts": [
         "selfplay.generation*", "selfplay.training*", "selfplay.engine.models",
         "selfplay.engine.train_worker", "selfplay.engine.filters", "selfplay.engine.artifacts",
-        "selfplay.engine.tracking", "selfplay.engine.ledger",
+        "selfplay.engine.ledger",
     ],
     "engine": [
         "selfplay.engine.rundir", "selfplay.engine.sampling", "selfplay.engine.evaluation",
-        "selfplay.engine.metrics", "selfplay.engine.sources",
+        "selfplay.engine.metrics", "selfplay.engine.sources", "selfplay.engine.tracking",
     ],
     "stages": ["selfplay.engine.stages", "selfplay.engine.grpo"],
     "runner and schedules": ["selfplay.engine.loop", "selfplay.schedules.*"],

@@ -134,3 +134,36 @@ def test_publishing_a_run_needs_a_finished_plain_run(tmp_path):
     with pytest.raises(ConfigError, match="a frontier run; publish it through its bench"):
         copy_run(tmp_path / "climb", "x", tmp_path / "results")
     assert not (tmp_path / "results" / "x").exists()
+
+
+def test_published_plots_are_drawn_again_from_the_files_alone(tmp_path, monkeypatch):
+    """``publish_results.py --plots``: a published bench's plots from its results.parquet and
+    bench.yaml (nothing trained), listed in its summary (derived again: every number as it
+    was), copied to docs/ under its prefix with its report beside them."""
+    import shutil
+
+    from selfplay.views.publish import PUBLISHED_PLOTS, publish_plots
+
+    root, docs = tmp_path / "results", tmp_path / "docs"
+    shutil.copytree(RESULTS / "bench-grpo", root / "bench-grpo")
+    docs.mkdir()
+    before = artifacts.read_json(root / "bench-grpo" / "summary.json")
+    monkeypatch.setitem(PUBLISHED_PLOTS, "bench-grpo", ("grpo_bench_", None, "grpo-report.md"))
+    written = publish_plots("bench-grpo", root, docs)
+    after = artifacts.read_json(root / "bench-grpo" / "summary.json")
+    assert after["plots"] == [
+        "paired_differences.png", "accuracy_vs_tokens.png", "accuracy_by_difficulty.png",
+        "selfplay_yield.png",
+    ]  # fmt: skip
+    assert {k: v for k, v in after.items() if k != "plots"} == {
+        k: v for k, v in before.items() if k != "plots"
+    }
+    assert json.loads(json.dumps(resummarize(root / "bench-grpo"))) == after
+    assert sorted(p.name for p in written) == sorted(
+        ["grpo-report.md", *(f"grpo_bench_{n}" for n in after["plots"])]
+    )
+    for name in after["plots"]:
+        assert (docs / f"grpo_bench_{name}").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (docs / "grpo-report.md").read_text()
+    assert "![paired_differences.png](grpo_bench_paired_differences.png)" in report
+    assert report.replace("](grpo_bench_", "](") == (root / "bench-grpo" / "report.md").read_text()

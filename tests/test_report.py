@@ -250,6 +250,39 @@ def test_bench_directory_report_shows_the_arms_table(tmp_path):
         build_report(d)
 
 
+def test_bench_prose_renders_its_markdown_and_escapes_everything_else(tmp_path):
+    d = tmp_path / "bench"
+    d.mkdir()
+    (d / "bench.yaml").write_text("name: b\n")
+    summary = {
+        "title": "Bench `b`",
+        "verdict": "selfplay-verified is **x** against `raw<1>` <script>alert(1)</script>",
+        "warnings": [
+            "see [the results](docs/results.md#bench) and [this](javascript:alert%281%29)"
+        ],
+        "intro": ["*p*: a paired test; 2 * 3 * 4 stays as it is"],
+        "sections": [
+            {
+                "heading": "Paired with `raw-fresh`",
+                "text": ["**solved**: <img src=x onerror=alert(1)>"],
+                "columns": ["arm", "verdict"],
+                "rows": [["**arm**", "`cell`"]],  # table cells are data: shown as written
+            }
+        ],
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+    page = build_report(d).read_text()
+    assert "<h2>Bench <code>b</code></h2>" in page
+    assert "selfplay-verified is <strong>x</strong> against <code>raw&lt;1&gt;</code>" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+    assert '<a href="docs/results.md#bench">the results</a>' in page
+    assert "[this](javascript:alert%281%29)" in page and 'href="javascript' not in page
+    assert "<em>p</em>: a paired test; 2 * 3 * 4 stays as it is" in page
+    assert "<h2>Paired with <code>raw-fresh</code></h2>" in page
+    assert "<strong>solved</strong>: &lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<td>**arm**</td><td>`cell`</td>" in page and "<img src=x" not in page
+
+
 def test_a_broken_run_says_so():
     """A run that looks finished but learned nothing ends with warnings that say what to change."""
     from selfplay.views.run import run_warnings

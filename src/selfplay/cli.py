@@ -1,10 +1,11 @@
 """``selfplay`` command line.
 
 selfplay run CONFIG [key=value ...]     run or resume the loop (e.g. train.lr=3e-4 output_dir=runs/x)
-selfplay summary RUN_DIR                print the per-iteration table of a run
+selfplay summary DIR [--format F]       the per-stage table of a run or bench (F: table, csv, json)
 selfplay verify TASK FILE [--gold]      verify a file of completions; status counts and reasons
 selfplay config CONFIG [key=value ...]  print the resolved config (--keys: every key and its doc)
 selfplay export DIR --to OUT [--all]    the kept chains as a Hugging Face dataset with a card
+                                        (--push-to-hub REPO: and on the hub)
 """
 
 from __future__ import annotations
@@ -16,36 +17,110 @@ from pathlib import Path
 
 from selfplay.errors import ConfigError
 
+NARROW_LEAVES_OUT = [
+    "gen tok", "sec", "valid", "harder", "in", "pass", "labels correct", "practised",
+    "probe frontier", "test frontier", "train tok", "kept",
+]  # fmt: skip
+"""The stage table's columns a terminal too narrow for all of them goes without, first to last."""
 
-def summary_table(rows: list[dict], title: str = "selfplay"):
-    """A rich table: one row per stage (seed, iter_001, ...)."""
-    from rich.table import Table
 
+def summary_table(rows: list[dict], title: str = "selfplay", width: int | None = None):
+    """A rich table: one row per stage (seed, iter_001, ...), in ``width`` columns (``None``: at
+    its natural width). Where the full table is wider, its headers take two lines and token
+    counts read ``1.2M``, then the accuracies share one column, then the columns of
+    :data:`NARROW_LEAVES_OUT` are left out as needed (its caption names them): a stage name or
+    a number is never cut."""
     from selfplay.views.run import stage_table
 
-    columns, table = stage_table(rows)
-    t = Table(title=title, title_justify="left")
-    for col in columns:
-        t.add_column(col, justify="left" if col == "stage" else "right")
+    full = _stage_rich_table(title, *stage_table(rows))
+    if width is None or _natural_width(full) <= width:
+        return full
+    for compact in (None, True):
+        t = _stage_rich_table(title, *stage_table(rows, compact, short=True), narrow=True)
+        if _natural_width(t) <= width:
+            return t
+    columns, table = stage_table(rows, compact=True, short=True)
+    left_out = []
+    for col in (c for c in NARROW_LEAVES_OUT if c in columns):
+        i = columns.index(col)
+        columns, table = columns[:i] + columns[i + 1 :], [r[:i] + r[i + 1 :] for r in table]
+        left_out.append(col)
+        t = _stage_rich_table(title, columns, table, narrow=True)
+        if _natural_width(t) <= width:
+            break
+    cut = ", ".join(left_out)
+    t.caption = f"left out at {width} columns: {cut}; --format csv has every column"
+    t.caption_justify = "left"
+    return t
+
+
+def _stage_rich_table(title: str, columns: list[str], table: list[list[str]], narrow=False):
+    """The stage table as rich renders it; ``narrow``: headers on two lines, lighter rules, and
+    every cell kept whole (a terminal too narrow wraps the accuracies' shared column only)."""
+    from rich import box
+    from rich.table import Table
+
+    if not narrow:
+        t = Table(title=title, title_justify="left")
+        for col in columns:
+            t.add_column(col, justify="left" if col == "stage" else "right")
+    else:
+        t = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for i, col in enumerate(columns):
+            head, _, tail = col.rpartition(" ")
+            shared = col.startswith("test % ")  # the accuracies' one column
+            t.add_column(
+                f"{head}\n{tail}" if head else col, justify="left" if i == 0 else "right",
+                no_wrap=not shared, overflow="fold",
+                min_width=None if shared else max((len(r[i]) for r in table), default=0),
+            )  # fmt: skip
     for row in table:
         t.add_row(*row)
     return t
 
 
+def _natural_width(renderable) -> int:
+    """The columns ``renderable`` takes when nothing limits it."""
+    import io
+
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=10_000, file=io.StringIO())
+    return Measurement.get(console, console.options, renderable).maximum
+
+
 def print_summary(run_dir: Path, rows: list[dict], title: str) -> None:
-    """Any run's per-stage table; a climb's adds the legend of its columns and its final model
-    (``final.json``: every evaluation difficulty) or that it has none yet."""
+    """Any run's per-stage table (on a terminal, in its width); a climb's adds the legend of its
+    columns and its final model (``final.json``: every evaluation difficulty) or that it has
+    none yet; then the run's warnings and the stage in progress, if it reports one."""
     from selfplay.views import climb as fr
     from selfplay.views.chains import frontier_threshold, inert
-    from selfplay.views.run import is_climb, run_warnings
+    from selfplay.views.run import is_climb, progress_line, run_warnings
 
-    _print_wide(summary_table(rows, title))
+    _print_stage_table(rows, title)
     for warning in run_warnings(rows):
         _console().print(f"[yellow]warning:[/] {inert(warning)}")
     if is_climb(rows):
         final = fr.read_final(run_dir)
         print(fr.LEGEND.format(t=frontier_threshold(run_dir)))
         print(fr.final_line(final, fr.difficulties(rows, final)) if final else "final: not yet")
+    line = progress_line(run_dir)
+    if line:
+        print(line)
+
+
+def _print_stage_table(rows: list[dict], title: str) -> None:
+    """A run's stage table: on a terminal, in its width; elsewhere, at its natural width."""
+    width = _console().width if sys.stdout.isatty() else None
+    _print_wide(summary_table(rows, title, width))
 
 
 def _console():
@@ -217,12 +292,14 @@ def summary_tables(summary: dict) -> list:
 def _cmd_inspect(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.views.chains import (
+        eval_iterations,
         finished_iterations,
         frontier_header,
-        inert,
+        group_reasons,
         load_eval_samples,
         load_samples,
-        reason_counts,
+        reasons_lines,
+        rejection_reasons,
         render_compare,
         render_sample,
         select,
@@ -230,21 +307,23 @@ def _cmd_inspect(args) -> int:
 
     console = _console()
     _not_a_bench(args.run_dir, "inspect")
-    its = finished_iterations(args.run_dir)
     if args.eval:
-        its = [0, *its]
-    if not its:
-        raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
+        its = eval_iterations(args.run_dir)
+        if not its:
+            raise ConfigError(f"{args.run_dir}: no checkpoint has evaluation samples yet")
+    else:
+        its = finished_iterations(args.run_dir)
+        if not its:
+            raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
     if args.compare:
         if not args.problem:
             raise ConfigError("--compare needs --problem ID")
-        console.print(render_compare(args.run_dir, args.problem, args.limit))
+        console.print(render_compare(args.run_dir, args.problem, args.limit, evaluation=args.eval))
         return 0
+    it = args.iter if args.iter is not None else its[-1]
     if args.eval:
-        it = args.iter if args.iter is not None else its[-1]
         samples, where = load_eval_samples(args.run_dir, it), f"checkpoint {it} evaluation"
     else:
-        it = args.iter if args.iter is not None else its[-1]
         if it not in its:
             raise ConfigError(
                 f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
@@ -266,11 +345,11 @@ def _cmd_inspect(args) -> int:
         f"({where}: {len(samples)} samples)"
     )
     if not args.eval and not rows and samples:
-        reasons = reason_counts(samples)
-        if reasons:
-            console.print(
-                "rejection reasons: " + "; ".join(f"{inert(r)} ({n})" for r, n in reasons.items())
-            )
+        reasons = rejection_reasons(samples)
+        if reasons:  # what there is to look for instead: the rejections, by kind
+            lines = [f"rejection reasons in {where}, by kind ({len(reasons):,} rejected):"]
+            text = "\n".join(lines + reasons_lines(group_reasons(reasons)))
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -310,8 +389,12 @@ def _cmd_verify(args) -> int:
 
 def _cmd_export(args) -> int:
     from selfplay.bench.progress import quiet_libraries
-    from selfplay.views.export import export
+    from selfplay.views.export import check_repo_id, export, push_to_hub
 
+    if args.private and not args.push_to_hub:
+        raise ConfigError("--private: only with --push-to-hub REPO")
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)  # before anything is written
     quiet_libraries()
     counts = export(args.dir, args.to, every=args.all)
     print(
@@ -319,27 +402,52 @@ def _cmd_export(args) -> int:
         f"datasets.load_from_disk('{args.to}'), or the Parquet in {args.to / 'data'}; "
         f"card: {args.to / 'README.md'}"
     )
+    if args.push_to_hub:
+        print(f"pushed to {push_to_hub(args.to, args.push_to_hub, private=args.private)}")
     return 0
 
 
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
     from selfplay.engine.rundir import write_metrics_log
+    from selfplay.views.run import progress_line, stage_records, write_records
 
     run_dir = Path(args.run_dir)
     if (run_dir / "bench.yaml").exists() and not (run_dir / "config.yaml").exists():
-        runs = [r for r in _bench_runs(run_dir) if (r / "seed" / "metrics.json").exists()]
-        if not runs:
+        every = _bench_runs(run_dir)
+        runs = [r for r in every if (r / "seed" / "metrics.json").exists()]
+        going = {r: line for r in every if (line := progress_line(r))}
+        if not runs and (args.format != "table" or not going):
             raise ConfigError(f"{run_dir}: a bench directory whose arms have not started")
-        for r in runs:  # a bench: every arm x seed's table, then where its report is
-            _console().print(summary_table(write_metrics_log(r), title=str(r)))
-        print(f"{len(runs)} arm runs; the bench's report: {run_dir / 'report.md'}")
+        if args.format != "table":  # every arm x seed's stages, a run column first
+            records = [
+                rec
+                for r in runs
+                for rec in stage_records(write_metrics_log(r), run=str(r.relative_to(run_dir)))
+            ]
+            write_records(records, args.format, sys.stdout)
+            return 0
+        for r in runs:  # a bench: every arm x seed's table, what is running, where its report is
+            _print_stage_table(write_metrics_log(r), str(r))
+        for r, line in going.items():
+            print(f"{r}: {line}")
+        print(
+            f"{len(runs)} of {len(every)} arm runs have a finished stage; the bench's report: "
+            f"{run_dir / 'report.md'}"
+        )
         return 0
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
     rows = write_metrics_log(run_dir)
     if not rows:
-        raise ConfigError(f"{run_dir}: no finished stage yet")
+        line = progress_line(run_dir)
+        if line and args.format == "table":  # the seed stage is under way
+            print(f"{run_dir}: no finished stage yet; {line}")
+            return 0
+        raise ConfigError(f"{run_dir}: no finished stage yet" + (f"; {line}" if line else ""))
+    if args.format != "table":
+        write_records(stage_records(rows), args.format, sys.stdout)
+        return 0
     print_summary(run_dir, rows, str(run_dir))
     return 0
 
@@ -357,8 +465,30 @@ def _cmd_config(args) -> int:
     return 0
 
 
+def run_dir_state(cfg) -> str:
+    """What ``selfplay run`` would do with its run directory: start a new run, or resume one
+    (and from where); where it would refuse, the same one-line error. Reads only."""
+    from selfplay.engine.rundir import check_run_dir, finished_rounds
+    from selfplay.engine.tracking import check_tracking
+    from selfplay.generation import check_backend
+
+    check_tracking(cfg)  # the checks the real run makes before it writes anything
+    check_backend(cfg)
+    if not check_run_dir(cfg):
+        return "new"
+    done, n = finished_rounds(cfg.run_dir), cfg.loop.iterations
+    if not done:
+        return "resumes: no stage finished yet"
+    if done[-1] == 0:
+        return f"resumes after the seed stage: 0 of {n} rounds finished"
+    left = "" if done[-1] < n else "; nothing left to run"
+    return f"resumes: {done[-1]} of {n} rounds finished{left}"
+
+
 def dry_run_plan(cfg) -> str:
-    """What ``selfplay run`` would do for ``cfg``, with its budgets; nothing is run or written."""
+    """What ``selfplay run`` would do for ``cfg``, with its budgets; nothing is run or written.
+    Where the real run would refuse (e.g. a run directory holding another config), the same
+    one-line error."""
     lp, g, t = cfg.loop, cfg.generation, cfg.train
     seed = (
         f"{cfg.seed_train.epochs} passes over U"
@@ -370,7 +500,7 @@ def dry_run_plan(cfg) -> str:
         if t.budget_epochs is not None
         else f"{t.tokens:,} supervised tokens each"
     )
-    state = "resumes" if (cfg.run_dir / "config.yaml").exists() else "new"
+    state = run_dir_state(cfg)
     lines = [
         f"run {cfg.run_dir} ({state}); task {cfg.task.name}; model "
         + (cfg.model.name_or_path or f"preset {cfg.model.preset}"),
@@ -396,6 +526,25 @@ def dry_run_plan(cfg) -> str:
     return "\n".join(lines)
 
 
+RUN_EXAMPLES = [
+    "selfplay run configs/arith/rounds.yaml --dry-run",
+    "selfplay run configs/arith/rounds.yaml loop.iterations=5 train.lr=3e-4 output_dir=runs/longer",
+]
+BENCH_EXAMPLES = [
+    "selfplay bench configs/arith/bench-quick.yaml --dry-run",
+    "selfplay bench configs/arith/bench-quick.yaml 'seeds=[0]' verdict=false output_dir=runs/smoke",
+    "selfplay bench configs/arith/bench.yaml 'seeds=[0,1,2]' run.train.lr=3e-4 jobs=2",
+]
+"""Shown under ``--help``; a test runs each one's arguments (with ``--dry-run``)."""
+
+
+def _examples(examples: list[str]) -> str:
+    return (
+        "examples (quote a value with brackets: a shell may read [0] as a file pattern):\n"
+        + "\n".join(f"  {e}" for e in examples)
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="selfplay", description="Self-play (expert iteration) with verified reasoning chains."
@@ -408,10 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
         from selfplay import __version__ as v
     p.add_argument("--version", action="version", version=f"selfplay {v}")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run or resume the loop on a config")
+    r = sub.add_parser(
+        "run", help="run or resume the loop on a config", epilog=_examples(RUN_EXAMPLES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     r.add_argument("config", help="YAML config, e.g. configs/arith/rounds.yaml")
     r.add_argument(
-        "overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4 loop.iterations=2"
+        "overrides", nargs="*", help="key=value overrides (train.lr=3e-4; examples below)"
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--dry-run", action="store_true", help="print what would run and its budgets")
@@ -421,12 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     r.set_defaults(func=_cmd_run)
     b = sub.add_parser(
-        "bench", help="run arms under equal budgets over seeds; write results and a report"
-    )
+        "bench", help="run arms under equal budgets over seeds; write results and a report",
+        epilog=_examples(BENCH_EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     b.add_argument("config", help="bench YAML, e.g. configs/arith/bench.yaml")
     b.add_argument(
-        "overrides", nargs="*", help="key=value overrides (seeds=[0], run.train.lr=3e-4, ...)"
-    )
+        "overrides", nargs="*",
+        help="key=value overrides: a bench key (seeds, jobs, ...) or run.<key> for the arms' run",
+    )  # fmt: skip
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.add_argument("--dry-run", action="store_true", help="print the arms, seeds and budgets")
     b.set_defaults(func=_cmd_bench)
@@ -461,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--compare",
         action="store_true",
-        help="one problem's samples across iterations side by side",
+        help="one problem's samples across iterations side by side (with --eval: its greedy "
+        "evaluation generations across checkpoints)",
     )
     i.set_defaults(func=_cmd_inspect)
     rp = sub.add_parser(
@@ -492,8 +647,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--top", type=int, default=10, help="reasons to list")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=_cmd_verify)
-    s = sub.add_parser("summary", help="print the per-iteration table of a run directory")
+    s = sub.add_parser(
+        "summary", help="print the per-stage table of a run directory (a bench: of every arm)"
+    )
     s.add_argument("run_dir")
+    s.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table",
+        help="table (default); csv or json: every column with its numbers unrounded",
+    )  # fmt: skip
     s.set_defaults(func=_cmd_summary)
     e = sub.add_parser(
         "export", help="a run's or bench's kept chains as a Hugging Face dataset with a card"
@@ -503,6 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--all", action="store_true", help="every sample with its verdict, not only the kept"
     )
+    e.add_argument(
+        "--push-to-hub", metavar="REPO",
+        help="then push the rows and the card to this Hugging Face dataset repo (user/name), "
+        "as the token HF_TOKEN or a login (hf auth login) gives",
+    )  # fmt: skip
+    e.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
     e.set_defaults(func=_cmd_export)
     return p
 

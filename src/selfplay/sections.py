@@ -562,7 +562,9 @@ class TrackingConfig:
     project: str = "selfplay"
     """Project name (wandb, trackio)."""
     run_name: str | None = None
-    """Name of this run in the dashboard; default the run's ``name`` (a bench: arm/seed_<s>)."""
+    """Name of this run in the dashboard; default the run's ``name`` (a bench:
+    ``<bench>/<arm>/seed_<s>``). wandb and trackio identify the run by this name plus a hash of
+    the run directory: a rerun of the directory resumes it, another directory is another run."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from selfplay.bench.config import COMPUTE_SUFFIX, BenchConfig
 from selfplay.config import RunConfig
-from selfplay.plots import pyplot
+from selfplay.plots import COLOURS, HATCHES, clipped_interval, line_style, pyplot
 from selfplay.stats import (
     clean,
     effective_data,
@@ -678,99 +678,371 @@ def _interp(curve: list[tuple[float, float]], x: float) -> float | None:
     return None
 
 
-def write_plots(bench_dir: Path, rows: list[dict]) -> list[str]:
+# ------------------------------------------------------------------------------------------------
+# Plots
+
+
+def paired_differences(
+    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict]
+) -> list[dict]:
+    """The paired differences the verdicts read, as summary.json stores them (``comparisons``,
+    then, with ``compute_match``, ``comparisons_at_compute``), each with the ``seeds`` its
+    ``per_seed`` differences (final in-distribution accuracy, arm minus the arm it is compared
+    with) come from, in the same order."""
+    final = _final(rows)
+    records = comparison_records(bench, compare_arms(bench, list(arms), final))
+    records += compute_matched_sections(bench, arms, rows, final)[1]
+    for rec in records:
+        rec["seeds"] = [
+            s for s in bench.seeds if (rec["arm"], s) in final and (rec["reference"], s) in final
+        ]
+    return records
+
+
+FLAT = 0.01
+"""An accuracy that stays below this everywhere (every arm, seed and checkpoint) gets no panel: it
+would be a line along the axis. The title gives its largest value instead."""
+
+
+def flat_top(rows: list[dict], key: str) -> float | None:
+    """The largest value of ``key`` when every value is below ``FLAT`` (a panel of it would be
+    a line along the axis), else ``None``."""
+    vals = clean(r.get(key) for r in rows)
+    return max(vals) if vals and max(vals) < FLAT else None
+
+
+def _flat_text(top: float) -> str:
+    return "every arm at 0" if top == 0 else f"every arm at or below {top:.3g}"
+
+
+def _seed_lines(rows: list[dict], arm: str, x: str, y: str) -> dict[int, list[tuple]]:
+    """seed -> an arm's (x, y) per checkpoint, in order (checkpoints without a y left out)."""
+    out: dict[int, list[tuple]] = {}
+    for r in sorted(rows, key=lambda r: r["iteration"]):
+        if r["arm"] == arm and r.get(y) is not None:
+            out.setdefault(r["seed"], []).append((r[x], r[y]))
+    return out
+
+
+def _draw_arm(ax, rows: list[dict], arm: str, x: str, y: str, style: dict, seeds: bool) -> None:
+    """An arm's mean over seeds as a bold line (its ``style``); with ``seeds``, each seed as a
+    thin, light line of the same colour, dotted at its checkpoints and drawn over the mean, so a
+    seed that runs along the mean still shows. Points on the axis' edge are drawn whole."""
+    if seeds:
+        for pts in _seed_lines(rows, arm, x, y).values():
+            x_, y_ = zip(*pts, strict=True)
+            seed = {"lw": 0.8, "alpha": 0.5, "marker": ".", "ms": 3, "zorder": style["zorder"] + 1}
+            ax.plot(x_, y_, color=style["color"], clip_on=False, **seed)
+    pts = _mean_curve([r for r in rows if r.get(y) is not None], arm, x, y)
+    ax.plot(*zip(*pts, strict=True), lw=2.2, label=arm, clip_on=False, **style)
+
+
+def _seed_level(rows: list[dict], key: str) -> float:
+    """The seed model's mean (every arm's checkpoint 0): the level an arm has to clear."""
+    return _mean(r.get(key) for r in rows if r["iteration"] == 0)
+
+
+def _thousands(ax) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
+
+
+def bench_figures(rows: list[dict], bench: BenchConfig, arms: dict[str, RunConfig]) -> dict:
+    """The bench's plots as matplotlib figures, by file name, in the report's order. Every arm
+    has one look (colour, marker, line style) in all of them."""
     plt = pyplot()
+    order = list(dict.fromkeys(r["arm"] for r in rows))
+    styles = {arm: line_style(i) for i, arm in enumerate(order)}
+    figs = {}
+    records = paired_differences(bench, arms, rows)
+    if records:
+        figs["paired_differences.png"] = plot_paired_differences(plt, bench, records)
+    figs["accuracy_vs_tokens.png"] = _plot_accuracy_vs_tokens(plt, bench, rows, order, styles)
+    figs["accuracy_by_difficulty.png"] = _plot_by_difficulty(plt, rows, order, styles)
+    sp = [a for a in order if any(r["arm"] == a and r["pass_rate"] is not None for r in rows)]
+    if sp:
+        figs["selfplay_yield.png"] = _plot_yield(plt, rows, sp, styles)
+    rep = [a for a in order if any(r["arm"] == a and r["source"] == "raw-repeat" for r in rows)]
+    if rep:
+        figs["raw_repeat_epochs.png"] = _plot_data_wall(plt, rows, rep, styles)
+    return figs
 
-    arms = list(dict.fromkeys(r["arm"] for r in rows))
-    names = []
 
-    def save(fig, name):
-        fig.tight_layout()
+def write_plots(
+    bench_dir: Path, rows: list[dict], bench: BenchConfig, arms: dict[str, RunConfig]
+) -> list[str]:
+    """The bench's plots (:func:`bench_figures`) written to ``bench_dir``; their file names."""
+    plt = pyplot()
+    figs = bench_figures(rows, bench, arms)
+    for name, fig in figs.items():
         tmp = bench_dir / f".{name}.tmp.png"
         fig.savefig(tmp, dpi=110)
         plt.close(fig)
         os.replace(tmp, bench_dir / name)
-        names.append(name)
+    return list(figs)
 
-    # 1. Accuracy vs training tokens, per arm, mean with a 95% band.
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, title in [
-        (axes[0], "acc_in", "in-distribution"),
-        (axes[1], "acc_harder", "harder than U"),
-    ]:
-        for arm in arms:
-            xs, ms, hs = [], [], []
-            for rs in _by_iteration(rows, arm):
-                m, h = mean_ci([r[key] for r in rs])
-                xs.append(statistics.fmean(r["train_tokens"] for r in rs))
-                ms.append(m)
-                hs.append(0.0 if math.isnan(h) else h)
-            ax.plot(xs, ms, marker="o", label=arm)
-            lo = [max(0.0, m - h) for m, h in zip(ms, hs, strict=True)]  # accuracy lives in [0, 1]
-            hi = [min(1.0, m + h) for m, h in zip(ms, hs, strict=True)]
-            ax.fill_between(xs, lo, hi, alpha=0.15)
-        seed = [r[key] for r in rows if r["iteration"] == 0 and r[key] is not None]
-        if seed:  # the seed model, every arm's start: the line an arm has to clear
-            ax.axhline(statistics.fmean(seed), color="grey", ls=":", label="seed model")
-        ax.set_ylim(-0.03, 1.03)  # accuracy's whole range: no truncated axis turns 0.15 into a V
+
+def plot_paired_differences(plt, bench: BenchConfig, records: list[dict]):
+    """One row per comparison (:func:`paired_differences`): each seed's difference a dot (one
+    colour per seed in every row), the mean with the 95% interval the report's tables give
+    (cut at ±1, the range a difference of accuracies can take), zero and the equivalence
+    margin."""
+    n = len(records)
+    fig, ax = plt.subplots(figsize=(10, 1.9 + 0.55 * n), layout="constrained")
+    seeds = sorted({s for rec in records for s in rec["seeds"]})
+    colour = {s: COLOURS[i % len(COLOURS)] for i, s in enumerate(seeds)}
+    ax.axvspan(
+        -bench.margin,
+        bench.margin,
+        color="0.85",
+        zorder=0,
+        label=f"equivalence margin ±{bench.margin:g}",
+    )
+    ax.axvline(0, color="black", lw=0.8, zorder=1)
+    reach = [bench.margin]
+    labels = []
+    for i, rec in enumerate(records):
+        y = n - 1 - i  # the first comparison on top
+        k = len(rec["seeds"])
+        for j, (s, d) in enumerate(zip(rec["seeds"], rec["per_seed"], strict=True)):
+            # The seeds a little above the row, spread so equal differences stay apart.
+            dy = 0.12 + (0.22 * j / (k - 1) if k > 1 else 0.11)
+            ax.plot(d, y + dy, "o", color=colour[s], ms=5, zorder=3, label=f"seed {s}")
+            reach.append(abs(d))
+        m, h = rec["mean"], rec["half_width"]
+        if not math.isnan(m):
+            below, above = clipped_interval(m, h, -1.0, 1.0)
+            ax.errorbar(
+                m,
+                y - 0.12,
+                xerr=[[below], [above]],
+                fmt="D",
+                color="black",
+                ms=6,
+                capsize=4,
+                lw=1.6,
+                zorder=4,
+                label="mean, 95% interval",
+            )
+            reach += [abs(m - below), abs(m + above)]
+        ci = (
+            "no paired seeds"
+            if math.isnan(m)
+            else f"{m:+.3f}" + ("" if math.isnan(h) else f" ± {h:.3f}")
+        )
+        labels.append(f"{rec['arm']} − {rec['reference']}\n{ci}, {rec['verdict']}")
+        continued = [
+            r["reference"].endswith(COMPUTE_SUFFIX) for r in records[max(i - 1, 0) : i + 1]
+        ]
+        if continued == [False, True]:  # the first comparison at self-play's compute
+            ax.axhline(y + 0.5, color="0.4", ls="--", lw=0.8)
+    ax.set_yticks(range(n - 1, -1, -1), labels, fontsize=8)
+    ax.set_ylim(-0.6, n - 0.4)
+    lim = min(1.05, 1.12 * max(reach) + 0.01)
+    ax.set_xlim(-lim, lim)
+    ax.set_xlabel(
+        "difference in final in-distribution accuracy (arm − the arm it is compared with)"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    at_compute = sum(rec["reference"].endswith(COMPUTE_SUFFIX) for rec in records)
+    family = (
+        f"over the {n - at_compute} comparisons above the dashed line and over the {at_compute}"
+        " below it\n(below it: against the reference continued to self-play's compute)"
+        if at_compute
+        else f"over the {n} comparisons"
+    )
+    fig.suptitle(
+        "Paired by seed: each dot one seed's difference, ◆ the mean with its 95% interval (t)\n"
+        f"each interval is its own comparison's; the verdicts are Holm-corrected {family}",
+        fontsize=9,
+    )
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))
+    order = [n for n in unique if not n.startswith("seed ")] + [f"seed {s}" for s in seeds]
+    fig.legend(
+        [unique[n] for n in order if n in unique],
+        [n for n in order if n in unique],
+        loc="outside lower center",
+        ncol=min(len(unique), 8),
+        fontsize=8,
+    )
+    return fig
+
+
+def _plot_accuracy_vs_tokens(plt, bench, rows, order, styles):
+    """Accuracy against training tokens: a panel of every arm's mean, then one per arm with its
+    seeds (thin) with their mean (bold) and the reference's mean. A metric that stays below
+    ``FLAT`` (the harder difficulties, often) gets no panels; the title says so."""
+    metrics = [("acc_in", "in-distribution"), ("acc_harder", "harder than U")]
+    metrics = [(k, w) for k, w in metrics if clean(r.get(k) for r in rows)] or metrics[:1]
+    drawn = [(k, w) for k, w in metrics if flat_top(rows, k) is None] or metrics[:1]
+    ncols = min(4, len(order) + 1)
+    per_metric = math.ceil((len(order) + 1) / ncols)
+    fig, grid = plt.subplots(
+        per_metric * len(drawn),
+        ncols,
+        figsize=(3.3 * ncols, 2.6 * per_metric * len(drawn) + 1.4),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
+    ref = bench.reference
+    for m, (key, what) in enumerate(drawn):
+        cells = [grid[m * per_metric + i // ncols][i % ncols] for i in range(per_metric * ncols)]
+        seed = _seed_level(rows, key)
+        for ax, arm in zip(cells, [None, *order], strict=False):
+            if not math.isnan(seed):
+                ax.axhline(seed, color="grey", ls=":", lw=1, label="seed model")
+            if arm is None:
+                for a in order:
+                    _draw_arm(ax, rows, a, "train_tokens", key, styles[a], seeds=False)
+                ax.set_title(f"{what}: every arm's mean", fontsize=9)
+            else:
+                if arm != ref and ref in order:
+                    pts = _mean_curve(
+                        [r for r in rows if r.get(key) is not None], ref, "train_tokens", key
+                    )
+                    ax.plot(
+                        *zip(*pts, strict=True),
+                        color="black",
+                        ls="--",
+                        lw=1.0,
+                        label=f"{ref} (reference), mean",
+                    )
+                _draw_arm(ax, rows, arm, "train_tokens", key, styles[arm], seeds=True)
+                ax.set_title(f"{what}: {arm}", fontsize=9)
+            ax.grid(alpha=0.3)
+        for ax in cells[len(order) + 1 :]:
+            ax.set_visible(False)
+        for ax in cells[::ncols]:
+            ax.set_ylabel("greedy accuracy")
+    for ax in grid.flat:
+        ax.set_ylim(0, 1)  # accuracy's whole range
+        _thousands(ax)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in grid[-1]:
         ax.set_xlabel("training tokens after the seed model")
-        ax.set_ylabel("greedy accuracy (held-out)")
-        ax.set_title(f"{title}: mean over seeds, 95% band")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    save(fig, "accuracy_vs_tokens.png")
+    legend = {}
+    for ax in grid.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(
+        legend.values(),
+        legend.keys(),
+        loc="outside lower center",
+        ncol=min(len(legend), 6),
+        fontsize=8,
+    )
+    notes = [
+        f"{what}: {_flat_text(top)} at every checkpoint"
+        + ("" if (key, what) in drawn else " (not drawn)")
+        for key, what in metrics
+        if (top := flat_top(rows, key)) is not None
+    ]
+    fig.suptitle(
+        "Greedy accuracy on the held-out set: thin lines are seeds, bold lines their mean"
+        + "".join(f"\n{n}" for n in notes),
+        fontsize=10,
+    )
+    return fig
 
-    # 2. Final accuracy by difficulty.
+
+def _plot_by_difficulty(plt, rows, order, styles):
+    """Final accuracy by difficulty: a bar per arm (mean over seeds), its seeds as dots and the
+    95% interval cut at [0, 1]; difficulties where every arm stays below ``FLAT`` are named, not
+    drawn."""
     final = _final(rows)
     diffs = _difficulties(rows)
-    fig, ax = plt.subplots(figsize=(11, 4))
-    width = 0.8 / max(len(arms), 1)
-    for i, arm in enumerate(arms):
+    finals = list(final.values())
+    tops = {d: flat_top(finals, f"acc_{d}") for d in diffs}
+    shown = [d for d in diffs if tops[d] is None] or diffs
+    fig, ax = plt.subplots(figsize=(11, 4.6), layout="constrained")
+    width = 0.8 / max(len(order), 1)
+    for i, arm in enumerate(order):
         rs = [r for (a, _), r in final.items() if a == arm]
-        stats = [mean_ci([r.get(f"acc_{d}") for r in rs]) for d in diffs]
+        xs = [j + i * width for j in range(len(shown))]
+        stats = [mean_ci([r.get(f"acc_{d}") for r in rs]) for d in shown]
+        cut = [clipped_interval(m, h) for m, h in stats]
+        below, above = [c[0] for c in cut], [c[1] for c in cut]
         ax.bar(
-            [j + i * width for j in range(len(diffs))],
+            xs,
             [m for m, _ in stats],
             width,
-            yerr=[0 if math.isnan(h) else h for _, h in stats],
+            color=styles[arm]["color"],
+            hatch=HATCHES[i // len(COLOURS) % len(HATCHES)],  # past the colours: a pattern
+            edgecolor="white",
             label=arm,
+            yerr=[below, above],
             capsize=2,
+            error_kw={"lw": 0.9},
         )
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(diffs))], [f"{d} digits" for d in diffs])
+        for x, d in zip(xs, shown, strict=True):
+            vals = clean(r.get(f"acc_{d}") for r in rs)
+            ax.plot(
+                [x] * len(vals),
+                vals,
+                ".",
+                color="black",
+                ms=3,
+                alpha=0.7,
+                zorder=3,
+                label="a seed" if (i, d) == (0, shown[0]) else None,
+            )
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(shown))], [f"{d} digits" for d in shown])
     ax.set_ylabel("final greedy accuracy")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    save(fig, "accuracy_by_difficulty.png")
+    ax.set_title(
+        "Final checkpoint: bar = mean over seeds, dots = seeds, line = 95% interval (t, cut at "
+        "[0, 1])"
+        + "".join(
+            f"\n{d} digits: {_flat_text(top)} on every seed"
+            + ("" if d in shown else " (not drawn)")
+            for d, top in tops.items()
+            if top is not None
+        ),
+        fontsize=10,
+    )
+    fig.legend(loc="outside right upper", fontsize=7)
+    return fig
 
-    # 3. Self-play yield per round.
-    sp = [a for a in arms if any(r["arm"] == a and r["pass_rate"] is not None for r in rows)]
-    if sp:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for arm in sp:
-            for ax, key in [(axes[0], "pass_rate"), (axes[1], "kept")]:
-                pts = _mean_curve([r for r in rows if r[key] is not None], arm, "iteration", key)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=arm)
-        axes[0].set_ylabel("sample pass rate")
-        axes[1].set_ylabel("kept samples")
-        axes[0].set_ylim(-0.03, 1.03)
-        for ax in axes:
-            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-            ax.set_xlabel("round")
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
-        save(fig, "selfplay_yield.png")
 
-    # 4. The data wall: raw-repeat accuracy against epochs of U.
-    rep = [a for a in arms if any(r["arm"] == a and r["source"] == "raw-repeat" for r in rows)]
-    if rep:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for arm in rep:
-            pts = _mean_curve(rows, arm, "epochs_of_U", "acc_in")
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=arm)
-        ax.set_xlabel("epochs of U after the seed model")
-        ax.set_ylabel("in-distribution accuracy")
+def _plot_yield(plt, rows, sp, styles):
+    """Self-play arms per round: the samples' pass rate and the chains kept, seeds thin beside
+    their mean."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for arm in sp:
+        for ax, key in [(axes[0], "pass_rate"), (axes[1], "kept")]:
+            _draw_arm(ax, rows, arm, "iteration", key, styles[arm], seeds=True)
+    axes[0].set_ylabel("sample pass rate")
+    axes[0].set_ylim(0, 1)
+    axes[1].set_ylabel("kept samples")
+    axes[1].set_ylim(bottom=0)  # counts from zero: no truncated axis
+    for ax in axes:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_xlabel("round")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, "raw_repeat_epochs.png")
-    return names
+    fig.suptitle("Self-play per round: thin lines are seeds, bold lines their mean", fontsize=10)
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncol=min(len(sp), 6),
+        fontsize=8,
+    )
+    return fig
+
+
+def _plot_data_wall(plt, rows, rep, styles):
+    """The data wall: raw-repeat's accuracy against epochs of U, seeds thin beside their mean."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
+    for arm in rep:
+        _draw_arm(ax, rows, arm, "epochs_of_U", "acc_in", styles[arm], seeds=True)
+    ax.set_xlabel("epochs of U after the seed model")
+    ax.set_ylabel("in-distribution accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title("Thin lines are seeds, bold lines their mean", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

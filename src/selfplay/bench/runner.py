@@ -76,7 +76,7 @@ def run_bench(
         threshold = next(iter(arms.values())).loop.frontier.threshold
         plots = write_climb_plots(bench_dir, rows, threshold)
     else:
-        plots = write_plots(bench_dir, rows)
+        plots = write_plots(bench_dir, rows, bench, arms)
     # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs) + continued_seconds(bench, arms)

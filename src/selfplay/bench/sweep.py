@@ -14,7 +14,6 @@ sweep's comparisons, each ending *better*, *worse*, *equivalent* or *inconclusiv
 from __future__ import annotations
 
 import itertools
-import math
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +35,7 @@ from selfplay.bench.report import (
 )
 from selfplay.bench.runner import run_bench, write_provenance, write_summary
 from selfplay.engine import artifacts
-from selfplay.plots import pyplot
+from selfplay.plots import line_style, pyplot
 from selfplay.stats import format_ci, mean_ci, paired
 
 
@@ -284,7 +283,8 @@ def sweep_report(bench: BenchConfig, rows: list[dict], plots: list[str], wall: d
 
 
 def write_sweep_plot(bench: BenchConfig, rows: list[dict], metric: str = "acc_in") -> str:
-    """Accuracy vs budget per arm, one panel per regime (columns: the first axis' levels)."""
+    """Accuracy vs budget per arm, one panel per regime (columns: the first axis' levels): each
+    seed a thin line beside the arm's mean."""
     plt = pyplot()
 
     axes = list(bench.sweep.items())
@@ -294,35 +294,50 @@ def write_sweep_plot(bench: BenchConfig, rows: list[dict], metric: str = "acc_in
     fig, grid = plt.subplots(
         len(row_keys),
         len(cols),
-        figsize=(3.4 * len(cols), 2.8 * len(row_keys)),
+        figsize=(3.4 * len(cols), 2.8 * len(row_keys) + 0.8),
         squeeze=False,
         sharey=True,
+        layout="constrained",
     )
+    styles = {arm: line_style(k) for k, arm in enumerate(bench.arms)}
     for i, rk in enumerate(row_keys):
         for j, col in enumerate(cols):
             regime = col + (f"-{rk}" if rk else "")
             ax = grid[i][j]
             cps = _checkpoints(rows, regime)
+            budget = {it: max(r["epochs_of_U"] for r in cps[it].values()) for it in cps}
             for arm in bench.arms:
-                xs, ys, hs = [], [], []
-                for it in sorted(cps):
-                    vals = [r for (a, _), r in cps[it].items() if a == arm]
-                    if vals:
-                        xs.append(max(r["epochs_of_U"] for r in cps[it].values()))
-                        m, h = mean_ci([r[metric] for r in vals])
-                        ys.append(m)
-                        hs.append(0 if math.isnan(h) else h)
-                if xs:
-                    ax.errorbar(xs, ys, yerr=hs, marker="o", ms=3, capsize=2, label=arm)
+                mine = {
+                    it: [r for (a, _), r in cps[it].items() if a == arm and r[metric] is not None]
+                    for it in sorted(cps)
+                }
+                lines: dict[int, list[tuple[float, float]]] = {}
+                for it, rs in mine.items():
+                    for r in rs:
+                        lines.setdefault(r["seed"], []).append((budget[it], r[metric]))
+                for pts in lines.values():  # each seed thin and light, over the arm's mean
+                    x, y = zip(*pts, strict=True)
+                    seed = {"lw": 0.7, "alpha": 0.5, "marker": ".", "ms": 2.5, "zorder": 4}
+                    ax.plot(x, y, color=styles[arm]["color"], clip_on=False, **seed)
+                means = [
+                    (budget[it], statistics.fmean(r[metric] for r in rs))
+                    for it, rs in mine.items()
+                    if rs
+                ]
+                if means:
+                    x, y = zip(*means, strict=True)
+                    look = dict(styles[arm], ms=styles[arm]["ms"] * 0.7)
+                    ax.plot(x, y, lw=2, label=arm, clip_on=False, **look)
             ax.set_title(regime, fontsize=9)
-            ax.set_ylim(-0.02, 1.02)  # accuracy; a 2-seed interval can reach past [0, 1]
+            ax.set_ylim(0, 1)  # accuracy's whole range
             ax.grid(alpha=0.3)
             if i == len(row_keys) - 1:
                 ax.set_xlabel("budget (epochs of U)")
             if j == 0:
                 ax.set_ylabel(metric.replace("_", " "))
-    grid[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    fig.suptitle("Thin lines are seeds, bold lines their mean", fontsize=10)
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8)
     name = "sweep.png"
     fig.savefig(Path(bench.bench_dir) / name, dpi=110)
     plt.close(fig)

@@ -122,34 +122,45 @@ def writer_lock(run_dir: Path, wait_s: float = 0.0):
         fh.close()  # releases the lock
 
 
-def prepare_run_dir(cfg: RunConfig) -> Path:
-    """Create the run directory, or check that an existing one holds the same run."""
+def check_run_dir(cfg: RunConfig) -> bool:
+    """Whether the run directory holds this run already (a rerun resumes it; False: there is no
+    run to resume); a one-line error where it holds another run or an unreadable config. Reads
+    only (``selfplay run --dry-run`` asks it too)."""
     import yaml
 
     run_dir = cfg.run_dir
     path = run_dir / "config.yaml"
-    if path.exists():
-        try:
-            saved = yaml.safe_load(path.read_text()) or {}
-        except (yaml.YAMLError, UnicodeDecodeError):
-            raise ConfigError(f"{path}: not a readable config; delete the run directory") from None
-        if not isinstance(saved, dict):
-            raise ConfigError(f"{path}: not a config mapping; delete the run directory")
-        old = _flatten(saved)
-        new = _flatten(config_to_dict(cfg))
-        # A key the saved config lacks (written by an older version) matches its default.
-        defaults = _flatten(config_to_dict(RunConfig()))
-        diff = [
-            k
-            for k in sorted(set(old) | set(new))
-            if old.get(k, defaults.get(k)) != new.get(k) and k not in RESUMABLE_CHANGES
-        ]
-        if diff:
-            k = diff[0]
-            raise ConfigError(
-                f"{run_dir} holds a run with another config ({k}: {old.get(k)!r} there, "
-                f"{new.get(k)!r} now); use another output_dir or delete it"
-            )
+    if not path.exists():
+        return False
+    try:
+        saved = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ConfigError(f"{path}: not a readable config; delete the run directory") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: not a config mapping; delete the run directory")
+    old = _flatten(saved)
+    new = _flatten(config_to_dict(cfg))
+    # A key the saved config lacks (written by an older version) matches its default.
+    defaults = _flatten(config_to_dict(RunConfig()))
+    diff = [
+        k
+        for k in sorted(set(old) | set(new))
+        if old.get(k, defaults.get(k)) != new.get(k) and k not in RESUMABLE_CHANGES
+    ]
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"{run_dir} holds a run with another config ({k}: {old.get(k)!r} there, "
+            f"{new.get(k)!r} now); use another output_dir or delete it"
+        )
+    return True
+
+
+def prepare_run_dir(cfg: RunConfig) -> Path:
+    """Create the run directory, or check that an existing one holds the same run."""
+    run_dir = cfg.run_dir
+    path = run_dir / "config.yaml"
+    check_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.clean_temporaries(run_dir)
     env = environment()

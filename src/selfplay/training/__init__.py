@@ -72,7 +72,8 @@ def fit(
     chat_template: str = "auto",
 ) -> dict:
     """Train ``model`` in place with ``cfg.trainer``; returns its record: ``steps``, ``tokens``
-    (all tokens processed), ``supervised_tokens``, ``batch_size``, ``final_loss``, ``seconds``,
+    (all tokens processed), ``supervised_tokens``, ``batch_size``, ``final_loss`` and
+    ``first_loss`` (over the last and the first steps), ``seconds``,
     ``capped_by_max_epochs`` (and the batch's ``mix`` for a mixture). Nothing to train (no
     examples, or a zero budget) trains nothing and says so in ``note``."""
     trl = dict(work_dir=work_dir, device=device, lora=lora, chat_template=chat_template)
@@ -90,7 +91,7 @@ def fit(
         result = TrainResult(
             tokens=r["tokens"], steps=plan.steps, examples=len(data),
             epochs=plan.steps * plan.batch_size / len(data), final_loss=r["loss"],
-            seconds=r["seconds"], batch_size=plan.batch_size,
+            seconds=r["seconds"], batch_size=plan.batch_size, first_loss=r.get("first_loss"),
         )  # fmt: skip
     else:
         result = train_sft(
@@ -115,8 +116,8 @@ def _fit_mixture(model, tok, data: Mixture, cfg, budget, seed, progress, trl: di
             return dict(NOTHING_TRAINED) | {"mix": r["mix"]}
         return {
             "tokens": r["tokens"], "steps": r["steps"], "batch_size": cfg.batch_size,
-            "final_loss": r["loss"], "seconds": r["seconds"], "mix": r["mix"],
-            "capped_by_max_epochs": r["capped_by_max_epochs"],
+            "final_loss": r["loss"], "first_loss": r.get("first_loss"), "seconds": r["seconds"],
+            "mix": r["mix"], "capped_by_max_epochs": r["capped_by_max_epochs"],
         }  # fmt: skip
     mixed = mixed_examples(data.sources, data.shares, seed)
     if not mixed:
@@ -131,6 +132,7 @@ NOTHING_TRAINED = {
     "examples": 0,
     "epochs": 0.0,
     "final_loss": None,
+    "first_loss": None,
     "seconds": 0.0,
     "batch_size": 0,
     "supervised_tokens": 0,

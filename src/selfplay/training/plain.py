@@ -148,7 +148,8 @@ def train_plain(
     progress: str | None = None,
 ) -> dict:
     """Train ``model`` in place for ``steps`` optimizer steps on ``batches``; returns
-    ``{steps, tokens, seconds, loss}`` (tokens: real tokens seen; loss: mean of the last tenth)."""
+    ``{steps, tokens, seconds, loss, first_loss}`` (tokens: real tokens seen; loss: mean of the
+    last tenth; first_loss: of the first tenth, ``None`` under two steps)."""
     import torch
 
     device = next(model.parameters()).device
@@ -181,12 +182,14 @@ def train_plain(
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     model.eval()
-    tail = losses[-max(1, steps // 10) :]
+    tenth = max(1, steps // 10)
+    head, tail = losses[:tenth], losses[-tenth:]
     return {
         "steps": steps,
         "tokens": seen,
         "seconds": time.perf_counter() - t0,
         "loss": sum(tail) / len(tail) if tail else None,
+        "first_loss": sum(head) / len(head) if steps > 1 else None,
     }
 
 

@@ -25,6 +25,8 @@ class TrainResult:
     seconds: float
     batch_size: int = 0
     """Examples per optimizer step, over all processes."""
+    first_loss: float | None = None
+    """The loss over the first steps (as ``final_loss`` is over the last): whether it fell."""
 
 
 @dataclass

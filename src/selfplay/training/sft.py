@@ -318,6 +318,7 @@ def train_result(
         final_loss=losses[-1] if losses else None,
         seconds=seconds,
         batch_size=batch,
+        first_loss=losses[0] if len(losses) > 1 else None,  # one logged loss: no trend
     )
 
 

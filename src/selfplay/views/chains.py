@@ -2,13 +2,18 @@
 
 Each chain is shown with every step marked ok or failed (and why), the extracted vs gold answer,
 the filter's decision and reason, its token count and whether it was truncated. ``--compare`` shows
-one problem's samples across iterations side by side. A climb's round (the frontier schedule)
-is shown the same way, every sample with its ``label`` flag, under a line on its probe.
+one problem's samples across iterations side by side (with ``--eval``: its greedy evaluation
+generations across checkpoints). A climb's round (the frontier schedule) is shown the same way,
+every sample with its ``label`` flag, under a line on its probe. Rejection reasons are counted
+by kind (:func:`group_reasons`), the same grouping ``selfplay verify`` and report.html use.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from selfplay.config import ConfigError, FrontierConfig
@@ -54,6 +59,20 @@ def finished_iterations(run_dir: Path) -> list[int]:
         if p.parent.name[5:].isdigit()
     )
     return its
+
+
+def eval_iterations(run_dir: Path) -> list[int]:
+    """Checkpoints whose held-out evaluation generations were written (0: the seed model), in
+    order; a round evaluated only at the end (``eval.n_intermediate``) has none of its own."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    its = [0] if (run_dir / "seed" / "eval_samples.parquet").exists() else []
+    return its + sorted(
+        int(p.parent.name[5:])
+        for p in run_dir.glob("iter_*/eval_samples.parquet")
+        if p.parent.name[5:].isdigit()
+    )
 
 
 def load_samples(run_dir: Path, iteration: int) -> list[dict]:
@@ -145,13 +164,60 @@ def select(
     ]
 
 
-def reason_counts(samples: list[dict]) -> dict[str, int]:
-    """How many chains the filter rejected for each reason, commonest first."""
-    counts: dict[str, int] = {}
-    for s in samples:
-        if not s.get("kept"):
-            counts[s["filter_reason"]] = counts.get(s["filter_reason"], 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+def rejection_reasons(samples: list[dict]) -> list[str]:
+    """The filter's reason for every chain it rejected, in order."""
+    return [str(s.get("filter_reason") or "rejected") for s in samples if not s.get("kept")]
+
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
+
+
+def reason_group(reason: str) -> str:
+    """A reason without its particulars (numbers; a step's position), for counting:
+    ``'invalid step 3: 48/2 is 24, not 23'`` -> ``'invalid step: N/N is N, not N'``."""
+    return _NUMBER.sub("N", re.sub(r"^(invalid|unchecked) step \d+", r"\1 step", reason))
+
+
+@dataclass
+class ReasonGroup:
+    kind: str
+    """The reasons' shared text (:func:`reason_group`)."""
+    count: int
+    examples: list[str]
+    """A few distinct reasons of this kind as written, commonest first."""
+
+
+def group_reasons(reasons: Iterable[str], examples: int = 3) -> list[ReasonGroup]:
+    """Reasons counted by kind, largest group first (ties: the first seen first).
+
+    >>> groups = group_reasons(["wrong sum: 1+2=4", "duplicate", "wrong sum: 3+3=7"])
+    >>> [(g.kind, g.count) for g in groups]
+    [('wrong sum: N+N=N', 2), ('duplicate', 1)]
+    """
+    by_kind: dict[str, Counter] = {}
+    for reason in reasons:
+        by_kind.setdefault(reason_group(reason), Counter())[reason] += 1
+    groups = [
+        ReasonGroup(kind, sum(c.values()), [r for r, _ in c.most_common(examples)])
+        for kind, c in by_kind.items()
+    ]
+    return sorted(groups, key=lambda g: -g.count)
+
+
+def reasons_lines(groups: list[ReasonGroup], top: int = 10) -> list[str]:
+    """Plain-text lines (model text made :func:`printable`): one per kind, count first, each
+    followed by its examples where the kind hides particulars; the kinds past ``top`` summed in
+    one line."""
+    width = len(f"{max((g.count for g in groups), default=0):,}")
+    lines = []
+    for g in groups[:top]:
+        lines.append(printable(f"  {g.count:>{width},}  {g.kind}"))
+        if g.examples != [g.kind]:
+            lines += [printable(f"  {'':>{width}}    e.g. {e}") for e in g.examples]
+    rest = groups[top:]
+    if rest:
+        lines.append(f"  {sum(g.count for g in rest):>{width},}  ({len(rest)} other kinds)")
+    return lines
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -221,22 +287,35 @@ def render_sample(s: dict):
             style="green" if s["kept"] else "dim red",
         )
         lines.append(decision)
+    where = (
+        f"checkpoint {s['iteration']} eval"
+        if s.get("origin") == "eval-greedy"
+        else f"iter {s['iteration']}"
+    )
     return Panel(
         Group(*lines),
-        title=Text(printable(f"iter {s['iteration']} · {s['problem_id']}")),
+        title=Text(printable(f"{where} · {s['problem_id']}")),
         title_align="left",
         expand=True,
     )
 
 
-def render_compare(run_dir: Path, problem: str, limit: int):
-    """One column per iteration with that problem's samples."""
+def render_compare(run_dir: Path, problem: str, limit: int, evaluation: bool = False):
+    """One column per iteration with that problem's samples; with ``evaluation``, one per
+    checkpoint with its greedy generation on that held-out problem."""
     from rich.columns import Columns
 
+    its = eval_iterations(run_dir) if evaluation else finished_iterations(run_dir)
+    load = load_eval_samples if evaluation else load_samples
     cols = []
-    for it in finished_iterations(run_dir):
-        rows = select(load_samples(run_dir, it), problem=problem)[:limit]
+    for it in its:
+        rows = select(load(run_dir, it), problem=problem)[:limit]
         cols += [render_sample(s) for s in rows]
     if not cols:
+        if evaluation:
+            raise ConfigError(
+                f"problem {problem!r} is not among the evaluation problems of any checkpoint "
+                f"of {run_dir}"
+            )
         raise ConfigError(f"problem {problem!r} was not practised in any iteration of {run_dir}")
     return Columns(cols, equal=True, expand=True)

@@ -9,6 +9,9 @@ task, schedule or round (a round that kept nothing adds no row):
                             licences, commit and versions
 
 ``--all`` exports every sample with its verdict and the filter's decision, not only the kept.
+``--push-to-hub REPO`` then pushes those rows (the ``train`` split) and the card to a dataset
+repo on the Hugging Face Hub with ``datasets``' ``push_to_hub``, as the token the hub's client
+finds (``HF_TOKEN``, or ``hf auth login``); ``--private`` makes a new repo private.
 """
 
 from __future__ import annotations
@@ -147,6 +150,46 @@ def export(path: Path, out: Path, every: bool = False) -> dict:
     counts = _counts(rows)
     artifacts.write_text(out / "README.md", card(path, rows, counts, every))
     return counts
+
+
+def check_repo_id(repo: str) -> None:
+    """A one-line error for a name the hub cannot hold, before anything is written."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        raise ConfigError(f"--push-to-hub {repo!r}: {_first_line(exc)}") from None
+
+
+def push_to_hub(out: Path, repo: str, private: bool = False) -> str:
+    """Push what :func:`export` wrote at ``out`` (its rows as the ``train`` split, its card) to
+    the hub's dataset repo ``repo``; returns the repo's address. The card goes up first: the
+    push keeps a card's text and writes its data's files and metadata into the card's header.
+    A network, login or permission failure is a one-line error."""
+    import httpx
+    from datasets import DatasetDict, load_from_disk
+    from huggingface_hub import HfApi
+
+    rows = DatasetDict({"train": load_from_disk(str(out))})
+    card_text = (Path(out) / "README.md").read_text()
+    try:
+        api = HfApi()  # the token: HF_TOKEN, or the one a login saved
+        repo_id = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True).repo_id
+        api.upload_file(
+            path_or_fileobj=card_text.encode(), path_in_repo="README.md", repo_id=repo_id,
+            repo_type="dataset", commit_message="Dataset card (selfplay export)",
+        )  # fmt: skip
+        rows.push_to_hub(repo_id, private=private, commit_message="Rows (selfplay export)")
+    except (OSError, ValueError, httpx.HTTPError) as exc:  # the hub's errors are OSErrors
+        raise ConfigError(f"could not push to {repo}: {_first_line(exc)}") from None
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _counts(rows: list[dict]) -> dict:

@@ -6,7 +6,9 @@ iterations; paginated, so 50,000 samples stay responsive). For a frontier run: t
 frontier table, a heatmap of test accuracy (difficulty x round), the frontier against training
 tokens and FLOPs, and its rounds' labels in the same browser. For a bench directory: the arms'
 tables and plots. Model text is data, never markup: it travels as JSON (with ``<``, ``>``, ``&``
-escaped) and is put on the page with ``textContent`` only.
+escaped) and is put on the page with ``textContent`` only. The bench summary's own prose (its
+verdict, warnings and section texts) is written in a small Markdown subset, rendered by
+:func:`prose_html`; everything else on the page is escaped.
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ import contextlib
 import html
 import io
 import json
+import re
+from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from selfplay.config import ConfigError
 from selfplay.engine import artifacts
 from selfplay.plots import pyplot
 from selfplay.views.chains import (
     finished_iterations,
+    group_reasons,
     load_eval_samples,
     load_samples,
-    reason_counts,
+    reason_group,
+    rejection_reasons,
 )
 
 FIELDS = [
@@ -192,10 +199,53 @@ def _cell(c) -> str:
     return html.escape(str(c))
 
 
+_CODE = re.compile(r"`([^`\n]+)`")
+_LINK = re.compile(r"\[([^\[\]\n]+)\]\(([^()\s]+)\)")
+_STRONG = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_EM = re.compile(r"(?<![\w*])\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*(?![\w*])")
+_HELD = re.compile("\x00(\\d+)\x00")
+_URL = re.compile(r"[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+")
+"""What a link's address may hold: printable ASCII, no spaces, quotes or brackets."""
+
+
+def prose_html(text: str) -> str:
+    """The project's own prose (a bench summary's verdict, warnings and section texts) with its
+    Markdown subset as HTML: ``**bold**``, ``*emphasis*``, `` `code` `` and ``[text](address)``
+    (an address with no scheme, or http(s); any other link stays text). Everything else is
+    escaped, so markup in the text is shown, never run.
+
+    >>> prose_html("**worse** than `raw<1>`: [docs](docs/results.md) <b>")
+    '<strong>worse</strong> than <code>raw&lt;1&gt;</code>: <a href="docs/results.md">docs</a> &lt;b&gt;'
+    """
+    held: list[str] = []  # rendered pieces, put back after the text around them is escaped
+
+    def hold(piece: str) -> str:
+        held.append(piece)
+        return f"\x00{len(held) - 1}\x00"
+
+    def link(m: re.Match) -> str:
+        url = m[2]
+        if not _URL.fullmatch(url) or urlsplit(url).scheme not in ("", "http", "https"):
+            return hold(html.escape(m[0]))
+        return hold(f'<a href="{html.escape(url)}">{_emphasis(html.escape(m[1]))}</a>')
+
+    text = str(text).replace("\x00", "")
+    text = _CODE.sub(lambda m: hold(f"<code>{html.escape(m[1])}</code>"), text)
+    text = _emphasis(html.escape(_LINK.sub(link, text)))
+    while _HELD.search(text):  # a link's text may hold code
+        text = _HELD.sub(lambda m: held[int(m[1])], text)
+    return text
+
+
+def _emphasis(escaped: str) -> str:
+    return _EM.sub(r"<em>\1</em>", _STRONG.sub(r"<strong>\1</strong>", escaped))
+
+
 def _section_html(sec: dict) -> str:
-    """One section of a bench or sweep summary (``summary.json``): heading, text, table."""
-    out = [f"<h2>{html.escape(sec['heading'])}</h2>"]
-    out += [f"<p>{html.escape(t)}</p>" for t in sec.get("text", [])]
+    """One section of a bench or sweep summary (``summary.json``): heading, text, table; the
+    prose in the Markdown subset, the table's cells escaped."""
+    out = [f"<h2>{prose_html(sec['heading'])}</h2>"]
+    out += [f"<p>{prose_html(t)}</p>" for t in sec.get("text", [])]
     if sec.get("columns"):
         out.append(
             "<table><thead><tr>"
@@ -207,7 +257,7 @@ def _section_html(sec: dict) -> str:
             )
             + "</tbody></table>"
         )
-    out += [f"<p>{html.escape(t)}</p>" for t in sec.get("after", [])]
+    out += [f"<p>{prose_html(t)}</p>" for t in sec.get("after", [])]
     return "\n".join(out)
 
 
@@ -236,15 +286,15 @@ def _bench_body(d: Path) -> str:
     if not path.exists():
         raise ConfigError(f"{d}: the bench has not finished (no summary.json)")
     summary = artifacts.read_json(path)  # a damaged file: a one-line error naming it
-    parts = [f"<h2>{html.escape(summary['title'])}</h2>"]
+    parts = [f"<h2>{prose_html(summary['title'])}</h2>"]
     if summary.get("verdict"):
-        verdict = html.escape(summary["verdict"]).replace("**", "")
+        verdict = prose_html(summary["verdict"])
         parts.append(f'<p class="verdict"><b>Verdict.</b> {verdict}</p>')
     parts += [
-        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>'
+        f'<p class="warning"><b>Warning:</b> {prose_html(w)}</p>'
         for w in summary.get("warnings", [])
     ]
-    parts += [f"<p>{html.escape(t)}</p>" for t in summary.get("intro", [])]
+    parts += [f"<p>{prose_html(t)}</p>" for t in summary.get("intro", [])]
     parts += [_section_html(sec) for sec in summary["sections"]]
     for png in sorted(d.glob("*.png")):
         parts.append(
@@ -259,26 +309,52 @@ def _browser_row(s: dict, which: str) -> list:
     return [s.get(f) for f in FIELDS]
 
 
-def _reasons_html(by_round: dict[int, dict[str, int]]) -> str:
-    """Rejection reasons (rows) x rounds (columns): how many chains the filter dropped, and why."""
-    reasons = sorted({r for c in by_round.values() for r in c}, key=lambda r: -sum(
-        c.get(r, 0) for c in by_round.values()))  # fmt: skip
-    if not reasons:
+REASON_KINDS = 20
+"""Kinds of rejection shown in the table; the rest are summed in one row."""
+
+
+def _reasons_html(by_round: dict[int, list[str]]) -> str:
+    """Rejection reasons by kind (rows, largest first) x rounds (columns), with a few of each
+    kind's reasons as written: how many chains the filter dropped, and why."""
+    groups = group_reasons(r for reasons in by_round.values() for r in reasons)
+    if not groups:
         return "<p>No chain was rejected.</p>"
+    per_round = {k: Counter(map(reason_group, reasons)) for k, reasons in by_round.items()}
     head = "".join(f"<th>iter {k}</th>" for k in by_round)
-    body = "".join(
-        f"<tr><td>{html.escape(r)}</td>"
-        + "".join(f"<td>{c.get(r, 0):,}</td>" for c in by_round.values())
-        + "</tr>"
-        for r in reasons
+    rows = []
+    for g in groups[:REASON_KINDS]:
+        examples = "" if g.examples == [g.kind] else "<br>".join(map(html.escape, g.examples))
+        rows.append(
+            f"<tr><td>{html.escape(g.kind)}</td>"
+            + "".join(f"<td>{c.get(g.kind, 0):,}</td>" for c in per_round.values())
+            + f'<td>{g.count:,}</td><td class="examples">{examples}</td></tr>'
+        )
+    rest = groups[REASON_KINDS:]
+    if rest:
+        kinds = {g.kind for g in rest}
+        rows.append(
+            f"<tr><td>({len(rest)} other kinds)</td>"
+            + "".join(
+                f"<td>{sum(n for k, n in c.items() if k in kinds):,}</td>"
+                for c in per_round.values()
+            )
+            + f"<td>{sum(g.count for g in rest):,}</td><td></td></tr>"
+        )
+    body = "".join(rows)
+    return (
+        '<table id="reasons"><thead><tr><th>rejected because (kind: numbers as N)</th>'
+        f"{head}<th>total</th><th>e.g.</th></tr></thead><tbody>{body}</tbody></table>"
     )
-    return f'<table id="reasons"><thead><tr><th>rejected because</th>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 CAPTIONS = {
+    "paired_differences": "The paired differences the verdicts read: each compared arm's final "
+    "in-distribution accuracy minus its reference's, one dot per seed, the mean with its 95% "
+    "interval, zero and the equivalence margin",
     "accuracy_vs_tokens": "Greedy accuracy on held-out problems against training tokens spent after "
-    "the seed model, per arm (mean over seeds, 95% band); left: U's difficulties, right: harder",
-    "accuracy_by_difficulty": "Final greedy accuracy by difficulty, per arm (mean over seeds, 95% CI)",
+    "the seed model: every arm's mean, then each arm's seeds (thin) with their mean (bold)",
+    "accuracy_by_difficulty": "Final greedy accuracy by difficulty, per arm (mean over seeds, each "
+    "seed a dot, 95% interval cut at [0, 1])",
     "selfplay_yield": "Self-play arms per round: fraction of samples with the right answer (left) "
     "and chains kept for training (right)",
     "raw_repeat_epochs": "The data wall: in-distribution accuracy against passes over U",
@@ -298,7 +374,7 @@ def _run_body(d: Path) -> str:
     samples, by_round = [], {}
     for it in finished_iterations(d):
         generated = load_samples(d, it)
-        by_round[it] = reason_counts(generated)
+        by_round[it] = rejection_reasons(generated)
         samples += [_browser_row(s, "generated") for s in generated]
     for r in rows:
         # A run written before evaluation samples were kept has none.
@@ -465,7 +541,7 @@ figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-widt
 .why { color: #b22; margin-left: 1em; font-style: italic; } .decision { font-size: 12px; color: #555; } .kept .decision { color: #2a9d4a; }
 pre.text { white-space: pre-wrap; word-break: break-all; background: #f8f8f8; padding: .3em; margin: .3em 0; }
 .steps code { white-space: pre-wrap; overflow-wrap: anywhere; } .sample { overflow-wrap: anywhere; }
-td.na { color: #aaa; text-align: center; } .wide { overflow-x: auto; } tr.final td { font-weight: 600; }
+td.na { color: #aaa; text-align: center; } td.examples { text-align: left; font-size: 12px; color: #555; } .wide { overflow-x: auto; } tr.final td { font-weight: 600; }
 .verdict { background: #eef6ee; border-left: 4px solid #2a9d4a; padding: .4em .7em; } .warning { background: #fff4e0; border-left: 4px solid #e0a100; padding: .3em .7em; }
 </style></head><body>
 <h1>__TITLE__</h1>

@@ -31,6 +31,17 @@ from selfplay.errors import ConfigError
 from selfplay.schedules import supports
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
+DOCS = RESULTS.parents[1] / "docs"
+PUBLISHED_PLOTS = {
+    # results name: (its plots' prefix in docs/, the plots docs/ shows (None: all), the name of
+    # its report.md's copy in docs/ (None: none))
+    "bench": ("bench_", None, "bench-report.md"),
+    "ablation": ("ablation_", None, "ablation-report.md"),
+    "bench-grpo": ("grpo_bench_", ("accuracy_vs_tokens.png", "paired_differences.png"), None),
+    "bench-grpo-vs-ei": ("grpo_bench_vs_ei_", ("paired_differences.png",), None),
+    "sweep": ("", None, "sweep-report.md"),
+}
+"""The plots of published results that docs/ shows, and where."""
 FILES = ("bench.yaml", "provenance.json", "results.parquet", "summary.json", "report.md")
 RUN_FILES = ("config.yaml", "provenance.json", "metrics.jsonl", "summary.json", "report.md")
 """A published single run's files."""
@@ -106,9 +117,9 @@ def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
     return out
 
 
-def resummarize(results_dir: Path) -> dict:
+def resummarize(results_dir: Path, plots: list[str] | None = None) -> dict:
     """The summary that a results directory's results.parquet and bench.yaml give (a run's:
-    its metrics.jsonl and config.yaml)."""
+    its metrics.jsonl and config.yaml), listing ``plots`` (default: the plots it lists now)."""
     from selfplay.bench.config import BenchConfig, arm_configs
     from selfplay.bench.report import summarize_bench
     from selfplay.bench.sweep import summarize_sweep
@@ -125,17 +136,67 @@ def resummarize(results_dir: Path) -> dict:
     rows = artifacts.read_parquet(d / "results.parquet")
     stored = artifacts.read_json(d / "summary.json")
     wall = artifacts.read_json(d / "provenance.json")
+    plots = stored["plots"] if plots is None else plots
     if stored.get("kind") == "sweep":
-        return summarize_sweep(bench, rows, stored["plots"], wall)
+        return summarize_sweep(bench, rows, plots, wall)
     if stored.get("kind") == "climb-bench":
         from selfplay.bench.climb import summarize_climb
 
-        return summarize_climb(
-            bench, arm_configs(bench, bench.seeds[0]), rows, stored["plots"], wall
-        )
+        return summarize_climb(bench, arm_configs(bench, bench.seeds[0]), rows, plots, wall)
     search = artifacts.read_json(d / "lr_search.json") if (d / "lr_search.json").exists() else None
     arms = arm_configs(bench, bench.seeds[0])
-    return summarize_bench(bench, arms, rows, stored["plots"], wall, lr_search=search)
+    return summarize_bench(bench, arms, rows, plots, wall, lr_search=search)
+
+
+def draw_plots(results_dir: Path, out_dir: Path) -> list[str]:
+    """A published bench's (or sweep's) plots drawn again from its results.parquet and
+    bench.yaml alone (nothing is trained), into ``out_dir``; their names."""
+    from dataclasses import replace
+
+    from selfplay.bench.config import BenchConfig, arm_configs
+    from selfplay.bench.report import write_plots
+    from selfplay.bench.sweep import write_sweep_plot
+    from selfplay.config import build_dataclass, read_yaml_mapping
+
+    d = Path(results_dir)
+    kind = artifacts.read_json(d / "summary.json").get("kind")
+    if kind not in ("bench", "sweep"):
+        raise ConfigError(f"{d}: a {kind} result; only a bench's or a sweep's plots are drawn here")
+    bench = build_dataclass(BenchConfig, read_yaml_mapping(d / "bench.yaml"))
+    rows = artifacts.read_parquet(d / "results.parquet")
+    if kind == "sweep":
+        return [write_sweep_plot(replace(bench, output_dir=str(out_dir)), rows)]
+    return write_plots(Path(out_dir), rows, bench, arm_configs(bench, bench.seeds[0]))
+
+
+def publish_plots(name: str, root: Path = RESULTS, docs: Path = DOCS) -> list[Path]:
+    """Draw a published bench's plots again from its files, list them in its summary (derived
+    again, so report.md shows them), and copy the ones docs/ shows (``PUBLISHED_PLOTS``) there
+    under its prefix, with its report beside them; the files written in docs/."""
+    import tempfile
+
+    from selfplay.bench.runner import write_summary
+
+    d = Path(root) / name
+    prefix, shown, report = PUBLISHED_PLOTS.get(name, ("", (), None))
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        names = draw_plots(d, Path(tmp))
+        write_summary(d, resummarize(d, plots=names))
+        for n in names:
+            if shown is None or n in shown:
+                shutil.copyfile(Path(tmp) / n, Path(docs) / f"{prefix}{n}")
+                written.append(Path(docs) / f"{prefix}{n}")
+    if report:
+        # The report as published beside its plots: each image under its name in docs/.
+        text = re.sub(
+            r"(!\[[^\]]*\]\()([^)/:]+\.png\))",
+            rf"\g<1>{prefix}\g<2>",
+            (d / "report.md").read_text(),
+        )
+        artifacts.write_text(Path(docs) / report, text)
+        written.append(Path(docs) / report)
+    return written
 
 
 def rereference(results_dir: Path, reference: str) -> None:

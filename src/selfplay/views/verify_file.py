@@ -10,7 +10,6 @@ own gold solution (an audit of the verifier, or of the data).
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -22,8 +21,8 @@ from selfplay.engine.filters import verification_reason
 from selfplay.tasks import TASKS, Problem, verify_all
 from selfplay.tasks.data import iter_records, parse_record
 from selfplay.verify import STATUSES, Verdict
-
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
+from selfplay.views.chains import group_reasons
+from selfplay.views.chains import reason_group as reason_group  # verify's kinds are inspect's
 
 
 @dataclass
@@ -50,12 +49,6 @@ class FileVerdict:
         """Why the verdict falls short of a valid chain (None for a valid one)."""
         row = self.row()
         return verification_reason(row, require_valid_steps=True)
-
-
-def reason_group(reason: str) -> str:
-    """A reason without its particulars, for counting: ``'invalid step 3: 48/2 is 24, not 23'``
-    -> ``'invalid step: N/N is N, not N'``."""
-    return _NUMBER.sub("N", re.sub(r"^invalid step \d+", "invalid step", reason))
 
 
 def _error(why: str) -> Verdict:
@@ -184,12 +177,12 @@ def _verify_chunk(task, items: list[tuple[Problem, str]]) -> list[Verdict]:
 
 def summarize(verdicts: list[FileVerdict], top: int = 10) -> dict[str, Any]:
     statuses = Counter(v.verdict.status for v in verdicts)
-    reasons = Counter(reason_group(r) for v in verdicts if (r := v.reason))
+    groups = group_reasons(r for v in verdicts if (r := v.reason))
     return {
         "total": len(verdicts),
         "valid": sum(v.verdict.valid for v in verdicts),
         "statuses": {s: statuses.get(s, 0) for s in STATUSES},
-        "reasons": reasons.most_common(top),
+        "reasons": [(g.kind, g.count) for g in groups[:top]],
     }
 
 
