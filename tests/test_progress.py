@@ -112,3 +112,34 @@ def test_a_log_shows_what_each_running_run_does_and_each_stage_it_finishes(tmp_p
     assert "seed 0, arm a: train 1: 5/10 step, 2.0/s, ETA 2s" in text
     assert "done iter_001: accuracy d1=1.00 d2=0.50" in text
     assert "done seed" not in text
+
+
+def test_a_run_shows_its_bar_and_reports_it_for_summary_and_inspect_elsewhere(
+    tmp_path, monkeypatch, capsys
+):
+    """``selfplay run`` mirrors its bars to progress.json: another shell's ``summary`` and
+    ``inspect`` name the stage in progress while the person running it still sees the bar."""
+    import json
+
+    from selfplay import bars
+    from selfplay.cli import main
+    from selfplay.views.run import progress_line
+
+    monkeypatch.setattr("selfplay.bars.sys.stderr.isatty", lambda: False, raising=False)
+    bars.mirror_to(tmp_path / bars.PROGRESS_FILE)
+    try:
+        b = bars.bar(40, "seed train", "step")
+        for _ in range(10):
+            b.update()
+    finally:
+        bars.mirror_to(None)
+    state = json.loads((tmp_path / bars.PROGRESS_FILE).read_text())
+    assert (state["desc"], state["total"], state["done"]) == ("seed train", 40, False)
+    assert progress_line(tmp_path).startswith("in progress: seed train: ")
+    artifacts.write_text(tmp_path / "config.yaml", "name: x\n")  # a run in its first stage
+    assert main(["inspect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no iteration has generated samples yet (in progress: seed train:" in err
+    b.close()  # the shown bar closes too, and the report says done
+    assert json.loads((tmp_path / bars.PROGRESS_FILE).read_text())["done"]
+    assert bars.bar(5, "next", "step").__class__.__name__ != "TeeBar"  # mirroring stopped

@@ -4,7 +4,9 @@ On a terminal, a tqdm bar (rate and ETA). Elsewhere (a log file, CI, a cluster j
 one plain line every :data:`LINE_EVERY` seconds and one at the end, so a log never sits silent
 for a whole stage; ``SELFPLAY_PROGRESS_LINES`` (seconds) changes the interval. In a process that
 runs for someone else (a bench's worker), :func:`report_to` sends every bar to a small JSON file
-instead, which the driver reads to show that run's progress (:func:`read_report`).
+instead, which the driver reads to show that run's progress (:func:`read_report`);
+:func:`mirror_to` writes that file beside the bar a person sees (``selfplay run``: so that
+``selfplay summary`` and ``inspect`` in another shell can say what the run is doing).
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ LINE_EVERY = 30.0
 PROGRESS_FILE = "progress.json"  # where a run reports its bars for a bench driver
 REPORT_EVERY = 1.0  # seconds between a reporting bar's writes
 _report: Path | None = None
+_mirror: Path | None = None
+
+
+def mirror_to(path: str | Path | None) -> None:
+    """Every bar made after this in this process also writes its state to ``path`` (``None``:
+    stop), while it shows as it would."""
+    global _mirror
+    _mirror = Path(path) if path is not None else None
 
 
 def report_to(path: str | Path | None) -> None:
@@ -115,17 +125,40 @@ class ReportBar(LineBar):
             pass
 
 
+class TeeBar:
+    """A bar shown as usual that also reports its state to a file (:func:`mirror_to`)."""
+
+    def __init__(self, shown, report: ReportBar):
+        self.shown, self.report = shown, report
+
+    def update(self, n: int = 1) -> None:
+        self.shown.update(n)
+        self.report.update(n)
+
+    def set_postfix(self, **kw) -> None:
+        self.shown.set_postfix(**kw)
+        self.report.set_postfix(**kw)
+
+    def close(self) -> None:
+        self.shown.close()
+        self.report.close()
+
+
 def bar(total: int | None, desc: str | None, unit: str):
     """A progress bar for ``total`` units of work; ``desc=None``: none at all."""
     from tqdm.auto import tqdm
 
-    if _report is not None and desc is not None:
-        return ReportBar(total, desc, unit, _report)
     if desc is None:
         return tqdm(total=total, disable=True)
+    if _report is not None:
+        return ReportBar(total, desc, unit, _report)
     if sys.stderr.isatty():
-        return tqdm(total=total, desc=desc, unit=unit, leave=False)
-    return LineBar(total, desc, unit, line_every())
+        shown = tqdm(total=total, desc=desc, unit=unit, leave=False)
+    else:
+        shown = LineBar(total, desc, unit, line_every())
+    if _mirror is not None:
+        return TeeBar(shown, ReportBar(total, desc, unit, _mirror))
+    return shown
 
 
 def line_every() -> float:

@@ -189,7 +189,14 @@ def _cmd_run(args) -> int:
             f"[green]done[/] {row['stage']}: {extra}accuracy {acc}  ({row['seconds']['total']:.0f}s)"
         )
 
-    rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
+    from selfplay import bars
+
+    # The bars also go to progress.json, so that summary and inspect elsewhere see this stage.
+    bars.mirror_to(cfg.run_dir / bars.PROGRESS_FILE)
+    try:
+        rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
+    finally:
+        bars.mirror_to(None)
     title = (
         f"{cfg.name}: accuracy by difficulty (greedy, held-out); raw corpus difficulties "
         f"{cfg.raw.difficulties}"
@@ -314,7 +321,13 @@ def _cmd_inspect(args) -> int:
     else:
         its = finished_iterations(args.run_dir)
         if not its:
-            raise ConfigError(f"{args.run_dir}: no iteration has generated samples yet")
+            from selfplay.views.run import progress_line
+
+            now = progress_line(args.run_dir)
+            raise ConfigError(
+                f"{args.run_dir}: no iteration has generated samples yet"
+                + (f" ({now})" if now else "")
+            )
     if args.compare:
         if not args.problem:
             raise ConfigError("--compare needs --problem ID")

@@ -236,8 +236,8 @@ def run_warnings(rows: list[dict]) -> list[str]:
 
 
 def progress_line(run_dir: str | Path, now: float | None = None) -> str | None:
-    """The stage a run is working on, from the bar it reports to ``progress.json`` (a bench's
-    worker writes one; :mod:`selfplay.bars`): what, done of total, rate, ETA and how long ago it
+    """The stage a run is working on, from the bar it reports to ``progress.json`` (``selfplay run``
+    and a bench's worker write one; :mod:`selfplay.bars`): what, done of total, rate, ETA and how long ago it
     was written (a killed run's last report grows old). ``None`` when it reports no unfinished
     bar."""
     state = read_report(Path(run_dir) / PROGRESS_FILE)
