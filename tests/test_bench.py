@@ -82,6 +82,79 @@ def test_also_against_bad_input_is_one_line(tmp_path, overrides, match):
         load_bench_config(path, overrides)
 
 
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["primary=[c vs zzz]"], "primary: 'zzz' is not an arm; arms: a, b, c"),
+        (["primary=[c against b]"], "primary: 'c against b' is not 'arm vs other'"),
+        (["primary=[c vs c]"], "primary: 'c vs c' compares an arm with itself"),
+        (["primary=[c vs b, b vs c]"], "primary: 'b vs c' names a comparison twice"),
+    ],
+)
+def test_primary_bad_input_is_one_line(tmp_path, overrides, match):
+    path = _bench_yaml(tmp_path, {"a": [], "b": ["loop.data_source=raw-repeat"], "c": []})
+    with pytest.raises(ConfigError, match=match) as info:
+        load_bench_config(path, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_a_primary_family_is_corrected_on_its_own_and_read_by_the_verdict():
+    """``primary``: those comparisons (any two arms) are one Holm family, the rest another; the
+    report shows the primary family first and the verdict line reads only it. Without
+    ``primary`` the comparisons are one family, as before."""
+    from selfplay.bench.config import BenchConfig
+    from selfplay.bench.report import (
+        _paired_section,
+        _verdict_sentence,
+        compare_arms,
+        comparison_pairs,
+        comparison_records,
+    )
+    from selfplay.stats import holm, paired
+
+    names = ["rep", "fresh", "sp", "sp2"]
+    arms = {n: [] for n in names}
+    bench = BenchConfig(seeds=[0, 1, 2, 3, 4], reference="fresh", arms=arms,
+                        primary=["sp vs rep", "fresh vs sp"])  # fmt: skip
+    assert comparison_pairs(bench, names) == [
+        ("sp", "rep"), ("fresh", "sp"), ("rep", "fresh"), ("sp2", "fresh"),
+    ]  # fmt: skip
+    rng = random.Random(0)
+    final = {
+        (a, s): {"acc_in": 0.5 + 0.05 * (a == "sp") + 0.02 * (a == "sp2") + rng.gauss(0, 0.01)}
+        for a in names
+        for s in bench.seeds
+    }
+    comps = compare_arms(bench, names, final)
+    fam = {f: [c for c in comps if c["family"] == f] for f in ("primary", "secondary")}
+    assert [(c["arm"], c["against"]) for c in fam["primary"]] == [("sp", "rep"), ("fresh", "sp")]
+    for members in fam.values():
+        raw = [paired(c["diffs"], bench.margin) for c in members]
+        assert [c["p_holm"] for c in members] == pytest.approx(holm([t.p for t in raw]))
+        flips = holm([t.p_sign_flip for t in raw])
+        assert [c["p_sign_flip_holm"] for c in members] == pytest.approx(flips)
+    records = comparison_records(bench, comps)
+    assert [r["family"] for r in records] == ["primary"] * 2 + ["secondary"] * 2
+    sections = _paired_section(bench, comps)
+    assert [s["heading"] for s in sections] == [
+        "Primary comparisons, pre-registered (final acc in)",
+        "Secondary comparisons (final acc in)",
+    ]
+    assert "p sign-flip (Holm)" in sections[0]["columns"] and len(sections[0]["rows"]) == 2
+    # 5 seeds, every sp - rep difference positive: the sign-flip test's floor, said so.
+    assert any("2/32 = 0.0625" in t for t in sections[0]["text"])
+    verdict = _verdict_sentence(bench, comps, 5)
+    assert "primary comparisons (2," in verdict and "sp against `rep`" in verdict
+    assert "sp2" not in verdict
+
+    one = compare_arms(BenchConfig(seeds=bench.seeds, reference="fresh"), names, final)
+    assert {c["family"] for c in one} == {None}
+    assert [c["p_holm"] for c in one] == pytest.approx(
+        holm([paired(c["diffs"], bench.margin).p for c in one])
+    )
+    assert "family" not in comparison_records(bench, one)[0]
+
+
 def test_also_against_pairs_every_other_arm_with_it_in_one_holm_family():
     """``also_against: [rep]`` adds each arm but the reference and rep itself, paired with rep;
     Holm's correction runs over those and the reference's comparisons together."""

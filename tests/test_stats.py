@@ -12,7 +12,7 @@ from selfplay.stats import format_ci, mean_ci, t_critical
 def test_mean_ci_known_values():
     m, h = mean_ci([1.0, 2.0, 3.0])
     assert m == 2.0
-    assert h == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-6)
+    assert h == pytest.approx(4.302652729911275 * 1.0 / math.sqrt(3), rel=1e-8)
     m, h = mean_ci([0.5, 0.5, 0.5, 0.5])
     assert (m, h) == (0.5, 0.0)
     m, h = mean_ci([0.7])
@@ -21,11 +21,22 @@ def test_mean_ci_known_values():
     assert mean_ci([1.0, None, 3.0])[0] == 2.0
 
 
-def test_t_critical_table():
-    assert t_critical(1) == pytest.approx(12.706)
-    assert t_critical(4) == pytest.approx(2.776)
-    assert 2.0 < t_critical(25) < 2.1
-    assert t_critical(1000) == 1.96
+def test_t_critical_is_the_exact_quantile_at_every_df():
+    # Published 0.975 quantiles of Student's t (Abramowitz & Stegun; R's qt(0.975, df)).
+    for df, want in [
+        (1, 12.706204736174703),
+        (2, 4.302652729911275),
+        (4, 2.776445105197793),
+        (31, 2.039513446396408),
+        (40, 2.021075390306273),
+        (60, 2.000297822014262),
+        (1000, 1.962339145266896),
+        (100000, 1.959987703),
+    ]:
+        assert t_critical(df) == pytest.approx(want, rel=1e-7), df
+    crit = [t_critical(df) for df in range(1, 200)]
+    assert all(a > b for a, b in zip(crit, crit[1:], strict=False))  # no step at 30 df
+    assert math.isnan(t_critical(0))
 
 
 def test_format_ci():
@@ -93,9 +104,64 @@ def test_binomial_se():
 
 def test_identical_differences_make_no_verdict():
     """Two seeds that differ by the same one problem are not significant evidence of anything:
-    the t statistic is undefined (zero spread), so the comparison is inconclusive."""
+    the t statistic is undefined (zero spread), so the comparison is inconclusive, and says so."""
     from selfplay.stats import paired, verdict_word
 
     t = paired([0.005, 0.005], margin=0.02)
     assert t.mean == 0.005 and math.isnan(t.p) and math.isnan(t.p_equivalent)
+    assert t.undefined and t.p_sign_flip == 0.5  # 2 of the 4 sign assignments reach |mean|
     assert verdict_word(t.mean, t.p, t.p_equivalent, 0.05) == "inconclusive"
+
+
+def test_all_zero_differences_are_no_evidence_of_a_difference():
+    from selfplay.stats import paired, verdict_word
+
+    t = paired([0.0, 0.0, 0.0, 0.0, 0.0], margin=0.02)
+    assert (t.mean, t.half_width, t.p, t.p_sign_flip) == (0.0, 0.0, 1.0, 1.0)
+    assert not t.undefined and math.isnan(t.p_equivalent)  # no spread: no equivalence claim
+    assert verdict_word(t.mean, t.p, t.p_equivalent, 0.05) == "inconclusive"
+
+
+def test_holm_keeps_an_untestable_comparison_in_the_family():
+    """A comparison without a p (t undefined, or too few seeds) counts as p = 1: the other
+    comparisons are corrected for the whole family, which never shrinks silently."""
+    from selfplay.stats import holm, paired
+
+    out = holm([0.02, math.nan, 0.01])
+    assert out[0] == pytest.approx(0.04) and out[2] == pytest.approx(0.03) and math.isnan(out[1])
+    tests = [paired([0.05, 0.06, 0.04, 0.05, 0.07], 0.02), paired([0.01] * 5, 0.02)]
+    adjusted = holm([t.p for t in tests])
+    assert adjusted[0] == pytest.approx(2 * tests[0].p) and math.isnan(adjusted[1])
+
+
+def test_sign_flip_test_enumerates_every_sign_assignment():
+    import itertools
+    import random
+
+    from selfplay.stats import sign_flip_floor, sign_flip_p
+
+    def brute(d):
+        obs = abs(sum(d))
+        flips = list(itertools.product([1, -1], repeat=len(d)))
+        return sum(abs(sum(s * x for s, x in zip(f, d, strict=True))) >= obs - 1e-12
+                   for f in flips) / len(flips)  # fmt: skip
+
+    rng = random.Random(1)
+    for n in (2, 3, 5, 8):
+        for _ in range(20):
+            d = [rng.choice([-3, -1, 0, 1, 2, 4]) / 1000 for _ in range(n)]
+            assert sign_flip_p(d) == pytest.approx(brute(d)), d
+    assert sign_flip_p([0.1, 0.2, 0.3, 0.4, 0.5]) == sign_flip_floor(5) == 2 / 32
+    assert sign_flip_p([-0.1, -0.2, -0.3, -0.4, -0.5]) == 0.0625  # two-sided
+    assert sign_flip_p([0.0, 0.0]) == 1.0
+    assert math.isnan(sign_flip_p([0.3])) and math.isnan(sign_flip_p([]))
+
+
+def test_sign_flip_test_samples_above_sixteen_seeds():
+    from selfplay.stats import EXACT_SIGN_FLIP, sign_flip_p
+
+    d = [0.01 * (i % 7 - 2) for i in range(EXACT_SIGN_FLIP + 4)]
+    p = sign_flip_p(d)
+    assert p == sign_flip_p(d)  # a fixed seed: the same p every time
+    assert abs(p - sign_flip_p(d, resamples=200000, seed=1)) < 0.01
+    assert sign_flip_p([0.01] * 30) == pytest.approx(1 / 20001)  # the observed one counted in

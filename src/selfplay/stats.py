@@ -4,36 +4,23 @@ effective-data multiplier with a bootstrap interval."""
 
 from __future__ import annotations
 
+import functools
 import math
+import random
 import statistics
 from dataclasses import dataclass
 
-_T95 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    12: 2.179,
-    15: 2.131,
-    20: 2.086,
-    30: 2.042,
-}
 
-
+@functools.cache
 def t_critical(df: int) -> float:
-    """Two-sided 95% Student-t critical value (table; 1.96 beyond 30 degrees of freedom)."""
+    """Two-sided 95% Student-t critical value: the exact 0.975 quantile for every ``df``.
+
+    >>> round(t_critical(4), 3), round(t_critical(1000), 3)
+    (2.776, 1.962)
+    """
     if df < 1:
         return math.nan
-    if df in _T95:
-        return _T95[df]
-    smaller = [k for k in _T95 if k < df]
-    return _T95[max(smaller)] if df < 30 else 1.96
+    return t_quantile(0.975, df)
 
 
 def clean(values) -> list[float]:
@@ -132,13 +119,25 @@ class Paired:
     half_width: float
     """95% interval half-width (t); nan for n < 2."""
     p: float
-    """Two-sided p-value of "no difference" (paired t); nan for n < 2."""
+    """Two-sided p-value of "no difference" (paired t); nan for n < 2 and where the t statistic
+    is undefined (every seed the same non-zero difference); 1 where every difference is 0."""
     p_equivalent: float
-    """p-value of "the difference lies inside ±margin" (two one-sided t tests); nan for n < 2."""
+    """p-value of "the difference lies inside ±margin" (two one-sided t tests); nan for n < 2
+    and where every seed gives the same difference (no spread to test against)."""
+    p_sign_flip: float = math.nan
+    """Two-sided p-value of "no difference" by the sign-flip (exact permutation) test; nan for
+    n < 2."""
+
+    @property
+    def undefined(self) -> bool:
+        """Whether the t test could not be computed although there are seeds to pair (every seed
+        the same non-zero difference)."""
+        return self.n >= 2 and math.isnan(self.p)
 
 
 def paired(diffs: list[float], margin: float) -> Paired:
-    """Paired t test and equivalence test (TOST against ``±margin``) of per-seed differences."""
+    """Paired t test, sign-flip test and equivalence test (TOST against ``±margin``) of per-seed
+    differences."""
     d = clean(diffs)
     n = len(d)
     if n == 0:
@@ -148,27 +147,73 @@ def paired(diffs: list[float], margin: float) -> Paired:
         return Paired(n, m, math.nan, math.nan, math.nan)
     se = statistics.stdev(d) / math.sqrt(n)
     df = n - 1
+    flip = sign_flip_p(d)
     if se == 0:
-        # Every seed gave the same difference (with few seeds and a discrete accuracy, e.g. one
-        # problem each): there is no spread to test against, so neither test can say anything.
-        return Paired(n, m, 0.0, math.nan, math.nan)
+        # Every seed gave the same difference (few seeds, a discrete accuracy): t = m / 0. All
+        # zero is no evidence of a difference (p = 1, as the sign-flip test says too); the same
+        # non-zero difference leaves the t test undefined (nan, counted in Holm's family as 1).
+        # Neither says how close the arms are: no equivalence test.
+        return Paired(n, m, 0.0, 1.0 if m == 0 else math.nan, math.nan, flip)
     p = 2 * t_sf(abs(m) / se, df)
     p_eq = max(t_sf((m + margin) / se, df), t_sf((margin - m) / se, df))
-    return Paired(n, m, t_quantile(0.975, df) * se, p, p_eq)
+    return Paired(n, m, t_critical(df) * se, p, p_eq, flip)
+
+
+EXACT_SIGN_FLIP = 16
+"""Seeds up to which the sign-flip test enumerates every sign assignment (2^16); above, it
+samples them (Monte Carlo, fixed seed)."""
+
+
+def sign_flip_p(diffs: list[float], resamples: int = 20000, seed: int = 0) -> float:
+    """Two-sided sign-flip (exact permutation) p-value of "no difference" for paired differences:
+    the share of the 2^n assignments of signs to the differences whose mean is at least as far
+    from 0 as the observed one. Exact for n <= ``EXACT_SIGN_FLIP``; above, ``resamples`` random
+    assignments (seeded) with the observed one counted in. nan for n < 2.
+
+    >>> sign_flip_p([0.1, 0.2, 0.3, 0.4, 0.5])  # every sign the same: the floor 2/32
+    0.0625
+    """
+    d = clean(diffs)
+    n = len(d)
+    if n < 2:
+        return math.nan
+    observed = abs(math.fsum(d))
+    tol = 1e-12 * max(1.0, sum(abs(x) for x in d))  # ties up to rounding count as ties
+    if n <= EXACT_SIGN_FLIP:
+        sums = [0.0]
+        for x in d:  # every signed sum, built one difference at a time
+            sums = [s + x for s in sums] + [s - x for s in sums]
+        return sum(abs(s) >= observed - tol for s in sums) / len(sums)
+    rng = random.Random(seed)
+    hits = sum(
+        abs(math.fsum(x if rng.random() < 0.5 else -x for x in d)) >= observed - tol
+        for _ in range(resamples)
+    )
+    return (hits + 1) / (resamples + 1)
+
+
+def sign_flip_floor(n: int) -> float:
+    """The smallest two-sided sign-flip p-value ``n`` paired seeds can give: 2 / 2^n."""
+    return 2.0 / 2**n if n >= 1 else math.nan
 
 
 def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjustment of p-values for multiple comparisons (nan stays nan).
+    """Holm's step-down adjustment of p-values for multiple comparisons. A nan (no test) stays
+    nan but counts in the family as p = 1, so the family never shrinks.
 
     >>> holm([0.01, 0.04, 0.03])
     [0.03, 0.06, 0.06]
+    >>> holm([0.02, float("nan")])
+    [0.04, nan]
     """
-    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
-    order = sorted(idx, key=lambda i: pvalues[i])
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: 1.0 if math.isnan(pvalues[i]) else pvalues[i])
     out = list(pvalues)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * pvalues[i]))
+        if math.isnan(pvalues[i]):
+            continue
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
         out[i] = round(running, 12)
     return out
 

@@ -83,6 +83,12 @@ class BenchConfig:
     on U again, the baseline at a data wall where no fresh data exists. Every arm but the
     reference and that arm is compared with it; these comparisons join the reference's in one
     Holm family."""
+    primary: list[str] = field(default_factory=list)
+    """Pre-registered primary comparisons, each ``"arm vs other"`` (any two arms, e.g.
+    ``["selfplay-verified vs raw-repeat", "selfplay-verified vs raw-fresh-1x"]``): they form the
+    primary family, Holm-corrected on their own, which the verdict line reads; every other
+    comparison is a secondary family, corrected on its own. Empty: one family of every
+    comparison."""
     margin: float = 0.02
     """Equivalence margin: a comparison whose difference of final in-distribution accuracy lies
     within ±margin (two one-sided tests, after Holm's correction) is *equivalent*."""
@@ -185,6 +191,7 @@ def load_bench_config(
             raise ConfigError(f"also_against: {other!r} is the reference already")
     if len(set(bench.also_against)) < len(bench.also_against):
         raise ConfigError("also_against: names an arm twice")
+    primary_pairs(bench, list(arms))
     if not bench.margin > 0:
         raise ConfigError(f"margin: must be > 0 (an accuracy difference), got {bench.margin}")
     if not bench.frontier_margin > 0:
@@ -224,6 +231,39 @@ def load_bench_config(
             except ConfigError as exc:
                 raise ConfigError(f"sweep regime {name}, arm {arm}: {exc}") from None
     return bench, arms
+
+
+def primary_pairs(bench: BenchConfig, arms: list[str] | None = None) -> list[tuple[str, str]]:
+    """``primary`` as (arm, other) pairs; a one-line ConfigError for an entry that is not
+    ``"arm vs other"`` of two different arms (of ``arms``, where given), or that names a pair
+    twice."""
+    pairs = []
+    for entry in bench.primary:
+        parts = [p.strip() for p in str(entry).split(" vs ")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"primary: {entry!r} is not 'arm vs other'")
+        for arm in parts:
+            if arms is not None and arm not in arms:
+                raise ConfigError(f"primary: {arm!r} is not an arm; arms: {', '.join(arms)}")
+        if parts[0] == parts[1]:
+            raise ConfigError(f"primary: {entry!r} compares an arm with itself")
+        if {tuple(parts), tuple(reversed(parts))} & set(pairs):
+            raise ConfigError(f"primary: {entry!r} names a comparison twice")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def comparison_pairs(bench: BenchConfig, arms: list[str]) -> list[tuple[str, str]]:
+    """(arm, against) for every comparison of a bench: the ``primary`` ones as written, then each
+    arm against the reference, then each arm but the reference against every arm of
+    ``also_against`` (a pair the primary ones already make, in either order, only once)."""
+    ref = bench.reference
+    primary = primary_pairs(bench, arms)
+    pairs = [(a, ref) for a in arms if a != ref]
+    for other in bench.also_against:
+        pairs += [(a, other) for a in arms if a not in (ref, other)]
+    taken = set(primary) | {(b, a) for a, b in primary}
+    return primary + [p for p in pairs if p not in taken]
 
 
 EXECUTORS = ("local", "ray")

@@ -9,7 +9,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from selfplay.bench.config import COMPUTE_SUFFIX, BenchConfig
+from selfplay.bench.config import COMPUTE_SUFFIX, BenchConfig, comparison_pairs, primary_pairs
 from selfplay.config import RunConfig
 from selfplay.plots import COLOURS, HATCHES, clipped_interval, line_style, pyplot
 from selfplay.stats import (
@@ -20,6 +20,7 @@ from selfplay.stats import (
     isotonic,
     mean_ci,
     paired,
+    sign_flip_floor,
     verdict_word,
 )
 
@@ -40,16 +41,6 @@ CHANCE = 0.05
 def _mean(values) -> float:
     vals = clean(values)
     return statistics.fmean(vals) if vals else math.nan
-
-
-def comparison_pairs(bench: BenchConfig, arms: list[str]) -> list[tuple[str, str]]:
-    """(arm, against) for every comparison of a bench: each arm against the reference, then
-    each arm but the reference against every arm of ``also_against``."""
-    ref = bench.reference
-    pairs = [(a, ref) for a in arms if a != ref]
-    for other in bench.also_against:
-        pairs += [(a, other) for a in arms if a not in (ref, other)]
-    return pairs
 
 
 def compare_arms(
@@ -76,30 +67,43 @@ def compare_arms(
 
 
 def judge(bench: BenchConfig, comparisons: list[dict]) -> list[dict]:
-    """Holm-correct a family of comparisons (each with a paired ``test``) at once, for "no
-    difference" and for "inside the margin", and give each its verdict word (in place; returned
-    for convenience)."""
-    p_adj = holm([c["test"].p for c in comparisons])
-    eq_adj = holm([c["test"].p_equivalent for c in comparisons])
-    for c, p, q in zip(comparisons, p_adj, eq_adj, strict=True):
-        c["p_holm"], c["p_equivalent_holm"] = p, q
-        c["verdict"] = (
-            verdict_word(c["test"].mean, p, q, bench.alpha)
-            if bench.verdict and c["test"].n >= 2
-            else "no verdict"
+    """Holm-correct each family of comparisons (each with a paired ``test``) at once, for "no
+    difference" (t and sign-flip) and for "inside the margin", and give each its verdict word (in
+    place; returned for convenience). With ``bench.primary`` the primary comparisons are one
+    family and the rest another (each comparison's ``family``); without, all are one."""
+    primary = set(primary_pairs(bench))
+    for c in comparisons:
+        c["family"] = (
+            ("primary" if (c["arm"], c["against"]) in primary else "secondary") if primary else None
         )
+    for family in dict.fromkeys(c["family"] for c in comparisons):
+        members = [c for c in comparisons if c["family"] == family]
+        p_adj = holm([c["test"].p for c in members])
+        flip_adj = holm([c["test"].p_sign_flip for c in members])
+        eq_adj = holm([c["test"].p_equivalent for c in members])
+        for c, p, f, q in zip(members, p_adj, flip_adj, eq_adj, strict=True):
+            c["p_holm"], c["p_sign_flip_holm"], c["p_equivalent_holm"] = p, f, q
+            c["family_size"] = len(members)
+            c["verdict"] = (
+                verdict_word(c["test"].mean, p, q, bench.alpha)
+                if bench.verdict and c["test"].n >= 2
+                else "no verdict"
+            )
     return comparisons
 
 
 def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict]:
-    """The comparisons as summary.json stores them."""
+    """The comparisons as summary.json stores them (``family`` where the bench has a primary
+    family)."""
     return [
         {
             "arm": c["arm"],
             "reference": c["against"],
+            **({"family": c["family"]} if c.get("family") else {}),
             "mean": c["test"].mean,
             "half_width": c["test"].half_width,
             "p_holm": c["p_holm"],
+            "p_sign_flip_holm": c["p_sign_flip_holm"],
             "p_equivalent_holm": c["p_equivalent_holm"],
             "verdict": c["verdict"],
             "per_seed": c["diffs"],
@@ -121,20 +125,33 @@ def references_text(bench: BenchConfig) -> str:
 def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int) -> str:
     if not bench.verdict or n_seeds < 2:
         return "No verdict: " + ("one seed." if n_seeds < 2 else "verdict: false in the config.")
+    if bench.primary:
+        comparisons = [c for c in comparisons if c["family"] == "primary"]
     parts = []
     for c in comparisons:
         t = c["test"]
         who = c["arm"] + against_text(bench, c)
         parts.append(
-            f"{who} is **{c['verdict']}** ({t.mean:+.3f} ± {t.half_width:.3f})"
+            f"{who} is **{c['verdict']}** ({t.mean:+.3f} ± {t.half_width:.3f}"
+            + (
+                "; the same difference on every seed: the t test is undefined"
+                if t.undefined
+                else ""
+            )
+            + ")"
             if not math.isnan(t.mean)
             else f"{who}: no paired seeds"
         )
+    which = (
+        f"The pre-registered primary comparisons ({len(comparisons)}, Holm-corrected on their own "
+        f"at {bench.alpha:g}), against `{bench.reference}` unless named"
+        if bench.primary
+        else f"Against `{bench.reference}`"
+    )
+    holm_text = "" if bench.primary else f"Holm-corrected at {bench.alpha:g}; "
     return (
-        f"Against `{bench.reference}` on final in-distribution accuracy ({n_seeds} seeds, paired; "
-        f"Holm-corrected at {bench.alpha:g}; equivalent = within ±{bench.margin:g}): "
-        + "; ".join(parts)
-        + "."
+        f"{which} on final in-distribution accuracy ({n_seeds} seeds, paired; "
+        f"{holm_text}equivalent = within ±{bench.margin:g}): " + "; ".join(parts) + "."
     )
 
 
@@ -240,7 +257,7 @@ def summarize_bench(
     comparisons = compare_arms(bench, list(arms), final)
     sections = [
         _equal_steps_section(bench, arms, rows, final, comparisons),
-        _paired_section(bench, comparisons),
+        *_paired_section(bench, comparisons),
     ]
     effective, monotone = _effective_data_section(arms, final)
     sections += effective
@@ -354,23 +371,64 @@ def _equal_steps_section(bench, arms, rows, final, comparisons) -> dict:
     )  # fmt: skip
 
 
-def _paired_section(bench, comparisons) -> dict:
-    table = paired_rows(comparisons, against=bool(bench.also_against))
-    return (
-        {
-            "heading": f"Paired with {references_text(bench)} (final acc in)",
-            "text": [
-                "Per-seed differences from the same seed model; *p*: paired t test of no "
-                "difference, *p equiv*: two one-sided tests of a difference within "
-                f"±{bench.margin:g}; both Holm-corrected over the {len(comparisons)} comparisons."
-            ],
-            "columns": [
-                "arm", *(["against"] if bench.also_against else []), "Δ acc in", "p (Holm)",
-                "p equiv (Holm)", "verdict", "per seed",
-            ],
-            "rows": table,
-        }
-    )  # fmt: skip
+def _paired_section(bench, comparisons) -> list[dict]:
+    """The paired comparisons' table: one, or with ``primary`` the primary family first and the
+    secondary family after it, each under its own heading."""
+    against = bool(bench.also_against or bench.primary)
+    columns = [
+        "arm", *(["against"] if against else []), "Δ acc in", "p (Holm)", "p sign-flip (Holm)",
+        "p equiv (Holm)", "verdict", "per seed",
+    ]  # fmt: skip
+    families = (
+        [("primary", "Primary comparisons, pre-registered"), ("secondary", "Secondary comparisons")]
+        if bench.primary
+        else [(None, f"Paired with {references_text(bench)}")]
+    )
+    sections = []
+    for family, heading in families:
+        members = [c for c in comparisons if c["family"] == family]
+        if not members:
+            continue
+        sections.append(
+            {
+                "heading": f"{heading} (final acc in)",
+                "text": [
+                    "Per-seed differences from the same seed model; *p*: paired t test of no "
+                    "difference, *p sign-flip*: the exact sign-flip (permutation) test of no "
+                    "difference, *p equiv*: two one-sided tests of a difference within "
+                    f"±{bench.margin:g}; each Holm-corrected over the {len(members)} comparisons"
+                    + (" of this family." if bench.primary else "."),
+                    *paired_notes(members),
+                ],
+                "columns": columns,
+                "rows": paired_rows(members, against=against),
+            }
+        )
+    return sections
+
+
+def paired_notes(comparisons: list[dict]) -> list[str]:
+    """What limits a table of paired comparisons: the sign-flip test's floor where a comparison
+    sits on it, and comparisons whose t test is undefined."""
+    notes = []
+    floored = sorted(
+        {c["test"].n for c in comparisons if c["test"].p_sign_flip == sign_flip_floor(c["test"].n)}
+    )
+    for n in floored:
+        notes.append(
+            f"With {n} seeds the smallest two-sided sign-flip p is 2/{2**n} = "
+            f"{sign_flip_floor(n):.4g} (every seed's difference of one sign), before Holm's "
+            "correction; a comparison at that floor is as significant as the sign-flip test "
+            "can say with these seeds."
+        )
+    undefined = [c for c in comparisons if c["test"].undefined]
+    if undefined:
+        notes.append(
+            "The same difference on every seed leaves the t test undefined (no spread): "
+            + ", ".join(f"{c['arm']} vs {c['against']}" for c in undefined)
+            + "; its p counts in Holm's family as 1 and the verdict is inconclusive."
+        )
+    return notes
 
 
 def _effective_data_section(arms, final) -> tuple[list[dict], bool | None]:
@@ -524,9 +582,16 @@ def _equal_compute_section(arms, rows) -> dict:
     }
 
 
+def _p_text(p: float, undefined: bool = False) -> str:
+    if math.isnan(p):
+        return "undefined" if undefined else "-"
+    return f"{p:.3f}"
+
+
 def paired_rows(comparisons: list[dict], against: bool = False) -> list[list[str]]:
     """A paired-comparisons table's rows: arm (with the arm it is compared with, if
-    ``against``), difference ± 95% interval, Holm p-values, verdict, per-seed differences."""
+    ``against``), difference ± 95% interval, Holm p-values (t, sign-flip, equivalence), verdict,
+    per-seed differences."""
     rows = []
     for c in comparisons:
         t = c["test"]
@@ -535,8 +600,9 @@ def paired_rows(comparisons: list[dict], against: bool = False) -> list[list[str
                 c["arm"],
                 *([c["against"]] if against else []),
                 format_ci(t.mean, t.half_width),
-                "-" if math.isnan(c["p_holm"]) else f"{c['p_holm']:.3f}",
-                "-" if math.isnan(c["p_equivalent_holm"]) else f"{c['p_equivalent_holm']:.3f}",
+                _p_text(c["p_holm"], t.undefined),
+                _p_text(c["p_sign_flip_holm"]),
+                _p_text(c["p_equivalent_holm"], t.undefined),
                 c["verdict"],
                 ", ".join(f"{d:+.3f}" for d in c["diffs"]),
             ]
@@ -602,7 +668,7 @@ def compute_matched_sections(
     ref = bench.reference + COMPUTE_SUFFIX
     if ref not in cont:
         return sections, []
-    at_compute = replace(bench, reference=ref, also_against=[])
+    at_compute = replace(bench, reference=ref, also_against=[], primary=[])
     comparisons = compare_arms(at_compute, sp, final)
     sections.append(
         {
@@ -611,9 +677,18 @@ def compute_matched_sections(
                 "Each self-play arm's final checkpoint against the reference continued to the "
                 "compute of the most expensive self-play arm, so the raw side never has less "
                 f"compute; equivalence margin ±{bench.margin:g}; Holm-corrected over the "
-                f"{len(comparisons)} comparisons."
+                f"{len(comparisons)} comparisons.",
+                *paired_notes(comparisons),
             ],
-            "columns": ["arm", "Δ acc in", "p (Holm)", "p equiv (Holm)", "verdict", "per seed"],
+            "columns": [
+                "arm",
+                "Δ acc in",
+                "p (Holm)",
+                "p sign-flip (Holm)",
+                "p equiv (Holm)",
+                "verdict",
+                "per seed",
+            ],
             "rows": paired_rows(comparisons),
         }
     )

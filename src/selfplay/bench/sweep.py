@@ -28,6 +28,7 @@ from selfplay.bench.report import (
     budget_status,
     comparison_pairs,
     judge,
+    paired_notes,
     paired_rows,
     references_text,
     render_markdown,
@@ -234,11 +235,14 @@ def summarize_sweep(
             "text": [
                 "Per-seed differences of final in-distribution accuracy; p-values Holm-corrected "
                 f"over all {len(comparisons)} comparisons of the sweep; equivalence by two "
-                f"one-sided tests against ±{bench.margin:g}."
+                f"one-sided tests against ±{bench.margin:g}; *p sign-flip*: the exact sign-flip "
+                "(permutation) test of no difference.",
+                *paired_notes(comparisons),
             ],
             "columns": [
                 "regime", "arm", *(["against"] if against else []), "budget", "reuse",
-                "budget met", "Δ acc in", "p (Holm)", "p equiv (Holm)", "verdict", "per seed",
+                "budget met", "Δ acc in", "p (Holm)", "p sign-flip (Holm)", "p equiv (Holm)",
+                "verdict", "per seed",
             ],
             "rows": [
                 [c["regime"], *row[:lead], f"{c['budget']:.1f}",
@@ -263,6 +267,7 @@ def summarize_sweep(
                 "mean": c["test"].mean,
                 "half_width": c["test"].half_width,
                 "p_holm": c["p_holm"],
+                "p_sign_flip_holm": c["p_sign_flip_holm"],
                 "p_equivalent_holm": c["p_equivalent_holm"],
                 "verdict": c["verdict"],
                 "per_seed": c["diffs"],
