@@ -305,6 +305,7 @@ def write_provenance(
             "platform": platform.platform(),
             "processor": platform.machine(),
             "cpus": os.cpu_count(),
+            **cpu_model(),
         },
         "wall_seconds": wall,
         "elapsed_seconds": elapsed,
@@ -313,6 +314,23 @@ def write_provenance(
     if where:
         out["executor"] = where
     artifacts.write_json(path, out)
+    return out
+
+
+def cpu_model() -> dict:
+    """The CPU's model name and the vector instructions torch's kernels use on it: the same
+    commit and seed give bit-identical runs on one kind of CPU, not across kinds (floating-point
+    sums are ordered by the kernels' vector width)."""
+    import torch
+
+    out = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                out["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
     return out
 
 
