@@ -318,9 +318,9 @@ def write_provenance(
 
 
 def cpu_model() -> dict:
-    """The CPU's model name and the vector instructions torch's kernels use on it: the same
-    commit and seed give bit-identical runs on one kind of CPU, not across kinds (floating-point
-    sums are ordered by the kernels' vector width)."""
+    """The CPU's model name and the vector instructions torch's kernels use on it: a rerun on
+    one machine is bit-identical, but the same commit and seed have given other numbers on
+    another machine, and the kind of CPU is the first thing to compare."""
     import torch
 
     out = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
