@@ -96,6 +96,7 @@ def wandb_offline(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.mark.slow  # needs the wandb / trackio extras, which the slow suite installs
 def test_wandb_run_ids_follow_the_run_directory(tmp_path, wandb_offline):
     """The round metrics go to the run ``run_id``: the same directory resumes it, another
     directory with the same config name opens its own."""
@@ -151,6 +152,7 @@ def _trackio_db(root: Path) -> sqlite3.Connection:
     return sqlite3.connect(db)
 
 
+@pytest.mark.slow  # needs the wandb / trackio extras, which the slow suite installs
 def test_trackio_logs_each_run_directory_in_its_own_store(tmp_path):
     """trackio reads its directory once per process; two runs in one process (a sweep's regimes)
     still each write under their own ``tracking.dir``."""
@@ -200,6 +202,7 @@ def test_trackio_logs_config_rounds_and_curves(tmp_path):
         assert json.loads(configs[f"{rid}/{stage}"])["learning_rate"] == pytest.approx(lr)
 
 
+@pytest.mark.slow  # needs the wandb / trackio extras, which the slow suite installs
 def test_wandb_stage_runs_are_opened_with_their_id_and_group(tmp_path, wandb_offline):
     """TRL's callback logs into the run opened here (wandb reads its environment once per
     process); a launched worker, a fresh process, is told the same through the environment."""
