@@ -167,3 +167,24 @@ def test_published_plots_are_drawn_again_from_the_files_alone(tmp_path, monkeypa
     report = (docs / "grpo-report.md").read_text()
     assert "![paired_differences.png](grpo_bench_paired_differences.png)" in report
     assert report.replace("](grpo_bench_", "](") == (root / "bench-grpo" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("d", RESULT_DIRS, ids=lambda d: d.name)
+def test_published_configs_hold_paths_relative_to_the_repository(d):
+    import yaml
+
+    for path in d.glob("*.yaml"):
+        text = path.read_text()
+        assert str(REPO) not in text, path
+        out = (yaml.safe_load(text) or {}).get("output_dir")
+        assert out is None or not str(out).startswith("/"), (path, out)
+
+
+def test_publishing_rewrites_paths_under_the_repository(tmp_path):
+    from selfplay.views.publish import repo_relative
+
+    repo = tmp_path / "repo"
+    f = tmp_path / "bench.yaml"
+    f.write_text(f"output_dir: {repo}/runs/b\nother: /elsewhere/x\n")
+    repo_relative(f, repo)
+    assert f.read_text() == "output_dir: runs/b\nother: /elsewhere/x\n"

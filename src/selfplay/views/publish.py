@@ -31,7 +31,8 @@ from selfplay.errors import ConfigError
 from selfplay.schedules import supports
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
-DOCS = RESULTS.parents[1] / "docs"
+REPO = RESULTS.parents[1]
+DOCS = REPO / "docs"
 PUBLISHED_PLOTS = {
     # results name: (its plots' prefix in docs/, the plots docs/ shows (None: all), the name of
     # its report.md's copy in docs/ (None: none))
@@ -63,6 +64,15 @@ def result_files(results_dir: Path) -> tuple[str, ...]:
     return RUN_FILES if (Path(results_dir) / "metrics.jsonl").exists() else FILES
 
 
+def repo_relative(path: Path, repo: Path = REPO) -> None:
+    """Rewrite the paths under ``repo`` in a published text file (a config's ``output_dir``, its
+    rerun comment) relative to the repository, so the file says the same on any checkout."""
+    text = Path(path).read_text()
+    new = text.replace(f"{Path(repo).resolve()}/", "")
+    if new != text:
+        artifacts.write_text(path, new)
+
+
 def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     """Publish a finished run's small files to ``root/name``: its resolved config, its stages'
     metrics and its provenance (no models, no samples); the summary is derived from them."""
@@ -83,6 +93,7 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     out = Path(root) / name
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
+    repo_relative(out / "config.yaml")
     artifacts.write_jsonl(out / "metrics.jsonl", rows)
     (out / "provenance.json").unlink(missing_ok=True)  # a run is published once, not resumed
     # The commit the run ran at (its config.yaml's header), not the one publishing it.
@@ -114,6 +125,7 @@ def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
     for f in OPTIONAL_FILES:
         if (bench_dir / f).exists():
             shutil.copyfile(bench_dir / f, out / f)
+    repo_relative(out / "bench.yaml")
     return out
 
 
