@@ -27,6 +27,7 @@ from selfplay.bench.report import (
     against_text,
     budget_status,
     comparison_pairs,
+    comparison_records,
     judge,
     paired_notes,
     paired_rows,
@@ -261,20 +262,12 @@ def summarize_sweep(
         "comparisons": [
             {
                 "regime": c["regime"],
-                "arm": c["arm"],
-                "reference": c["against"],
+                **record,
                 "budget_epochs": c["budget"],
-                "mean": c["test"].mean,
-                "half_width": c["test"].half_width,
-                "p_holm": c["p_holm"],
-                "p_sign_flip_holm": c["p_sign_flip_holm"],
-                "p_equivalent_holm": c["p_equivalent_holm"],
-                "verdict": c["verdict"],
-                "per_seed": c["diffs"],
                 "reuse": c["reuse"],
                 "short_seeds": len(c["short"]),
             }
-            for c in comparisons
+            for c, record in zip(comparisons, comparison_records(bench, comparisons), strict=True)
         ],
         "intro": intro,
         "sections": sections,
