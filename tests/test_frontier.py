@@ -545,3 +545,85 @@ def test_a_thin_kept_set_is_not_repeated_past_max_epochs():
     assert cap_counts(sizes, counts, 100, 1000.0, ["new", "old"]) is None  # nothing binds
     # Only capped sources: no other source to take the rest (train_mixture cuts the steps).
     assert cap_counts({"new": 10}, {"new": 16}, 100, 4.0, ["new"]) is None
+
+
+def test_the_agreement_probe_reads_no_gold_answer(monkeypatch):
+    """``probe: agreement`` scores a difficulty by how many validation problems' answers all agree
+    (greedy, samples, a committee's greedy answers; of the implied width): corrupting every gold
+    answer and operand leaves it unchanged, while the reported accuracy follows the gold."""
+    import dataclasses
+    import random
+
+    from selfplay.engine import evaluation
+    from selfplay.generation import Completion
+    from selfplay.tasks import make_task
+
+    cfg = _cfg(Path("/nonexistent"))
+    task = make_task(cfg)
+    problems = task.sample_problems("train", 2, 6, random.Random(0))
+    right = {p.prompt: p.answer for p in problems}
+    # Problem 0: every answer right; 1: one sample differs; 2: the committee's model differs;
+    # 3: all agree on a wrong answer; 4: all agree on an answer of the wrong width; 5: empty.
+    odd = {problems[1].prompt: ("sample", "9"), problems[2].prompt: ("member", "8")}
+
+    def fake_generate(model, tok, prompts, *, n=1, greedy=False, **_):
+        out = []
+        for i, prompt in enumerate(prompts):
+            text = right[prompt]
+            if prompt == problems[3].prompt:
+                text = "0" * (len(text) - 1) + ("1" if text[-1] != "1" else "2")
+            if prompt == problems[4].prompt:
+                text = text + "0"
+            if prompt == problems[5].prompt:
+                text = ""
+            kind, other = odd.get(prompt, ("", ""))
+            for j in range(1 if greedy else n):
+                t = other if (kind == "sample" and not greedy and j == 1) else text
+                t = other if (kind == "member" and model == "member") else t
+                out.append(Completion(i, j, t, len(t) + 1, "stop"))
+        return out
+
+    monkeypatch.setattr(evaluation, "get_backend", lambda name: fake_generate)
+    widths = {p.id: task.answer_width(p) for p in problems}
+    models = [("model", None), ("member", None)]
+    agree, acc, tokens = evaluation.agreement_by_difficulty(
+        models, task, problems, cfg, 0, 2, widths
+    )
+    # 0 and 3 agree (agreement is not correctness); 0, 1 and 2 have a right greedy answer.
+    assert agree == {2: 2 / 6} and acc == {2: 3 / 6}
+    assert tokens > 0
+    scrambled = [dataclasses.replace(p, answer="7", meta={k: 0 for k in p.meta}) for p in problems]
+    again, acc2, _ = evaluation.agreement_by_difficulty(models, task, scrambled, cfg, 0, 2, widths)
+    assert again == agree and acc2 != acc
+
+
+def test_a_label_free_climb_records_what_its_probe_would_have_scored(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        iterations=1,
+        frontier={**TINY["loop"]["frontier"], "probe": "agreement", "probe_samples": 2},
+    )
+    rows = run_frontier(cfg, console=None)
+    it = tmp_path / "run" / "iter_001"
+    probe = {int(d): a for d, a in artifacts.read_json(it / "probe.json").items()}
+    fr = rows[1]["frontier"]
+    assert fr["probe_kind"] == "agreement" and set(fr["probe_accuracy"]) == {"1", "2", "3", "4"}
+    assert fr["probe_generated_tokens"] > 0
+    assert fr["probe_solved"] == solved_frontier(probe, 0.0)  # the agreement decides
+    # A rerun reads the probe back instead of sampling again.
+    assert run_frontier(cfg, console=None)[1]["frontier"] == fr
+
+
+@pytest.mark.parametrize(
+    "frontier, filters, message",
+    [
+        ({"probe": "agreement", "probe_samples": 0}, {}, "one answer always agrees"),
+        ({"probe_samples": 3}, {}, "not read with loop.frontier.probe: verifier"),
+    ],
+)
+def test_probe_options_that_cannot_work_are_refused(tmp_path, frontier, filters, message):
+    data = json.loads(json.dumps(TINY))
+    data["loop"]["frontier"].update(frontier)
+    data["filters"].update(filters)
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)

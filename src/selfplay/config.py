@@ -165,6 +165,13 @@ def _check_ranges(cfg: RunConfig) -> None:
         "train.budget_epochs",
         f"needs one budget >= 0 per round (loop.iterations = {cfg.loop.iterations})",
     )
+    fr = cfg.loop.frontier
+    need(
+        fr.probe != "agreement" or fr.probe_samples + cfg.filters.majority_models >= 2,
+        "loop.frontier.probe_samples",
+        "must be >= 1 with probe: agreement (one answer always agrees with itself), "
+        "unless filters.majority_models >= 2",
+    )
     for (key, value), required in REQUIRED.items():
         if _lookup(cfg, key) == value:
             for name, want, what in required:
@@ -260,6 +267,7 @@ UNREAD = {
         "train.budget_epochs",
         "eval.n_intermediate",
     ),
+    ("loop.frontier.probe", "verifier"): ("loop.frontier.probe_samples",),
     ("generation.backend", "hf"): (
         "generation.tensor_parallel_size",
         "generation.data_parallel_size",

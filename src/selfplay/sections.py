@@ -180,6 +180,16 @@ class FrontierConfig:
     """Validation problems per difficulty for the probe (train split, never practised on)."""
     probe_ahead: int = 2
     """The probe (and the per-round evaluation) covers difficulties up to the largest practised + this."""
+    probe: Literal["verifier", "agreement"] = "verifier"
+    """What the probe scores per difficulty, and so what decides the practice and the stop.
+    ``verifier``: greedy accuracy on the validation split (the verifier judges each answer; on
+    arithmetic that is ground truth). ``agreement``: label-free: the share of validation problems
+    whose answers all agree (the greedy answer, ``probe_samples`` sampled answers at
+    ``generation.temperature`` and a committee's other models' greedy answers; of the width the
+    prompt implies with ``length_filter``), so no gold answer chooses what to practise or when to
+    stop; the greedy answers' accuracy is recorded for the report only."""
+    probe_samples: int = 4
+    """With ``probe: agreement``: sampled answers per validation problem beside the greedy one."""
     length_filter: bool = True
     """Keep only answers of the width the prompt implies (needs no ground truth)."""
     mix_new: float = 0.5
@@ -195,6 +205,7 @@ class FrontierConfig:
         need(self.stall_rounds >= 1, "loop.frontier.stall_rounds", "must be >= 1")
         need(self.val_per_difficulty >= 1, "loop.frontier.val_per_difficulty", "must be >= 1")
         need(self.probe_ahead >= 0, "loop.frontier.probe_ahead", "must be >= 0")
+        need(self.probe_samples >= 0, "loop.frontier.probe_samples", "must be >= 0")
         need(self.practice_ahead >= 1, "loop.frontier.practice_ahead", "must be >= 1")
         shares = (self.mix_new, self.mix_old, self.mix_raw)
         need(

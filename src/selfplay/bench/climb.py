@@ -54,6 +54,8 @@ def arm_kind(cfg: RunConfig) -> str:
         name += f" ({f.majority_min_votes} of {n} samples)"
     if cfg.loop.frontier.length_filter and cfg.task.reversed:  # the width check needs the format
         name += " + length"
+    if cfg.loop.frontier.probe == "agreement":
+        name += "; label-free probe"
     return name
 
 

@@ -10,7 +10,7 @@ import random
 from math import comb
 
 from selfplay.config import RunConfig
-from selfplay.engine.filters import majority_answer, normalize_answer
+from selfplay.engine.filters import label_answer, majority_answer, normalize_answer
 from selfplay.engine.sampling import completion_budget
 from selfplay.generation import backend_options, get_backend
 from selfplay.tasks import Problem, Task, verify_all
@@ -63,6 +63,64 @@ def accuracy_by_difficulty(
         verdicts = verify_all(task, [(ps[c.prompt_idx], c.text) for c in comps])
         acc[d] = sum(v.status == "correct" for v in verdicts) / len(ps)
     return acc
+
+
+def agreement_by_difficulty(
+    models: list,
+    task: Task,
+    problems: list[Problem],
+    cfg: RunConfig,
+    seed: int,
+    samples: int,
+    widths: dict[str, int | None] | None = None,
+) -> tuple[dict[int, float], dict[int, float], int]:
+    """The label-free probe: per difficulty, the share of ``problems`` whose answers all agree.
+
+    A problem's answers are the greedy answer of each ``(model, tokenizer)`` in ``models`` (the
+    run's model first, then a committee's others) and ``samples`` sampled answers of the first
+    (``generation.temperature``); they agree when every one is the same non-empty answer
+    (:func:`selfplay.engine.filters.label_answer`) and, with ``widths`` (problem id -> the width
+    its prompt implies), of that width. No gold answer is read for that. Returns the agreement,
+    the verifier's accuracy of the first model's greedy answers (for the report only, never for a
+    decision), and the tokens generated."""
+    generate = get_backend(cfg.generation.backend)
+    by_d: dict[int, list[Problem]] = {}
+    for p in problems:
+        by_d.setdefault(p.difficulty, []).append(p)
+    agree, acc, tokens = {}, {}, 0
+    for d, ps in sorted(by_d.items()):
+        budget = completion_budget(task, cfg, d)
+        answers: list[list[str]] = [[] for _ in ps]
+        greedy_texts = [""] * len(ps)
+        for j, (model, tok) in enumerate(models):
+            comps = generate(
+                model, tok, [p.prompt for p in ps], greedy=True, seed=seed, max_new_tokens=budget,
+                batch_size=cfg.generation.batch_size, **backend_options(cfg),
+            )  # fmt: skip
+            for c in comps:
+                answers[c.prompt_idx].append(label_answer(c.text))
+                greedy_texts[c.prompt_idx] = c.text if j == 0 else greedy_texts[c.prompt_idx]
+                tokens += c.tokens
+        if samples > 0:
+            model, tok = models[0]
+            comps = generate(
+                model, tok, [p.prompt for p in ps], n=samples, greedy=False, seed=seed,
+                temperature=cfg.generation.temperature, top_p=cfg.generation.top_p,
+                max_new_tokens=budget, batch_size=cfg.generation.batch_size,
+                **backend_options(cfg),
+            )  # fmt: skip
+            for c in comps:
+                answers[c.prompt_idx].append(label_answer(c.text))
+                tokens += c.tokens
+        agreed = 0
+        for p, got in zip(ps, answers, strict=True):
+            width = (widths or {}).get(p.id)
+            same = bool(got) and got[0] != "" and all(a == got[0] for a in got)
+            agreed += same and (width is None or len(got[0]) == width)
+        agree[d] = agreed / len(ps)
+        verdicts = verify_all(task, [(p, t) for p, t in zip(ps, greedy_texts, strict=True)])
+        acc[d] = sum(v.status == "correct" for v in verdicts) / len(ps)
+    return agree, acc, tokens
 
 
 def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:

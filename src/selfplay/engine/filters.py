@@ -129,6 +129,16 @@ def reason_kind(filter_reason: str) -> str:
 NOT_CHOSEN = "another sample of its problem is the label"
 
 
+def label_answer(text: str) -> str:
+    """The answer a label gives, for votes and the length check: the text after its last ``|``
+    (a chain's last step; an answer-only completion whole), stripped.
+
+    >>> label_answer("74*6=282|74*03=0141|282+0141=2961|2961 "), label_answer("51150")
+    ('2961', '51150')
+    """
+    return text.strip().split("|")[-1]
+
+
 def choose_labels(
     samples: list[dict],
     cfg: FilterConfig,
@@ -146,7 +156,7 @@ def choose_labels(
         by_problem.setdefault(s["problem_id"], []).append(s)
     kept = []
     for pid, group in by_problem.items():
-        answers = [s["text"].strip().split("|")[-1] for s in group]
+        answers = [label_answer(s["text"]) for s in group]
         if cfg.verified:
             ok = [
                 verification_reason(s, cfg.require_valid_steps, cfg.require_checked_steps) is None

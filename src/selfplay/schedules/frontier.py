@@ -3,7 +3,8 @@ raw corpus's difficulty.
 
     raw corpus U --seed--> model_0
     for k in 1..K:
-        probe    = greedy accuracy of model_{k-1} per difficulty on a validation split
+        probe    = greedy accuracy of model_{k-1} per difficulty on a validation split (or,
+                   label-free, the share of problems whose sampled / committee answers agree)
         frontier = largest d with every difficulty 1..d solved (>= threshold)
         practise = frontier + 1 (accelerated: every solved difficulty above the trained ones too)
         labels   = model_{k-1}'s own answers to train-split problems of those difficulties
@@ -34,7 +35,11 @@ import shutil
 from pathlib import Path
 
 from selfplay.engine import artifacts, stages
-from selfplay.engine.evaluation import accuracy_by_difficulty, solved_frontier
+from selfplay.engine.evaluation import (
+    accuracy_by_difficulty,
+    agreement_by_difficulty,
+    solved_frontier,
+)
 from selfplay.engine.filters import choose_labels
 from selfplay.engine.ledger import Clock, Cost, add_cost
 from selfplay.engine.models import load_for_generation
@@ -125,6 +130,10 @@ def fresh_examples(cfg, task, raw: list[Example], tests) -> list[Example]:
         raise ConfigError("loop.fresh_multiplier: the fresh corpus is empty")
     return fresh
 
+
+PROBE_ACCURACY = "probe_accuracy.json"
+"""A label-free probe's report: the greedy answers' accuracy per difficulty (never read for a
+decision) and the tokens the probe generated."""
 
 ORACLE = "oracle.parquet"
 """An oracle round's labels: the gold label of every problem it practises."""
@@ -333,6 +342,19 @@ class FrontierSchedule:
                 "trained_max": self._trained_max(plan, practice),
             },
         }
+        checked = round_dir(ctx.run_dir, k) / PROBE_ACCURACY
+        if checked.exists():  # a label-free probe: what it would have scored by the verifier
+            seen = artifacts.read_json(checked)
+            out["frontier"] |= {
+                "probe_kind": "agreement",
+                "probe_accuracy": seen["accuracy"],
+                "probe_accuracy_solved": solved_frontier(
+                    {int(d): a for d, a in seen["accuracy"].items()},
+                    cfg.loop.frontier.threshold,
+                    lowest_difficulty(ctx.task),
+                ),
+                "probe_generated_tokens": seen["generated_tokens"],
+            }
         blocks = practice["blocks"]
         if "grpo" not in blocks:  # the labels: one per practised problem
             filt = dict(blocks.get("filter") or {})
@@ -398,7 +420,9 @@ class FrontierSchedule:
 
     @staticmethod
     def _probe(ctx, k: int, trained_max: int) -> dict[int, float]:
-        """Greedy accuracy of model_{k-1} per difficulty on the validation split (``probe.json``)."""
+        """model_{k-1}'s score per difficulty on the validation split (``probe.json``): greedy
+        accuracy, or with ``probe: agreement`` the label-free agreement of its answers (the
+        greedy answers' accuracy, for the report only, in ``probe_accuracy.json``)."""
         fr, cfg = ctx.cfg.loop.frontier, ctx.cfg
         path = round_dir(ctx.run_dir, k) / "probe.json"
         if path.exists():
@@ -411,7 +435,24 @@ class FrontierSchedule:
             for p in draw_problems(ctx.task, d, fr.val_per_difficulty, rng, True)
         ]
         model, tok = load_for_generation(cfg, ctx.checkpoint(k - 1), ctx.device)
-        probe = accuracy_by_difficulty(model, tok, ctx.task, val, cfg, cfg.seed)
+        if fr.probe == "agreement":
+            others = member_dirs(round_dir(ctx.run_dir, k - 1), cfg.filters.majority_models)
+            models = [(model, tok)]
+            models += [load_for_generation(cfg, m / "model", ctx.device) for m in others]
+            width = getattr(ctx.task, "answer_width", None)
+            widths = {p.id: width(p) for p in val} if fr.length_filter and width else None
+            probe, accuracy, tokens = agreement_by_difficulty(
+                models, ctx.task, val, cfg, cfg.seed, fr.probe_samples, widths
+            )
+            artifacts.write_json(
+                path.with_name(PROBE_ACCURACY),
+                {
+                    "accuracy": {str(a): b for a, b in accuracy.items()},
+                    "generated_tokens": tokens,
+                },
+            )
+        else:
+            probe = accuracy_by_difficulty(model, tok, ctx.task, val, cfg, cfg.seed)
         artifacts.write_json(path, {str(a): b for a, b in probe.items()})
         return probe
 
