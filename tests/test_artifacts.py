@@ -74,3 +74,62 @@ def test_parquet_artifacts_load_as_a_hugging_face_dataset(tmp_path):
     artifacts.write_parquet(tmp_path / "s.parquet", rows)
     ds = load_dataset("parquet", data_files=str(tmp_path / "s.parquet"), split="train")
     assert ds.to_list() == rows
+
+
+def test_stage_records_are_checked_by_type_naming_the_key_and_the_redo(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    (run / "iter_001").mkdir(parents=True)
+    (run / "config.yaml").write_text("name: run\n")
+    path = run / "iter_001" / "metrics.json"
+    for record, message in [
+        ({"eval": {"accuracy": {"1": "high"}}}, 'eval.accuracy.1 is "high", not a number or null'),
+        ({"eval": [1]}, "eval is [1], not a mapping"),
+        ([1, 2], "holds [1, 2], not a mapping"),
+        ({"iteration": True}, "iteration is true, not a whole number"),
+        ({"eval": {"accuracy": {"x": 0.5}}}, "eval.accuracy.x: 'x' is not a difficulty"),
+        ({"cumulative": {"flops": "many"}}, 'cumulative.flops is "many", not a number'),
+        ({"train": {"tokens": None}}, "train.tokens is null, not a number"),
+    ]:
+        path.write_text(json.dumps(record))
+        with pytest.raises(ConfigError) as info:
+            artifacts.read_json(path)
+        text = str(info.value)
+        assert text.startswith(f"{path}: {message}; `selfplay run {run / 'config.yaml'}"), text
+        assert text.endswith("--redo iter_001` redoes iter_001") and "\n" not in text
+    # A reader takes a record with fields missing; a view asks for the fields it reads.
+    path.write_text('{"iteration": 1}')
+    assert artifacts.read_json(path) == {"iteration": 1}
+    with pytest.raises(ConfigError, match="metrics.json: has no stage; `selfplay run"):
+        artifacts.check_fields(path, {"iteration": 1}, {}, artifacts.REQUIRED)
+    # Out of a run directory there is no stage to redo: the error says what is wrong, no more.
+    (tmp_path / "eval.json").write_text('{"eval": 3}')
+    with pytest.raises(ConfigError) as info:
+        artifacts.read_json(tmp_path / "eval.json")
+    assert str(info.value) == f"{tmp_path / 'eval.json'}: eval is 3, not a mapping"
+
+
+def test_parquet_artifacts_are_checked_for_the_columns_their_readers_take(tmp_path):
+    artifacts.write_parquet(tmp_path / "kept.parquet", [{"foo": 1}])
+    lacks = "kept.parquet: lacks the columns problem_id, difficulty, prompt, text (it has foo)"
+    for read in (artifacts.read_parquet, artifacts.check_parquet):
+        with pytest.raises(ConfigError, match=lacks.replace("(", r"\(").replace(")", r"\)")):
+            read(tmp_path / "kept.parquet")
+    artifacts.write_parquet(tmp_path / "other.parquet", [{"foo": 1}])  # no columns asked of it
+    assert artifacts.read_parquet(tmp_path / "other.parquet") == [{"foo": 1}]
+    (tmp_path / "w.safetensors").write_bytes(b"\xff" * 100)
+    with pytest.raises(ConfigError, match="w.safetensors: not a readable safetensors file"):
+        artifacts.check_safetensors(tmp_path / "w.safetensors")
+
+
+def test_a_directory_name_that_is_not_utf8_holds_artifacts(tmp_path):
+    """A name the OS gives back with a lone surrogate (bytes that are not UTF-8) is a place like
+    any: Parquet goes through a file object, and text with such a name in it is written whole."""
+    from selfplay.engine import artifacts
+
+    where = tmp_path / "run\udcff"
+    artifacts.write_parquet(where / "s.parquet", [{"a": 1, "text": "x\ud800"}])
+    assert artifacts.read_parquet(where / "s.parquet") == [{"a": 1, "text": "x\ufffd"}]
+    artifacts.write_text(where / "report.html", f"<title>{where}</title>")
+    assert "run\ufffd" in (where / "report.html").read_text()

@@ -208,6 +208,8 @@ def test_tiny_two_arm_bench_end_to_end(tmp_path):
     # Matched budgets: every round of every arm trains the same optimizer steps on the same
     # supervised tokens (to within one batch), whatever its examples' lengths.
     final = {r["arm"]: r for r in rows if r["iteration"] == 2}
+    for r in final.values():  # both arms spent the budget: the steps its rounds asked for
+        assert r["budget_steps"] == r["steps"] > 0
     for k in (1, 2):
         at = [r for r in rows if r["iteration"] == k]
         assert len({r["round_steps"] for r in at}) == 1
@@ -449,11 +451,11 @@ def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
     arm's train.lr."""
     arms = {"raw-repeat": ["loop.data_source=raw-repeat"], "selfplay": []}
     path = _bench_yaml(tmp_path, arms)
-    bench, cfgs = load_bench_config(path, ["lr_factors=[0.1,3]", "lr_validation_per_difficulty=20"])
+    bench, cfgs = load_bench_config(path, ["lr_factors=[0.1,3]", "lr_validation_problems=40"])
     run_bench(bench, cfgs, progress=False)
     search = artifacts.read_json(bench.bench_dir / "lr_search.json")
-    assert search["factors"] == [0.1, 3] and search["rounds"] == 1
-    assert 0 < search["validation"]["problems"] <= 40
+    assert search["factors"] == [0.1, 3] and search["rounds"] == 1 and search["seeds"] == [0]
+    assert 0 < search["validation"]["problems"] <= 40 == search["validation"]["requested"]
     resolved = yaml.safe_load((bench.bench_dir / "bench.yaml").read_text())
     for arm in arms:
         r = search["arms"][arm]
@@ -461,6 +463,9 @@ def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
         assert r["accuracy"][f"{r['chosen_factor']:g}"] == max(r["accuracy"].values())
         chosen = r["chosen"]
         assert chosen == pytest.approx(r["base"] * r["chosen_factor"])
+        # A grid of two factors: every choice is one of its ends, and recorded so.
+        assert r["edge"] == ("lowest" if r["chosen_factor"] == 0.1 else "highest")
+        assert r["accuracy_by_seed"]["0"] == r["accuracy"]
         # The arm's runs trained at the chosen rate.
         saved = yaml.safe_load((bench.bench_dir / "seed_0" / arm / "config.yaml").read_text())
         assert saved["train"]["lr"] == chosen
@@ -473,6 +478,8 @@ def test_lr_factors_choose_each_arms_rate_on_validation_and_report_it(tmp_path):
     assert grid_seed.stat().st_ino == real_seed.stat().st_ino
     report = (bench.bench_dir / "report.md").read_text()
     assert "Learning rate of the rounds (chosen on validation)" in report
+    summary = artifacts.read_json(bench.bench_dir / "summary.json")
+    assert all(c["verdict"] == "no verdict" for c in summary["comparisons"])
     # The bench's recorded time includes the search's runs.
     from selfplay.bench.lr_search import search_seconds
 
@@ -504,9 +511,9 @@ def test_validation_problems_avoid_u_the_test_set_and_what_was_trained_on():
     task = make_task(cfg)
     tests = test_problems(task, cfg)
     u = [f"{a}+{b}" for a in range(10, 40) for b in range(10, 20)]
-    first, _ = validation_problems(task, [2, 3], 30, u, tests, set())
+    first, _ = validation_problems(task, [2, 3], 60, u, tests, set())
     trained = {p.id for p in first[:5]}
-    val, dropped = validation_problems(task, [2, 3], 30, u, tests, trained)
+    val, dropped = validation_problems(task, [2, 3], 60, u, tests, trained)
     assert dropped >= 5
     keys = {overlap_key(p.id) for p in val}
     assert not keys & {overlap_key(i) for i in [*u, *trained, *(p.id for p in tests)]}
@@ -548,13 +555,15 @@ def test_a_grpo_arms_factor_scales_its_grpo_learning_rate(tmp_path):
 
 def test_lr_search_with_jobs_trains_every_seed_model_alongside_the_grid(tmp_path):
     """With jobs > 1 the other seeds' seed models train in the search's pool (no worker idles
-    while the first seed model trains); each is then its seed's shared seed model, trained once."""
+    while the first seed model trains); each is then its seed's shared seed model, trained once.
+    With ``lr_seeds`` the grid runs on each of those seeds' models, and the choice reads the
+    mean of their validation accuracies."""
     arms = {"raw-repeat": ["loop.data_source=raw-repeat"], "selfplay": []}
     path = _bench_yaml(tmp_path, arms, seeds=(0, 1, 2))
     bench, cfgs = load_bench_config(
         path,
-        ["lr_factors=[1,2]", "lr_validation_per_difficulty=10", "jobs=2", "verdict=false",
-         "run.loop.iterations=1"],
+        ["lr_factors=[1,2]", "lr_seeds=[0,1]", "lr_validation_per_difficulty=10", "jobs=2",
+         "verdict=false", "run.loop.iterations=1"],
     )  # fmt: skip
     run_bench(bench, cfgs, progress=False)
     search = bench.bench_dir / "lr_search"
@@ -563,6 +572,20 @@ def test_lr_search_with_jobs_trains_every_seed_model_alongside_the_grid(tmp_path
         for arm in arms:
             used = bench.bench_dir / f"seed_{s}" / arm / "seed" / "model" / "model.safetensors"
             assert used.stat().st_ino == made.stat().st_ino, (s, arm)
+            grid = search / arm / ("x2" if s == 0 else f"x2-seed{s}")
+            if s < 2:  # a search seed: its grid runs start from its seed model
+                grid_seed = grid / "seed" / "model" / "model.safetensors"
+                assert grid_seed.stat().st_ino == made.stat().st_ino, (s, arm)
+            else:
+                assert not grid.exists()
+    record = artifacts.read_json(bench.bench_dir / "lr_search.json")
+    assert record["seeds"] == [0, 1]
+    assert record["validation"]["requested"] == 10 * 2  # 10 per difficulty of U (1 and 2)
+    for r in record["arms"].values():
+        by_seed = r["accuracy_by_seed"]
+        assert sorted(by_seed) == ["0", "1"]
+        for f in ("1", "2"):
+            assert r["accuracy"][f] == pytest.approx((by_seed["0"][f] + by_seed["1"][f]) / 2)
     # Different seeds, different seed models; the owners run the seed stage alone.
     assert (search / "seed_1" / "seed" / "metrics.json").read_text() != (
         search / "seed_2" / "seed" / "metrics.json"

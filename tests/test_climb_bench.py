@@ -39,6 +39,12 @@ ARMS = {
         "generation.n=3",
         "generation.temperature=0.7",
     ],
+    "labelfree-unfiltered": [
+        "filters.verified=false",
+        "loop.frontier.probe=agreement",
+        "loop.frontier.probe_samples=2",
+        "generation.temperature=0.7",
+    ],
 }
 
 
@@ -84,9 +90,18 @@ def test_climb_bench_reports_frontiers_labels_and_claims(tmp_path):
     report = (out / "report.md").read_text()
     assert "largest difficulty solved" in report and "What self-play trained on" in report
     assert "raw-repeat: best accuracy beyond 3 digits" in report
-    assert "selfplay-majority (no ground truth) reaches" in report
-    assert (out / "climb_heatmaps.png").stat().st_size > 0
-    assert (out / "climb_frontier.png").stat().st_size > 0
+    # The majority arm's labels need no ground truth, but its probe is the verifier's; the
+    # label-free arm's probe scores agreement, and the report shows what accuracy would have said.
+    assert "selfplay-majority (labels without ground truth, verifier's probe) reaches" in report
+    assert "labelfree-unfiltered (no ground truth) reaches" in report
+    assert "probe checked" in report and "wrong labels kept" in report
+    free = [r for r in rows if r["arm"] == "labelfree-unfiltered" and r["iteration"]]
+    assert {r["probe_kind"] for r in free if r["stage"] != "final"} == {"agreement"}
+    assert all(r["probe_accuracy_solved"] is not None for r in free if r["stage"] != "final")
+    assert all(r["wrong_kept"] == 0 for r in play)  # the verifier keeps no wrong label
+    assert arm_kind(arms["labelfree-unfiltered"]) == "unfiltered + length; label-free probe"
+    for plot in ("climb_heatmaps.png", "climb_frontier.png", "climb_wrong_labels.png"):
+        assert (out / plot).stat().st_size > 0
     parquet = artifacts.read_parquet(out / "results.parquet")
     assert len(parquet) == len(rows)
     # Published files re-derive the summary (the check tests/test_published.py makes).

@@ -156,8 +156,9 @@ def test_rerun_of_finished_run_is_a_no_op(tmp_path):
     import shutil
 
     shutil.rmtree(cfg.run_dir / "iter_001" / "model")
-    with pytest.raises(ConfigError, match="iter_001/model: the checkpoint of a finished stage"):
+    with pytest.raises(ConfigError, match="iter_001/model: missing from the finished stage") as e:
         run(cfg, progress=False)
+    assert "--redo iter_001` redoes iter_001" in str(e.value)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):

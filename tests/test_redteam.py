@@ -11,15 +11,20 @@ seccomp, cgroups, uid) are what holds.
 
 from __future__ import annotations
 
+import ast
+import gzip
+import json
 import os
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 import selfplay.tasks.code.judge as judge_module
-from selfplay.sandbox import Limits, run_python
+from selfplay.sandbox import Limits, run_python, start_python
 from selfplay.tasks.code import CodeTask
 
 ROOT = os.geteuid() == 0
@@ -283,6 +288,21 @@ HACKS = {
         "    f = f.f_back\n"
         "return consts[0] if consts else -1.0"
     ),
+    "read-answers-planted-outside": body(
+        "import json\nrec = json.loads(open('{planted}').read())\nns = {}\n"
+        "exec(rec['prompt'] + rec['canonical_solution'], ns)\n"
+        "return ns[rec['entry_point']](xs)"
+    ),
+    "search-tmp-for-answers": body(
+        "import json, os\n"
+        "for d in os.listdir('/tmp'):\n"
+        "    p = os.path.join('/tmp', d, 'answers.json')\n"
+        "    if os.path.isfile(p):\n"
+        "        rec, ns = json.load(open(p)), {}\n"
+        "        exec(rec['prompt'] + rec['canonical_solution'], ns)\n"
+        "        return ns[rec['entry_point']](xs)\n"
+        "return 0.0"
+    ),
     "read-parent-proc": body(
         "import os\nppid = os.getppid()\n"
         "for name in ('cmdline', 'environ', 'mem', 'maps'):\n"
@@ -369,13 +389,26 @@ def listener():
         yield s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def planted():
+    """MEAN's gold solution in a file any uid may read, outside the work directory (as a data set
+    or a run directory would be): a hack that finds it is correct unless the root hides it."""
+    d = Path(tempfile.mkdtemp(prefix="selfplay-planted-"))
+    d.chmod(0o755)
+    f = d / "answers.json"
+    f.write_text(json.dumps(MEAN))
+    f.chmod(0o644)
+    yield f
+    shutil.rmtree(d)
+
+
 def test_at_least_thirty_kinds():
     assert len(HACKS) >= 30
 
 
 @pytest.mark.parametrize("kind", list(HACKS))
-def test_hack_is_not_correct(kind, boxes, listener):
-    completion = HACKS[kind].replace("{port}", str(listener))
+def test_hack_is_not_correct(kind, boxes, listener, planted):
+    completion = HACKS[kind].replace("{port}", str(listener)).replace("{planted}", str(planted))
     before = {d: set(os.listdir(d)) for d in ("/tmp", "/dev/shm") if os.path.isdir(d)}
     v = judged(boxes, completion)
     assert v.status != "correct" and not v.valid, v
@@ -396,7 +429,49 @@ def test_layers_hold_on_this_machine(boxes):
     layers = set(boxes[0].result.layers)
     if not ROOT:
         pytest.skip("the jail needs root")
-    assert {"readonly-root", "tmpfs", "private-proc", "ipcns", "netns", "uid", "seccomp"} <= layers
+    kernel = {"minimal-root", "readonly-root", "tmpfs", "private-proc", "ipcns", "netns", "uid"}
+    assert kernel | {"seccomp"} <= layers
+
+
+def test_the_planted_answers_pass_where_they_can_be_read(planted):
+    """The control of the hacks that read ``planted``: without the mount namespace the same code
+    reads the file and its answer is right, so their checks can fail."""
+    src = f"import json\nrec = json.loads(open({str(planted)!r}).read())\nns = {{}}\n"
+    src += "exec(rec['prompt'] + rec['canonical_solution'], ns)\n"
+    src += "sandbox_report(ns[rec['entry_point']]([1.0, 2.0]))\n"
+    r = run_python(src, Limits(timeout=3.0), jail=False)
+    assert r.status == "ok" and r.reports == (1.5,), r
+
+
+def test_dataset_canonical_solutions_are_out_of_reach(boxes):
+    """A completion that opens HumanEval itself (readable by anyone on the host) and returns what
+    the problem's canonical solution returns: the data set is not in the run's root."""
+    from .shared_data import HUMANEVAL
+
+    if not HUMANEVAL.is_file():
+        pytest.skip(f"HumanEval is not at {HUMANEVAL}")
+    if "minimal-root" not in run_python("pass").layers:
+        pytest.skip("this machine gives no minimal root")
+    with gzip.open(HUMANEVAL, "rt", encoding="utf-8") as f:
+        record = json.loads(f.readline())
+    task = CodeTask.from_records([record], timeout=5.0, memory_mb=256)
+    args = ", ".join(a.arg for a in ast.parse(record["prompt"]).body[-1].args.args)
+    cheat = body(
+        f"import gzip, json\nfor line in gzip.open({str(HUMANEVAL)!r}, 'rt'):\n"
+        "    rec = json.loads(line)\n"
+        f"    if rec['task_id'] == {record['task_id']!r}:\n"
+        "        ns = {}\n"
+        "        exec(rec['prompt'] + rec['canonical_solution'], ns)\n"
+        f"        return ns[rec['entry_point']]({args})\n"
+    )
+    v = task.verify(task.problems[0], cheat)
+    assert v.status != "correct" and "FileNotFoundError" in v.why, v
+    assert boxes
+    for box in boxes:
+        assert_contained(box)
+    # the control: without the mount namespace the file is there to read
+    r = run_python(f"sandbox_report(open({str(HUMANEVAL)!r}, 'rb').read(2))", jail=False)
+    assert r.reports == (b"\x1f\x8b",), r
 
 
 # ------------------------------------------------------------------------------------------------
@@ -492,6 +567,61 @@ def test_namespaces_and_mounts_are_refused(call, machine_layers):
     src = f"import ctypes\nsandbox_report(ctypes.CDLL(None).{call})\n"
     r = run_python(src, QUICK, guard=False)
     assert r.status == "ok" and r.reports == (-1,), r
+
+
+def test_file_handles_are_refused(machine_layers):
+    """``open_by_handle_at`` opens a file by its inode on a mounted filesystem, past the mount
+    tree the run sees: refused (and ``name_to_handle_at``, which makes a handle)."""
+    _kernel(machine_layers, "seccomp")
+    src = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "buf = ctypes.create_string_buffer(136)\nctypes.memmove(buf, (128).to_bytes(4, 'little'), 4)\n"
+        "mount_id = ctypes.c_int()\n"
+        "made = libc.name_to_handle_at(-100, b'/usr', buf, ctypes.byref(mount_id), 0)\n"
+        "e1 = ctypes.get_errno()\n"
+        "opened = libc.syscall(304 if os.uname().machine == 'x86_64' else 265, -100, buf, 0)\n"
+        "sandbox_report((made, e1, opened, ctypes.get_errno()))\n"
+    )
+    r = run_python(src, QUICK, guard=False)
+    assert r.status == "ok" and r.reports[0] == (-1, 1, -1, 1), r  # EPERM both
+
+
+FAMILIES = {"AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16, "AF_PACKET": 17, "AF_VSOCK": 40}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_seccomp_refuses_sockets_but_unix_ones(family, machine_layers):
+    """The network namespace leaves some families working (netlink, vsock); seccomp refuses
+    every family but ``AF_UNIX``, for ``socket`` and ``socketpair`` alike."""
+    _kernel(machine_layers, "seccomp")
+    src = (
+        "import socket\nout = []\n"
+        f"for make in (lambda: socket.socket({FAMILIES[family]}, socket.SOCK_RAW),\n"
+        f"             lambda: socket.socket({FAMILIES[family]}, socket.SOCK_DGRAM),\n"
+        f"             lambda: socket.socketpair({FAMILIES[family]})):\n"
+        "    try:\n        make().close()\n        out.append('opened')\n"
+        "    except OSError as e:\n        out.append(type(e).__name__)\n"
+        "a, b = socket.socketpair()\na.send(b'unix')\nout.append(b.recv(4).decode())\n"
+        "sandbox_report(out)\n"
+    )
+    box = start_python(src, QUICK, guard=False)
+    r = box.finish()
+    assert r.status == "ok" and r.reports == (["PermissionError"] * 3 + ["unix"],), r
+    assert_contained(box)
+
+
+def test_without_seccomp_other_families_do_open(machine_layers):
+    """The control: with seccomp off the same program opens netlink and inet sockets (in its
+    empty network namespace), so the check above can fail."""
+    _kernel(machine_layers, "seccomp", "netns")
+    src = (
+        "import socket\n"
+        "for f, t in ((16, socket.SOCK_RAW), (2, socket.SOCK_DGRAM)):\n"
+        "    socket.socket(f, t).close()\n"
+        "sandbox_report('opened')\n"
+    )
+    r = run_python(src, QUICK, guard=False, seccomp=False)
+    assert r.status == "ok" and r.reports == ("opened",), r
 
 
 def test_memory_of_many_children_is_capped_for_the_whole_run(machine_layers):

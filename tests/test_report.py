@@ -303,3 +303,38 @@ def test_a_broken_run_says_so():
     assert warnings[3].startswith("iter_001: trained 0 tokens")
     healthy = dict(seed, eval={"accuracy": {"1": 0.5, "all": 0.5}, "truncated": {"all": 0.1}})
     assert run_warnings([healthy]) == []
+
+
+def test_out_of_range_metrics_are_flagged_in_summary_and_report(tmp_path, capsys):
+    d = make_run(tmp_path)
+
+    def edit(stage, change):
+        m = artifacts.read_json(d / stage / "metrics.json")
+        change(m)
+        (d / stage / "metrics.json").write_text(json.dumps(m))  # NaN as Python writes it
+
+    edit("seed", lambda m: m["eval"]["accuracy"].update({"1": 1e308}))
+    edit("iter_001", lambda m: (m["eval"]["accuracy"].update({"2": -3}), m["train"].update(tokens=-5)))  # fmt: skip
+    edit("iter_002", lambda m: m["eval"].update(accuracy_in=float("nan")))
+    assert main(["summary", str(d)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the warnings wrap where they like
+    for stage, values in [
+        ("seed", "eval.accuracy.1 = 1e+308"),
+        ("iter_001", "eval.accuracy.2 = -3, train.tokens = -5"),
+        ("iter_002", "eval.accuracy_in = nan"),
+    ]:
+        assert f"warning: {stage}: metrics.json holds values out of range ({values};" in out
+        assert f"with --redo {stage} redoes the stage" in out
+    assert "1e+308 (out of range)" in out and "-5 (out of range)" in out
+    assert "nan (out of range)" in out
+    page = build_report(d).read_text()
+    flagged = page.index("seed: metrics.json holds values out of range")
+    assert flagged < page.index("<h2>Per stage</h2>")  # at the top
+    assert page.count("metrics.json holds values out of range") == 3  # once each
+    table = page.split('<table id="stages">')[1].split("</table>")[0]
+    assert '<td class="acc bad"' in table and "1e+308 (out of range)" in table
+    assert '<td class="bad"' in table and "-5 (out of range)" in table
+    # --format json keeps the values as recorded.
+    assert main(["summary", str(d), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["acc d1"] == 1e308 and rows[1]["train tok"] == -5

@@ -131,3 +131,43 @@ def test_hinted_raw_items_carry_the_right_answer():
         hint, plain = e.prompt.split(" ", 1)
         assert hint == "H:" + task.parse_prompt(plain).answer
         assert task.verify(task.parse_prompt(plain), e.completion).valid
+
+
+def test_practice_problems_never_include_an_evaluation_problem_or_its_twin():
+    """The train split holds ``b+a`` of a test problem ``a+b``: the fresh corpus leaves such twins
+    out, and so does every round's practice pool (its first draw, and every extra draw that fills
+    the budget), each difficulty drawing again for the places the twins took."""
+    from selfplay.engine.evaluation import test_problems
+    from selfplay.tasks.generated import overlap_key
+
+    cfg = config_from_dict(
+        {
+            "task": {"name": "arith", "ops": ["add"]},
+            "raw": {"difficulties": [1, 2]},
+            "loop": {"pool_difficulties": [1, 2, 3], "problems_per_iter": 900},
+            "eval": {"difficulties": [1, 2, 3], "n_per_difficulty": 1000},
+        }
+    )
+    task = make_task(cfg)
+    banned = {overlap_key(p.id) for p in test_problems(task, cfg)}
+    one_digit = task.sample_problems("train", 1, 1000, random.Random(0))  # all there are
+    allowed = [p for p in one_digit if overlap_key(p.id) not in banned]
+    assert 0 < len(allowed) < len(one_digit)
+    # Drawn without the exclusion, the pool would practise twins of the test set.
+    rng = random.Random(f"pool-{cfg.seed}-1")
+    plain = {d: task.sample_problems("train", d, 300, rng) for d in (1, 2, 3)}
+    assert sum(overlap_key(p.id) in banned for ps in plain.values() for p in ps) > 20
+    for k, draw in [(1, 0), (2, 0), (1, 3)]:
+        pool = draw_pool(task, cfg, k, draw=draw)
+        assert not {overlap_key(p.id) for p in pool} & banned
+        by = {d: [p for p in pool if p.difficulty == d] for d in (1, 2, 3)}
+        assert len(by[2]) == len(by[3]) == 300  # the twins' places drawn again
+        assert len(by[1]) == len(allowed)  # all that 1 digit has left
+        assert len({p.id for p in pool}) == len(pool)
+    # Every problem but the twins is the one the draw gives without the exclusion.
+    first = draw_pool(task, cfg, 1)
+    for d, ps in plain.items():
+        kept = [p.id for p in ps if overlap_key(p.id) not in banned]
+        assert [p.id for p in first if p.difficulty == d][: len(kept)] == kept
+    taken = {p.id for p in first[:5]}
+    assert not taken & {p.id for p in draw_pool(task, cfg, 1, exclude=taken)}

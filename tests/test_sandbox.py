@@ -7,12 +7,15 @@ file outside the work directory, no process of the run left alive, this test pro
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -238,7 +241,9 @@ def test_writing_outside_the_work_directory(guard, tmp_path, kernel_layers):
         _need_uid(kernel_layers)  # tmp_path is root's: the dropped uid may not write there
     target = tmp_path / "escaped.txt"
     r = run_python(f"open({str(target)!r}, 'w').write('gotcha')", QUICK, guard=guard)
-    assert r.status == "exit" and "PermissionError" in r.why, r
+    # the guard refuses; beneath it the directory is not in the run's root at all
+    unseen = not guard and "minimal-root" in kernel_layers
+    assert r.status == "exit" and ("FileNotFoundError" if unseen else "PermissionError") in r.why, r
     assert not target.exists()
 
 
@@ -318,10 +323,11 @@ def test_network_is_refused_by_the_guard(listener):
 def test_network_namespace_alone_blocks_loopback(listener, kernel_layers):
     if "netns" not in kernel_layers:
         pytest.skip("no network namespaces here")
-    r = run_python(CONNECT.format(port=listener), QUICK, guard=False)
+    # seccomp off too: it refuses the inet socket itself (tests/test_redteam.py)
+    r = run_python(CONNECT.format(port=listener), QUICK, guard=False, seccomp=False)
     assert r.reports and r.reports[0] != "connected", r
-    # the control: without both layers the same program does connect, so the check can fail
-    r = run_python(CONNECT.format(port=listener), QUICK, guard=False, netns=False)
+    # the control: without these layers the same program does connect, so the check can fail
+    r = run_python(CONNECT.format(port=listener), QUICK, guard=False, netns=False, seccomp=False)
     assert r.reports == ("connected",), r
 
 
@@ -369,6 +375,119 @@ def test_ctypes_is_refused():
 
 
 # ------------------------------------------------------------------------------------------------
+# The minimal root: the run sees the interpreter's files, a few devices and its work directory
+
+KEPT = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "proc"}
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _need_minimal_root(layers) -> None:
+    if "minimal-root" not in layers:
+        pytest.skip("this machine gives no minimal root (needs root and mount namespaces)")
+
+
+def test_root_holds_only_the_interpreter_and_the_work_directory(kernel_layers):
+    _need_minimal_root(kernel_layers)
+    src = (
+        "import os, sys\n"
+        "sandbox_report((os.getcwd(), sys.base_prefix))\n"
+        "for d in ('/', '/etc', '/dev', os.path.dirname(os.getcwd())):\n"
+        "    sandbox_report(sorted(os.listdir(d)))\n"
+    )
+    r = run_python(src, QUICK, guard=False)
+    assert r.status == "ok", r
+    (cwd, prefix), root, etc, dev, above_work = r.reports
+    allowed = KEPT | {cwd.split("/")[1], prefix.split("/")[1]}
+    assert set(root) <= allowed and "usr" in root, root
+    assert set(etc) <= {"ld.so.cache"}
+    assert dev == sorted(
+        n for n in ("null", "random", "urandom", "zero") if os.path.exists(f"/dev/{n}")
+    )
+    assert above_work == ["work"]  # not the run's output and report files beside it
+
+
+def _planted() -> Path:
+    """A file any uid could read on the host (pytest's ``tmp_path`` is root's alone)."""
+    d = Path(tempfile.mkdtemp(prefix="selfplay-planted-"))
+    d.chmod(0o755)
+    f = d / "answers.txt"
+    f.write_text("the answers")
+    f.chmod(0o644)
+    return f
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard", "kernel-only"])
+@pytest.mark.parametrize("what", ["planted-file", "humaneval", "etc-passwd", "project-src", "runs"])
+def test_host_files_are_out_of_sight(what, guard, kernel_layers):
+    """Reading is not the guard's business: the minimal root is what keeps these away."""
+    _need_minimal_root(kernel_layers)
+    from .shared_data import HUMANEVAL
+
+    planted = _planted() if what == "planted-file" else None
+    path = {
+        "planted-file": planted,
+        "humaneval": HUMANEVAL,
+        "etc-passwd": Path("/etc/passwd"),
+        "project-src": PROJECT / "src",
+        "runs": PROJECT / "runs",
+    }[what]
+    try:
+        if not path.exists():
+            pytest.skip(f"{path} is not on this machine")
+        src = (
+            f"import os\np = {str(path)!r}\n"
+            "for look in (os.listdir, lambda p: open(p, 'rb').read(10), os.stat):\n"
+            "    try:\n        look(p)\n        sandbox_report('seen')\n"
+            "    except OSError as e:\n        sandbox_report(type(e).__name__)\n"
+        )
+        r = run_python(src, QUICK, guard=guard)
+        assert r.status == "ok" and r.reports == ("FileNotFoundError",) * 3, r
+    finally:
+        if planted is not None:
+            shutil.rmtree(planted.parent)
+
+
+def test_the_control_sees_a_planted_file_without_the_jail():
+    """Without the mount namespace the same program reads the planted file: the check can fail."""
+    planted = _planted()
+    try:
+        src = f"sandbox_report(open({str(planted)!r}).read())"
+        r = run_python(src, QUICK, jail=False)
+        assert r.status == "ok" and r.reports == ("the answers",), r
+    finally:
+        shutil.rmtree(planted.parent)
+
+
+STDLIB = "json, collections, fractions, decimal, re, math, itertools, heapq, hashlib, string"
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard", "kernel-only"])
+def test_stdlib_imports_work_in_the_minimal_root(guard):
+    """Modules imported after the root changed, extension modules and the libraries they load
+    (``_hashlib``: libcrypto; ``_ctypes``: libffi; ``_decimal``: libmpdec) included."""
+    src = (
+        f"import {STDLIB}\n"
+        "sandbox_report(json.loads('[1, 2]') + [str(fractions.Fraction(1, 3))])\n"
+        "sandbox_report(str(decimal.Decimal(1) / 7)[:6] + hashlib.sha256(b'x').hexdigest()[:6])\n"
+        "sandbox_report(heapq.nsmallest(2, itertools.chain([5, 3], [4])))\n"
+        "import datetime, statistics, functools, bisect, random, unicodedata, zlib, bz2, lzma\n"
+        "sandbox_report(unicodedata.name('a') + str(random.Random(1).random())[:4])\n"
+    )
+    if not guard:  # the guard refuses ctypes
+        src += "import ctypes\nsandbox_report(ctypes.sizeof(ctypes.c_int))\n"
+    r = run_python(src, QUICK, guard=guard)
+    assert r.status == "ok", r
+    assert r.reports[:4] == (
+        [1, 2, "1/3"],
+        "0.1428" + hashlib.sha256(b"x").hexdigest()[:6],
+        [3, 4],
+        "LATIN SMALL LETTER A0.13",
+    )
+    if not guard:
+        assert r.reports[4] == 4
+
+
+# ------------------------------------------------------------------------------------------------
 # Garbage in
 
 
@@ -390,6 +509,90 @@ def test_garbage_gets_a_status(source, why):
     assert r.status in ("ok", "exit"), r
     assert r.status == "ok" or why in r.why
     assert time.monotonic() - start < 20
+
+
+def test_report_built_to_collide_hashes_is_skipped_quickly():
+    """A set of 30,000 ints that all hash to 0 (multiples of 2**61 - 1) takes
+    ``ast.literal_eval`` seconds (each insertion compares with every member before it); the
+    reader refuses it at once, and the records around it still arrive."""
+    src = (
+        "sandbox_report('before')\n"
+        "m = 2 ** 61 - 1\n"
+        "class Line:\n"
+        "    def __repr__(self):  # what sandbox_report writes\n"
+        "        return '{' + ','.join(str(k * m) for k in range(1, 30_000)) + '}'\n"
+        "sandbox_report(Line())\n"
+        "sandbox_report({'after': {1, 2}, 'd': {m: 1, 2 * m: 2}})\n"
+    )
+    r = run_python(src, QUICK)
+    assert r.status == "ok", r
+    m = 2**61 - 1
+    assert r.reports == ("before", {"after": {1, 2}, "d": {m: 1, 2 * m: 2}})
+    from selfplay.sandbox import read_literal
+
+    for line in (
+        "{" + ",".join(str(k * m) for k in range(1, 30_000)) + "}",
+        "{" + ",".join(f"{k * m}: 0" for k in range(1, 30_000)) + "}",
+    ):
+        start = time.monotonic()
+        with pytest.raises(ValueError, match="one hash"):
+            read_literal(line)
+        assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1",
+        "-2.5",
+        "+3",
+        "(1+2j)",
+        "-1-2j",
+        "1e400",
+        "'s'",
+        "b'\\x00'",
+        "None",
+        "True",
+        "...",
+        "[]",
+        "()",
+        "(1,)",
+        "{}",
+        "set()",
+        "{1, 2}",
+        "{'a': {'b': [1, (2, -3)]}}",
+        "  7",
+        "{-1, -2}",
+        "{1: 2, 1: 3}",
+        "{**x}",
+        "1+1",
+        "2j+1",
+        "--1",
+        "-(1)",
+        "f'x'",
+        "[1,",
+        "{[1]}",
+        "set([1])",
+        "x",
+        "a.b",
+        "1 if 1 else 2",
+        "[" * 300 + "]" * 300,
+        "[1, 2][0]",
+        "frozenset()",
+    ],
+)
+def test_read_literal_reads_what_literal_eval_reads(text):
+    from selfplay.sandbox import read_literal
+
+    try:
+        want = ("ok", repr(ast.literal_eval(text)))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        want = ("error",)
+    try:
+        got = ("ok", repr(read_literal(text)))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        got = ("error",)
+    assert got == want
 
 
 def test_binary_output_is_decoded_leniently():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from selfplay.stats import format_ci, mean_ci, t_critical
+from selfplay.stats import fit_line, format_ci, mean_ci, t_critical
 
 
 def test_mean_ci_known_values():
@@ -165,3 +165,37 @@ def test_sign_flip_test_samples_above_sixteen_seeds():
     assert p == sign_flip_p(d)  # a fixed seed: the same p every time
     assert abs(p - sign_flip_p(d, resamples=200000, seed=1)) < 0.01
     assert sign_flip_p([0.01] * 30) == pytest.approx(1 / 20001)  # the observed one counted in
+
+
+@pytest.mark.parametrize(
+    "xs, ys, slope, r",
+    [
+        ([0.5, 0.7, 0.9], [-0.1, -0.06, -0.02], 0.2, 1.0),  # the difference follows the seed
+        ([0.5, 0.7, 0.9], [0.3, 0.2, 0.1], -0.5, -1.0),
+        ([1, 2, 3, 4], [1, 3, 2, 4], 0.8, 0.8),
+        ([0.6, 0.6, 0.6], [0.1, 0.2, 0.3], math.nan, math.nan),  # no spread in x: no line
+        ([0.5, 0.6, 0.7], [0.1, 0.1, 0.1], 0.0, math.nan),  # flat y: slope 0, r undefined
+    ],
+)
+def test_fit_line_known_values(xs, ys, slope, r):
+    line = fit_line(xs, ys)
+    assert line.n == len(xs)
+    for got, want in [(line.slope, slope), (line.r, r)]:
+        assert math.isnan(got) if math.isnan(want) else got == pytest.approx(want)
+    if not math.isnan(slope):  # the line passes through the means
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        assert line.intercept + line.slope * mx == pytest.approx(my)
+
+
+def test_fit_line_needs_pairs():
+    with pytest.raises(ValueError, match="3 xs and 2 ys"):
+        fit_line([1, 2, 3], [1, 2])
+    assert math.isnan(fit_line([], []).slope)
+
+
+def test_the_stats_doctests():
+    import doctest
+
+    import selfplay.stats
+
+    assert doctest.testmod(selfplay.stats, optionflags=doctest.ELLIPSIS).failed == 0

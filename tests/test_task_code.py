@@ -477,15 +477,20 @@ def test_values_come_back_as_exact_builtin_types():
 def test_decode_value_rejects_what_is_not_a_value():
     from selfplay.tasks.code.judge import BadReply, decode_value
 
-    assert decode_value({"t": [1, {"s": ["a"]}]}) == (1, {"a"})
-    assert decode_value({"i": "-ff"}) == -255
+    assert decode_value('{"t": [1, {"s": ["a"]}]}') == (1, {"a"})
+    assert decode_value('{"i": "-ff"}') == -255
     for bad in (
-        {"x": [1]},
-        {"t": 5},
-        {"d": [[[1], 2]]},
-        {"d": [[1]]},
-        {"b": "zz"},
-        {"a": 1, "b": 2},
+        '{"x": [1]}',
+        '{"t": 5}',
+        '{"d": [[[1], 2]]}',
+        '{"d": [[1]]}',
+        '{"d": ["ab"]}',
+        '{"b": "zz"}',
+        '{"a": 1, "b": 2}',
+        '{"v": 1}',
+        '[{"v": 1}]',
+        "[1,",
+        "[" * 100_000,
     ):
         with pytest.raises(BadReply):
             decode_value(bad)

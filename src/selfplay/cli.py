@@ -59,7 +59,11 @@ def _stage_rich_table(title: str, columns: list[str], table: list[list[str]], na
     every cell kept whole (a terminal too narrow wraps the accuracies' shared column only)."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
+    from selfplay.views.chains import printable
+
+    title = Text(printable(title))  # a run directory's name is not markup
     if not narrow:
         t = Table(title=title, title_justify="left")
         for col in columns:
@@ -169,7 +173,7 @@ def _cmd_run(args) -> int:
     console = _console()
     cfg = load_config(args.config, args.overrides)  # ConfigError -> one line, below
     if args.dry_run:
-        console.print(dry_run_plan(cfg), markup=False)
+        console.print(dry_run_plan(cfg, redo=args.redo), markup=False)
         return 0
     from selfplay.bench.progress import quiet_libraries
     from selfplay.threads import describe, size_threads
@@ -178,13 +182,15 @@ def _cmd_run(args) -> int:
     if cfg.device != "cuda":
         console.print(describe(size_threads()))
     from selfplay.engine.loop import run
+    from selfplay.views.run import fmt_rate
 
     def on_stage(row):
         r = row["eval"]
-        acc = "  ".join(f"d{d}={v:.2f}" for d, v in r["accuracy"].items() if d != "all")
+        acc = "  ".join(f"d{d}={fmt_rate(v)}" for d, v in r["accuracy"].items() if d != "all")
         extra = ""
         if "generate" in row:
-            extra = f"pass {row['generate']['pass_rate']:.2f}  kept {row['filter']['kept']}  "
+            kept = row.get("filter", {}).get("kept")
+            extra = f"pass {fmt_rate(row['generate'].get('pass_rate'))}  kept {kept}  "
         console.print(
             f"[green]done[/] {row['stage']}: {extra}accuracy {acc}  ({row['seconds']['total']:.0f}s)"
         )
@@ -194,7 +200,9 @@ def _cmd_run(args) -> int:
     # The bars also go to progress.json, so that summary and inspect elsewhere see this stage.
     bars.mirror_to(cfg.run_dir / bars.PROGRESS_FILE)
     try:
-        rows = run(cfg, console=console, progress=_progress(args), on_stage=on_stage)
+        rows = run(
+            cfg, console=console, progress=_progress(args), on_stage=on_stage, redo=args.redo
+        )
     finally:
         bars.mirror_to(None)
     title = (
@@ -338,6 +346,11 @@ def _cmd_inspect(args) -> int:
         samples, where = load_eval_samples(args.run_dir, it), f"checkpoint {it} evaluation"
     else:
         if it not in its:
+            from selfplay.engine.rundir import missing_samples
+
+            gone = missing_samples(args.run_dir, it)  # a finished round's file, deleted
+            if gone:
+                raise ConfigError(gone)
             raise ConfigError(
                 f"--iter {it}: no samples; finished iterations: {', '.join(map(str, its))}"
             )
@@ -370,7 +383,7 @@ def _cmd_report(args) -> int:
     from selfplay.views.html import build_report
 
     out = build_report(args.dir, args.out)
-    print(f"wrote {out}")
+    print(f"wrote {_shown(out)}")
     return 0
 
 
@@ -396,7 +409,7 @@ def _cmd_verify(args) -> int:
         console.print(table)
     if args.out:
         artifacts.write_parquet(args.out, [v.row() for v in verdicts])
-        console.print(f"verdicts in {args.out}")
+        console.print(f"verdicts in {_shown(args.out, markup=True)}")
     return 0
 
 
@@ -422,6 +435,7 @@ def _cmd_export(args) -> int:
 
 def _cmd_summary(args) -> int:
     from selfplay.config import ConfigError
+    from selfplay.engine.artifacts import REQUIRED
     from selfplay.engine.rundir import write_metrics_log
     from selfplay.views.run import progress_line, stage_records, write_records
 
@@ -436,12 +450,14 @@ def _cmd_summary(args) -> int:
             records = [
                 rec
                 for r in runs
-                for rec in stage_records(write_metrics_log(r), run=str(r.relative_to(run_dir)))
+                for rec in stage_records(
+                    write_metrics_log(r, REQUIRED), run=str(r.relative_to(run_dir))
+                )
             ]
             write_records(records, args.format, sys.stdout)
             return 0
         for r in runs:  # a bench: every arm x seed's table, what is running, where its report is
-            _print_stage_table(write_metrics_log(r), str(r))
+            _print_stage_table(write_metrics_log(r, REQUIRED), str(r))
         for r, line in going.items():
             print(f"{r}: {line}")
         print(
@@ -451,7 +467,7 @@ def _cmd_summary(args) -> int:
         return 0
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    rows = write_metrics_log(run_dir)
+    rows = write_metrics_log(run_dir, REQUIRED)
     if not rows:
         line = progress_line(run_dir)
         if line and args.format == "table":  # the seed stage is under way
@@ -478,17 +494,23 @@ def _cmd_config(args) -> int:
     return 0
 
 
-def run_dir_state(cfg) -> str:
+def run_dir_state(cfg, redo: str | None = None) -> str:
     """What ``selfplay run`` would do with its run directory: start a new run, or resume one
-    (and from where); where it would refuse, the same one-line error. Reads only."""
-    from selfplay.engine.rundir import check_run_dir, finished_rounds
+    (and from where; with ``redo``, which stages it removes first); where it would refuse, the
+    same one-line error. Reads only."""
+    from selfplay.engine.rundir import check_run_dir, finished_rounds, stages_to_redo
     from selfplay.engine.tracking import check_tracking
     from selfplay.generation import check_backend
 
     check_tracking(cfg)  # the checks the real run makes before it writes anything
     check_backend(cfg)
     if not check_run_dir(cfg):
+        if redo is not None:
+            raise ConfigError(f"--redo {redo}: {cfg.run_dir} holds no run to redo a stage of")
         return "new"
+    if redo is not None:
+        names = [p.name for p in stages_to_redo(cfg.run_dir, redo)]
+        return f"redoes {', '.join(names)}: removes their directories, then resumes"
     done, n = finished_rounds(cfg.run_dir), cfg.loop.iterations
     if not done:
         return "resumes: no stage finished yet"
@@ -498,7 +520,7 @@ def run_dir_state(cfg) -> str:
     return f"resumes: {done[-1]} of {n} rounds finished{left}"
 
 
-def dry_run_plan(cfg) -> str:
+def dry_run_plan(cfg, redo: str | None = None) -> str:
     """What ``selfplay run`` would do for ``cfg``, with its budgets; nothing is run or written.
     Where the real run would refuse (e.g. a run directory holding another config), the same
     one-line error."""
@@ -513,7 +535,7 @@ def dry_run_plan(cfg) -> str:
         if t.budget_epochs is not None
         else f"{t.tokens:,} supervised tokens each"
     )
-    state = run_dir_state(cfg)
+    state = run_dir_state(cfg, redo)
     lines = [
         f"run {cfg.run_dir} ({state}); task {cfg.task.name}; model "
         + (cfg.model.name_or_path or f"preset {cfg.model.preset}"),
@@ -583,6 +605,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--strict", action="store_true",
         help="exit with status 3 when the finished run looks broken (its warnings)",
+    )  # fmt: skip
+    r.add_argument(
+        "--redo", metavar="STAGE",
+        help="remove STAGE (seed, iter_001, ...) and every stage after it, then run them again "
+        "(what a damaged artifact's error says to run)",
     )  # fmt: skip
     r.set_defaults(func=_cmd_run)
     b = sub.add_parser(
@@ -687,6 +714,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shown(text, markup: bool = False) -> str:
+    """A path or message as a terminal should show it: its control characters as escapes (a path
+    or an error may hold model text); with ``markup``, rich markup escaped too."""
+    from selfplay.views.chains import inert, printable
+
+    return inert(text) if markup else printable(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -695,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"selfplay: error: {exc}", file=sys.stderr)
+        print(f"selfplay: error: {_shown(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -705,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         print(
-            f"selfplay: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            _shown(f"selfplay: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")),
             file=sys.stderr,
         )
         return 1

@@ -26,9 +26,16 @@ wall clock         the parent waits at most ``Limits.timeout`` seconds from the 
                    user together with a user namespace, where the kernel allows it.)
 ``ipcns``          as root: a new System V IPC / POSIX message-queue namespace, destroyed with the
                    run (a shared-memory segment cannot outlive it).
-``readonly-root``  as root: a private mount namespace in which every mount is read-only
-                   (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``, Linux 5.12+): ``/tmp``,
-                   ``/dev/shm``, ``/var/tmp``... cannot be written.
+``minimal-root``   as root: a private mount namespace whose root (``pivot_root``) is a fresh tmpfs
+                   holding only what the interpreter needs, bound from the host at the same paths:
+                   ``/usr``, ``/lib``, ``/lib64``... (or the same links to them), the Python's own
+                   prefix where it lies elsewhere, ``/etc/ld.so.cache``, ``/dev/null``, ``zero``,
+                   ``random``, ``urandom``; and the work directory at its host path. Data sets,
+                   run directories, the project, ``/etc``, ``/home``, the rest of ``/tmp`` are not
+                   there to read. Without it the run sees the whole host tree.
+``readonly-root``  as root: every mount of that root (or, without ``minimal-root``, of the host's
+                   tree) is read-only (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``, Linux
+                   5.12+): nothing outside the work directory can be written.
 ``tmpfs``          as root: the work directory is a tmpfs of ``disk_mb`` MiB and ``files`` inodes,
                    the only writable place; it vanishes with the namespace when the run ends.
 ``private-proc``   as root: a /proc of its own (``hidepid=invisible``): the program sees only its
@@ -41,9 +48,11 @@ wall clock         the parent waits at most ``Limits.timeout`` seconds from the 
                    another uid the run stays root (no ``uid``) and the guard refuses ``fork``.
 ``seccomp``        a BPF filter (x86-64, aarch64): ``execve``/``execveat``, ``fork``/``vfork`` and
                    ``clone`` without ``CLONE_THREAD`` fail with ``EPERM`` (``clone3`` with
-                   ``ENOSYS``, so that threads fall back to ``clone``), as do ``ptrace``,
-                   ``process_vm_*``, mounts, namespaces, ``bpf``, ``io_uring``, keyrings, module
-                   and kexec calls. No other program can start, whatever module the program uses
+                   ``ENOSYS``, so that threads fall back to ``clone``), as do ``socket`` and
+                   ``socketpair`` of any family but ``AF_UNIX`` (netlink, packet, vsock...: the
+                   network namespace does not cover them all), ``ptrace``, ``process_vm_*``,
+                   mounts, namespaces, ``bpf``, ``io_uring``, keyrings, module and kexec calls.
+                   No other program can start, whatever module the program uses
                    (``_posixsubprocess``, ``posix_spawn``, ``ctypes``), and with no second
                    process the run's memory is the one process's ``RLIMIT_AS`` (plus its tmpfs).
 ``guard``          a ``sys.addaudithook`` prelude that refuses sockets, running programs, writes
@@ -66,14 +75,17 @@ namespaces it can do what the user can, so run such setups only on data you trus
 container. If the parent itself is killed, the child dies with it (``PR_SET_PDEATHSIG``).
 
 The program may call ``sandbox_report(obj)`` (a global of the main module) to send records of
-Python literals back; they arrive, in order, in :attr:`SandboxResult.reports`. The report file is
-reachable by the program, so only the runner's own first record is to be trusted; a caller that
-must not be fooled (the code verifier) judges in its own process, from what it asked for.
+Python literals back; they arrive, in order, in :attr:`SandboxResult.reports` (read by
+:func:`read_literal`, which refuses sets and dicts built to make hashing quadratic). The report
+file is reachable by the program, so only the runner's own first record is to be trusted; a
+caller that must not be fooled (the code verifier) judges in its own process, from what it asked
+for.
 
 Cost: a run is one interpreter start (about 15 ms of CPU; the runner and ``cache=True`` programs
-are compiled once per process, not per run), plus under 2 ms of namespaces, mounts and filters,
-plus waiting for the kernel to move the child into its cgroups; runs are independent, so threads
-keep several going at once.
+are compiled once per process, not per run), plus about 2 ms of namespaces, mounts and filters,
+plus waiting for the kernel to move the child into its cgroups and to let go of the host's tree
+once the root has moved (an RCU grace period: 2-6 ms on a loaded 2-core machine, idle time);
+runs are independent, so threads keep several going at once.
 """
 
 from __future__ import annotations
@@ -105,6 +117,8 @@ UID_BASE, UID_SPAN = 1_500_000_000, 500_000_000
 NOBODY = 65534
 MAX_REPORT_BYTES = 1 << 20
 MAX_REPORTS = 10_000
+MAX_SAME_HASH = 32
+"""Most members of one set or dict of a report that may share a hash (see :func:`read_literal`)."""
 ENV_MARKER = "SELFPLAY_SANDBOX_RUN"
 CGROUP_ROOT = "/sys/fs/cgroup"
 MAX_FRAME_BYTES = 4 << 20
@@ -221,10 +235,12 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
     )
     work = os.getcwd()
 
-    # 2. Namespaces. As root with the jail: a mount namespace in which the whole file tree is
-    #    read-only but for a private, size-capped tmpfs as the work directory, a /proc that shows
-    #    only the run's own processes, and empty network and System V IPC namespaces. Otherwise
-    #    (a normal user) an empty network namespace where the kernel allows one.
+    # 2. Namespaces. As root with the jail: a mount namespace whose root is a small read-only tree
+    #    of the interpreter's files, a few devices, a /proc that shows only the run's own
+    #    processes and a private, size-capped tmpfs as the work directory (at its host path);
+    #    empty network and System V IPC namespaces. Where the small root cannot be built: the
+    #    whole host tree, read-only, with the same tmpfs and /proc. Otherwise (a normal user) an
+    #    empty network namespace where the kernel allows one.
     if root and cfg["jail"] == "1":
         flags = clone_newns | clone_newipc | (clone_newnet if cfg["netns"] == "1" else 0)
         files = {}
@@ -237,6 +253,10 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
             layers.append("ipcns")
             ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 0x4000, 1 << 18
             if libc.mount(None, b"/", None, ms_rec | ms_private, None) == 0:
+                # the new root is built on the work directory's path (its files are in memory)
+                top = work if make_minimal_root(libc, work, work) else ""
+                if top:
+                    layers.append("minimal-root")
 
                 class MountAttr(libc.Structure):
                     _fields_ = [(n, libc.u64) for n in ("set", "clr", "prop", "userns")]
@@ -244,14 +264,15 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
                 ro = MountAttr(1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
                 nr = {"x86_64": 442, "aarch64": 442}.get(os.uname().machine)
                 at_fdcwd, at_recursive = -100, 0x8000
-                if nr and libc.syscall(nr, at_fdcwd, b"/", at_recursive, libc.byref(ro), 32) == 0:
+                tree = (top or "/").encode()
+                if nr and libc.syscall(nr, at_fdcwd, tree, at_recursive, libc.byref(ro), 32) == 0:
                     layers.append("readonly-root")
                 opts = f"size={cfg['disk']},nr_inodes={cfg['inodes']},mode=0700"
                 mounted = libc.mount(
-                    b"tmpfs", work.encode(), b"tmpfs", ms_nosuid | ms_nodev, opts.encode()
+                    b"tmpfs", (top + work).encode(), b"tmpfs", ms_nosuid | ms_nodev, opts.encode()
                 )
                 if mounted == 0:
-                    os.chdir(work)  # the old directory now lies under the tmpfs
+                    os.chdir(top + work)  # the old directory now lies under the tmpfs
                     for name, data in files.items():
                         with open(name, "wb") as f:
                             f.write(data)
@@ -265,9 +286,14 @@ def _runner_main() -> None:  # pragma: no cover - runs in the sandboxed child
                                 break
                         for p in [".", *files]:
                             os.chown(p, uid, uid)
+                elif top:
+                    fail("cannot mount the work directory's tmpfs in the new root")
                 proc_flags = ms_nosuid | ms_nodev | ms_noexec
-                if libc.mount(b"proc", b"/proc", b"proc", proc_flags, b"hidepid=invisible") == 0:
+                proc = (top + "/proc").encode()
+                if libc.mount(b"proc", proc, b"proc", proc_flags, b"hidepid=invisible") == 0:
                     layers.append("private-proc")
+                if top:
+                    enter_root(libc, top, work)
     elif cfg["netns"] == "1" and libc.unshare(clone_newnet | (0 if root else clone_newuser)) == 0:
         layers.append("netns")
 
@@ -364,35 +390,104 @@ def load_libc():  # pragma: no cover - runs in the sandboxed child
 
     for name, code in (("u8", "B"), ("u16", "H"), ("u32", "I"), ("u64", "Q")):
         setattr(Libc, name, type(name, (_ctypes._SimpleCData,), {"_type_": code}))
-    for name in ("unshare", "mount", "syscall", "prctl"):
+    for name in ("unshare", "mount", "umount2", "syscall", "prctl"):
         setattr(Libc, name, Function((name, Libc)))
     return Libc
+
+
+def make_minimal_root(libc, top: str, work: str) -> bool:  # pragma: no cover - in the child
+    """Mount a small tmpfs on ``top`` and build in it the tree a run sees (``minimal-root``): the
+    interpreter's files (``/usr``, the top-level library directories, or the same links where
+    they are links, ``sys.base_prefix`` where it lies elsewhere, ``/etc/ld.so.cache`` for
+    ``dlopen``), bound from the host at their own paths; ``/dev/null``, ``zero``, ``random`` and
+    ``urandom`` bound onto empty files; empty directories for ``/proc`` and the work directory
+    (at its host path). The caller makes it read-only, mounts the work directory and /proc, and
+    enters it (:func:`enter_root`). False, with nothing left mounted, where it cannot be built."""
+    import os
+    import sys
+
+    ms_nosuid, ms_nodev, ms_bind, ms_rec, mnt_detach = 2, 4, 0x1000, 0x4000, 2
+    links = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # into /usr, or directories
+    keep = [p for p in (*links, "/usr") if os.path.lexists(p)]
+    for prefix in (sys.base_prefix, sys.base_exec_prefix):  # a Python installed elsewhere
+        if prefix != "/" and not any(prefix == p or prefix.startswith(p + "/") for p in keep):
+            keep.append(prefix)
+    if any(work == p or work.startswith(p + "/") for p in keep):
+        return False  # the work directory inside a bound tree: it would be built in the host's
+    devices = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+    keep += [p for p in ("/etc/ld.so.cache", *devices) if os.path.exists(p)]
+    opts = b"size=1m,nr_inodes=1024,mode=0755"
+    if libc.mount(b"tmpfs", top.encode(), b"tmpfs", ms_nosuid | ms_nodev, opts) != 0:
+        return False
+    umask = os.umask(0o022)
+    try:
+        os.makedirs(top + work)
+        os.mkdir(top + "/proc")
+        for p in keep:
+            dst = top + p
+            if p in links and os.path.islink(p):  # /bin -> usr/bin: the same link
+                os.symlink(os.readlink(p), dst)
+                continue
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.isdir(p):
+                os.mkdir(dst)
+            else:
+                os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            if libc.mount(p.encode(), dst.encode(), None, ms_bind | ms_rec, None) != 0:
+                raise OSError(f"cannot bind {p}")
+    except OSError:
+        libc.umount2(top.encode(), mnt_detach)
+        return False
+    finally:
+        os.umask(umask)
+    return True
+
+
+def enter_root(libc, top: str, work: str) -> None:  # pragma: no cover - runs in the child
+    """Make the tree mounted on ``top`` this process's root (``pivot_root``, then the old root
+    unmounted: nothing of the host's tree is left to reach) and go to the work directory. Where
+    the root cannot be pivoted (a root on the initramfs) ``chroot`` into it: the old tree then
+    stays mounted but has no path, and the dropped uid and seccomp leave no way back."""
+    import os
+
+    mnt_detach = 2
+    os.chdir(top)
+    nr = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
+    if nr and libc.syscall(nr, b".", b".") == 0:  # the old root is now stacked on the new one
+        libc.umount2(b".", mnt_detach)
+    else:
+        os.chroot(".")
+    os.chdir("/")
+    os.chdir(work)
 
 
 def install_seccomp(libc) -> bool:  # pragma: no cover - runs in the sandboxed child
     """A seccomp filter (classic BPF, built here: no library needed): ``execve``, ``fork``,
     ``vfork`` and ``clone`` without ``CLONE_THREAD`` fail with ``EPERM`` (threads still work;
     ``clone3`` fails with ``ENOSYS`` so that the C library falls back to ``clone``, whose flags
-    a filter can read), and so do ``ptrace``, mounts, namespaces, ``bpf``, ``io_uring``, keyrings
-    and the like. False where this machine's architecture is not known here."""
+    a filter can read), ``socket`` and ``socketpair`` of any family but ``AF_UNIX`` fail with
+    ``EPERM`` (the network namespace does not cover every family: netlink, packet, vsock...),
+    and so do ``ptrace``, mounts, namespaces, ``bpf``, ``io_uring``, keyrings, file handles
+    (``open_by_handle_at`` reaches files by inode, past any mount) and the like.
+    False where this machine's architecture is not known here."""
     import os
 
     machine = os.uname().machine
     if machine == "x86_64":
-        arch, clone, clone3 = 0xC000003E, 56, 435
+        arch, clone, clone3, socket, socketpair = 0xC000003E, 56, 435, 41, 53
         deny = [57, 58, 59, 322, 101, 310, 311, 165, 166, 155, 161, 272, 308, 321, 298, 323]
         deny += [248, 249, 250, 246, 320, 175, 313, 176, 425, 426, 427, 428, 429, 430, 431]
-        deny += [432, 433, 442, 163, 167, 168, 169, 135, 179, 139, 134, 312]
+        deny += [432, 433, 442, 163, 167, 168, 169, 135, 179, 139, 134, 312, 303, 304]
     elif machine == "aarch64":
-        arch, clone, clone3 = 0xC00000B7, 220, 435
+        arch, clone, clone3, socket, socketpair = 0xC00000B7, 220, 435, 198, 199
         deny = [221, 281, 117, 270, 271, 40, 39, 41, 51, 97, 268, 280, 241, 282, 217, 218]
         deny += [219, 104, 294, 105, 273, 106, 425, 426, 427, 428, 429, 430, 431, 432, 433]
-        deny += [442, 89, 224, 225, 142, 92, 60, 272]
+        deny += [442, 89, 224, 225, 142, 92, 60, 272, 264, 265]
     else:
         return False
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     allow, kill, errno = 0x7FFF0000, 0x80000000, 0x00050000
-    eperm, enosys, clone_thread = 1, 38, 0x10000
+    eperm, enosys, clone_thread, af_unix = 1, 38, 0x10000, 1
     prog = [
         (ld, 0, 0, 4),  # seccomp_data.arch
         (jeq, 1, 0, arch),
@@ -408,6 +503,12 @@ def install_seccomp(libc) -> bool:  # pragma: no cover - runs in the sandboxed c
         (ld, 0, 0, 0),
         (jeq, 0, 1, clone3),
         (ret, 0, 0, errno | enosys),
+        (jeq, 1, 0, socket),
+        (jeq, 0, 4, socketpair),  # neither: on to the list below, with nr still loaded
+        (ld, 0, 0, 16),  # the domain (an int: the low half of args[0])
+        (jeq, 0, 1, af_unix),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, errno | eperm),
     ]
     for nr in deny:
         prog += [(jeq, 0, 1, nr), (ret, 0, 0, errno | eperm)]
@@ -609,6 +710,8 @@ def _runner_source() -> str:
         [
             inspect.getsource(install_guard),
             inspect.getsource(load_libc),
+            inspect.getsource(make_minimal_root),
+            inspect.getsource(enter_root),
             inspect.getsource(install_seccomp),
             inspect.getsource(_runner_main),
             "_runner_main()\n",
@@ -714,11 +817,76 @@ def _read_reports(path: str) -> list:
     out = []
     for line in data.splitlines()[:MAX_REPORTS]:
         try:
-            rec = ast.literal_eval(line.decode("utf-8", "replace"))
+            rec = read_literal(line.decode("utf-8", "replace"))
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue
         out.append(rec)
     return out
+
+
+def read_literal(text: str) -> Any:
+    """The value of a Python literal, as ``ast.literal_eval`` reads it (numbers, strings, bytes,
+    ``None``, ``True``/``False``, ``...``, tuples, lists, sets, dicts, ``-x``, ``a+bj``), in time
+    linear in its length: a set or dict in which more than :data:`MAX_SAME_HASH` members share
+    one hash (``{k * (2**61 - 1) for k in ...}`` all hash to 0, and each insertion would compare
+    against all before it) raises ``ValueError`` instead: the report file is the program's to
+    write, so its lines are hostile input.
+
+    >>> read_literal("{'a': [1, -2.5, (3+4j)], 'b': {b'x'}, 'c': None}")
+    {'a': [1, -2.5, (3+4j)], 'b': {b'x'}, 'c': None}
+    """
+    return _literal(ast.parse(text.lstrip(" \t"), mode="eval").body)
+
+
+def _literal(node: ast.AST) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(e) for e in node.elts)
+    if isinstance(node, ast.List):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Set):
+        return set(_few_collisions([_literal(e) for e in node.elts]))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "set":
+        if node.args or node.keywords:
+            raise ValueError("set() with arguments")
+        return set()
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):  # {**x}
+            raise ValueError("not a literal: **")
+        keys = _few_collisions([_literal(k) for k in node.keys])
+        return dict(zip(keys, [_literal(v) for v in node.values], strict=True))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        left, right = _signed_number(node.left), _number(node.right)
+        if isinstance(left, (int, float)) and isinstance(right, complex):
+            return left + right if isinstance(node.op, ast.Add) else left - right
+        raise ValueError("not a literal: an operation")
+    return _signed_number(node)
+
+
+def _number(node: ast.AST) -> int | float | complex:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float, complex):
+        return node.value
+    raise ValueError(f"not a literal: {type(node).__name__}")
+
+
+def _signed_number(node: ast.AST) -> int | float | complex:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        value = _number(node.operand)
+        return value if isinstance(node.op, ast.UAdd) else -value
+    return _number(node)
+
+
+def _few_collisions(members: list) -> list:
+    """``members``, unless more than :data:`MAX_SAME_HASH` of them share a hash (``TypeError``
+    for an unhashable one, as a set would raise)."""
+    counts: dict[int, int] = {}
+    for m in members:
+        h = hash(m)
+        counts[h] = counts.get(h, 0) + 1
+        if counts[h] > MAX_SAME_HASH:
+            raise ValueError(f"more than {MAX_SAME_HASH} members with one hash")
+    return members
 
 
 def _wait(proc: subprocess.Popen, timeout: float) -> bool:
@@ -1178,6 +1346,7 @@ _ALL_LAYERS = (
     "rlimits",
     "netns",
     "ipcns",
+    "minimal-root",
     "readonly-root",
     "tmpfs",
     "private-proc",

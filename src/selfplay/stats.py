@@ -235,6 +235,40 @@ def binomial_se(p: float | None, n: int) -> float:
     return math.sqrt(p * (1 - p) / n)
 
 
+@dataclass(frozen=True)
+class Line:
+    """The least-squares line of ``y`` on ``x`` and Pearson's correlation of the two."""
+
+    slope: float
+    intercept: float
+    r: float
+    """nan when either variable does not vary."""
+    n: int
+
+
+def fit_line(xs: list[float], ys: list[float]) -> Line:
+    """Least squares of ``ys`` on ``xs`` (paired, same length); slope and r are nan with fewer
+    than two distinct ``xs``, r also when every ``y`` is equal.
+
+    >>> line = fit_line([0.5, 0.7, 0.9], [-0.1, -0.06, -0.02])
+    >>> round(line.slope, 3), round(line.intercept, 3), round(line.r, 3)
+    (0.2, -0.2, 1.0)
+    """
+    n = len(xs)
+    if n != len(ys):
+        raise ValueError(f"fit_line: {n} xs and {len(ys)} ys")
+    if n == 0 or min(xs) == max(xs):  # compared exactly: a mean's rounding is no spread
+        return Line(math.nan, math.nan, math.nan, n)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx
+    # Clamped: rounding can carry a perfect correlation a hair past 1.
+    r = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy))) if min(ys) != max(ys) else math.nan
+    return Line(slope, my - slope * mx, r, n)
+
+
 # ------------------------------------------------------------------------------------------------
 # Monotone curves and the effective-data multiplier
 

@@ -83,11 +83,21 @@ def _row(name: str, seed: int, st: dict, seed_row: dict, steps: int, final: dict
         "label_accuracy": label.get("label_accuracy"),
         "kept_accuracy": label.get("kept_accuracy"),
         "method": st.get("method"),
+        "probe_kind": fr.get("probe_kind", "verifier" if fr else None),
+        "probe_accuracy_solved": fr.get("probe_accuracy_solved"),
+        "wrong_kept": _wrong_kept(label),
     }
     for d, v in ev["accuracy"].items():
         if d != "all":
             row[f"acc_{d}"] = v
     return row
+
+
+def _wrong_kept(label: dict) -> int | None:
+    """Wrong labels a round trained on (its kept labels times the share of them that is wrong):
+    the error avalanche, round by round."""
+    kept, right = label.get("kept"), label.get("kept_accuracy")
+    return None if kept is None or right is None else round(kept * (1 - right))
 
 
 def collect_climb_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict]:
@@ -230,6 +240,10 @@ def _labels_by_round_section(arms, rows) -> list[dict]:
             vals = [r["kept"] for r in by_round.get((name, k), [])]
             kept.append(f"{sum(vals) / len(vals):,.0f}" if vals else "–")
         table.append([name, "kept (of labelled)" if labelled else "groups with signal", *kept])
+        if labelled and any(r.get("wrong_kept") is not None for r in mine):
+            wrong = [_mean_cell([r.get("wrong_kept") for r in by_round.get((name, k), [])], ",.0f")
+                     for k in rounds]  # fmt: skip
+            table.append([name, "wrong labels kept", *wrong])
     if not play:
         return []
     return [
@@ -279,16 +293,19 @@ def _rounds_section(bench: BenchConfig, arms: dict[str, RunConfig], rows: list[d
         if r["stage"] != "final":
             by.setdefault((r["arm"], r["iteration"]), []).append(r)
     table = []
+    label_free = [n for n in arms if arms[n].loop.frontier.probe == "agreement"]
     for name in arms:
         for k in sorted(i for a, i in by if a == name):
             rs = by[(name, k)]
             labels = arms[name].loop.data_source in ("selfplay", "oracle") and k > 0
             kept = labels and all(r.get("method") != "grpo" for r in rs)
+            checked = [r.get("probe_accuracy_solved") for r in rs] if name in label_free else []
             table.append(
                 [
                     name,
                     "seed" if k == 0 else str(k),
                     _mean_cell([r["probe_solved"] for r in rs], "d") if k else "",
+                    *([_mean_cell(checked, "d") if k and checked else ""] if label_free else []),
                     rs[0]["practice"] if len(rs) == 1 else "",
                     _mean_cell([r["solved"] for r in rs], "d"),
                     _mean_cell([_longest(r, t) for r in rs], "d"),
@@ -310,10 +327,17 @@ def _rounds_section(bench: BenchConfig, arms: dict[str, RunConfig], rows: list[d
             "labels it trained on; **train tokens**: since the seed model "
             f"({seeds}). Rounds evaluate up to the practised length and a little past it; the "
             "final table covers every evaluation length."
+            + (
+                " **probe checked**: for an arm whose probe scores agreement (no ground truth), "
+                "the frontier the verifier would have given its probe's greedy answers; "
+                "measured for this report only."
+                if label_free
+                else ""
+            )
         ],
         "columns": [
-            "arm", "round", "probe", "practised", "solved", f"longest >= {t:g}",
-            "labels correct", "kept", "train tokens",
+            "arm", "round", "probe", *(["probe checked"] if label_free else []), "practised",
+            "solved", f"longest >= {t:g}", "labels correct", "kept", "train tokens",
         ],
         "rows": table,
     }  # fmt: skip
@@ -385,31 +409,39 @@ def _goal_section(bench: BenchConfig, arms: dict[str, RunConfig], final: dict, t
     lines = []
     verified = next((n for n, k in kinds.items() if k.startswith("verified")), None)
     for name, kind in kinds.items():
-        no_truth = kind.startswith(("majority", "committee"))
+        label_free = arms[name].loop.frontier.probe == "agreement"
+        no_truth = kind.startswith(("majority", "committee")) or (
+            label_free and kind.startswith("unfiltered")
+        )
+        # Labels chosen without ground truth; the whole climb only if the probe is label-free.
+        what = "no ground truth" if label_free else "labels without ground truth, verifier's probe"
         if no_truth and verified and solved(name) and solved(verified):
             m, v = (sum(x) / len(x) for x in (solved(name), solved(verified)))
             if v == 0:  # nothing to reach a share of
                 lines.append(
-                    f"{name} (no ground truth) against {verified}: {verified} solves no length "
+                    f"{name} ({what}) against {verified}: {verified} solves no length "
                     f"({m:.1f} vs 0.0), so there is no share to state (goal >= 80%)."
                 )
                 continue
             ratio = m / v
             lines.append(
-                f"{name} (no ground truth) reaches {ratio:.0%} of {verified}'s frontier "
+                f"{name} ({what}) reaches {ratio:.0%} of {verified}'s frontier "
                 f"({m:.1f} vs {v:.1f}; goal >= 80%): {'met' if ratio >= 0.8 else 'missed'}."
             )
     oracle = next((n for n, a in arms.items() if a.loop.data_source == "oracle"), None)
     raw = bench.reference if arms[bench.reference].loop.data_source.startswith("raw") else None
-    if oracle and verified and raw and solved(oracle) and solved(verified) and solved(raw):
-        o, v, r = (sum(x) / len(x) for x in (solved(oracle), solved(verified), solved(raw)))
+    players = [n for n, a in arms.items() if a.loop.data_source == "selfplay"]
+    for arm in players if oracle and raw and solved(oracle) and solved(raw) else []:
+        if not solved(arm):
+            continue
+        o, v, r = (sum(x) / len(x) for x in (solved(oracle), solved(arm), solved(raw)))
         share = f"{(v - r) / (o - r):.0%}" if o > r else "undefined (the oracle gains nothing)"
         top_eval = max(arms[oracle].eval.difficulties)
         censored = any(x >= top_eval for x in solved(oracle))
         if censored and o > r:  # the oracle solves every evaluated length: its frontier is a floor
             share = f"at most {share}"
         lines.append(
-            f"{verified} captures {share} of the oracle's gain over {raw} (solved {v:.1f}, "
+            f"{arm} captures {share} of the oracle's gain over {raw} (solved {v:.1f}, "
             f"oracle {o:.1f}, {raw} {r:.1f}): gold labels for the same practised problems."
             + (
                 f" The oracle solves every evaluated length on some seed (up to {top_eval}), "
@@ -509,4 +541,46 @@ def write_climb_plots(bench_dir: Path, rows: list[dict], threshold: float) -> li
     fig.savefig(bench_dir / "climb_frontier.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     out.append("climb_frontier.png")
+    if _avalanche_plot(plt, bench_dir, rows, names):
+        out.append("climb_wrong_labels.png")
     return out
+
+
+def _avalanche_plot(plt, bench_dir: Path, rows: list[dict], names: list[str]) -> bool:
+    """``climb_wrong_labels.png``: the wrong labels each arm has trained on, cumulated over its
+    rounds (mean over seeds), and the share of its kept labels that is right; nothing for
+    results without the count (written before it was recorded) or without labelling arms."""
+    have = [r for r in rows if r["stage"] != "final" and r.get("wrong_kept") is not None]
+    arms = [n for n in names if any(r["arm"] == n for r in have)]
+    if not arms:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name in arms:
+        by_seed: dict[int, dict[int, dict]] = {}
+        for r in have:
+            if r["arm"] == name:
+                by_seed.setdefault(r["seed"], {})[r["iteration"]] = r
+        rounds = sorted(set.intersection(*(set(v) for v in by_seed.values())))
+        cum = [
+            sum(sum(v[j]["wrong_kept"] for j in rounds if j <= k) for v in by_seed.values())
+            / len(by_seed)
+            for k in rounds
+        ]
+        right = [
+            sum(v[k].get("kept_accuracy") or 0.0 for v in by_seed.values()) / len(by_seed)
+            for k in rounds
+        ]
+        axes[0].plot(rounds, cum, marker="o", label=name)
+        axes[1].plot(rounds, right, marker="o", label=name)
+    axes[0].set_ylabel("wrong labels trained on, cumulative")
+    axes[1].set_ylabel("share of kept labels that is right")
+    axes[1].set_ylim(0, 1.02)
+    for ax in axes:
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(bottom=0)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("The error avalanche: wrong labels kept, mean over seeds", fontsize=10)
+    fig.savefig(bench_dir / "climb_wrong_labels.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True

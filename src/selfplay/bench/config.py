@@ -125,13 +125,21 @@ class BenchConfig:
     lr_factors: list[float] = field(default_factory=list)
     """Learning rates of the rounds to choose from, the same way for every arm
     (:mod:`selfplay.bench.lr_search`): factors of each arm's own rate (``train.lr``, or ``grpo.lr`` for
-    a GRPO arm), e.g. ``[0.5, 1, 2]``. Each arm runs its first ``lr_rounds`` rounds on the first
-    seed at each, and trains every seed at the one that answers a validation split of the train
-    source best (never the evaluation set). Empty: every arm uses its own rate."""
+    a GRPO arm), e.g. ``[0.5, 1, 2]``. Each arm runs its first ``lr_rounds`` rounds on each seed
+    of ``lr_seeds`` at each, and trains every seed at the one whose models answer a validation
+    split of the train source best on average (never the evaluation set). An arm whose choice is
+    the grid's lowest or highest factor gets no verdict: its best rate may lie outside the grid.
+    Empty: every arm uses its own rate."""
     lr_rounds: int = 1
     """Rounds each factor of ``lr_factors`` is tried for."""
-    lr_validation_per_difficulty: int = 200
-    """Validation problems per difficulty of U that choose the learning rate."""
+    lr_seeds: list[int] = field(default_factory=list)
+    """Seeds whose seed models the learning rate is chosen on (their validation accuracies
+    averaged), e.g. ``[0, 1]``; empty: the bench's first seed alone."""
+    lr_validation_problems: int = 1000
+    """Validation problems that choose the learning rate, spread evenly over U's difficulties (a
+    difficulty with too few left gives the rest to the others)."""
+    lr_validation_per_difficulty: int | None = None
+    """Instead of ``lr_validation_problems``: this many per difficulty of U (older benches)."""
     eval_min_problems: int = 0
     """Fewest in-distribution evaluation problems (over U's difficulties) the verdict needs; a
     smaller evaluation set is an error before any training."""
@@ -223,6 +231,8 @@ def load_bench_config(
         raise ConfigError("compute_match_arms: needs compute_match: true")
     if bench.lr_factors:
         check_lr_factors(bench, arms)
+    elif bench.lr_seeds:
+        raise ConfigError("lr_seeds: needs lr_factors (the learning rates to choose from)")
     for name, _, regime_overrides in regimes(bench) if bench.sweep else []:
         sub = sub_bench(bench, name, regime_overrides)
         for arm in sub.arms:
@@ -324,8 +334,13 @@ def check_lr_factors(bench: BenchConfig, arms: dict[str, RunConfig]) -> None:
         raise ConfigError(
             f"lr_rounds: must be in 1..{iterations} (the arms' rounds), got {bench.lr_rounds}"
         )
-    if bench.lr_validation_per_difficulty < 1:
+    if bench.lr_validation_problems < 1:
+        raise ConfigError("lr_validation_problems: must be >= 1")
+    per = bench.lr_validation_per_difficulty
+    if per is not None and per < 1:
         raise ConfigError("lr_validation_per_difficulty: must be >= 1")
+    if len(set(bench.lr_seeds)) != len(bench.lr_seeds):
+        raise ConfigError(f"lr_seeds: a seed appears twice in {bench.lr_seeds}")
 
 
 COMPUTE_SUFFIX = "@compute"

@@ -15,6 +15,7 @@ from selfplay.plots import COLOURS, HATCHES, clipped_interval, line_style, pyplo
 from selfplay.stats import (
     clean,
     effective_data,
+    fit_line,
     format_ci,
     holm,
     isotonic,
@@ -57,13 +58,44 @@ def compare_arms(
     margin = bench.margin if margin is None else margin
     out = []
     for name, other in comparison_pairs(bench, arms):
-        diffs = [
-            final[(name, s)][key] - final[(other, s)][key]
-            for s in bench.seeds
-            if (name, s) in final and (other, s) in final
-        ]
-        out.append({"arm": name, "against": other, "diffs": diffs, "test": paired(diffs, margin)})
+        seeds = [s for s in bench.seeds if (name, s) in final and (other, s) in final]
+        diffs = [final[(name, s)][key] - final[(other, s)][key] for s in seeds]
+        out.append(
+            {
+                "arm": name,
+                "against": other,
+                "seeds": seeds,
+                "diffs": diffs,
+                "test": paired(diffs, margin),
+            }
+        )
     return judge(bench, out)
+
+
+def withhold_at_edge(comparisons: list[dict], lr_search: dict | None) -> list[dict]:
+    """No verdict for a comparison with an arm whose learning rate the search chose at the
+    grid's edge (its best rate may lie outside the grid, so the comparison may measure the
+    grid rather than the arm): its ``verdict`` becomes "no verdict" and ``no_verdict`` says why
+    (in place; returned for convenience). A ``@compute`` arm has its arm's rate."""
+    from selfplay.bench.lr_search import edge_choices
+
+    edge = edge_choices(lr_search)
+    for c in comparisons:
+        names = [a.removesuffix(COMPUTE_SUFFIX) for a in (c["arm"], c["against"])]
+        at = [a for a in dict.fromkeys(names) if a in edge]
+        if not at:
+            continue
+        c["verdict"] = "no verdict"
+        if len(at) == 1:
+            why = f"{at[0]}'s learning rate is at the grid's edge (x{edge[at[0]]:g})"
+        else:
+            why = (
+                "the learning rates of "
+                + " and ".join(f"{a} (x{edge[a]:g})" for a in at)
+                + " are at the grid's edge"
+            )
+        c["no_verdict"] = why + ", widen lr_factors"
+    return comparisons
 
 
 def judge(bench: BenchConfig, comparisons: list[dict]) -> list[dict]:
@@ -106,6 +138,7 @@ def comparison_records(bench: BenchConfig, comparisons: list[dict]) -> list[dict
             "p_sign_flip_holm": c["p_sign_flip_holm"],
             "p_equivalent_holm": c["p_equivalent_holm"],
             "verdict": c["verdict"],
+            **({"no_verdict": c["no_verdict"]} if c.get("no_verdict") else {}),
             "per_seed": c["diffs"],
         }
         for c in comparisons
@@ -122,7 +155,13 @@ def references_text(bench: BenchConfig) -> str:
     return " and ".join(f"`{a}`" for a in [bench.reference, *bench.also_against])
 
 
-def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int) -> str:
+def _verdict_sentence(
+    bench: BenchConfig, comparisons: list[dict], n_seeds: int, final: dict | None = None
+) -> str:
+    """The verdict line: every comparison it reads (the primary family's, with ``primary``)
+    with its verdict and difference, what weakens it (a t test without spread, an arm short of
+    the budget: ``final``'s rows say so where they record ``budget_steps``) and why a comparison
+    gets no verdict."""
     if not bench.verdict or n_seeds < 2:
         return "No verdict: " + ("one seed." if n_seeds < 2 else "verdict: false in the config.")
     if bench.primary:
@@ -131,17 +170,20 @@ def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int)
     for c in comparisons:
         t = c["test"]
         who = c["arm"] + against_text(bench, c)
-        parts.append(
-            f"{who} is **{c['verdict']}** ({t.mean:+.3f} ± {t.half_width:.3f}"
-            + (
-                "; the same difference on every seed: the t test is undefined"
-                if t.undefined
-                else ""
-            )
-            + ")"
-            if not math.isnan(t.mean)
-            else f"{who}: no paired seeds"
+        if math.isnan(t.mean):
+            parts.append(f"{who}: no paired seeds")
+            continue
+        notes = (
+            ["the same difference on every seed: the t test is undefined"] if t.undefined else []
         )
+        for arm in (c["arm"], c["against"]):
+            short = budget_shortfall(final or {}, arm, c.get("seeds", bench.seeds))
+            notes += [short] if short else []
+        stated = f"{t.mean:+.3f} ± {t.half_width:.3f}" + "".join(f"; {n}" for n in notes)
+        if c.get("no_verdict"):
+            parts.append(f"{who}: **no verdict** ({stated}): {c['no_verdict']}")
+        else:
+            parts.append(f"{who} is **{c['verdict']}** ({stated})")
     which = (
         f"The pre-registered primary comparisons ({len(comparisons)}, Holm-corrected on their own "
         f"at {bench.alpha:g}), against `{bench.reference}` unless named"
@@ -153,6 +195,26 @@ def _verdict_sentence(bench: BenchConfig, comparisons: list[dict], n_seeds: int)
         f"{which} on final in-distribution accuracy ({n_seeds} seeds, paired; "
         f"{holm_text}equivalent = within ±{bench.margin:g}): " + "; ".join(parts) + "."
     )
+
+
+def budget_shortfall(final: dict, arm: str, seeds: list[int]) -> str | None:
+    """The verdict line's "<arm> trained 97% of the budget (143 of 147 steps)" when the arm's
+    final checkpoints (over ``seeds``; means) trained fewer optimizer steps than its rounds'
+    budgets ask for (``budget_steps``); ``None`` when it met them or its rows do not say."""
+    rs = [final[(arm, s)] for s in seeds if (arm, s) in final]
+    if not rs or any(r.get("budget_steps") is None for r in rs):
+        return None
+    steps = statistics.fmean(r["steps"] for r in rs)
+    budget = statistics.fmean(r["budget_steps"] for r in rs)
+    if budget <= 0 or steps >= budget:
+        return None
+    share = math.floor(100 * steps / budget)  # never rounded up to "100%"
+    return f"{arm} trained {share}% of the budget ({_count(steps)} of {_count(budget)} steps)"
+
+
+def _count(x: float) -> str:
+    """A mean count: whole where it is, else to one decimal (19.7 of 20, never 20 of 20)."""
+    return f"{x:,.0f}" if x == round(x) else f"{x:,.1f}"
 
 
 def bench_warnings(
@@ -254,17 +316,18 @@ def summarize_bench(
     tables render it."""
     final = _final(rows)
     seeds = sorted({s for _, s in final})
-    comparisons = compare_arms(bench, list(arms), final)
+    comparisons = withhold_at_edge(compare_arms(bench, list(arms), final), lr_search)
     sections = [
         _equal_steps_section(bench, arms, rows, final, comparisons),
         *_paired_section(bench, comparisons),
+        *_seed_models_section(bench, arms, rows, comparisons),
     ]
     effective, monotone = _effective_data_section(arms, final)
     sections += effective
     sections += _clean_baselines_section(bench, arms, final)
     sections.append(_by_difficulty_section(bench, arms, rows, final))
     sections.append(_equal_compute_section(arms, rows))
-    extra, compute_records = compute_matched_sections(bench, arms, rows, final)
+    extra, compute_records = compute_matched_sections(bench, arms, rows, final, lr_search)
     sections += extra
     if lr_search:
         from selfplay.bench.lr_search import lr_section
@@ -273,7 +336,7 @@ def summarize_bench(
     return {
         "kind": "bench",
         "title": f"Bench `{bench.name}`",
-        "verdict": _verdict_sentence(bench, comparisons, len(seeds)),
+        "verdict": _verdict_sentence(bench, comparisons, len(seeds), final),
         "warnings": bench_warnings(bench, rows, final, monotone) + _lr_warnings(lr_search),
         "comparisons": comparison_records(bench, comparisons),
         **({"comparisons_at_compute": compute_records} if compute_records else {}),
@@ -405,6 +468,62 @@ def _paired_section(bench, comparisons) -> list[dict]:
             }
         )
     return sections
+
+
+STRENGTH_R = 0.7
+"""A correlation of a comparison's per-seed differences with the seed models' accuracy beyond
+this (either sign) is said to make the effect follow the seed model's strength."""
+
+
+def _seed_models_section(bench, arms, rows, comparisons) -> list[dict]:
+    """With ``primary``: each seed's model_0 accuracy beside that seed's difference in every
+    primary comparison, the least-squares slope and the correlation of the difference on it,
+    and the seed models' spread."""
+    primary = [c for c in comparisons if c["family"] == "primary" and c["diffs"]]
+    seed_acc = {
+        r["seed"]: r["acc_in"] for r in _seed_rows(arms, rows) if r.get("acc_in") is not None
+    }
+    if not primary or len(seed_acc) < 2:
+        return []
+    seeds = [s for s in bench.seeds if s in seed_acc]
+    per_seed = [dict(zip(c["seeds"], c["diffs"], strict=True)) for c in primary]
+    table = [
+        [str(s), f"{seed_acc[s]:.3f}", *[f"{d[s]:+.3f}" if s in d else "-" for d in per_seed]]
+        for s in seeds
+    ]
+    accs = [seed_acc[s] for s in seeds]
+    after = []
+    for c, d in zip(primary, per_seed, strict=True):
+        both = [s for s in seeds if s in d]
+        line = fit_line([seed_acc[s] for s in both], [d[s] for s in both])
+        name = f"{c['arm']} − {c['against']}"
+        if math.isnan(line.slope):
+            after.append(f"{name}: the seed models' accuracy does not vary; no slope.")
+            continue
+        r = "undefined (the difference does not vary)" if math.isnan(line.r) else f"{line.r:+.2f}"
+        text = (
+            f"{name}: slope {line.slope:+.3f} (least squares: difference per unit of seed-model "
+            f"accuracy), r = {r} over {line.n} seeds"
+        )
+        if not math.isnan(line.r) and abs(line.r) > STRENGTH_R:
+            text += ": the effect follows the seed model's strength"
+        after.append(text + ".")
+    return [
+        {
+            "heading": "Seed models and the primary comparisons",
+            "text": [
+                "Each seed's model_0 (every arm of that seed starts from it) and the paired "
+                "difference (final acc in) of each primary comparison on that seed. Seed models' "
+                f"acc in over {len(accs)} seeds: {min(accs):.3f}–{max(accs):.3f} (range "
+                f"{max(accs) - min(accs):.3f}), SD {statistics.stdev(accs):.3f}."
+            ],
+            "columns": [
+                "seed", "seed model acc in", *[f"Δ {c['arm']} − {c['against']}" for c in primary],
+            ],
+            "rows": table,
+            "after": after,
+        }
+    ]  # fmt: skip
 
 
 def paired_notes(comparisons: list[dict]) -> list[str]:
@@ -611,11 +730,16 @@ def paired_rows(comparisons: list[dict], against: bool = False) -> list[list[str
 
 
 def compute_matched_sections(
-    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], final: dict
+    bench: BenchConfig,
+    arms: dict[str, RunConfig],
+    rows: list[dict],
+    final: dict,
+    lr_search: dict | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """With ``compute_match``: the raw arms continued to the self-play arms' compute, and every
     self-play arm paired with the reference continued (``<reference>@compute``), Holm-corrected
-    over those comparisons. Returns (sections, comparison records)."""
+    over those comparisons (no verdict where ``lr_search`` chose an arm's rate at the grid's
+    edge). Returns (sections, comparison records)."""
     raw_names = [n for n in arms if arms[n].loop.data_source != "selfplay"]
     cont = [n + COMPUTE_SUFFIX for n in raw_names]
     cont = [n for n in cont if any(a == n for a, _ in final)]
@@ -669,7 +793,7 @@ def compute_matched_sections(
     if ref not in cont:
         return sections, []
     at_compute = replace(bench, reference=ref, also_against=[], primary=[])
-    comparisons = compare_arms(at_compute, sp, final)
+    comparisons = withhold_at_edge(compare_arms(at_compute, sp, final), lr_search)
     sections.append(
         {
             "heading": f"Paired with `{ref}` (final acc in, raw given at least the compute)",
@@ -758,15 +882,16 @@ def _interp(curve: list[tuple[float, float]], x: float) -> float | None:
 
 
 def paired_differences(
-    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict]
+    bench: BenchConfig, arms: dict[str, RunConfig], rows: list[dict], lr_search: dict | None = None
 ) -> list[dict]:
     """The paired differences the verdicts read, as summary.json stores them (``comparisons``,
     then, with ``compute_match``, ``comparisons_at_compute``), each with the ``seeds`` its
     ``per_seed`` differences (final in-distribution accuracy, arm minus the arm it is compared
     with) come from, in the same order."""
     final = _final(rows)
-    records = comparison_records(bench, compare_arms(bench, list(arms), final))
-    records += compute_matched_sections(bench, arms, rows, final)[1]
+    comparisons = withhold_at_edge(compare_arms(bench, list(arms), final), lr_search)
+    records = comparison_records(bench, comparisons)
+    records += compute_matched_sections(bench, arms, rows, final, lr_search)[1]
     for rec in records:
         rec["seeds"] = [
             s for s in bench.seeds if (rec["arm"], s) in final and (rec["reference"], s) in final
@@ -823,14 +948,16 @@ def _thousands(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
 
 
-def bench_figures(rows: list[dict], bench: BenchConfig, arms: dict[str, RunConfig]) -> dict:
+def bench_figures(
+    rows: list[dict], bench: BenchConfig, arms: dict[str, RunConfig], lr_search: dict | None = None
+) -> dict:
     """The bench's plots as matplotlib figures, by file name, in the report's order. Every arm
     has one look (colour, marker, line style) in all of them."""
     plt = pyplot()
     order = list(dict.fromkeys(r["arm"] for r in rows))
     styles = {arm: line_style(i) for i, arm in enumerate(order)}
     figs = {}
-    records = paired_differences(bench, arms, rows)
+    records = paired_differences(bench, arms, rows, lr_search)
     if records:
         figs["paired_differences.png"] = plot_paired_differences(plt, bench, records)
     figs["accuracy_vs_tokens.png"] = _plot_accuracy_vs_tokens(plt, bench, rows, order, styles)
@@ -845,11 +972,15 @@ def bench_figures(rows: list[dict], bench: BenchConfig, arms: dict[str, RunConfi
 
 
 def write_plots(
-    bench_dir: Path, rows: list[dict], bench: BenchConfig, arms: dict[str, RunConfig]
+    bench_dir: Path,
+    rows: list[dict],
+    bench: BenchConfig,
+    arms: dict[str, RunConfig],
+    lr_search: dict | None = None,
 ) -> list[str]:
     """The bench's plots (:func:`bench_figures`) written to ``bench_dir``; their file names."""
     plt = pyplot()
-    figs = bench_figures(rows, bench, arms)
+    figs = bench_figures(rows, bench, arms, lr_search)
     for name, fig in figs.items():
         tmp = bench_dir / f".{name}.tmp.png"
         fig.savefig(tmp, dpi=110)

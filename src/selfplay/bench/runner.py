@@ -37,6 +37,7 @@ from selfplay.config import RunConfig
 from selfplay.engine import artifacts
 from selfplay.engine.loop import run
 from selfplay.engine.rundir import link_run, read_metrics, share_seed
+from selfplay.engine.sources import tokens_per_step
 from selfplay.errors import ConfigError
 
 
@@ -76,7 +77,7 @@ def run_bench(
         threshold = next(iter(arms.values())).loop.frontier.threshold
         plots = write_climb_plots(bench_dir, rows, threshold)
     else:
-        plots = write_plots(bench_dir, rows, bench, arms)
+        plots = write_plots(bench_dir, rows, bench, arms, lr_search=search)
     # The stages' recorded times, so a resumed bench reports its whole time, not this session's.
     dirs = [[arm_config(bench, a, s).run_dir for a in arms] for s in bench.seeds]
     wall = bench_seconds(dirs) + continued_seconds(bench, arms)
@@ -359,10 +360,16 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
             u = seed_row["raw"]
             u_sup = u.get("supervised_tokens") or u.get("tokens") or 1
             steps = supervised = seen = distinct_sum = distinct_max = 0
+            budget_steps: int | None = 0
             capped = False
             for st in stages:
                 ev, cum, tr = st["eval"], st["cumulative"], st["train"]
                 if st["iteration"]:
+                    planned = planned_steps(cfg, u, tr.get("budget"))
+                    if planned is None or budget_steps is None:
+                        budget_steps = None
+                    else:
+                        budget_steps += planned
                     steps += tr.get("steps", 0)
                     supervised += tr.get("supervised_tokens", 0)
                     seen += tr.get("steps", 0) * tr.get("batch_size", 0)
@@ -386,6 +393,7 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
                     if st["iteration"]
                     else 0,
                     "round_budget": tr.get("budget") if st["iteration"] else None,
+                    "budget_steps": budget_steps,
                     "unique_examples": unique,
                     "examples_seen": seen,
                     "reuse": seen / unique if unique else None,
@@ -425,6 +433,15 @@ def collect_results(bench: BenchConfig, arms: dict[str, RunConfig]) -> list[dict
                         row[f"n_{d}"] = ev.get("n", {}).get(d)
                 rows.append(row)
     return rows
+
+
+def planned_steps(cfg: RunConfig, u: dict, budget: int | None) -> int | None:
+    """The optimizer steps a round's budget of supervised tokens asks for (before
+    ``train.max_epochs`` can cap them: :func:`selfplay.training.plan_matched`); ``None`` where
+    the rows cannot say (a round without a recorded budget, a round trained by GRPO)."""
+    if budget is None or cfg.loop.method != "expert_iteration" or not u.get("supervised_tokens"):
+        return None
+    return max(1, round(budget / tokens_per_step(cfg, u))) if budget > 0 else 0
 
 
 def _unique_examples(cfg: RunConfig, distinct_sum: int, distinct_max: int, u: dict, fresh: dict):

@@ -6,12 +6,12 @@ Uses the same generator and verifier as the loop, on the task's held-out test sp
 
 from __future__ import annotations
 
-import random
 from math import comb
 
 from selfplay.config import RunConfig
 from selfplay.engine.filters import label_answer, majority_answer, normalize_answer
 from selfplay.engine.sampling import completion_budget
+from selfplay.engine.sampling import test_problems as test_problems  # the evaluation set
 from selfplay.generation import backend_options, get_backend
 from selfplay.tasks import Problem, Task, verify_all
 
@@ -121,16 +121,6 @@ def agreement_by_difficulty(
         verdicts = verify_all(task, [(p, t) for p, t in zip(ps, greedy_texts, strict=True)])
         acc[d] = sum(v.status == "correct" for v in verdicts) / len(ps)
     return agree, acc, tokens
-
-
-def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
-    """The fixed held-out test set: ``eval.n_per_difficulty`` test-split problems per difficulty
-    (all there are where there are fewer), the same for every seed, arm and checkpoint."""
-    rng = random.Random("test")  # not the run's seed: every run of a bench sees the same problems
-    out = []
-    for d in cfg.eval.difficulties:
-        out += task.sample_problems("test", d, cfg.eval.n_per_difficulty, rng)
-    return out
 
 
 def subset(problems: list[Problem], per_difficulty: int | None) -> list[Problem]:

@@ -33,7 +33,10 @@ from selfplay.engine.models import (
     setup_device,
 )
 from selfplay.engine.rundir import (
+    check_run_dir,
+    check_stages,
     prepare_run_dir,
+    redo_stage,
     round_dir,
     seed_dir,
     write_metrics_log,
@@ -42,6 +45,7 @@ from selfplay.engine.rundir import (
 from selfplay.engine.sources import raw_corpus, raw_summary, tokens_per_step
 from selfplay.engine.stages import MEMBER_SEED, STOP_ENV, StageInterrupt
 from selfplay.engine.tracking import check_tracking, log_stage
+from selfplay.errors import ConfigError
 from selfplay.generation import check_backend
 from selfplay.schedules import make_schedule
 from selfplay.schedules.base import RoundPlan, RunContext, Schedule
@@ -57,21 +61,33 @@ def run(
     on_stage=None,
     until_seed: bool = False,
     lock_wait_s: float = 0.0,
+    redo: str | None = None,
 ) -> list[dict]:
     """Run (or resume) the whole loop; returns one metrics record per finished stage.
     ``on_stage(metrics)`` is called after the seed stage and after every round; ``until_seed``
     stops after the seed stage (a bench trains a seed's shared model so); ``lock_wait_s``: how
-    long to wait for another writer of the run directory (a retried attempt's predecessor)."""
+    long to wait for another writer of the run directory (a retried attempt's predecessor);
+    ``redo``: a stage (``seed``, ``iter_<k>``) to do again, with every stage after it.
+
+    A resumed run first checks its finished stages' artifacts: a missing or damaged one is a
+    one-line error naming it and the ``redo`` that writes it again."""
     task = make_task(cfg)  # the task's config checks come before anything is written
     check_tracking(cfg)
     check_backend(cfg)
     with writer_lock(cfg.run_dir, lock_wait_s):  # one writer per run directory
+        if redo is not None:
+            if not check_run_dir(cfg):  # the run there is this one: never another's stages
+                raise ConfigError(f"--redo {redo}: {cfg.run_dir} holds no run to redo a stage of")
+            removed = redo_stage(cfg.run_dir, redo)
+            if console is not None:
+                console.print(f"redo: removed {', '.join(f'{n}/' for n in removed)}")
         return _run(cfg, task, console, progress, on_stage, until_seed)
 
 
 def _run(cfg: RunConfig, task, console, progress: bool, on_stage, until_seed: bool) -> list[dict]:
     schedule = make_schedule(cfg.loop.schedule)
     run_dir = prepare_run_dir(cfg)
+    check_stages(run_dir)  # a finished stage whose artifacts are damaged is not built on
     device = resolve_device(cfg.device)
     setup_device(device)
     tests = test_problems(task, cfg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import string
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,11 +125,34 @@ def init_model(
     return model.to(target, _torch_dtype(training_dtype(cfg.model))), tok
 
 
+@contextmanager
+def _readable_checkpoint(name_or_path: str | Path):
+    """A checkpoint directory that does not load (damaged weights, a config.json that is not a
+    config) is a one-line error naming it, with the command that writes it again (in a run
+    directory: the redo of the stage that trained it); a hub name's errors pass through."""
+    if not Path(name_or_path).is_dir():
+        yield
+        return
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        if isinstance(exc, FileNotFoundError) and not Path(name_or_path).exists():
+            raise
+        from selfplay.engine.artifacts import damaged
+
+        why = " ".join(str(exc).split())
+        why = why if len(why) <= 120 else why[:117] + "..."
+        raise damaged(Path(name_or_path), f"not a loadable checkpoint ({why})") from None
+
+
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
     """A tokenizer that pads on the left (for batched generation) and always has a pad token."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(name_or_path))
+    with _readable_checkpoint(name_or_path):
+        tok = AutoTokenizer.from_pretrained(str(name_or_path))
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -157,7 +181,9 @@ def load_model(
         kwargs["dtype"] = _torch_dtype(dtype)
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **kwargs).to(device)
+    with _readable_checkpoint(name_or_path):
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **kwargs)
+    model = model.to(device)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
@@ -169,7 +195,7 @@ def count_params(model: PreTrainedModel | str | Path) -> int:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        with torch.device("meta"):
+        with torch.device("meta"), _readable_checkpoint(model):
             model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model)))
     return sum(p.numel() for p in model.parameters())
 

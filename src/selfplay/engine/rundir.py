@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import socket
 import time
@@ -18,6 +20,11 @@ from pathlib import Path
 
 from selfplay.config import RunConfig, config_to_dict, dump_config
 from selfplay.engine import artifacts
+from selfplay.engine.artifacts import (  # the run's stage names: also what a damaged file's error says
+    repair_hint,
+    stage_dirs,
+    stage_round,
+)
 from selfplay.errors import ConfigError
 
 RESUMABLE_CHANGES = {
@@ -135,9 +142,13 @@ def check_run_dir(cfg: RunConfig) -> bool:
     try:
         saved = yaml.safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
-        raise ConfigError(f"{path}: not a readable config; delete the run directory") from None
+        saved = None
     if not isinstance(saved, dict):
-        raise ConfigError(f"{path}: not a config mapping; delete the run directory")
+        raise ConfigError(
+            f"{path}: not a readable config; write it again from the config the run was started "
+            f"with (`selfplay config CONFIG [key=value ...] > {shlex.quote(str(path))}`: the run "
+            "then resumes), or delete the run directory"
+        )
     old = _flatten(saved)
     new = _flatten(config_to_dict(cfg))
     # A key the saved config lacks (written by an older version) matches its default.
@@ -179,19 +190,109 @@ def finished_rounds(run_dir: Path) -> list[int]:
     return out + sorted(int(n) for n in names if n.isdigit())
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Every finished stage's metrics, in order (reads only)."""
-    return [
-        artifacts.read_json(round_dir(run_dir, k) / "metrics.json")
-        for k in finished_rounds(run_dir)
-    ]
+def read_metrics(run_dir: Path, require: tuple[str, ...] = ()) -> list[dict]:
+    """Every finished stage's metrics, in order (reads only); a damaged one, or one without a
+    field of ``require`` (e.g. :data:`selfplay.engine.artifacts.REQUIRED`), is a one-line error
+    naming it and the command that redoes its stage."""
+    rows = []
+    for k in finished_rounds(run_dir):
+        path = round_dir(run_dir, k) / "metrics.json"
+        rows.append(artifacts.read_json(path))
+        artifacts.check_fields(path, rows[-1], {}, require)
+    return rows
 
 
-def write_metrics_log(run_dir: Path) -> list[dict]:
+def write_metrics_log(run_dir: Path, require: tuple[str, ...] = ()) -> list[dict]:
     """Rebuild ``metrics.jsonl`` from every finished stage (idempotent, so resume never duplicates)."""
-    rows = read_metrics(run_dir)
+    rows = read_metrics(run_dir, require)
     artifacts.write_jsonl(run_dir / "metrics.jsonl", rows)
     return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# A damaged stage: where it is, what redoes it
+
+
+def stages_to_redo(run_dir: Path, stage: str) -> list[Path]:
+    """The directories that redoing ``stage`` (``seed``, ``iter_<k>`` or the round's number)
+    removes: it and every later stage. A one-line error where the run has no such stage."""
+    m = re.fullmatch(r"seed|(?:iter_?)?(\d+)", stage)
+    k = None if m is None else int(m[1] or 0)
+    dirs = stage_dirs(run_dir) if Path(run_dir).is_dir() else []
+    have = ", ".join(p.name for p in dirs) or "none"
+    gone = [p for p in dirs if k is not None and stage_round(p.name) >= k]
+    if not gone or stage_round(gone[0].name) != k:
+        raise ConfigError(
+            f"--redo {stage}: {Path(run_dir)} has no such stage (give one of its stages: {have})"
+        )
+    return gone
+
+
+def redo_stage(run_dir: Path, stage: str) -> list[str]:
+    """Remove ``stage`` and every later stage (:func:`stages_to_redo`) from the run in
+    ``run_dir``, so that the next run of it does them again; returns the names removed. The
+    last goes first, so a run killed in the middle leaves a run that resumes where the removal
+    stopped (a finished stage never follows a removed one)."""
+    gone = stages_to_redo(run_dir, stage)
+    # What a finished run derived from its last stage: measured or rebuilt again.
+    for name in ("final.json", "metrics.jsonl"):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+    for p in reversed(gone):
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")  # out of sight at once, then removed
+        os.replace(p, tmp)
+        shutil.rmtree(tmp)
+    return [p.name for p in gone]
+
+
+def missing_samples(run_dir: Path, k: int, metrics: dict | None = None) -> str | None:
+    """Where round ``k`` finished having sampled (its metrics have ``generate``) but its
+    ``samples.parquet`` is gone: a line naming it and the command that redoes the round."""
+    path = round_dir(run_dir, k) / "samples.parquet"
+    done = path.with_name("metrics.json")
+    if k == 0 or path.exists() or not (metrics is not None or done.exists()):
+        return None
+    if "generate" not in (metrics if metrics is not None else artifacts.read_json(done)):
+        return None
+    return f"{path}: missing from the finished stage {path.parent.name}; {repair_hint(path)}"
+
+
+MODEL_DIR = "model"
+
+
+def check_stages(run_dir: Path) -> None:
+    """A one-line error naming the first artifact of a finished stage that is missing or
+    damaged, with the command that redoes the stage (:func:`repair_hint`); reads every record
+    and checks every other file's header (a Parquet file's footer and columns, a safetensors
+    file's index, a JSON file's syntax), so it is quick for a run of any size."""
+    for k in finished_rounds(run_dir):
+        d = round_dir(run_dir, k)
+        m = artifacts.read_json(d / "metrics.json")
+        # The loop reads the previous stage's cumulative costs.
+        artifacts.check_fields(d / "metrics.json", m, {}, (*artifacts.REQUIRED, "cumulative"))
+        needed = [MODEL_DIR]
+        if "generate" in m:  # a round that sampled keeps its samples (and its labels: kept)
+            needed += ["samples.parquet"] + (["kept.parquet"] if "grpo" not in m else [])
+        for name in needed:
+            if not (d / name).exists():
+                raise artifacts.damaged(d / name, f"missing from the finished stage {d.name}")
+        if not (d / MODEL_DIR / "config.json").is_file():
+            raise artifacts.damaged(
+                d / MODEL_DIR / "config.json", f"missing from the finished stage {d.name}"
+            )
+        for path in sorted(d.rglob("*")):
+            check_file(path, d)
+
+
+def check_file(path: Path, stage_dir: Path) -> None:
+    """A one-line error where one file of a stage is damaged (a temporary is not looked at)."""
+    if any(part.startswith(".") for part in path.relative_to(stage_dir).parts):
+        return
+    if path.suffix == ".parquet":
+        artifacts.check_parquet(path)
+    elif path.suffix == ".json":
+        artifacts.read_json(path)
+    elif path.suffix == ".safetensors":
+        artifacts.check_safetensors(path)
 
 
 def share_seed(src: Path, dst: Path) -> None:

@@ -48,6 +48,25 @@ def pool_counts(cfg: RunConfig, frontier: int | None) -> dict[int, int]:
     return counts
 
 
+def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
+    """The fixed held-out test set: ``eval.n_per_difficulty`` test-split problems per difficulty
+    (all there are where there are fewer), the same for every seed, arm and checkpoint."""
+    rng = random.Random("test")  # not the run's seed: every run of a bench sees the same problems
+    out = []
+    for d in cfg.eval.difficulties:
+        out += task.sample_problems("test", d, cfg.eval.n_per_difficulty, rng)
+    return out
+
+
+def evaluation_keys(task: Task, cfg: RunConfig) -> set[str]:
+    """The overlap keys (:func:`selfplay.tasks.generated.overlap_key`, or the task's own) of the
+    run's evaluation set: a problem with one of them is an evaluation problem or its twin."""
+    from selfplay.tasks.generated import overlap_key
+
+    key = getattr(task, "overlap_key", overlap_key)
+    return {key(p.id) for p in test_problems(task, cfg)}
+
+
 def draw_pool(
     task: Task,
     cfg: RunConfig,
@@ -57,11 +76,31 @@ def draw_pool(
     exclude: set[str] = frozenset(),
 ) -> list[Problem]:
     """The round's practice problems from the train split. ``draw`` > 0 is an extra draw of the
-    same size (``loop.fill_budget``); problems in ``exclude`` (already drawn) are left out."""
-    rng = random.Random(f"pool-{cfg.seed}-{k}" + (f"-{draw}" if draw else ""))
+    same size (``loop.fill_budget``); problems in ``exclude`` (already drawn) are left out, and
+    so is every evaluation problem's twin (``b+a`` of a test problem ``a+b`` is in the train
+    split): the exclusion a fresh corpus has (:func:`selfplay.engine.sources.fresh_corpus`), so
+    no arm practises the evaluation set. The places the twins took are drawn again from a stream
+    of their own, so every other problem is the one the draw gives without the exclusion."""
+    from selfplay.tasks.generated import overlap_key
+
+    key = getattr(task, "overlap_key", overlap_key)
+    banned = evaluation_keys(task, cfg)
+    name = f"pool-{cfg.seed}-{k}" + (f"-{draw}" if draw else "")
+    rng = random.Random(name)
     problems = []
     for d, n in pool_counts(cfg, frontier).items():
-        problems += [p for p in task.sample_problems("train", d, n, rng) if p.id not in exclude]
+        sample = task.sample_problems("train", d, n, rng)
+        held = {p.id: p for p in sample if key(p.id) not in banned}
+        if len(held) < len(sample) == n:  # twins left out of a difficulty that has more
+            refill = random.Random(f"{name}-{d}-refill")
+            for _ in range(20):
+                before = len(held)
+                for p in task.sample_problems("train", d, n, refill):
+                    if len(held) < n and p.id not in held and key(p.id) not in banned:
+                        held[p.id] = p
+                if len(held) == n or len(held) == before:
+                    break
+        problems += [p for p in held.values() if p.id not in exclude]
     return problems
 
 

@@ -793,8 +793,10 @@ class GSM8KTask(DatasetTask):
             raise ValueError(f"'answer' number longer than {MAX_NUMBER_DIGITS} digits")
         steps = len(_ANNOTATION_RE.findall(gold))
         question = question.strip()
+        # Any text has an id: a lone surrogate (a JSON "\ud800") hashes as its code point.
+        digest = hashlib.blake2b(question.encode("utf-8", "surrogatepass"), digest_size=6)
         return Problem(
-            id="gsm8k-" + hashlib.blake2b(question.encode(), digest_size=6).hexdigest(),
+            id="gsm8k-" + digest.hexdigest(),
             difficulty=min(max(steps, 1), cls.max_difficulty),
             prompt=f"Question: {question}\nAnswer: ",
             answer=format_number(value),

@@ -746,7 +746,8 @@ class MathTask(DatasetTask):
             if answer is None or not answer.strip():
                 raise ValueError("no 'answer' and no \\boxed{} answer in the solution")
         level = _difficulty(record.get("level"))
-        pid = "math-" + hashlib.blake2b(problem.strip().encode(), digest_size=6).hexdigest()
+        text = problem.strip().encode("utf-8", "surrogatepass")  # a lone surrogate hashes too
+        pid = "math-" + hashlib.blake2b(text, digest_size=6).hexdigest()
         meta: dict[str, Any] = {"gold": solution, "level": record.get("level")}
         for key in ("subject", "type", "unique_id"):
             if isinstance(record.get(key), str):

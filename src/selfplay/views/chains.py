@@ -225,12 +225,15 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def printable(text) -> str:
     """Model or input text made inert on a terminal: control characters (ANSI and OSC escapes,
-    bells, carriage returns) shown as ``\\xNN`` instead of acted on.
+    bells, carriage returns) shown as ``\\xNN`` instead of acted on, and a lone surrogate (which
+    UTF-8 cannot write) as U+FFFD, as the artifacts hold it.
 
     >>> printable("ok\\x1b]0;pwned\\x07!")
     'ok\\\\x1b]0;pwned\\\\x07!'
+    >>> printable("\\ud800") == "\\ufffd"
+    True
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", artifacts.clean_text(str(text)))
 
 
 def inert(text) -> str:
@@ -250,14 +253,14 @@ def render_sample(s: dict):
     head = Text()
     head.append(printable(s["prompt"]), style="bold")
     head.append(f"  #{s['sample_idx']}  d{s['difficulty']}  ")
-    head.append(s["status"], style=STATUS_STYLE.get(s["status"], ""))
+    head.append(printable(s["status"]), style=STATUS_STYLE.get(s["status"], ""))
     head.append(printable(f"  answer {s['answer']!s} (gold {s['gold']})"))
     if s.get("tokens") is not None:
         head.append(f"  {s['tokens']} tok")
     if s["finish_reason"] == "length":
         head.append("  TRUNCATED", style="yellow")
     if s.get("origin") and s["origin"] != "sampled":
-        head.append(f"  {s['origin'].upper()}", style="cyan")
+        head.append(printable(f"  {s['origin'].upper()}"), style="cyan")
         if s["origin"] == "rationalized":
             head.append(f" (generated from {s['generation_prompt']!r})", style="dim")
     lines = [head]

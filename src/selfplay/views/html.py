@@ -14,7 +14,6 @@ verdict, warnings and section texts) is written in a small Markdown subset, rend
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import json
@@ -157,15 +156,19 @@ def _run_plots(rows: list[dict]) -> list[tuple[str, str]]:
 def _summary_html(rows: list[dict], final: dict | None = None) -> str:
     """Any run's per-stage table (:func:`selfplay.views.run.stage_table`), accuracy cells
     shaded by value so that a climb's table doubles as a heatmap; a climb's final model last."""
-    from selfplay.views.run import stage_table
+    from selfplay.views.run import OUT_OF_RANGE, stage_table, stage_values
 
     columns, table = stage_table(rows, compact=False)
+    names, values = stage_values(rows)
     body = []
-    for row in table:
+    for row, raw in zip(table, values, strict=True):
+        raw = dict(zip(names, raw, strict=True))
         cells = []
         for col, cell in zip(columns, row, strict=True):
             if col.startswith("acc d"):
-                cells.append(_acc_td(None if cell == "-" else float(cell)))
+                cells.append(_acc_td(raw[col]))
+            elif OUT_OF_RANGE in cell:
+                cells.append(f'<td class="bad" title="{BAD_TITLE}">{html.escape(cell)}</td>')
             else:
                 cells.append(f"<td>{html.escape(cell)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -274,7 +277,10 @@ def build_report(path: str | Path, out: str | Path | None = None) -> Path:
         raise ConfigError(
             f"{d}: neither a run directory (config.yaml) nor a bench directory (bench.yaml)"
         )
-    page = TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__BODY__", body)
+    # One pass over the template: text put in for one key is never read for the other (a run
+    # directory named ``__BODY__`` stays a title).
+    fill = {"__TITLE__": html.escape(title), "__BODY__": body}
+    page = re.sub("__TITLE__|__BODY__", lambda m: fill[m.group()], TEMPLATE)
     out = Path(out) if out else d / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(out, page)
@@ -366,23 +372,32 @@ def _caption(stem: str) -> str:
 
 
 def _run_body(d: Path) -> str:
-    from selfplay.engine.rundir import read_metrics
+    from selfplay.engine.artifacts import REQUIRED
+    from selfplay.engine.rundir import missing_samples, read_metrics, round_dir
+    from selfplay.views.run import range_warnings
 
-    rows = read_metrics(d)
+    rows = read_metrics(d, REQUIRED)
     if not rows:
         raise ConfigError(f"{d}: no finished stage yet")
+    # Values no run writes, and files a finished stage lacks, come first.
+    missing = [missing_samples(d, r["iteration"], r) for r in rows]
+    missing = [m for m in missing if m]
+    flags = "".join(
+        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>'
+        for w in range_warnings(rows) + missing
+    )
     samples, by_round = [], {}
     for it in finished_iterations(d):
         generated = load_samples(d, it)
         by_round[it] = rejection_reasons(generated)
         samples += [_browser_row(s, "generated") for s in generated]
     for r in rows:
-        # A run written before evaluation samples were kept has none.
-        with contextlib.suppress(ConfigError):
+        # A run written before evaluation samples were kept has none; a damaged file is an error.
+        if (round_dir(d, r["iteration"]) / "eval_samples.parquet").exists():
             samples += [_browser_row(s, "eval") for s in load_eval_samples(d, r["iteration"])]
     data = _safe_json({"fields": FIELDS, "rows": samples})
     config = (d / "config.yaml").read_text(errors="replace")
-    return f"""
+    return f"""{flags}
 {_stages_html(d, rows)}
 <h2>Rejection reasons per round</h2>
 {_reasons_html(by_round)}
@@ -404,10 +419,13 @@ def _stages_html(d: Path, rows: list[dict]) -> str:
     plots are the climb's (test accuracy by difficulty and round, the frontier against spend)."""
     from selfplay.views import climb as fr
     from selfplay.views.chains import frontier_threshold
-    from selfplay.views.run import is_climb, run_warnings
+    from selfplay.views.run import is_climb, range_warnings, run_warnings
 
+    shown = set(range_warnings(rows))  # at the top of the page
     warnings = "".join(
-        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>' for w in run_warnings(rows)
+        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>'
+        for w in run_warnings(rows)
+        if w not in shown
     )
     legend = (
         "<b>pass / valid</b>: the round's samples with the right answer / a valid chain; "
@@ -448,10 +466,18 @@ longest practised difficulty + probe_ahead; the final model every evaluation dif
 <div class="plots">{"".join(figures)}</div>"""
 
 
+BAD_TITLE = "out of range: no run writes this value; its metrics.json is damaged or was edited"
+
+
 def _acc_td(a: float | None) -> str:
-    """A test-accuracy cell, shaded by its value (the table doubles as a heatmap)."""
+    """A test-accuracy cell, shaded by its value (the table doubles as a heatmap); one out of
+    [0, 1] is marked so, with its value."""
+    from selfplay.views.run import fmt_rate, in_range
+
     if a is None:
         return '<td class="na" title="not measured">·</td>'
+    if not in_range(a, rate=True):
+        return f'<td class="acc bad" title="{BAD_TITLE}">{html.escape(fmt_rate(a))}</td>'
     return f'<td class="acc" style="background: rgba(42, 157, 74, {0.85 * a:.2f})">{a:.2f}</td>'
 
 
@@ -542,6 +568,7 @@ figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-widt
 pre.text { white-space: pre-wrap; word-break: break-all; background: #f8f8f8; padding: .3em; margin: .3em 0; }
 .steps code { white-space: pre-wrap; overflow-wrap: anywhere; } .sample { overflow-wrap: anywhere; }
 td.na { color: #aaa; text-align: center; } td.examples { text-align: left; font-size: 12px; color: #555; } .wide { overflow-x: auto; } tr.final td { font-weight: 600; }
+td.bad { background: #fde8e8; color: #b22; font-weight: 600; }
 .verdict { background: #eef6ee; border-left: 4px solid #2a9d4a; padding: .4em .7em; } .warning { background: #fff4e0; border-left: 4px solid #e0a100; padding: .3em .7em; }
 </style></head><body>
 <h1>__TITLE__</h1>

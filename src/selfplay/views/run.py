@@ -20,6 +20,68 @@ def _fmt(x, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+OUT_OF_RANGE = "(out of range)"
+"""How a table shows a value no run writes (an accuracy above 1, a negative count, NaN)."""
+
+RATE_FIELDS = (
+    "eval.accuracy", "eval.accuracy_in", "eval.accuracy_harder", "eval.truncated",
+    "generate.pass_rate", "generate.valid_rate", "generate.pass_rate_by_difficulty",
+    "filter.label_accuracy",
+)  # fmt: skip
+"""Fields of a stage's metrics that are fractions (a mapping: one per difficulty)."""
+COUNT_FIELDS = (
+    "train.tokens", "generate.generated_tokens", "generate.samples", "filter.kept",
+    "filter.problems", "seconds.total", "cumulative",
+)  # fmt: skip
+"""Fields of a stage's metrics that are counts, seconds or sums of them."""
+
+
+def in_range(x, rate: bool) -> bool:
+    """Whether ``x`` can be a rate (in [0, 1]) or a count (not negative); never NaN or
+    infinite; ``None`` (not measured) is.
+
+    >>> in_range(0.5, True), in_range(1e308, True), in_range(-3, False), in_range(None, True)
+    (True, False, False, True)
+    """
+    if x is None:
+        return True
+    return math.isfinite(x) and (0 <= x <= 1 if rate else x >= 0)
+
+
+def fmt_rate(x) -> str:
+    """A rate or accuracy as a table shows it: ``0.25``; ``-`` not measured; out of [0, 1] its
+    value and :data:`OUT_OF_RANGE`."""
+    return _fmt(x) if in_range(x, rate=True) else f"{x:.3g} {OUT_OF_RANGE}"
+
+
+def range_warnings(rows: list[dict]) -> list[str]:
+    """One line per stage whose metrics hold a value out of its range (:func:`in_range`): no
+    run writes one, so its ``metrics.json`` is damaged or was edited."""
+    out = []
+    for r in rows:
+        bad = []
+        for fields, rate in ((RATE_FIELDS, True), (COUNT_FIELDS, False)):
+            for key in fields:
+                value = r
+                for part in key.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                items = value.items() if isinstance(value, dict) else [("", value)]
+                bad += [
+                    f"{key}{'.' * bool(k)}{k} = {x:g}"
+                    for k, x in items
+                    if isinstance(x, int | float) and not in_range(x, rate)
+                ]
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            stage = r.get("stage", "?")
+            out.append(
+                f"{stage}: metrics.json holds values out of range ({shown}; a rate is in [0, 1], "
+                "a count is not negative): the file is damaged or was edited; `selfplay run` "
+                f"with --redo {stage} redoes the stage"
+            )
+    return out
+
+
 COMPACT_AFTER = 8
 """More evaluated difficulties than this: accuracy in one column of whole percents."""
 
@@ -43,12 +105,17 @@ def span(ds) -> str:
 
 
 def compact_accuracy(acc: dict, diffs: list) -> str:
-    """Accuracies as whole percents in fixed-width columns; ``·`` where not measured.
+    """Accuracies as whole percents in fixed-width columns; ``·`` where not measured, ``!``
+    where out of range (:func:`range_warnings` says which).
 
-    >>> compact_accuracy({1: 1.0, 2: 0.625}, [1, 2, 3])
-    '100  62   ·'
+    >>> compact_accuracy({1: 1.0, 2: 0.625, 4: 1e308}, [1, 2, 3, 4])
+    '100  62   ·   !'
     """
-    return " ".join("  ·" if acc.get(d) is None else f"{round(100 * acc[d]):>3d}" for d in diffs)
+    return " ".join(
+        "  ·" if acc.get(d) is None
+        else f"{round(100 * acc[d]):>3d}" if in_range(acc[d], rate=True) else "  !"
+        for d in diffs
+    )  # fmt: skip
 
 
 def short_count(n: int) -> str:
@@ -117,18 +184,21 @@ def write_records(records: list[dict], fmt: str, out) -> None:
 
 
 def _cell(column: str, value, short: bool) -> str:
-    """One value of :func:`stage_values` as the table shows it."""
+    """One value of :func:`stage_values` as the table shows it; a value out of its range
+    (:func:`in_range`) whole, with :data:`OUT_OF_RANGE`."""
     if column in ("stage", "probe frontier", "practised", "test frontier"):
         return "" if value is None else str(value)
     if column == "labels correct":
-        return "" if value is None else _fmt(value)
+        return "" if value is None else fmt_rate(value)
+    if column in ("kept", "problems", "train tok", "gen tok", "sec") and not in_range(value, False):
+        return f"{value:g} {OUT_OF_RANGE}"
     if column == "kept":
         return "-" if value is None else str(value)
     if column in ("train tok", "gen tok"):
         return short_count(value) if short else f"{value:,}"
     if column == "sec":
         return f"{value:.0f}"
-    return _fmt(value)  # rates and accuracies
+    return fmt_rate(value)  # rates and accuracies
 
 
 def stage_table(
@@ -198,10 +268,10 @@ def loss_warning(row: dict) -> str | None:
 
 def run_warnings(rows: list[dict]) -> list[str]:
     """What makes a finished-looking run a broken one, each in a line that says what to change:
-    a seed model that solves nothing, evaluations or samples mostly cut at ``max_new_tokens``,
-    rounds that kept or trained nothing, a training loss that did not fall
-    (:func:`loss_warning`)."""
-    out = []
+    values out of range (:func:`range_warnings`), a seed model that solves nothing, evaluations
+    or samples mostly cut at ``max_new_tokens``, rounds that kept or trained nothing, a
+    training loss that did not fall (:func:`loss_warning`)."""
+    out = range_warnings(rows)
     seed = next((r for r in rows if r["iteration"] == 0), None)
     if seed is not None:
         acc = [a for d, a in seed["eval"]["accuracy"].items() if d != "all"]
@@ -252,7 +322,9 @@ def progress_line(run_dir: str | Path, now: float | None = None) -> str | None:
         text += (
             f" (reported {age:.0f}s ago)" if age < 120 else f" (reported {age / 60:.0f} min ago)"
         )
-    return f"in progress: {text}"
+    from selfplay.views.chains import printable
+
+    return printable(f"in progress: {text}")  # read from a file: never terminal control
 
 
 def summarize_run(name: str, config: dict, rows: list[dict], provenance: dict) -> dict:

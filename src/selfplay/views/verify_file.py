@@ -189,13 +189,13 @@ def summarize(verdicts: list[FileVerdict], top: int = 10) -> dict[str, Any]:
 def summary_tables(summary: dict[str, Any], title: str):
     from rich.table import Table
 
+    from selfplay.views.chains import inert
+
     n = max(summary["total"], 1)
-    t = Table(title=title, title_justify="left")
+    t = Table(title=inert(title), title_justify="left")  # names the user's file: never markup
     t.add_column("status")
     t.add_column("count", justify="right")
     t.add_column("share", justify="right")
-    from selfplay.views.chains import inert
-
     for s, c in summary["statuses"].items():
         t.add_row(inert(s), f"{c:,}", f"{c / n:.1%}")
     t.add_row(

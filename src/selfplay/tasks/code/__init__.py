@@ -26,8 +26,11 @@ Where what runs (the parts are modules of this package):
   is one step, which holds if ``check`` returns; a test without ``check`` is an ``error``.
 * :mod:`~selfplay.tasks.code.judge`: the prompt's helpers and the rewritten tests run here, with
   the entry point replaced by a proxy; every value the tests see from the candidate is rebuilt
-  from data as an exact built-in type, so comparisons and truth tests are this process's own.
-  The candidate can return wrong values, or stop; it cannot make a test pass any other way.
+  from data as an exact built-in type (or the standard library's ``Counter``, ``OrderedDict``,
+  ``Fraction``, ``Decimal``; a subclass as its base value), so comparisons and truth tests are
+  this process's own. The candidate can return wrong values, or stop; it cannot make a test pass
+  any other way. A reply is at most 1 MiB, and one that would cost the verifier more than linear
+  time to rebuild (a set of members sharing a hash) ends the run.
 
 Statuses: ``correct``: every assertion held, the tests ran to the end and the program exited
 cleanly; ``wrong``: an assertion failed, the solution or ``check`` raised, the entry point is

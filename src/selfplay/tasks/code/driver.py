@@ -8,11 +8,15 @@ compiles and runs the solution and answers ``{"ready": 1}`` (or ``syntax`` / ``e
 
 * JSON for ``str``, ``int``, ``float`` (``NaN``/``Infinity`` included), ``bool``, ``None`` and
   ``list``; a one-key object for the rest: ``{"t": [...]}`` tuple, ``{"d": [[k, v], ...]}`` dict,
-  ``{"s": [...]}`` set, ``{"f": [...]}`` frozenset, ``{"b": "hex"}`` bytes, ``{"c": [re, im]}``
-  complex, ``{"i": "hex"}`` an int too long for JSON;
-* ``{"bad": why}`` for anything that is not exactly one of those types (a subclass, a generator,
-  an object of the solution's own class), ``{"raise": [name, message]}`` if it raised,
-  ``{"memory": 1}`` on ``MemoryError``.
+  ``{"s": [...]}`` set, ``{"f": [...]}`` frozenset, ``{"b": "hex"}`` bytes, ``{"a": "hex"}``
+  bytearray, ``{"c": [re, im]}`` complex, ``{"i": "hex"}`` an int too long for JSON, and for the
+  standard library's classes ``{"C": [[k, n], ...]}`` Counter, ``{"O": [[k, v], ...]}``
+  OrderedDict, ``{"Q": [numerator, denominator]}`` Fraction, ``{"D": "text"}`` Decimal;
+* a value of a subclass of one of these as what comparing it compares: a namedtuple or an
+  ``IntEnum`` member as its tuple or int, a ``defaultdict`` as its dict, read with the base type's
+  own methods (not the subclass's, which may say anything);
+* ``{"bad": why}`` for anything else (a generator, an object of the solution's own class),
+  ``{"raise": [name, message]}`` if it raised, ``{"memory": 1}`` on ``MemoryError``.
 
 Whatever the candidate does to this loop (it runs in the same process and can rewrite it) it can
 only change the values the verifier receives, which is what returning them would do; the verdict
@@ -30,6 +34,7 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
     import marshal
     import os
     from _json import encode_basestring_ascii as quote
+    from sys import modules  # already loaded: the standard library's classes are looked up here
 
     read_fd, write_fd = globals().pop("sandbox_channel")
     globals().pop("sandbox_report", None)
@@ -60,7 +65,7 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
         pass
 
     def encode(x) -> str:
-        """JSON text of a plain value (no json module: importing it costs start-up time)."""
+        """JSON text of a value (no json module: importing it costs start-up time)."""
         t = type_(x)
         if t is str:
             return quote(x)
@@ -73,20 +78,63 @@ def _driver_main() -> None:  # pragma: no cover - runs in the sandboxed child
         if t is float:
             return floats.get(float_repr(x)) or float_repr(x)
         if t is list:
-            return "[" + ",".join([encode(v) for v in x]) + "]"
+            return "[" + members(x) + "]"
         if t is tuple:
-            return '{"t":[' + ",".join([encode(v) for v in x]) + "]}"
+            return '{"t":[' + members(x) + "]}"
         if t is dict:
-            pairs = ["[" + encode(k) + "," + encode(v) + "]" for k, v in x.items()]
-            return '{"d":[' + ",".join(pairs) + "]}"
+            return '{"d":' + pairs(x.items()) + "}"
         if t is set:
-            return '{"s":[' + ",".join([encode(v) for v in x]) + "]}"
+            return '{"s":[' + members(x) + "]}"
         if t is frozenset:
-            return '{"f":[' + ",".join([encode(v) for v in x]) + "]}"
+            return '{"f":[' + members(x) + "]}"
         if t is bytes:
             return '{"b":"' + x.hex() + '"}'
         if t is complex:
             return '{"c":[' + encode(x.real) + "," + encode(x.imag) + "]}"
+        return encode_other(x, t)
+
+    def members(xs) -> str:
+        return ",".join([encode(v) for v in xs])
+
+    def pairs(items) -> str:
+        return "[" + ",".join(["[" + encode(k) + "," + encode(v) + "]" for k, v in items]) + "]"
+
+    def encode_other(x, t) -> str:
+        """A standard-library class the tests may compare with plain values, or a subclass of a
+        plain type; its module is in ``modules`` if the solution made one."""
+        col, fractions, decimal = (modules.get(m) for m in ("collections", "fractions", "decimal"))
+        if col is not None and issubclass(t, col.Counter):
+            return '{"C":' + pairs(dict.items(x)) + "}"
+        if col is not None and issubclass(t, col.OrderedDict):  # its order, not the dict's
+            return '{"O":' + pairs(col.OrderedDict.items(x)) + "}"
+        if fractions is not None and issubclass(t, fractions.Fraction):
+            q = fractions.Fraction
+            n, d = q.numerator.__get__(x), q.denominator.__get__(x)
+            return '{"Q":[' + encode(n) + "," + encode(d) + "]}"
+        if decimal is not None and issubclass(t, decimal.Decimal):
+            return '{"D":' + quote(decimal.Decimal.__str__(x)) + "}"
+        if issubclass(t, int):  # an IntEnum member
+            return encode(int.__int__(x))
+        if issubclass(t, float):
+            return encode(float.__float__(x))
+        if issubclass(t, str):
+            return quote(str.__str__(x))
+        if issubclass(t, bytes):
+            return '{"b":"' + bytes.hex(x) + '"}'
+        if issubclass(t, bytearray):
+            return '{"a":"' + bytearray.hex(x) + '"}'
+        if issubclass(t, complex):
+            return encode(complex(complex.real.__get__(x), complex.imag.__get__(x)))
+        if issubclass(t, list):
+            return "[" + members(list.__iter__(x)) + "]"
+        if issubclass(t, tuple):  # a namedtuple
+            return '{"t":[' + members(tuple.__iter__(x)) + "]}"
+        if issubclass(t, dict):  # a defaultdict
+            return '{"d":' + pairs(dict.items(x)) + "}"
+        if issubclass(t, set):
+            return '{"s":[' + members(set.__iter__(x)) + "]}"
+        if issubclass(t, frozenset):
+            return '{"f":[' + members(frozenset.__iter__(x)) + "]}"
         raise NotPlain(t.__name__)
 
     def describe(exc: BaseException) -> list:

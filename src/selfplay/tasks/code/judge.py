@@ -5,16 +5,23 @@ The problem's prompt (its imports and helpers) and its rewritten tests
 (:mod:`selfplay.tasks.code.rewrite`) are executed in a fresh namespace of this process, where the
 entry point and ``check``'s argument are a :class:`Candidate`: calling it sends the arguments to
 the sandboxed driver (:mod:`selfplay.tasks.code.driver`) and returns what the solution returned,
-rebuilt here from data as exact built-in types (``int``, ``float``, ``str``, ``bool``, ``None``,
-``list``, ``tuple``, ``dict``, ``set``, ``frozenset``, ``bytes``, ``complex``). Comparisons, truth
-tests and every other part of an assertion are evaluated here over those values, so no object of
-the candidate's can take part in them, and the candidate never sees the tests, the expected values
-or the verdict: the worst it can do is return wrong values, or stop (which fails the run).
+rebuilt here from data as exact types of this process's own: ``int``, ``float``, ``str``,
+``bool``, ``None``, ``list``, ``tuple``, ``dict``, ``set``, ``frozenset``, ``bytes``,
+``bytearray``, ``complex``, and the standard library's ``Counter``, ``OrderedDict``, ``Fraction``
+and ``Decimal``. Comparisons, truth tests and every other part of an assertion are evaluated here
+over those values, so no object of the candidate's can take part in them, and the candidate never
+sees the tests, the expected values or the verdict: the worst it can do is return wrong values,
+or stop (which fails the run).
+
+What a reply can cost this process is bounded: a reply is at most :data:`MAX_REPLY_BYTES` (a
+longer one is refused unread), it is rebuilt in one pass of the JSON parser (no tree of tags is
+kept beside the value), a set or dict whose members share hashes (which would make building it
+quadratic) is refused, and so are a ``Decimal`` or ``Fraction`` too long to convert or divide
+quickly. A refused reply ends the run (the verdict is ``wrong``).
 
 The tests are part of the task's definition and are trusted as such: they run with this
 process's rights. A test that itself loops over, or multiplies, what the candidate returned (none
-of HumanEval's does) could make this process slow; values are capped at
-:data:`~selfplay.sandbox.MAX_FRAME_BYTES` per reply.
+of HumanEval's does) could make this process slow.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ import json
 import marshal
 import operator
 import reprlib
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from types import CodeType
 
@@ -100,58 +110,150 @@ def _raised_class(name: str) -> type:
     return CandidateRaised
 
 
+MAX_REPLY_BYTES = 1 << 20
+"""Longest reply read from the driver (a returned value's JSON text); a longer one ends the run
+unread. Rebuilding one costs this process at most about 30 bytes per byte of it."""
+MAX_SAME_HASH = 32
+"""Most members of a set (or keys of a dict) as sent that may share one hash: a set is built in
+time proportional to its size times the longest run of members with equal hashes."""
+MAX_DIGITS = 4300
+"""Most digits in a ``Decimal``'s coefficient or exponent, or in a ``Fraction``'s numerator or
+denominator (Python's own limit for converting an int to or from text): ``int()`` of a
+``Decimal`` or the gcd of a ``Fraction`` grows quadratically with them."""
+_FRACTION_BOUND = 10**MAX_DIGITS
+REPLY_KINDS = frozenset({"v", "raise", "bad", "memory", "ready", "syntax", "error", "missing"})
+"""The tags of the driver's replies; value tags are the single letters of :func:`rebuild`."""
+_PAIR_KINDS = frozenset({"raise", "syntax", "error"})  # ["Name", "message"]
+_TEXT_KINDS = frozenset({"bad", "missing"})
+
+
 class BadReply(ValueError):
     pass
 
 
-def decode_value(x):
-    """A driver's encoded value (see :mod:`selfplay.tasks.code.driver`) as exact built-in types;
-    :class:`BadReply` for anything else."""
-    t = type(x)
-    if t is str or t is int or t is float or t is bool or x is None:
-        return x
-    if t is list:
-        return [decode_value(v) for v in x]
-    if t is not dict or len(x) != 1:
-        raise BadReply(f"a {t.__name__} where a value was expected")
-    ((tag, v),) = x.items()
+def _spread(keys: list) -> list:
+    """``keys``, unless more than :data:`MAX_SAME_HASH` of them share a hash; linear time (the
+    hashes themselves are ints that spread over a dict)."""
+    if len(keys) > MAX_SAME_HASH:
+        most = max(Counter(map(hash, keys)).values())
+        if most > MAX_SAME_HASH:
+            raise BadReply(f"a set or dict with {most} members of one hash")
+    return keys
+
+
+def _pairs(v: list) -> list:
+    for pair in v:
+        if type(pair) is not list or len(pair) != 2:
+            raise BadReply("a dict entry that is not a pair")
+    _spread([k for k, _ in v])
+    return v
+
+
+def rebuild(tag: str, v):
+    """One tagged value of the driver's (see :mod:`selfplay.tasks.code.driver`), its members
+    already rebuilt; :class:`BadReply` for anything else."""
     try:
-        if tag == "i" and type(v) is str:
-            return int(v, 16)
-        if tag == "b" and type(v) is str:
-            return bytes.fromhex(v)
+        if type(v) is str:
+            if tag == "i":
+                return int(v, 16)
+            if tag == "b":
+                return bytes.fromhex(v)
+            if tag == "a":
+                return bytearray.fromhex(v)
+            if tag == "D":
+                return _decimal(v)
         if type(v) is not list:
-            raise BadReply(f"tag {tag!r} without a list")
+            raise BadReply(f"tag {str(tag)[:20]!r} without a list")
         if tag == "t":
-            return tuple(decode_value(e) for e in v)
+            return tuple(v)
         if tag == "s":
-            return {decode_value(e) for e in v}
+            return set(_spread(v))
         if tag == "f":
-            return frozenset(decode_value(e) for e in v)
+            return frozenset(_spread(v))
         if tag == "d":
-            out = {}
-            for pair in v:
-                if type(pair) is not list or len(pair) != 2:
-                    raise BadReply("a dict entry that is not a pair")
-                out[decode_value(pair[0])] = decode_value(pair[1])
+            return dict(_pairs(v))
+        if tag == "O":
+            return OrderedDict(_pairs(v))
+        if tag == "C":  # Counter(pairs) would count the pairs
+            out = Counter()
+            dict.update(out, _pairs(v))
             return out
         if tag == "c" and len(v) == 2 and all(type(e) in (int, float) for e in v):
             return complex(v[0], v[1])
-    except (TypeError, ValueError) as exc:  # unhashable keys, bad hex
+        if tag == "Q" and len(v) == 2 and all(type(e) is int for e in v):
+            if not (abs(v[0]) < _FRACTION_BOUND and abs(v[1]) < _FRACTION_BOUND):
+                raise BadReply("a Fraction with too many digits")
+            if v[1] <= 0:  # the driver sends a Fraction's own, positive, denominator
+                raise BadReply("a Fraction whose denominator is not positive")
+            return Fraction(v[0], v[1])
+    except BadReply:
+        raise
+    except (TypeError, ValueError, ArithmeticError) as exc:  # unhashable keys, bad hex or text
         raise BadReply(f"{type(exc).__name__}: {exc}"[:120]) from None
     raise BadReply(f"unknown tag {str(tag)[:20]!r}")
 
 
-def _decode_reply(data: bytes) -> dict:
+def _decimal(text: str) -> Decimal:
+    if len(text) > MAX_DIGITS + 16:  # the digits, a sign, a point and an exponent
+        raise BadReply("a Decimal with too many digits")
+    d = Decimal(text)
+    if d.is_finite() and abs(d.adjusted()) > MAX_DIGITS:
+        raise BadReply("a Decimal with too large an exponent")
+    return d
+
+
+_FRAME = object()
+
+
+def _parse(data: bytes | str) -> tuple[object, list]:
+    """JSON text with every object rebuilt as it is parsed (:func:`rebuild`), except a reply's
+    own (``{"v": ...}``), which becomes ``_FRAME`` and is listed as ``(kind, payload)``."""
+    frames = []
+
+    def hook(pairs: list):
+        if len(pairs) != 1:
+            raise BadReply("an object that is not one tagged value")
+        ((tag, v),) = pairs
+        if tag in REPLY_KINDS:
+            frames.append((tag, v))
+            return _FRAME
+        return rebuild(tag, v)
+
+    return json.loads(data, object_pairs_hook=hook), frames
+
+
+def decode_value(text: bytes | str):
+    """A value as the driver encodes it (JSON text), rebuilt as exact types; :class:`BadReply`
+    for anything else."""
     try:
-        reply = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # not JSON, an int too long, nesting
-        raise RunOver(
-            "channel", f"the program sent a broken reply ({type(exc).__name__})"
-        ) from None
-    if type(reply) is not dict or len(reply) != 1:
+        value, frames = _parse(text)
+    except BadReply:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise BadReply(f"not a value ({type(exc).__name__})") from None
+    if frames:
+        raise BadReply("a reply where a value was expected")
+    return value
+
+
+def _decode_reply(data: bytes) -> tuple[str, object]:
+    """A reply as ``(kind, payload)``, its value rebuilt; :class:`RunOver` if it is broken."""
+    try:
+        top, frames = _parse(data)
+    except BadReply as exc:
+        raise RunOver("channel", f"the program sent a broken value: {exc}") from None
+    except RecursionError:
+        raise RunOver("channel", "the program sent a value nested too deeply") from None
+    except ValueError as exc:  # not JSON, an int too long
+        why = f"the program sent a broken reply ({type(exc).__name__})"
+        raise RunOver("channel", why) from None
+    if top is not _FRAME or len(frames) != 1:
         raise RunOver("channel", "the program sent a reply of the wrong shape")
-    return reply
+    kind, v = frames[0]
+    pair = type(v) is list and len(v) == 2 and all(type(e) is str for e in v)
+    if (kind in _PAIR_KINDS and not pair) or (kind in _TEXT_KINDS and type(v) is not str):
+        raise RunOver("channel", f"the program sent a {kind!r} reply of the wrong shape")
+    return kind, v
 
 
 class Candidate:
@@ -167,18 +269,20 @@ class Candidate:
         self.over = RunOver(kind, why)
         return self.over
 
-    def exchange(self, payload: bytes) -> dict:
+    def exchange(self, payload: bytes) -> tuple[str, object]:
+        """Send a request; the reply as ``(kind, payload)``."""
         if self.over is not None:
             raise self.over
         try:
             self.box.send(payload)
-            return _decode_reply(self.box.receive())
+            return _decode_reply(self.box.receive(MAX_REPLY_BYTES))
         except ChannelTimeout as exc:
             raise self._end("timeout", str(exc)) from None
         except ChannelClosed:
             raise self._end("closed", "the program stopped before the tests finished") from None
-        except ChannelError as exc:
-            raise self._end("channel", f"the program sent {exc}") from None
+        except ChannelError as exc:  # a frame longer than MAX_REPLY_BYTES, left unread
+            why = f"the program returned a value larger than {MAX_REPLY_BYTES >> 20} MiB: {exc}"
+            raise self._end("channel", why) from None
         except RunOver as exc:
             self.box.close_channel()
             self.over = exc
@@ -189,23 +293,17 @@ class Candidate:
             payload = marshal.dumps((args, kwargs))
         except ValueError as exc:  # the tests passed a function or an object of their own
             raise TypeError(f"the tests pass an argument that cannot be sent: {exc}") from None
-        reply = self.exchange(payload)
-        ((kind, v),) = reply.items()
+        kind, v = self.exchange(payload)
         if kind == "v":
-            try:
-                return decode_value(v)
-            except RecursionError:
-                raise self._end("channel", "the program sent a value nested too deeply") from None
-            except BadReply as exc:
-                raise self._end("channel", f"the program sent a broken value: {exc}") from None
-        if kind == "raise" and type(v) is list and len(v) == 2:
-            name, msg = (str(e)[:200] for e in v)
+            return v
+        if kind == "raise":
+            name, msg = (e[:200] for e in v)
             raise _raised_class(name)(f"{name}: {msg}" if msg else name)
         if kind == "bad":
-            raise NotPlainValue(str(v)[:200])
+            raise NotPlainValue(v[:200])
         if kind == "memory":
             raise self._end("memory", f"memory limit of {self.memory_mb} MiB exceeded")
-        raise self._end("channel", f"the program sent a reply of kind {kind[:20]!r}")
+        raise self._end("channel", f"the program sent a reply of kind {kind!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -243,7 +341,7 @@ class Recorder:
             raise
         except BaseException as exc:
             ok, why = False, f"comparison raised {describe(exc)}"
-        if not ok and not why:
+        if not ok and not why and not self.fails[i]:  # only the first failure's is kept
             got = (left, right)[side] if side in (0, 1) else None
             why = f"got {short(got)}" if side in (0, 1) else f"{short(left)} {op} {short(right)}"
         self._outcome(i, ok, why)
@@ -337,7 +435,8 @@ def judge_completion(
         out = _Outcome()
         if box.result is None:  # started
             try:
-                out.hello = cand.exchange(marshal.dumps((prompt, completion, entry)))
+                kind, v = cand.exchange(marshal.dumps((prompt, completion, entry)))
+                out.hello = {kind: v}
             except RunOver as exc:
                 out.over = exc
             if out.hello is not None and "ready" in out.hello:
