@@ -97,6 +97,8 @@ def _wrong_kept(label: dict) -> int | None:
     """Wrong labels a round trained on (its kept labels times the share of them that is wrong):
     the error avalanche, round by round."""
     kept, right = label.get("kept"), label.get("kept_accuracy")
+    if kept == 0 and label.get("label_accuracy") is not None:  # labelled, and kept nothing
+        return 0
     return None if kept is None or right is None else round(kept * (1 - right))
 
 
