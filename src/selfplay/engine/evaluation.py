@@ -44,17 +44,22 @@ def solved_frontier(accuracy: dict[int, float], threshold: float, lowest: int = 
     return d
 
 
+def _by_difficulty(problems: list[Problem]) -> list[tuple[int, list[Problem]]]:
+    """``problems`` grouped by difficulty, easiest first (one generation call per group)."""
+    by_d: dict[int, list[Problem]] = {}
+    for p in problems:
+        by_d.setdefault(p.difficulty, []).append(p)
+    return sorted(by_d.items())
+
+
 def accuracy_by_difficulty(
     model, tok, task: Task, problems: list[Problem], cfg: RunConfig, seed: int
 ) -> dict[int, float]:
     """Greedy accuracy per difficulty (the frontier's probe), one generation call per difficulty
     at that difficulty's completion budget, through the configured backend."""
     generate = get_backend(cfg.generation.backend)
-    by_d: dict[int, list[Problem]] = {}
-    for p in problems:
-        by_d.setdefault(p.difficulty, []).append(p)
     acc = {}
-    for d, ps in sorted(by_d.items()):
+    for d, ps in _by_difficulty(problems):
         comps = generate(
             model, tok, [p.prompt for p in ps], greedy=True, seed=seed,
             max_new_tokens=completion_budget(task, cfg, d),
@@ -84,11 +89,8 @@ def agreement_by_difficulty(
     the verifier's accuracy of the first model's greedy answers (for the report only, never for a
     decision), and the tokens generated."""
     generate = get_backend(cfg.generation.backend)
-    by_d: dict[int, list[Problem]] = {}
-    for p in problems:
-        by_d.setdefault(p.difficulty, []).append(p)
     agree, acc, tokens = {}, {}, 0
-    for d, ps in sorted(by_d.items()):
+    for d, ps in _by_difficulty(problems):
         budget = completion_budget(task, cfg, d)
         answers: list[list[str]] = [[] for _ in ps]
         greedy_texts = [""] * len(ps)
@@ -99,7 +101,8 @@ def agreement_by_difficulty(
             )  # fmt: skip
             for c in comps:
                 answers[c.prompt_idx].append(label_answer(c.text))
-                greedy_texts[c.prompt_idx] = c.text if j == 0 else greedy_texts[c.prompt_idx]
+                if j == 0:  # the run's model: its greedy answers are the ones reported
+                    greedy_texts[c.prompt_idx] = c.text
                 tokens += c.tokens
         if samples > 0:
             model, tok = models[0]
