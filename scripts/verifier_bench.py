@@ -84,13 +84,34 @@ def bench_task(name: str, repeats: int) -> dict | None:
         )
         if hasattr(task, "close"):
             task.close()
-    return {
+    row = {
         "chains_per_s": statistics.median(rates),
         "runs": rates,
         "chains": 2 * len(problems),
         "gold_valid": accepted[0],
         "altered_valid": accepted[1],
     }
+    if name == "code":
+        from selfplay.sandbox import run_python
+
+        # the jail the chains ran in: its layers, as a trivial program reports them
+        row["sandbox_layers"] = list(run_python("pass").layers)
+    row["load_average"] = os.getloadavg()
+    row["commit"] = _commit()
+    return row
+
+
+def _commit() -> str:
+    """The commit the row was measured at (``+dirty`` with uncommitted changes)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 # ------------------------------------------------------------------------------------------------
