@@ -241,3 +241,19 @@ def test_redo_names_what_it_removes_and_refuses_a_stage_the_run_lacks(copy, caps
         assert "its stages: seed, iter_001, iter_002" in err
     after = sorted(p.relative_to(copy) for p in copy.rglob("*"))
     assert set(before) - set(after) == set(), set(after) ^ set(before)  # nothing removed
+
+
+def test_the_run_copy_of_its_config_damaged_when_read_as_the_config(copy, capsys):
+    """``selfplay run RUN/config.yaml`` on a damaged copy: the same advice (not only 'not YAML')."""
+    saved = copy / "config.yaml"
+    saved.write_text("train: [1, 2\n")
+    assert main(["run", str(saved), "--redo", "iter_002", "--no-progress"]) == 2
+    err = _one_line_error(capsys, saved)
+    assert "not valid YAML" in err and f"> {shlex.quote(str(saved))}`" in err, err
+
+
+def test_missing_evaluation_samples_of_an_evaluated_stage_name_the_redo(copy, capsys):
+    (copy / "iter_001" / "eval_samples.parquet").unlink()
+    assert main(["inspect", str(copy), "--eval", "--iter", "1", "--limit", "1"]) == 2
+    err = _one_line_error(capsys, copy / "iter_001" / "eval_samples.parquet")
+    assert "--redo iter_001" in err, err

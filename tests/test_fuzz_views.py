@@ -1,5 +1,5 @@
 """Property-based fuzz of everything that reads or shows model and input text: every task's
-verifier (the code task's excepted: its sandbox is slow and tested on its own), ``selfplay verify``,
+verifier (the code task's with fewer examples: each runs in its sandbox), ``selfplay verify``,
 ``inspect``, ``summary`` and ``report``.
 
 The text is hostile: any Unicode with lone surrogates, rich markup (``[/x]``, ``[bold]``), ANSI
@@ -106,14 +106,25 @@ RECORDS = {
     },
     "math": {"problem": "What is $1/2 + 1/4$?", "solution": "So it is $\\boxed{\\frac{3}{4}}$."},
     "countdown": {"numbers": [3, 7, 25], "target": 46},
+    "code": {
+        "task_id": "Fuzz/0",
+        "prompt": 'def add(a, b):\n    """a + b"""\n',
+        "canonical_solution": "    return a + b\n",
+        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+        "entry_point": "add",
+    },
 }
+CODE_FUZZ = settings(FUZZ, max_examples=25)
+"""The code task's verifier runs each example in its sandbox (tens of ms each)."""
 
 
 @pytest.fixture(scope="module")
 def verifiers():
     tasks = {name: TASKS[name].verifier(timeout=5.0) for name in RECORDS}
     yield {name: (task, task.problem_from_record(RECORDS[name], 0)) for name, task in tasks.items()}
-    tasks["math"].close()
+    for task in tasks.values():
+        if hasattr(task, "close"):
+            task.close()
 
 
 @functools.cache
@@ -137,8 +148,8 @@ def completions(draw, task_name: str):
 def _check_verdict(v: Verdict, task_name: str) -> None:
     assert isinstance(v, Verdict) and v.status in STATUSES
     assert v.status != "error", v.why  # the verifier itself broke
-    # Only math-verify may run out of time (on a loaded machine, or on a pathological answer).
-    assert v.status != "timeout" or task_name == "math", v.why
+    # Only math-verify and the sandbox may run out of time (a loaded machine, a pathological text).
+    assert v.status != "timeout" or task_name in ("math", "code"), v.why
     assert isinstance(v.why, str) and isinstance(v.answer, str | None)
     assert all(isinstance(s.text, str) and isinstance(s.why, str) for s in v.steps)
     assert v.status == "correct" or v.why, v
@@ -165,7 +176,7 @@ def _round_trip(problem, text: str, v: Verdict, tmp: Path) -> None:
 def test_every_verifier_gives_a_verdict_that_round_trips(task_name, verifiers, tmp_path):
     task, problem = verifiers[task_name]
 
-    @FUZZ
+    @CODE_FUZZ if task_name == "code" else FUZZ
     @given(completions(task_name))
     def check(text):
         v = task.verify(problem, text)
@@ -259,6 +270,12 @@ def test_verify_cli_gives_every_line_a_verdict(task_name, data, name):
 @given(data=st.data())
 def test_verify_cli_math(data):
     _check_verify_cli("math", data.draw(jsonl_lines("math")), "m.jsonl")
+
+
+@settings(FUZZ, max_examples=10)  # every line runs in the code task's sandbox
+@given(data=st.data())
+def test_verify_cli_code(data):
+    _check_verify_cli("code", data.draw(jsonl_lines("code")), "c.jsonl")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ equals what its files give."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,16 @@ def test_published_configs_hold_paths_relative_to_the_repository(d):
         assert str(REPO) not in text, path
         out = (yaml.safe_load(text) or {}).get("output_dir")
         assert out is None or not str(out).startswith("/"), (path, out)
+
+
+def test_no_published_file_names_the_machine_it_ran_on():
+    """Every text file under benchmarks/results (configs inside JSON records too): no absolute
+    path of the repository (the checkout a result ran in)."""
+    for path in RESULTS.rglob("*"):
+        if path.suffix in (".json", ".yaml", ".md", ".csv", ".txt", ".jsonl"):
+            text = path.read_text(errors="replace")
+            assert str(REPO) not in text, path
+            assert not re.search(r"output_dir: /|selfplay (?:run|bench) /", text), path
 
 
 def test_publishing_rewrites_paths_under_the_repository(tmp_path):

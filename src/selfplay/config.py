@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import difflib
 import re
+import shlex
 import types
 import typing
 from pathlib import Path
@@ -353,7 +354,16 @@ def _schedule_defaults(cfg: RunConfig) -> None:
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Load and validate a YAML run config; the default ``name`` is the file's stem."""
     path = Path(path)
-    data = read_yaml_mapping(path)
+    try:
+        data = read_yaml_mapping(path)
+    except ConfigError as exc:
+        if path.name == "config.yaml" and (path.parent / "seed").is_dir():  # a run's own copy
+            raise ConfigError(
+                f"{exc}; it is the run's copy of its config: write it again from the config "
+                f"the run was started with (`selfplay config CONFIG [key=value ...] > "
+                f"{shlex.quote(str(path))}`)"
+            ) from None
+        raise
     if "arms" in data and "run" in data:
         raise ConfigError(
             f"{path}: a bench config (it has arms: and run:); run it with selfplay bench {path}"

@@ -44,9 +44,10 @@ class RunContext:
         """Stage ``k``'s checkpoint (0: the seed model); a finished stage's that is gone is an error."""
         d = round_dir(self.run_dir, k) / "model"
         if not (d / "config.json").exists():
+            hint = artifacts.repair_hint(d / "config.json")
             raise ConfigError(
-                f"{d}: the checkpoint of a finished stage is missing; delete train.json, "
-                f"eval.json and metrics.json in {d.parent} to train it again"
+                f"{d}: the checkpoint of a finished stage is missing"
+                + (f"; {hint}" if hint else "")
             )
         return d
 

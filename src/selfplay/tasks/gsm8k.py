@@ -684,21 +684,32 @@ def extract_answer(text: str) -> tuple[str | None, Fraction | None, int, int]:
     """``(answer text, value, end of the reasoning, start of any text after the answer line)``.
 
     The answer is the number after the first ``####``; else the number in the last ``\\boxed{}``
-    (``\\frac{a}{b}`` allowed); else the last number in the text. Value None: no number, or one
-    too long to be an answer.
+    (``\\frac{a}{b}`` allowed); else the last number in the text. Value None: no number, one too
+    long to be an answer, or more than one where one is due (another number on the ``####`` line,
+    a second ``####``, two numbers in the box).
     """
     m = _ANSWER_RE.search(text)
     if m is not None:
         line_end = text.find("\n", m.end())
         end = len(text) if line_end < 0 else line_end
-        if _runs_on(text[m.end() :]):  # '#### 1e20' is not the answer 1: no value, so wrong
+        # '#### 1e20' is not the answer 1, nor are '#### 72-73', '#### 72 or 1', '#### 72 ± 1' or
+        # a second '####' line the answer 72: no value, so wrong (a hedge is not guessed at).
+        if (
+            _runs_on(text[m.end() :])
+            or any(c.isdigit() for c in text[m.end() : end])
+            or "####" in text[end:]
+        ):
             return text[m.start() + 4 : end].strip()[:MAX_NUMBER_DIGITS], None, m.start(), end
         return m.group(0)[4:].strip(), _number_of(m), m.start(), end
     boxed = last_boxed(text)
     if boxed is not None:
         if (f := _FRAC_RE.search(boxed)) is not None and int(f.group(2)) != 0:
+            if any(c.isdigit() for c in boxed[: f.start()] + boxed[f.end() :]):
+                return boxed.strip()[:MAX_NUMBER_DIGITS], None, len(text), len(text)
             return f.group(0), Fraction(int(f.group(1)), int(f.group(2))), len(text), len(text)
         nums = list(_NUMBER_RE.finditer(boxed))
+        if len(nums) > 1:  # '\boxed{1, 72}': more than one answer, none of them read
+            return boxed.strip()[:MAX_NUMBER_DIGITS], None, len(text), len(text)
         if nums:
             return nums[-1].group(0).strip(), _number_of(nums[-1]), len(text), len(text)
     last = None
@@ -748,7 +759,7 @@ def _judge(problem: Problem, completion: str, deadline: Deadline) -> Verdict:
         "correct" if ok else "wrong",
         answer=answer,
         steps=tuple(steps),
-        why="" if ok else "wrong answer",
+        why="" if ok else "wrong answer" if value is not None else "not one plain number",
     )
 
 

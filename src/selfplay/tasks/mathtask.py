@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import weakref
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -145,14 +146,27 @@ _VARIABLE_RE = re.compile(r"\s*\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?(\([A-Za-z, ]*\
 """A name an answer may be given as: ``x``, ``\\theta``, ``a_1``, ``f(x)``."""
 
 
+_RELATION_RE = re.compile(
+    r"\\(?:le|ge|leq|geq|leqslant|geqslant|lt|gt|ne|neq|approx|sim|simeq|cong|equiv|propto|"
+    r"lesssim|gtrsim|ll|gg|to|implies|iff|Rightarrow|rightarrow|Longrightarrow|pm|mp|lor|vee|"
+    r"land|wedge)(?![A-Za-z])|[<>≤≥≈≠±∓→⇒]"
+)
+"""Relations and hedges (``\\ge 4``, ``\\approx 4``, ``\\pm 4``, ``4 \\lor 5``): an answer holding
+one its gold lacks states something other than a value, so it is not that value."""
+
+
 def not_an_answer(answer: str, gold: str) -> str:
     """Why ``answer`` is no answer to a question whose gold is ``gold`` (empty when it may be):
     an equation is read by its right side, so only ``<name> = <value>`` may stand for a value;
-    ``4 = 3`` (or ``x = 2 = 3``) states a relation and must not pass as 3.
+    ``4 = 3`` (or ``x = 2 = 3``) states a relation and must not pass as 3; nor may ``\\ge 3``,
+    ``\\approx 3`` or ``\\pm 3`` (:data:`_RELATION_RE`) unless the gold holds the same relation.
 
     >>> not_an_answer("x = 3", "3"), not_an_answer("4 = 3", "3"), not_an_answer("3", "3")
     ('', 'an equation whose left side is not a name: not an answer', '')
     """
+    for relation in _RELATION_RE.findall(answer):
+        if relation not in _RELATION_RE.findall(gold):
+            return f"a relation ({relation.strip()}), not a value: not an answer"
     if "=" not in answer or "=" in gold:
         return ""
     lhs, _, rhs = answer.partition("=")
@@ -466,6 +480,17 @@ def boxed_answer(completion: str) -> str | Verdict:
             "unparseable",
             answer=clip(answer, 80),
             why=f"boxed answer too long ({len(answer)} characters)",
+        )
+    if any(
+        (unicodedata.category(c) in ("Cc", "Cs") and not c.isspace()) or c == "\ufffd"
+        for c in answer
+    ):
+        # A NUL, a lone surrogate or U+FFFD (what a stored surrogate becomes) spells no answer:
+        # refused, not guessed.
+        return Verdict(
+            "unparseable",
+            answer=clip(answer, 80),
+            why="control character in the boxed answer",
         )
     return answer
 

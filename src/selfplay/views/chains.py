@@ -93,7 +93,11 @@ def load_eval_samples(run_dir: Path, iteration: int) -> list[dict]:
     stage = "seed" if iteration == 0 else f"iter_{iteration:03d}"
     path = Path(run_dir) / stage / "eval_samples.parquet"
     if not path.exists():
-        raise ConfigError(f"{path}: no evaluation samples (not evaluated yet, or an older run)")
+        hint = artifacts.repair_hint(path) if (path.parent / "eval.json").exists() else ""
+        raise ConfigError(
+            f"{path}: no evaluation samples"
+            + (f" (the stage was evaluated: {hint})" if hint else " (not evaluated yet)")
+        )
     rows = artifacts.read_parquet(path)
     for r in rows:
         r["iteration"] = iteration
