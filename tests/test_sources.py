@@ -82,3 +82,31 @@ def test_the_evaluation_set_is_the_same_for_every_seed():
     b = config_from_dict({"seed": 7, "eval": {"n_per_difficulty": 30}})
     task = make_task(a)
     assert [p.id for p in eval_problems(task, a)] == [p.id for p in eval_problems(task, b)]
+
+
+def test_u_holds_no_evaluation_problem_nor_its_twin(tmp_path):
+    """Every arm trains on U (the seed model, raw-repeat): U excludes what the fresh corpus and the
+    practice pool exclude. Without the exclusion the same draw holds twins (the check can fail);
+    with it, only the excluded places change."""
+    import random
+
+    from selfplay.engine.sampling import evaluation_keys
+    from selfplay.engine.sources import raw_corpus
+
+    cfg = config_from_dict(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "raw": {"size": 1000, "difficulties": [1, 2, 3]},
+            "eval": {"difficulties": [1, 2, 3, 4], "n_per_difficulty": 1000},
+        }
+    )
+    task = make_task(cfg)
+    banned = evaluation_keys(task, cfg)
+    plain = task.raw_corpus(cfg.raw, random.Random(f"raw-{cfg.seed}"))
+    assert sum(overlap_key(e.problem_id) in banned for e in plain) > 50  # ~10% of this U
+    u = raw_corpus(cfg, task)
+    assert len(u) == len(plain) and not {overlap_key(e.problem_id) for e in u} & banned
+    wide = [(a, b) for a, b in zip(plain, u, strict=True) if a.difficulty == 3]
+    # 3 digits: far more problems than U asks, so only the twins' places are drawn again
+    assert sum(a != b for a, b in wide) == sum(overlap_key(a.problem_id) in banned for a, _ in wide)
+    assert [e.difficulty for e in u] == [e.difficulty for e in plain]

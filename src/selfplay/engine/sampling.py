@@ -110,14 +110,23 @@ def is_validation(problem_id: str) -> bool:
 
 
 def draw_problems(
-    task: Task, difficulty: int, n: int, rng: random.Random, validation: bool
+    task: Task,
+    difficulty: int,
+    n: int,
+    rng: random.Random,
+    validation: bool,
+    exclude: set[str] | frozenset[str] = frozenset(),
 ) -> list[Problem]:
-    """Up to ``n`` distinct train-split problems on the validation side or the practice side."""
+    """Up to ``n`` distinct train-split problems on the validation side or the practice side;
+    none whose overlap key is in ``exclude`` (:func:`evaluation_keys`: no evaluation twin)."""
+    from selfplay.tasks.generated import overlap_key
+
+    key = getattr(task, "overlap_key", overlap_key)
     out: dict[str, Problem] = {}
     for _ in range(20):
         before = len(out)
         for p in task.sample_problems("train", difficulty, 2 * n, rng):
-            if is_validation(p.id) == validation and p.id not in out:
+            if is_validation(p.id) == validation and p.id not in out and key(p.id) not in exclude:
                 out[p.id] = p
         if len(out) >= n or len(out) == before:  # enough, or the difficulty has no more
             break

@@ -40,11 +40,16 @@ def records_to_examples(records: list[dict]) -> list[Example]:
 
 
 def raw_corpus(cfg: RunConfig, task: Task) -> list[Example]:
-    """U, drawn once per run and stored in ``seed/raw.parquet``."""
+    """U, drawn once per run and stored in ``seed/raw.parquet``: no evaluation problem and no
+    twin of one (``b+a`` of a test problem ``a+b``), the exclusion every arm's data has (the
+    fresh corpus, the practice pool), so that no arm trains on the evaluation set through U."""
+    from selfplay.engine.sampling import evaluation_keys
+
     path = seed_dir(cfg.run_dir) / "raw.parquet"
     if path.exists():
         return records_to_examples(artifacts.read_parquet(path))
-    raw = task.raw_corpus(cfg.raw, random.Random(f"raw-{cfg.seed}"))
+    banned = frozenset(evaluation_keys(task, cfg))
+    raw = task.raw_corpus(cfg.raw, random.Random(f"raw-{cfg.seed}"), exclude=banned)
     artifacts.write_parquet(path, examples_to_records(raw))
     return raw
 

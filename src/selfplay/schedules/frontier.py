@@ -44,7 +44,7 @@ from selfplay.engine.filters import choose_labels
 from selfplay.engine.ledger import Clock, Cost, add_cost
 from selfplay.engine.models import load_for_generation
 from selfplay.engine.rundir import finished_rounds, round_dir, seed_dir
-from selfplay.engine.sampling import draw_problems, is_validation
+from selfplay.engine.sampling import draw_problems, evaluation_keys, is_validation
 from selfplay.engine.sources import (
     examples_to_records,
     fresh_corpus,
@@ -299,7 +299,10 @@ class FrontierSchedule:
             return plan
         rng = random.Random(f"practice-{cfg.seed}-{k}")
         per = max(1, cfg.loop.problems_per_iter // len(practice))
-        plan.problems = [p for d in practice for p in draw_problems(ctx.task, d, per, rng, False)]
+        banned = evaluation_keys(ctx.task, cfg)  # no arm practises an evaluation problem's twin
+        plan.problems = [
+            p for d in practice for p in draw_problems(ctx.task, d, per, rng, False, banned)
+        ]
         if cfg.loop.data_source == "oracle":  # gold labels for these problems; nothing generated
             write_oracle(ctx, it, plan.problems)
             plan.problems, plan.note["oracle"] = [], True

@@ -584,8 +584,10 @@ class ArithTask:
         chain = mul_chain(a, b, slip, rng)
         return reverse_mul_chain(chain, a, b) if problem.meta.get("reversed") else chain
 
-    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
-        return generated_corpus(self, raw, rng, slip=_slip, hints_last=True)
+    def raw_corpus(
+        self, raw: RawConfig, rng: random.Random, exclude: frozenset[str] = frozenset()
+    ) -> list[Example]:
+        return generated_corpus(self, raw, rng, slip=_slip, hints_last=True, exclude=exclude)
 
     def hint_prompt(self, problem: Problem) -> str:
         """The prompt with the answer given as a hint (STaR's rationalization)."""

@@ -83,9 +83,12 @@ class Task(Protocol):
         """Up to ``n`` distinct problems of one difficulty from ``split`` (``train`` or ``test``,
         e.g. by :func:`split_of` of the id); deterministic given ``rng``."""
 
-    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
+    def raw_corpus(
+        self, raw: RawConfig, rng: random.Random, exclude: frozenset[str] = frozenset()
+    ) -> list[Example]:
         """The raw corpus U described by the ``raw`` section (size, difficulties, slip /
-        answer-only / hint rates), drawn from the train split."""
+        answer-only / hint rates), drawn from the train split; no problem whose overlap key
+        (``overlap_key``) is in ``exclude`` (the evaluation set's, twins included)."""
 
     def gold_chain(self, problem: Problem) -> str:
         """A correct completion for ``problem``: one the verifier judges valid. A task whose U has
@@ -186,19 +189,55 @@ def verify_all(task: Task, items: list[tuple[Problem, str]]) -> list[Verdict]:
 
 
 def corpus_problems(
-    task: Task, size: int, difficulties: list[int], rng: random.Random
+    task: Task,
+    size: int,
+    difficulties: list[int],
+    rng: random.Random,
+    exclude: frozenset[str] = frozenset(),
+    key: Callable[[str], str] = str,
 ) -> list[Problem]:
     """``size`` train problems of a generated task, difficulties drawn uniformly from
     ``difficulties``, shuffled. A difficulty with fewer distinct problems than asked (1-digit
-    addition has 100) repeats them rather than shrink U."""
+    addition has 100) repeats them rather than shrink U.
+
+    A problem whose ``key`` (of its id) is in ``exclude`` (an evaluation problem's twin: ``b+a`` of
+    a test problem ``a+b`` is in the train split) is replaced by another of its difficulty, drawn
+    from a stream of its own, so every other problem, and every later draw of ``rng``, is the one
+    it would be without the exclusion."""
     per_difficulty = {d: 0 for d in difficulties}
     for _ in range(size):
         per_difficulty[rng.choice(difficulties)] += 1
     problems = []
     for d, n in per_difficulty.items():
         drawn = task.sample_problems("train", d, n, rng)
+        if exclude:
+            drawn = _without(task, drawn, d, n, exclude, key)
         while drawn and len(drawn) < n:
             drawn += drawn[: n - len(drawn)]
         problems += drawn
     rng.shuffle(problems)
     return problems
+
+
+def _without(task, drawn, d, n, exclude, key) -> list[Problem]:
+    """``drawn`` with each problem of an excluded key replaced in place (the first distinct ones
+    a stream seeded by the difficulty and the draw gives); dropped where none is left."""
+    held = {p.id for p in drawn}
+    if not any(key(p.id) in exclude for p in drawn):
+        return drawn
+    refill = random.Random(f"u-refill-{d}-{n}-{drawn[0].id}")
+    spare: list[Problem] = []
+    for _ in range(20):
+        for p in task.sample_problems("train", d, n, refill):
+            if p.id not in held and key(p.id) not in exclude:
+                held.add(p.id)
+                spare.append(p)
+        if len(spare) >= n:
+            break
+    out = []
+    for p in drawn:
+        if key(p.id) not in exclude:
+            out.append(p)
+        elif spare:
+            out.append(spare.pop(0))
+    return out

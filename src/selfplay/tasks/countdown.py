@@ -527,8 +527,12 @@ class CountdownTask:
         expr = solution_expression(problem.meta["numbers"], steps) if steps else problem.answer
         return f"H:{expr} {problem.prompt}"
 
-    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
-        return generated_corpus(self, raw, rng, slip=lambda p, rng: "wrong_result")
+    def raw_corpus(
+        self, raw: RawConfig, rng: random.Random, exclude: frozenset[str] = frozenset()
+    ) -> list[Example]:
+        return generated_corpus(
+            self, raw, rng, slip=lambda p, rng: "wrong_result", exclude=exclude
+        )
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return verify_countdown(problem, completion, self.timeout)

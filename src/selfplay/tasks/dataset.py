@@ -89,10 +89,15 @@ class DatasetTask:
         pool = self.by_split_difficulty.get((split, difficulty), [])
         return rng.sample(pool, min(n, len(pool)))
 
-    def raw_corpus(self, raw: RawConfig, rng: random.Random) -> list[Example]:
+    def raw_corpus(
+        self, raw: RawConfig, rng: random.Random, exclude: frozenset[str] = frozenset()
+    ) -> list[Example]:
         """``raw.size`` train problems from ``raw.difficulties`` (all of them, repeated, if the split
-        has fewer), each with its gold chain, or only its answer for ``raw.answer_only_rate``."""
+        has fewer), each with its gold chain, or only its answer for ``raw.answer_only_rate``;
+        none whose id is in ``exclude``."""
+        key = getattr(self, "overlap_key", str)
         pool = [p for d in raw.difficulties for p in self.by_split_difficulty.get(("train", d), [])]
+        pool = [p for p in pool if key(p.id) not in exclude]
         if not pool:
             raise ConfigError(
                 f"raw.difficulties: no {self.name} training problems at difficulties {raw.difficulties}"

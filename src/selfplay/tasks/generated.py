@@ -43,6 +43,7 @@ def generated_corpus(
     rng: random.Random,
     slip: Callable[[Problem, random.Random], str],
     hints_last: bool = False,
+    exclude: frozenset[str] = frozenset(),
 ) -> list[Example]:
     """U as ``raw`` describes it: ``raw.size`` train problems (:func:`corpus_problems`), each
     with its gold chain, or its answer alone (``answer_only_rate``), or a chain with a slip that
@@ -52,8 +53,10 @@ def generated_corpus(
 
     ``hints_last`` draws which clean items are hinted in a second pass over U, after the rest:
     the same distribution, other draws. It is arith's order, kept so that a seed gives the U
-    (and so the results) it always gave."""
-    problems = corpus_problems(task, raw.size, raw.difficulties, rng)
+    (and so the results) it always gave. ``exclude``: overlap keys U must not hold
+    (:func:`selfplay.tasks.base.corpus_problems`)."""
+    key = getattr(task, "overlap_key", overlap_key)
+    problems = corpus_problems(task, raw.size, raw.difficulties, rng, exclude, key)
     out = []
     for p in problems:
         u = rng.random()
