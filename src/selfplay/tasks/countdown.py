@@ -530,9 +530,7 @@ class CountdownTask:
     def raw_corpus(
         self, raw: RawConfig, rng: random.Random, exclude: frozenset[str] = frozenset()
     ) -> list[Example]:
-        return generated_corpus(
-            self, raw, rng, slip=lambda p, rng: "wrong_result", exclude=exclude
-        )
+        return generated_corpus(self, raw, rng, slip=lambda p, rng: "wrong_result", exclude=exclude)
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return verify_countdown(problem, completion, self.timeout)
