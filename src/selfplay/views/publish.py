@@ -37,6 +37,7 @@ PUBLISHED_PLOTS = {
     # results name: (its plots' prefix in docs/, the plots docs/ shows (None: all), the name of
     # its report.md's copy in docs/ (None: none))
     "bench": ("bench_", None, "bench-report.md"),
+    "bench-arms": ("bench_arms_", None, "bench-arms-report.md"),
     "ablation": ("ablation_", None, "ablation-report.md"),
     "bench-grpo": ("grpo_bench_", ("accuracy_vs_tokens.png", "paired_differences.png"), None),
     "bench-grpo-vs-ei": ("grpo_bench_vs_ei_", ("paired_differences.png",), None),
