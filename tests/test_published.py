@@ -199,3 +199,14 @@ def test_publishing_rewrites_paths_under_the_repository(tmp_path):
     f.write_text(f"output_dir: {repo}/runs/b\nother: /elsewhere/x\n")
     repo_relative(f, repo)
     assert f.read_text() == "output_dir: runs/b\nother: /elsewhere/x\n"
+
+
+def test_publishing_rewrites_paths_of_the_checkout_the_result_ran_in(tmp_path):
+    """A bench run in another checkout (a worktree of one commit) is published with its paths
+    relative to that checkout too."""
+    from selfplay.views.publish import repo_relative
+
+    f = tmp_path / "bench.yaml"
+    f.write_text(f"output_dir: {tmp_path}/wt/runs/b\n")
+    repo_relative(f, tmp_path / "repo", ran_in=tmp_path / "wt")
+    assert f.read_text() == "output_dir: runs/b\n"

@@ -65,13 +65,29 @@ def result_files(results_dir: Path) -> tuple[str, ...]:
     return RUN_FILES if (Path(results_dir) / "metrics.jsonl").exists() else FILES
 
 
-def repo_relative(path: Path, repo: Path = REPO) -> None:
-    """Rewrite the paths under ``repo`` in a published text file (a config's ``output_dir``, its
-    rerun comment) relative to the repository, so the file says the same on any checkout."""
+def repo_relative(path: Path, repo: Path = REPO, ran_in: Path | None = None) -> None:
+    """Rewrite the paths under ``repo`` (and under ``ran_in``, the checkout the result ran in,
+    where that is another one: a worktree) in a published text file (a config's ``output_dir``,
+    its rerun comment) relative to it, so the file says the same on any checkout."""
     text = Path(path).read_text()
-    new = text.replace(f"{Path(repo).resolve()}/", "")
+    new = text
+    for top in (repo, ran_in):
+        if top is not None:
+            new = new.replace(f"{Path(top).resolve()}/", "")
     if new != text:
         artifacts.write_text(path, new)
+
+
+def checkout_of(path: Path) -> Path | None:
+    """The git checkout (work tree) that holds ``path``, if any."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    top = done.stdout.strip()
+    return Path(top) if done.returncode == 0 and top else None
 
 
 def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
@@ -94,7 +110,7 @@ def copy_run(run_dir: Path, name: str, root: Path = RESULTS) -> Path:
     out = Path(root) / name
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
-    repo_relative(out / "config.yaml")
+    repo_relative(out / "config.yaml", ran_in=checkout_of(run_dir))
     artifacts.write_jsonl(out / "metrics.jsonl", rows)
     (out / "provenance.json").unlink(missing_ok=True)  # a run is published once, not resumed
     # The commit the run ran at (its config.yaml's header), not the one publishing it.
@@ -126,7 +142,7 @@ def copy_results(bench_dir: Path, name: str, root: Path = RESULTS) -> Path:
     for f in OPTIONAL_FILES:
         if (bench_dir / f).exists():
             shutil.copyfile(bench_dir / f, out / f)
-    repo_relative(out / "bench.yaml")
+    repo_relative(out / "bench.yaml", ran_in=checkout_of(bench_dir))
     return out
 
 
