@@ -62,3 +62,19 @@ def test_model_text_is_inert_on_a_terminal():
     text = out.getvalue()
     assert "\x1b" not in text and "\x07" not in text
     assert "[/x]" in text and "\\x1b]0;pwned" in text
+
+
+@pytest.mark.parametrize(
+    "gold,pred,judged",
+    [
+        ("4", "\\ge 4", "different"),
+        ("4", "x > 3", "different"),
+        ("4", "\\approx 4", "different"),
+        ("(-\\infty,3)", "\\le 3", "different"),  # no left side: no set either
+        ("(-\\infty,3)", "\\pm 3", "different"),
+        ("(-\\infty,3)", "x<3", None),  # an inequality for an interval: math-verify's to judge
+        ("x \\ge 4", "x \\ge 4", "equal"),  # the gold's own relation
+    ],
+)
+def test_math_a_relation_is_no_value(gold, pred, judged):
+    assert fast_judge(gold, pred) == judged

@@ -153,6 +153,29 @@ _RELATION_RE = re.compile(
 )
 """Relations and hedges (``\\ge 4``, ``\\approx 4``, ``\\pm 4``, ``4 \\lor 5``): an answer holding
 one its gold lacks states something other than a value, so it is not that value."""
+_INEQUALITIES = {
+    "<",
+    ">",
+    "\u2264",
+    "\u2265",
+    "\u2260",
+    "\\le",
+    "\\ge",
+    "\\leq",
+    "\\geq",
+    "\\lt",
+    "\\gt",
+    "\\ne",
+    "\\neq",
+    "\\leqslant",
+    "\\geqslant",
+    "\\ll",
+    "\\gg",
+    "\\lesssim",
+    "\\gtrsim",
+}
+"""Of those, the ones an inequality such as ``x < 3`` uses: it may stand for an interval or a set
+(a gold that is no plain number), so only one with no left side (``\\ge 4``) is refused there."""
 
 
 def not_an_answer(answer: str, gold: str) -> str:
@@ -165,8 +188,15 @@ def not_an_answer(answer: str, gold: str) -> str:
     ('', 'an equation whose left side is not a name: not an answer', '')
     """
     for relation in _RELATION_RE.findall(answer):
-        if relation not in _RELATION_RE.findall(gold):
-            return f"a relation ({relation.strip()}), not a value: not an answer"
+        if relation in _RELATION_RE.findall(gold):
+            continue
+        if (
+            relation in _INEQUALITIES
+            and not answer.strip().startswith(relation)
+            and as_number(normalize_latex(gold)) is None
+        ):
+            continue  # 'x < 3' against an interval or a set: math-verify's to judge
+        return f"a relation ({relation.strip()}), not a value: not an answer"
     if "=" not in answer or "=" in gold:
         return ""
     lhs, _, rhs = answer.partition("=")
