@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from selfplay.views.publish import run_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -52,8 +54,6 @@ def one(config: Path, runs: Path, recipe: str, overrides: list[str], seed: int) 
             raise SystemExit(f"{recipe} seed {seed}: selfplay run failed: {tail}")
     m = json.loads(metrics.read_text())
     acc = m["eval"]["accuracy"]
-    header = (out / "config.yaml").read_text().splitlines()[0]  # "# resolved config ...; git <c>"
-    commit = header.split(" git ", 1)[1].split(",")[0] if " git " in header else None
     return {
         "recipe": recipe,
         "overrides": overrides,
@@ -61,7 +61,7 @@ def one(config: Path, runs: Path, recipe: str, overrides: list[str], seed: int) 
         "accuracy": {k: v for k, v in acc.items() if k != "all"},
         "acc_in": acc.get("all"),
         "train_seconds": (m.get("train") or {}).get("seconds"),
-        "commit": commit,
+        "commit": run_commit(out / "config.yaml"),
     }
 
 

@@ -103,12 +103,7 @@ def bench_task(name: str, repeats: int) -> dict | None:
 
 def _commit() -> str:
     """The commit the row was measured at (``+dirty`` with uncommitted changes)."""
-    import subprocess
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
+    from selfplay.engine.rundir import git
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")

@@ -135,9 +135,9 @@ def validation_problems(
     U (``u_ids``: every search seed's), the evaluation set or ``trained_ids``; returns them and
     how many candidates were dropped for having been generated on or trained on."""
     from selfplay.engine.sampling import draw_problems
-    from selfplay.tasks.generated import overlap_key
+    from selfplay.tasks.generated import overlap_key_of
 
-    key = getattr(task, "overlap_key", overlap_key)
+    key = overlap_key_of(task)
     banned = {key(i) for i in u_ids} | {key(p.id) for p in tests}
     trained = {key(i) for i in trained_ids}
     share = -(-total // len(difficulties))  # ceil

@@ -58,13 +58,14 @@ def test_problems(task: Task, cfg: RunConfig) -> list[Problem]:
     return out
 
 
-def evaluation_keys(task: Task, cfg: RunConfig) -> set[str]:
+def evaluation_keys(task: Task, cfg: RunConfig, tests: list[Problem] | None = None) -> set[str]:
     """The overlap keys (:func:`selfplay.tasks.generated.overlap_key`, or the task's own) of the
-    run's evaluation set: a problem with one of them is an evaluation problem or its twin."""
-    from selfplay.tasks.generated import overlap_key
+    run's evaluation set (``tests`` where the caller holds it, else drawn again): a problem with
+    one of them is an evaluation problem or its twin."""
+    from selfplay.tasks.generated import overlap_key_of
 
-    key = getattr(task, "overlap_key", overlap_key)
-    return {key(p.id) for p in test_problems(task, cfg)}
+    key = overlap_key_of(task)
+    return {key(p.id) for p in (test_problems(task, cfg) if tests is None else tests)}
 
 
 def draw_pool(
@@ -81,9 +82,9 @@ def draw_pool(
     split): the exclusion a fresh corpus has (:func:`selfplay.engine.sources.fresh_corpus`), so
     no arm practises the evaluation set. The places the twins took are drawn again from a stream
     of their own, so every other problem is the one the draw gives without the exclusion."""
-    from selfplay.tasks.generated import overlap_key
+    from selfplay.tasks.generated import overlap_key_of
 
-    key = getattr(task, "overlap_key", overlap_key)
+    key = overlap_key_of(task)
     banned = evaluation_keys(task, cfg)
     name = f"pool-{cfg.seed}-{k}" + (f"-{draw}" if draw else "")
     rng = random.Random(name)
@@ -119,9 +120,9 @@ def draw_problems(
 ) -> list[Problem]:
     """Up to ``n`` distinct train-split problems on the validation side or the practice side;
     none whose overlap key is in ``exclude`` (:func:`evaluation_keys`: no evaluation twin)."""
-    from selfplay.tasks.generated import overlap_key
+    from selfplay.tasks.generated import overlap_key_of
 
-    key = getattr(task, "overlap_key", overlap_key)
+    key = overlap_key_of(task)
     out: dict[str, Problem] = {}
     for _ in range(20):
         before = len(out)

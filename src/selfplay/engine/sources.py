@@ -24,7 +24,7 @@ from selfplay.config import RunConfig
 from selfplay.engine import artifacts
 from selfplay.engine.rundir import round_dir, seed_dir
 from selfplay.tasks import Example, Problem, Task
-from selfplay.tasks.generated import overlap_key
+from selfplay.tasks.generated import overlap_key_of
 from selfplay.training import count_supervised_tokens, count_tokens
 
 
@@ -123,7 +123,7 @@ def fresh_corpus(
     path = cfg.run_dir / "fresh.parquet"
     if path.exists():
         return records_to_examples(artifacts.read_parquet(path))
-    key = getattr(task, "overlap_key", overlap_key)
+    key = overlap_key_of(task)
     banned = {key(e.problem_id) for e in raw} | {key(p.id) for p in tests}
     size = max(1, round(cfg.loop.fresh_multiplier * cfg.raw.size))
     data: list[Example] = []

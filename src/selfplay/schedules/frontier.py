@@ -299,7 +299,8 @@ class FrontierSchedule:
             return plan
         rng = random.Random(f"practice-{cfg.seed}-{k}")
         per = max(1, cfg.loop.problems_per_iter // len(practice))
-        banned = evaluation_keys(ctx.task, cfg)  # no arm practises an evaluation problem's twin
+        # no arm practises an evaluation problem's twin
+        banned = evaluation_keys(ctx.task, cfg, ctx.tests)
         plan.problems = [
             p for d in practice for p in draw_problems(ctx.task, d, per, rng, False, banned)
         ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from selfplay.errors import ConfigError
 from selfplay.tasks.base import Example, Problem, split_of
 from selfplay.tasks.data import read_records
+from selfplay.tasks.generated import overlap_key_of
 from selfplay.verify import Verdict
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class DatasetTask:
         """``raw.size`` train problems from ``raw.difficulties`` (all of them, repeated, if the split
         has fewer), each with its gold chain, or only its answer for ``raw.answer_only_rate``;
         none whose id is in ``exclude``."""
-        key = getattr(self, "overlap_key", str)
+        key = overlap_key_of(self)
         pool = [p for d in raw.difficulties for p in self.by_split_difficulty.get(("train", d), [])]
         pool = [p for p in pool if key(p.id) not in exclude]
         if not pool:

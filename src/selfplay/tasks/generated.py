@@ -55,7 +55,7 @@ def generated_corpus(
     the same distribution, other draws. It is arith's order, kept so that a seed gives the U
     (and so the results) it always gave. ``exclude``: overlap keys U must not hold
     (:func:`selfplay.tasks.base.corpus_problems`)."""
-    key = getattr(task, "overlap_key", overlap_key)
+    key = overlap_key_of(task)
     problems = corpus_problems(task, raw.size, raw.difficulties, rng, exclude, key)
     out = []
     for p in problems:
@@ -99,3 +99,8 @@ def overlap_key(problem_id: str) -> str:
     if m:
         return ",".join(sorted(m.group(1).split(","), key=int)) + "->" + m.group(2)
     return problem_id
+
+
+def overlap_key_of(task) -> Callable[[str], str]:
+    """The task's own ``overlap_key`` where it has one, else :func:`overlap_key`."""
+    return getattr(task, "overlap_key", overlap_key)
